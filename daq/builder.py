@@ -1,0 +1,102 @@
+"""From config to running parts: one DeviceSetup per physical (or simulated) device.
+
+Dials that name the same profile and the same attachment share one device (a
+ShuttleXpress's jog and ring are two dials on one USB device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from daq.calibration import Calibrator, RawRange
+from daq.config import DaqConfig, DialConfig
+from daq.device import Decoder
+from daq.outbox.base import Outbox
+from daq.pipeline import DialPipeline
+from daq.readclock import ReadClock
+from daq.session import SessionState
+from daq.topics import Topics
+from daq.transports.base import Transport
+from daq.transports.simulated import RAW_MAX, RAW_MIN, SimulatedDecoder, SimulatedTransport
+
+
+@dataclass
+class DeviceSetup:
+    transport: Transport
+    decoder: Decoder
+    routes: dict[str, DialPipeline] = field(default_factory=dict)  # channel -> pipeline
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # dial -> static part of its meta
+
+    @property
+    def pipelines(self) -> list[DialPipeline]:
+        return list(self.routes.values())
+
+
+class _Parts:
+    def __init__(
+        self,
+        config: DaqConfig,
+        station: str,
+        boot: str,
+        topics: Topics,
+        read_clock: ReadClock,
+        session: SessionState,
+        outbox: Outbox,
+    ) -> None:
+        self.config, self.station, self.boot, self.topics = config, station, boot, topics
+        self.read_clock, self.session, self.outbox = read_clock, session, outbox
+
+    def pipeline(self, dial: DialConfig, raw_range: RawRange) -> DialPipeline:
+        calibrator = Calibrator(dial.scale, dial.calibration, raw_range)
+        return DialPipeline(
+            self.station,
+            dial.id,
+            self.boot,
+            self.topics.samples(dial.id),
+            calibrator,
+            self.read_clock,
+            self.session,
+            self.outbox,
+        )
+
+
+def build_devices(
+    config: DaqConfig,
+    station: str,
+    boot: str,
+    topics: Topics,
+    read_clock: ReadClock,
+    session: SessionState,
+    outbox: Outbox,
+) -> list[DeviceSetup]:
+    parts = _Parts(config, station, boot, topics, read_clock, session, outbox)
+    setups: list[DeviceSetup] = []
+    profiled = [d for d in config.dials if d.profile is not None]
+    for dial in config.dials:
+        if dial.simulate is not None:
+            setups.append(_simulated(parts, dial))
+    if profiled:
+        from daq.profiled import build_profiled
+
+        setups.extend(build_profiled(config, profiled, parts.pipeline))
+    return setups
+
+
+def _simulated(parts: _Parts, dial: DialConfig) -> DeviceSetup:
+    assert dial.simulate is not None
+    transport = SimulatedTransport(dial.id, dial.simulate.rate_hz, dial.simulate.seed)
+    decoder = SimulatedDecoder()
+    pipeline = parts.pipeline(dial, RawRange(RAW_MIN, RAW_MAX))
+    setup = DeviceSetup(transport, decoder)
+    setup.routes[decoder.channel] = pipeline
+    setup.meta[dial.id] = {
+        "profile": "simulated",
+        "transport": "simulated",
+        "device": transport.describe,
+        "channel": decoder.channel,
+        "kind": "absolute",
+        "scale": dial.scale.model_dump(),
+        "rate_hz": dial.simulate.rate_hz,
+    }
+    return setup

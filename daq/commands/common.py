@@ -1,0 +1,62 @@
+"""What several commands share: broker options, signal handling."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from daq.config import BrokerConfig, DaqConfig, apply_env, build_config, read_config_data
+
+
+def add_broker_args(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
+    if with_config:
+        parser.add_argument("--config", "-c", type=Path, help="station config file (TOML)")
+    parser.add_argument(
+        "--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (env DAQ_BROKER_URL)"
+    )
+    parser.add_argument("--root", help="topic root (default daq)")
+    parser.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), help="MQTT protocol version (default 5)")
+
+
+def config_data_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file (or nothing) with the environment and command-line options applied, not yet validated."""
+    config_path: Path | None = getattr(args, "config", None)
+    data = read_config_data(config_path) if config_path is not None else apply_env({}, os.environ)
+    if args.broker:
+        data.setdefault("broker", {})["url"] = args.broker
+    if getattr(args, "root", None):
+        data.setdefault("station", {})["root"] = args.root
+    if getattr(args, "mqtt_protocol", None):
+        data.setdefault("broker", {})["protocol"] = args.mqtt_protocol
+    return data
+
+
+def config_from_args(args: argparse.Namespace) -> DaqConfig:
+    return build_config(config_data_from_args(args), getattr(args, "config", None))
+
+
+def broker_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, str]:
+    config = config_from_args(args)
+    return config.broker, config.station.root
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run `main(stop)`; SIGTERM and SIGINT set `stop`, and `main` flushes and returns."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await main(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(runner())

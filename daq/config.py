@@ -1,0 +1,274 @@
+"""Station configuration: a TOML file validated by pydantic, plus environment overrides.
+
+Secrets and the broker address may come from the environment so that config files can be
+shared: DAQ_BROKER_URL, DAQ_BROKER_USERNAME, DAQ_BROKER_PASSWORD, DAQ_BROKER_PASSWORD_FILE,
+DAQ_STATION. Every error names the file and the key; see `load_config`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+
+from daq.contract import Scale
+from daq.exceptions import ConfigError
+from daq.ids import IdStr, RootStr, default_station_id
+from daq.transports.attachment import Attachment
+from daq.validation import StrictModel, raise_config_error
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+class BrokerAddress(StrictModel):
+    scheme: Literal["mqtt", "mqtts"]
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def display(self) -> str:
+        """For logs: never the password."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """mqtt://[user[:password]@]host[:port] or mqtts://... ; ValueError says what is allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ValueError(
+            f"broker url must start with mqtt:// or mqtts:// (e.g. mqtt://localhost:1883), got {url!r}"
+        )
+    if not parts.hostname:
+        raise ValueError(f"broker url has no host: write it as mqtt://HOST:PORT, got {parts.scheme}://...")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ValueError("broker url port must be a number from 1 to 65535") from None
+    if parts.path not in ("", "/"):
+        raise ValueError("broker url takes no path: write it as mqtt://HOST:PORT")
+    return BrokerAddress(
+        scheme=parts.scheme,  # type: ignore[arg-type]
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=SecretStr(unquote(parts.password)) if parts.password else None,
+    )
+
+
+class TlsConfig(StrictModel):
+    enabled: bool = Field(False, description="use TLS (also switched on by an mqtts:// url)")
+    ca_file: Path | None = Field(None, description="CA certificate(s) to trust; default: the system's")
+    cert_file: Path | None = Field(None, description="client certificate, for brokers that require one")
+    key_file: Path | None = Field(None, description="client private key")
+    check_hostname: bool = Field(True, description="verify the broker's name against its certificate")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file, or neither")
+        return self
+
+
+class BrokerConfig(StrictModel):
+    url: str = Field("mqtt://localhost:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    username: str | None = None
+    password: SecretStr | None = Field(None, description="better: DAQ_BROKER_PASSWORD or password_file")
+    password_file: Path | None = Field(None, description="file whose first line is the password")
+    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
+    client_id: str | None = Field(None, description="default: daq-<station>")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parse_broker_url(value)
+        return value
+
+    @property
+    def address(self) -> BrokerAddress:
+        return parse_broker_url(self.url)
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls.enabled or self.address.tls
+
+    def effective_username(self) -> str | None:
+        return self.username or self.address.username
+
+    def effective_password(self) -> str | None:
+        """The password from config, file or url; read only when connecting, never logged."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise ConfigError(
+                    self.password_file, "broker.password_file", f"cannot read it: {exc}"
+                ) from None
+        if self.address.password is not None:
+            return self.address.password.get_secret_value()
+        return None
+
+
+class StationConfig(StrictModel):
+    id: IdStr = Field(default_factory=default_station_id, description="station id; default: the host name")
+    root: RootStr = Field("daq", description="topic root")
+
+
+class PublishConfig(StrictModel):
+    batch_max: int = Field(
+        20, ge=1, le=1000, description="most samples of one dial per message; 1 = never an array"
+    )
+    batch_linger_ms: float = Field(
+        0, ge=0, le=1000, description="wait this long to fill a batch; 0 = send what is there"
+    )
+    max_inflight: int = Field(256, ge=1, le=65535, description="messages sent but not yet acknowledged")
+
+
+class MediaConfig(StrictModel):
+    clock: Literal["session", "none"] = Field("session", description="where media positions come from")
+    rate: str = Field("25", description="frame rate: 23.976, 24, 25, 29.97, 29.97df, 30, 50, 59.94df, 60 ...")
+    start_timecode: str = Field("00:00:00:00", description="timecode at the start of the session")
+    autostart: bool = Field(True, description="start a session when the station starts")
+
+    @model_validator(mode="after")
+    def _timecode(self) -> MediaConfig:
+        from daq.timecode import FrameRate, TimecodeError, timecode_to_frame
+
+        try:
+            rate = FrameRate.parse(self.rate)
+        except TimecodeError as exc:
+            raise ValueError(f"rate: {exc}") from None
+        try:
+            timecode_to_frame(self.start_timecode, rate)
+        except TimecodeError as exc:
+            raise ValueError(f"start_timecode: {exc}") from None
+        return self
+
+
+class Calibration(StrictModel):
+    raw_min: float | None = Field(
+        None, description="raw reading at the scale's min end; default from the profile"
+    )
+    raw_max: float | None = Field(
+        None, description="raw reading at the scale's max end; default from the profile"
+    )
+    invert: bool = Field(False, description="turning right lowers the value")
+    center: float | None = Field(None, description="raw reading that maps to the middle of the scale")
+    clamp: bool = Field(True, description="keep values within the scale")
+    deadband: float = Field(0, ge=0, description="ignore changes smaller than this (in scale units)")
+
+
+class SimulateConfig(StrictModel):
+    rate_hz: float = Field(10, gt=0, le=10000, description="readings per second")
+    seed: int | None = Field(None, description="random seed; default derived from the dial id")
+
+
+class DialConfig(StrictModel):
+    id: IdStr = Field(description="dial id, used in topics")
+    profile: str | None = Field(None, description="firmware profile id or path to a profile file")
+    simulate: SimulateConfig | None = Field(None, description="a simulated dial instead of a device")
+    channel: str | None = Field(None, description="profile channel to read; default: the profile's first")
+    port: str | None = None
+    usb: str | None = None
+    serial_number: str | None = None
+    location: str | None = None
+    scale: Scale = Field(default_factory=lambda: Scale(min=0, max=100))
+    calibration: Calibration = Field(default_factory=Calibration)
+
+    @model_validator(mode="after")
+    def _source(self) -> DialConfig:
+        if (self.profile is None) == (self.simulate is None):
+            raise ValueError("give either profile = '<profile id>' or a [dials.simulate] table")
+        if self.scale.max == self.scale.min:
+            raise ValueError("scale.min and scale.max must differ")
+        return self
+
+    @property
+    def attachment(self) -> Attachment:
+        return Attachment(
+            port=self.port, usb=self.usb, serial_number=self.serial_number, location=self.location
+        )
+
+
+class DaqConfig(StrictModel):
+    station: StationConfig = Field(default_factory=StationConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    profile_dirs: list[Path] = Field(default_factory=list, description="folders of extra firmware profiles")
+    dials: list[DialConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_dials(self) -> DaqConfig:
+        seen: set[str] = set()
+        for dial in self.dials:
+            if dial.id in seen:
+                raise ValueError(f"dial id {dial.id!r} is used twice: every dial needs its own id")
+            seen.add(dial.id)
+        return self
+
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "DAQ_BROKER_URL": ("broker", "url"),
+    "DAQ_BROKER_USERNAME": ("broker", "username"),
+    "DAQ_BROKER_PASSWORD": ("broker", "password"),
+    "DAQ_BROKER_PASSWORD_FILE": ("broker", "password_file"),
+    "DAQ_STATION": ("station", "id"),
+}
+
+
+def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for name, (table, key) in ENV_OVERRIDES.items():
+        if env.get(name):
+            data.setdefault(table, {})[key] = env[name]
+    return data
+
+
+def build_config(data: dict[str, Any], file: str | Path | None = None) -> DaqConfig:
+    try:
+        config = DaqConfig.model_validate(data)
+    except ValidationError as exc:
+        raise_config_error(file, exc)
+    return _resolve_paths(config, Path(file).parent if file else Path.cwd())
+
+
+def _resolve_paths(config: DaqConfig, base: Path) -> DaqConfig:
+    """Relative paths in a config file are relative to the file, not to where daq was started."""
+    dirs = [d if d.is_absolute() else base / d for d in config.profile_dirs]
+    return config.model_copy(update={"profile_dirs": dirs})
+
+
+def read_config_data(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The config file as a dict, with environment overrides applied; not validated yet."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            file, None, "no such file: check the path, or start from config/daq.example.toml"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read it: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, None, f"not valid TOML: {exc}") from None
+    return apply_env(data, os.environ if env is None else env)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> DaqConfig:
+    """Read, validate and return the config; ConfigError names file, key and fix."""
+    return build_config(read_config_data(path, env), path)

@@ -1,0 +1,143 @@
+"""Run one device: open it (retrying), read, decode, hand readings to its dials' pipelines.
+
+A device may feed several dials (a ShuttleXpress's jog wheel and ring): readings are routed
+by channel. An unplug (`DeviceGone`) closes the device and opens it again when it is back;
+the dial pipelines live on, so dial ids and `seq` run on without a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.pipeline import DialPipeline
+from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+class Decoder(Protocol):
+    def feed(self, chunk: Chunk) -> list[Decoded]: ...
+
+    def reset(self) -> None: ...
+
+
+# kind, dial id (or None), message, data
+EventSink = Callable[[str, str | None, str, dict[str, object]], None]
+# dial id, connected
+ConnectionSink = Callable[[str, bool], None]
+
+
+class DeviceReader:
+    def __init__(
+        self,
+        transport: Transport,
+        decoder: Decoder,
+        routes: dict[str, DialPipeline],
+        on_event: EventSink,
+        on_connection: ConnectionSink,
+        retry_s: tuple[float, float] = (0.25, 5.0),
+    ) -> None:
+        self.transport = transport
+        self.decoder = decoder
+        self.routes = routes
+        self.on_event = on_event
+        self.on_connection = on_connection
+        self.retry_first, self.retry_max = retry_s
+        self.garbage = 0
+        self._garbage_reported = 0
+        self._unavailable_said = ""
+
+    @property
+    def dial_ids(self) -> list[str]:
+        return sorted({p.dial for p in self.routes.values()})
+
+    def _set_connected(self, connected: bool, why: str) -> None:
+        for pipeline in {id(p): p for p in self.routes.values()}.values():
+            pipeline.stats.connected = connected
+            if connected:
+                pipeline.stats.reconnects += 1
+            self.on_connection(pipeline.dial, connected)
+        kind = "device.connected" if connected else "device.disconnected"
+        for dial in self.dial_ids:
+            self.on_event(kind, dial, why, {"device": self.transport.describe})
+
+    async def run(self) -> None:
+        delay = self.retry_first
+        while True:
+            try:
+                await self.transport.open()
+            except DeviceUnavailable as exc:
+                if str(exc) != self._unavailable_said:  # say it once, not every retry
+                    self._unavailable_said = str(exc)
+                    log.warning("%s: %s (retrying)", ",".join(self.dial_ids), exc)
+                    for dial in self.dial_ids:
+                        self.on_event(
+                            "device.unavailable", dial, str(exc), {"device": self.transport.describe}
+                        )
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max, delay * 2)
+                continue
+            delay = self.retry_first
+            self._unavailable_said = ""
+            self._set_connected(True, f"opened {self.transport.describe}")
+            try:
+                await self._read_until_gone()
+            except DeviceGone as exc:
+                log.warning("%s: %s", ",".join(self.dial_ids), exc)
+                self._set_connected(False, str(exc))
+                self.decoder.reset()
+            finally:
+                await self.transport.close()
+
+    async def _read_until_gone(self) -> None:
+        read = self.transport.read
+        feed = self.decoder.feed
+        routes = self.routes
+        while True:
+            for chunk in await read():
+                for item in feed(chunk):
+                    if isinstance(item, Reading):
+                        pipeline = routes.get(item.channel)
+                        if pipeline is not None:
+                            pipeline.on_reading(item)
+                    elif isinstance(item, Garbage):
+                        self._count_garbage(item)
+                    elif isinstance(item, ButtonEvent):
+                        self._button(item)
+
+    def _count_garbage(self, item: Garbage) -> None:
+        self.garbage += 1
+        for pipeline in self.routes.values():
+            pipeline.stats.garbage += 1
+            break
+        # Report the first one at once, then at most one event per 100 so noise cannot flood the broker.
+        if self.garbage == 1 or self.garbage - self._garbage_reported >= 100:
+            self._garbage_reported = self.garbage
+            dials = self.dial_ids
+            self.on_event(
+                "garbage",
+                dials[0] if len(dials) == 1 else None,
+                f"{item.reason} ({self.garbage} so far from {self.transport.describe})",
+                {
+                    "count": self.garbage,
+                    "sample_hex": item.data[:32].hex(" "),
+                    "device": self.transport.describe,
+                },
+            )
+
+    def _button(self, item: ButtonEvent) -> None:
+        dials = self.dial_ids
+        for pipeline in self.routes.values():
+            pipeline.stats.buttons += 1
+            break
+        self.on_event(
+            "button",
+            dials[0] if len(dials) == 1 else None,
+            f"{item.button} {'pressed' if item.pressed else 'released'}",
+            {"button": item.button, "pressed": item.pressed, "mono_ns": item.mono_ns},
+        )

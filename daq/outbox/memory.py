@@ -1,0 +1,60 @@
+"""An outbox in memory: survives broker outages, not a daemon crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from daq.outbox.base import Entry
+
+
+class MemoryOutbox:
+    def __init__(self) -> None:
+        self._pending: deque[Entry] = deque()
+        self._inflight: dict[int, Entry] = {}
+        self._next_id = 0
+        self._ready = asyncio.Event()
+
+    def put(self, dial: str, topic: str, payload: bytes) -> None:
+        self._pending.append(Entry(self._next_id, dial, topic, payload))
+        self._next_id += 1
+        self._ready.set()
+
+    async def wait(self) -> None:
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+
+    def take(self, max_entries: int) -> list[Entry]:
+        out: list[Entry] = []
+        pending = self._pending
+        while pending and len(out) < max_entries:
+            entry = pending.popleft()
+            self._inflight[entry.id] = entry
+            out.append(entry)
+        return out
+
+    def ack(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self._inflight.pop(entry.id, None)
+
+    def requeue(self) -> int:
+        back = sorted(self._inflight.values(), key=lambda e: e.id)
+        self._inflight.clear()
+        for entry in reversed(back):
+            entry.replay = True
+            self._pending.appendleft(entry)
+        if back:
+            self._ready.set()
+        return len(back)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,36 @@
+"""How to open a serial dial: part of a firmware profile (what the device needs),
+not of the station config (where it is attached)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from daq.validation import StrictModel
+
+
+class SerialSettings(StrictModel):
+    baud: int = Field(9600, gt=0, description="bits per second, e.g. 9600 or 115200")
+    bytesize: Literal[5, 6, 7, 8] = 8
+    parity: Literal["none", "even", "odd", "mark", "space"] = "none"
+    stopbits: Literal[1, 1.5, 2] = 1
+    dtr: bool | None = Field(
+        None,
+        description="DTR level after open; None leaves the driver's default (asserted). "
+        "Most Arduino boards reset when DTR rises.",
+    )
+    rts: bool | None = Field(None, description="RTS level after open; None leaves the driver's default")
+    settle_s: float = Field(
+        0.0,
+        ge=0,
+        le=30,
+        description="wait this long after open before reading "
+        "(an Arduino reboots on open and prints a banner)",
+    )
+    init: str = Field(
+        "",
+        description="text written once after settle, e.g. a start command; "
+        "backslash escapes (\\n, \\r, \\xNN) are honoured",
+    )
+    read_timeout_s: float = Field(0.5, gt=0, le=10, description="how long one blocking read waits")

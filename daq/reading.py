@@ -1,0 +1,53 @@
+"""What flows out of a transport and a decoder, before calibration.
+
+A transport hands over `Chunk`s: bytes exactly as read, with the monotonic time taken right
+after the read returned. A decoder (built from a firmware profile) turns chunks into
+`Reading`s (a value of one channel), `ButtonEvent`s and `Garbage` (input that did not
+decode; counted and reported, never published as a sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bytes as one read returned them (a serial read, one HID report, one MIDI message)."""
+
+    data: bytes
+    mono_ns: int  # time.monotonic_ns() taken right after the read returned
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One decoded value of one channel of a device.
+
+    `raw` is the device's reading after decoding: an absolute position, or the accumulated
+    count of a relative dial (deltas summed, wrap-around undone).
+    """
+
+    channel: str
+    raw: int | float
+    mono_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonEvent:
+    """A button changed state."""
+
+    button: str
+    pressed: bool
+    mono_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """Input that did not decode. Never becomes a sample."""
+
+    reason: str
+    data: bytes = field(repr=False)
+    mono_ns: int
+
+
+Decoded = Reading | ButtonEvent | Garbage

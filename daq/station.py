@@ -1,0 +1,216 @@
+"""A station: every configured dial, one media clock, one outbox, one broker connection.
+
+Reads top to bottom as the data path: devices (transport -> decode) feed dial pipelines
+(calibrate -> timestamp -> media clock -> sample -> outbox), the publisher empties the
+outbox to MQTT. Each device runs under supervision: one failing dial never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import aiomqtt
+import orjson
+
+from daq import __version__
+from daq.builder import DeviceSetup, build_devices
+from daq.config import DaqConfig
+from daq.contract import CONTRACT_VERSION
+from daq.device import DeviceReader
+from daq.mediaclock.session import SessionClock
+from daq.outbox.memory import MemoryOutbox
+from daq.pipeline import DialPipeline
+from daq.publisher import Publisher
+from daq.readclock import ReadClock
+from daq.session import SessionState, new_session_id
+from daq.timecode import FrameRate
+from daq.topics import Topics
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+
+
+def dumps(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+class Station:
+    def __init__(self, config: DaqConfig, boot: str | None = None) -> None:
+        self.config = config
+        self.station_id = config.station.id
+        self.boot = boot or secrets.token_hex(8)
+        self.topics = Topics(config.station.root, self.station_id)
+        self.read_clock = ReadClock()
+        self.outbox = MemoryOutbox()
+        media = config.media
+        clock = (
+            SessionClock(FrameRate.parse(media.rate), media.start_timecode)
+            if media.clock == "session"
+            else None
+        )
+        self.session = SessionState(clock)
+        will = aiomqtt.Will(
+            self.topics.status, self._status_payload("offline", "lost", will=True), qos=1, retain=True
+        )
+        self.publisher = Publisher(
+            config.broker,
+            config.publish,
+            config.broker.client_id or f"daq-{self.station_id}",
+            self.outbox,
+            will,
+            subscriptions=(self.topics.cmd_filter,),
+            on_message=self._on_message,
+        )
+        self.devices: list[DeviceSetup] = build_devices(
+            config, self.station_id, self.boot, self.topics, self.read_clock, self.session, self.outbox
+        )
+        self.pipelines: dict[str, DialPipeline] = {}
+        for setup in self.devices:
+            for pipeline in setup.pipelines:
+                self.pipelines[pipeline.dial] = pipeline
+        self.readers = [
+            DeviceReader(s.transport, s.decoder, s.routes, self.emit_event, self._on_connection)
+            for s in self.devices
+        ]
+        self.command_handler: Callable[[str, dict[str, object]], Awaitable[dict[str, object]]] | None = None
+        self.started_mono_ns = time.monotonic_ns()
+
+    # -- payloads ---------------------------------------------------------------------
+
+    def _status_payload(self, state: str, reason: str, will: bool = False) -> bytes:
+        body: dict[str, object] = {
+            "v": CONTRACT_VERSION,
+            "station": self.station_id,
+            "boot": self.boot,
+            "state": state,
+            "reason": reason,
+            "version": __version__,
+            "dials": [d.id for d in self.config.dials],
+        }
+        if not will:
+            body["t_ns"] = self.read_clock.now_ns()
+        return dumps(body)
+
+    def publish_meta(self, dial: str, connected: bool) -> None:
+        setup = next(s for s in self.devices if dial in s.meta)
+        meta = {
+            "v": CONTRACT_VERSION,
+            "station": self.station_id,
+            "dial": dial,
+            "boot": self.boot,
+            "connected": connected,
+            **setup.meta[dial],
+            "t_ns": self.read_clock.now_ns(),
+        }
+        self.publisher.set_retained(self.topics.meta(dial), dumps(meta))
+
+    def publish_session(self) -> None:
+        payload = self.session.payload(self.station_id, self.boot, self.read_clock.offset_ns)
+        self.publisher.set_retained(self.topics.session, dumps(payload))
+
+    def emit_event(self, kind: str, dial: str | None, message: str, data: dict[str, object]) -> None:
+        body = {
+            "v": CONTRACT_VERSION,
+            "station": self.station_id,
+            "boot": self.boot,
+            "t_ns": self.read_clock.now_ns(),
+            "kind": kind,
+            "dial": dial,
+            "message": message,
+            "data": data,
+        }
+        self.publisher.send(self.topics.events, dumps(body))
+
+    def _on_connection(self, dial: str, connected: bool) -> None:
+        self.publish_meta(dial, connected)
+
+    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        verb = str(message.topic).rsplit("/", 1)[-1]
+        if self.command_handler is None:
+            return
+        try:
+            request = orjson.loads(message.payload) if message.payload else {}
+        except orjson.JSONDecodeError:
+            request = {"text": bytes(message.payload).decode(errors="replace")}  # type: ignore[arg-type]
+        reply = await self.command_handler(verb, request if isinstance(request, dict) else {"value": request})
+        props = message.properties
+        topic = getattr(props, "ResponseTopic", None) or self.topics.cmd_reply(verb)
+        self.publisher.send(topic, dumps(reply))
+
+    # -- running ----------------------------------------------------------------------
+
+    def start_session(self) -> None:
+        clock = self.session.clock
+        if isinstance(clock, SessionClock):
+            clock.start()
+        self.session.session_id = new_session_id(self.read_clock.now_ns())
+        self.publish_session()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then stop reading, flush, publish offline and return."""
+        self.publisher.set_retained(self.topics.status, self._status_payload("online", ""))
+        if self.config.media.autostart:
+            self.start_session()
+        else:
+            self.publish_session()
+        for dial in self.pipelines:
+            self.publish_meta(dial, False)
+        publisher_stop = asyncio.Event()
+        publisher = asyncio.create_task(self.publisher.run(publisher_stop), name="publisher")
+        workers = [
+            asyncio.create_task(self._supervise(r), name=f"device:{r.transport.describe}")
+            for r in self.readers
+        ]
+        workers.append(asyncio.create_task(self._watch_clock(), name="read-clock"))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({stopper, publisher}, return_when=asyncio.FIRST_COMPLETED)
+            if publisher.done():
+                publisher.result()  # a fatal broker error (refused credentials) ends the station
+        finally:
+            stopper.cancel()
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if not publisher.done():
+                self.publisher.set_retained(self.topics.status, self._status_payload("offline", "stopped"))
+                publisher_stop.set()
+                try:
+                    await asyncio.wait_for(publisher, DRAIN_TIMEOUT_S)
+                except TimeoutError:
+                    log.error("broker unreachable at exit: %d samples not delivered", self.outbox.pending)
+            self.outbox.close()
+
+    async def _supervise(self, reader: DeviceReader) -> None:
+        while True:
+            try:
+                await reader.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("device %s failed; restarting it", reader.transport.describe)
+                for dial in reader.dial_ids:
+                    self.emit_event(
+                        "error", dial, f"{type(exc).__name__}: {exc}", {"device": reader.transport.describe}
+                    )
+                await asyncio.sleep(1.0)
+
+    async def _watch_clock(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            step = self.read_clock.check()
+            if step is not None:
+                log.warning(
+                    "wall clock stepped by %.3f ms; read times keep the start-up offset", step.step_ns / 1e6
+                )
+                self.emit_event(
+                    "clock.wall_step",
+                    None,
+                    "the host wall clock stepped; read times are unaffected",
+                    {"step_ns": step.step_ns, "offset_ns": step.offset_ns},
+                )

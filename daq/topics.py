@@ -1,0 +1,66 @@
+"""The topic tree of one station, as CONTRACT.md fixes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    root: str
+    station: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.root}/{self.station}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def session(self) -> str:
+        return f"{self.base}/session"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}/events"
+
+    def meta(self, dial: str) -> str:
+        return f"{self.base}/dials/{dial}/meta"
+
+    def samples(self, dial: str) -> str:
+        return f"{self.base}/dials/{dial}/samples"
+
+    def cmd(self, verb: str) -> str:
+        return f"{self.base}/cmd/{verb}"
+
+    def cmd_reply(self, verb: str) -> str:
+        return f"{self.base}/cmd/{verb}/reply"
+
+    @property
+    def cmd_filter(self) -> str:
+        return f"{self.base}/cmd/+"
+
+
+def subscriber_filters(root: str, station: str) -> list[str]:
+    """What a subscriber of one station (or '+' for all) listens to."""
+    base = f"{root}/{station}"
+    return [
+        f"{base}/status",
+        f"{base}/session",
+        f"{base}/events",
+        f"{base}/dials/+/meta",
+        f"{base}/dials/+/samples",
+    ]
+
+
+def parse_topic(root: str, topic: str) -> tuple[str, str, str | None]:
+    """'daq/lab-a/dials/p07/samples' -> ('lab-a', 'samples', 'p07'); ('lab-a', 'status', None)."""
+    rest = topic[len(root) + 1 :] if topic.startswith(root + "/") else topic
+    parts = rest.split("/")
+    if len(parts) == 4 and parts[1] == "dials":
+        return parts[0], parts[3], parts[2]
+    if len(parts) >= 2:
+        return parts[0], "/".join(parts[1:]), None
+    return parts[0], "", None
