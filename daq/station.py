@@ -11,7 +11,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
 import aiomqtt
 import orjson
@@ -20,14 +19,15 @@ from daq import __version__
 from daq.builder import DeviceSetup, build_devices
 from daq.config import DaqConfig
 from daq.contract import CONTRACT_VERSION
+from daq.control import StationControl
 from daq.device import DeviceReader
+from daq.mediaclock.factory import make_clock
 from daq.mediaclock.session import SessionClock
 from daq.outbox.memory import MemoryOutbox
 from daq.pipeline import DialPipeline
 from daq.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.session import SessionState, new_session_id
-from daq.timecode import FrameRate
 from daq.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,8 @@ class Station:
         self.topics = Topics(config.station.root, self.station_id)
         self.read_clock = ReadClock()
         self.outbox = MemoryOutbox()
-        media = config.media
-        clock = (
-            SessionClock(FrameRate.parse(media.rate), media.start_timecode)
-            if media.clock == "session"
-            else None
-        )
-        self.session = SessionState(clock)
+        self.session = SessionState(make_clock(config.media))
+        self.control = StationControl(self)
         will = aiomqtt.Will(
             self.topics.status, self._status_payload("offline", "lost", will=True), qos=1, retain=True
         )
@@ -63,8 +58,8 @@ class Station:
             config.broker.client_id or f"daq-{self.station_id}",
             self.outbox,
             will,
-            subscriptions=(self.topics.cmd_filter,),
-            on_message=self._on_message,
+            subscriptions=self.control.subscriptions,
+            on_message=self.control.on_message,
         )
         self.devices: list[DeviceSetup] = build_devices(
             config, self.station_id, self.boot, self.topics, self.read_clock, self.session, self.outbox
@@ -77,7 +72,6 @@ class Station:
             DeviceReader(s.transport, s.decoder, s.routes, self.emit_event, self._on_connection)
             for s in self.devices
         ]
-        self.command_handler: Callable[[str, dict[str, object]], Awaitable[dict[str, object]]] | None = None
         self.started_mono_ns = time.monotonic_ns()
 
     # -- payloads ---------------------------------------------------------------------
@@ -129,25 +123,12 @@ class Station:
     def _on_connection(self, dial: str, connected: bool) -> None:
         self.publish_meta(dial, connected)
 
-    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        verb = str(message.topic).rsplit("/", 1)[-1]
-        if self.command_handler is None:
-            return
-        try:
-            request = orjson.loads(message.payload) if message.payload else {}
-        except orjson.JSONDecodeError:
-            request = {"text": bytes(message.payload).decode(errors="replace")}  # type: ignore[arg-type]
-        reply = await self.command_handler(verb, request if isinstance(request, dict) else {"value": request})
-        props = message.properties
-        topic = getattr(props, "ResponseTopic", None) or self.topics.cmd_reply(verb)
-        self.publisher.send(topic, dumps(reply))
-
     # -- running ----------------------------------------------------------------------
 
-    def start_session(self) -> None:
+    def start_session(self, timecode: str | None = None) -> None:
         clock = self.session.clock
         if isinstance(clock, SessionClock):
-            clock.start()
+            clock.start(timecode)
         self.session.session_id = new_session_id(self.read_clock.now_ns())
         self.publish_session()
 
