@@ -22,7 +22,7 @@ Approaches:
 Printed per approach: lines/s received (and lines lost), latency write -> chunk stamp p50/p99/max
 (what a reading's timestamp sees), latency write -> the consumer has it p50/p99 (what the
 pipeline sees), chunks per line, and CPU% of the reading process (user+system over wall time;
-100% = one core). `--busy-ms` adds a task that blocks the event loop that long every 100 ms
+100% = one core). `--busy-ms` adds a task that blocks the event loop that long after every 100 ms idle
 (decoding, publishing, a slow callback) to show whose stamps depend on the loop.
 """
 
@@ -257,7 +257,7 @@ class TransportReader:
 
 
 async def busy_loop(busy_ms: float) -> None:
-    """Block the event loop for busy_ms every 100 ms, like a slow decode or publish would."""
+    """Block the event loop for busy_ms after every 100 ms idle, like a slow decode or publish would."""
     while True:
         await asyncio.sleep(0.1)
         end = time.perf_counter() + busy_ms / 1000
@@ -352,6 +352,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="lines per second per port")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--busy-ms", type=float, default=0.0, help="block the loop this long every 100 ms")
+    parser.add_argument(
+        "--switch-interval-ms", type=float, default=None,
+        help="sys.setswitchinterval in the reading process (default: Python's 5 ms)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per approach")
     parser.add_argument("--writer", help=argparse.SUPPRESS)
     parser.add_argument("--start-ns", type=int, help=argparse.SUPPRESS)
@@ -362,13 +366,19 @@ def main() -> None:
         run_writer([int(fd) for fd in args.writer.split(",")], args.rate, args.seconds, args.start_ns)
         return
     if args.one:
+        if args.switch_interval_ms is not None:
+            sys.setswitchinterval(args.switch_interval_ms / 1000)
         result = asyncio.run(run_reader(args.approach, args.ports, args.rate, args.seconds, args.busy_ms))
         print(json.dumps(result), flush=True)
         return
 
     approaches = APPROACHES if args.approach == "all" else (args.approach,)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    print(f"{args.ports} ports x {args.rate:g} lines/s for {args.seconds:g} s, loop busy {args.busy_ms:g} ms/100 ms")
+    switch = f"{args.switch_interval_ms:g} ms" if args.switch_interval_ms is not None else "default"
+    print(
+        f"{args.ports} ports x {args.rate:g} lines/s for {args.seconds:g} s, "
+        f"loop busy {args.busy_ms:g} ms after every 100 ms idle, GIL switch interval {switch}"
+    )
     header = (
         f"{'approach':<16}{'lines/s':>9}{'lost':>6}{'stamp p50':>11}{'p99':>8}{'max':>8}"
         f"{'deliver p50':>13}{'p99':>8}{'chunks/line':>13}{'CPU%':>7}"
@@ -378,6 +388,8 @@ def main() -> None:
     for approach in approaches:
         cmd = [sys.executable, __file__, "--one", "--approach", approach, "--ports", str(args.ports),
                "--rate", str(args.rate), "--seconds", str(args.seconds), "--busy-ms", str(args.busy_ms)]
+        if args.switch_interval_ms is not None:
+            cmd += ["--switch-interval-ms", str(args.switch_interval_ms)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             print(f"{approach:<16} failed: {proc.stderr.strip().splitlines()[-1:]}")

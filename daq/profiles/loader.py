@@ -72,7 +72,9 @@ def _check_spec(data: Mapping[str, Any], file: str | Path | None) -> None:
     # Before the model: a newer file's unknown keys must not hide that dialdaq is too old.
     spec = data.get("spec")
     if spec is None:
-        raise ProfileError(file, "spec", f"required key is missing: add spec = {SPEC_VERSION} (the profile format version)")
+        raise ProfileError(
+            file, "spec", f"required key is missing: add spec = {SPEC_VERSION} (the profile format version)"
+        )
     if not isinstance(spec, int) or isinstance(spec, bool):
         raise ProfileError(file, "spec", f"must be a whole number, e.g. spec = {SPEC_VERSION} (got {spec!r})")
     if spec > SPEC_VERSION:
@@ -100,7 +102,9 @@ def _raise(file: str | Path | None, exc: ValidationError, data: Mapping[str, Any
     first = errors[0]
     loc = user_loc(tuple(first["loc"]))
     if first["type"] == "union_tag_not_found":
-        raise ProfileError(file, "framing.kind", "required key is missing: add kind = 'line', 'binary' or 'report'")
+        raise ProfileError(
+            file, "framing.kind", "required key is missing: add kind = 'line', 'binary' or 'report'"
+        )
     if first["type"] == "union_tag_invalid":
         raise ProfileError(file, "framing.kind", first["msg"])
     problem = (first.get("ctx") or {}).get("error")
@@ -138,7 +142,11 @@ class ProfileRegistry:
         """Add a profile; an id that is taken already is a ProfileError naming both files."""
         known = self._by_id.get(loaded.id)
         if known is not None:
-            if known.path is not None and loaded.path is not None and known.path.resolve() == loaded.path.resolve():
+            if (
+                known.path is not None
+                and loaded.path is not None
+                and known.path.resolve() == loaded.path.resolve()
+            ):
                 return  # the same file reached twice (a directory given twice)
             raise ProfileError(
                 loaded.path,
@@ -160,7 +168,9 @@ class ProfileRegistry:
         ranked = sorted(self._by_id, key=lambda k: (-closeness(k), k))
         listed = ", ".join(ranked) if ranked else "none"
         raise ProfileError(
-            None, "profile", f"unknown profile {profile_id!r}: known profiles are {listed} (or add a file to a --dir)"
+            None,
+            "profile",
+            f"unknown profile {profile_id!r}: known profiles are {listed} (or add a file to a --dir)",
         )
 
     def all(self) -> list[LoadedProfile]:

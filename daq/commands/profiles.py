@@ -1,0 +1,208 @@
+"""`daq profiles`: list, check and try out firmware profiles.
+
+    daq profiles list [--dir DIR ...]
+    daq profiles check FILE...
+    daq profiles decode PROFILE (--hex HEX | --line TEXT | --file CAPTURE) [--dir DIR ...]
+    daq profiles schema
+
+`decode` is how a lab tests a new profile before it has the device on the desk: feed it the
+bytes the firmware sends and see the readings (or why they are garbage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from daq.exceptions import ProfileError
+from daq.profiles.decode import make_decoder
+from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
+from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
+from daq.reading import ButtonEvent, Chunk, Decoded, Reading
+
+EXIT_OK = 0
+EXIT_NO_READING = 1
+EXIT_BAD = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "profiles",
+        help="list, check and try firmware profiles",
+        description="Firmware profiles describe what a dial says. A new dial is a new .toml file.",
+    )
+    sub = parser.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", help="list the known profiles")
+    _dir_option(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("check", help="validate profile files")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile .toml files")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "decode",
+        help="decode bytes with a profile and print what comes out",
+        description="Decode input as if a device sent it, starting at a line or frame boundary. "
+        "Prints one JSON object per decoded item. Exit 0 if a reading or button event came out, "
+        "1 if only garbage or nothing.",
+    )
+    p.add_argument("profile", metavar="PROFILE", help="a profile id, or the path of a .toml file")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument(
+        "--hex",
+        action="append",
+        metavar="HEX",
+        help="bytes in hex, e.g. 'AA 55 00 02 01 FC'; "
+        "repeat for several reads (each --hex is one HID report)",
+    )
+    given.add_argument(
+        "--line",
+        action="append",
+        metavar="TEXT",
+        help="a text line; the profile's terminator is added; repeatable",
+    )
+    given.add_argument(
+        "--file",
+        type=Path,
+        metavar="CAPTURE",
+        help="a raw byte capture (for a report profile: reports of framing.length bytes one after another)",
+    )
+    _dir_option(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the profile format")
+    p.set_defaults(func=cmd_schema)
+
+
+def _dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="also load the *.toml profiles in DIR (repeatable)",
+    )
+
+
+def _shown(path: Path | None) -> str:
+    if path is None:
+        return "<memory>"
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = ProfileRegistry.load(args.dir)
+    rows = [("ID", "TRANSPORT", "NAME", "USB", "FILE")]
+    for loaded in registry.all():
+        p = loaded.profile
+        rows.append((p.id, p.transport, p.name, ",".join(p.match.usb) or "-", _shown(loaded.path)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    bad = 0
+    bundled = ProfileRegistry.load()
+    seen: dict[str, Path] = {}
+    for path in args.files:
+        try:
+            loaded = load_profile(path)
+            _check_unique(loaded, bundled, seen)
+        except ProfileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        print(f"ok {path} ({loaded.id})")
+    return EXIT_BAD if bad else EXIT_OK
+
+
+def _check_unique(loaded: LoadedProfile, bundled: ProfileRegistry, seen: dict[str, Path]) -> None:
+    """An id must be unique among the files checked and the bundled profiles."""
+    assert loaded.path is not None
+    here = loaded.path.resolve()
+    other = seen.get(loaded.id)
+    if other is None and loaded.id in bundled:
+        other = bundled.get(loaded.id).path
+    if other is not None and other.resolve() != here:
+        raise ProfileError(
+            loaded.path, "id", f"the id {loaded.id!r} is used by {other} already: choose another id"
+        )
+    seen[loaded.id] = loaded.path
+
+
+def _resolve(spec: str, dirs: list[Path]) -> Profile:
+    path = Path(spec)
+    if spec.endswith(".toml") or path.is_file():
+        return load_profile(path).profile
+    return ProfileRegistry.load(dirs).get(spec).profile
+
+
+def _chunks(args: argparse.Namespace, profile: Profile) -> list[bytes]:
+    framing = profile.framing
+    if args.line is not None:
+        if not isinstance(framing, LineFraming):
+            raise ProfileError(
+                None, "--line", f"{profile.id} has {framing.kind} framing: give --hex or --file"
+            )
+        term = framing.terminator
+        return [(text + term).encode(framing.encoding, errors="replace") for text in args.line]
+    if args.hex is not None:
+        out = []
+        for text in args.hex:
+            try:
+                out.append(parse_hex(text))
+            except ValueError as exc:
+                raise ProfileError(None, "--hex", str(exc)) from None
+        return out
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ProfileError(args.file, None, f"cannot read the capture: {exc}") from None
+    if isinstance(framing, ReportFraming):
+        if not framing.length:
+            raise ProfileError(
+                None, "--file", "a report profile without framing.length: give each report as --hex"
+            )
+        return [data[i : i + framing.length] for i in range(0, len(data), framing.length)]
+    return [data]
+
+
+def _as_json(item: Decoded) -> dict[str, Any]:
+    if isinstance(item, Reading):
+        return {"channel": item.channel, "raw": item.raw}
+    if isinstance(item, ButtonEvent):
+        return {"button": item.button, "pressed": item.pressed}
+    return {"garbage": item.reason, "hex": item.data.hex(" ")}
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    profile = _resolve(args.profile, args.dir)
+    decoder = make_decoder(profile, synced=True)
+    items: list[Decoded] = []
+    for i, data in enumerate(_chunks(args, profile)):
+        items += decoder.feed(Chunk(data, i))
+    for item in items:
+        print(json.dumps(_as_json(item)))
+    if decoder.ignored:
+        print(
+            f"({decoder.ignored} ignored: empty lines, banners, comments or other reports)", file=sys.stderr
+        )
+    if not items and not decoder.ignored:
+        print("(nothing decoded: an incomplete line or frame? a line needs its terminator)", file=sys.stderr)
+    return EXIT_OK if any(isinstance(i, Reading | ButtonEvent) for i in items) else EXIT_NO_READING
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(Profile.model_json_schema(), indent=2))
+    return EXIT_OK

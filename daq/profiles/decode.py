@@ -1,0 +1,91 @@
+"""Decoders: a profile turned into code that turns chunks into readings.
+
+`make_decoder(profile)` builds the decoder for the profile's framing; the framing classes live
+in daq.profiles.framing, the channel semantics in daq.profiles.fields. A decoder never raises
+on input: what does not decode comes back as `Garbage`. Regexes and struct formats are
+compiled here, once, so `feed` stays cheap (thousands of lines a second per dial).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from daq.profiles.framing import BinaryDecoder, LineDecoder, ReportDecoder
+from daq.profiles.loader import LoadedProfile
+from daq.profiles.model import Profile
+from daq.reading import Chunk, Decoded, Garbage
+
+__all__ = ["Decoded", "Decoder", "make_decoder", "register_decoder"]
+
+
+class Decoder(Protocol):
+    """Turns a device's chunks into readings, button events and garbage.
+
+    Every item carries the `mono_ns` of the chunk that completed it. `reset()` is called after
+    a reconnect: it drops partial lines and frames (a cut line is not a sample) and re-baselines
+    counter channels, but keeps the accumulated totals of relative and counter channels, so a
+    dial's position survives an unplug. `ignored` counts input dropped on purpose (banners,
+    comments, empty lines, the first line after opening, other HID reports), which is not garbage.
+    """
+
+    ignored: int
+
+    def feed(self, chunk: Chunk) -> list[Decoded]: ...
+
+    def reset(self) -> None: ...
+
+
+DecoderFactory = Callable[..., Decoder]
+
+# framing kind -> decoder class. A new framing registers here (one place), see register_decoder.
+_FACTORIES: dict[str, DecoderFactory] = {
+    "line": LineDecoder,
+    "binary": BinaryDecoder,
+    "report": ReportDecoder,
+}
+
+
+def register_decoder(kind: str, factory: DecoderFactory) -> None:
+    """Add the decoder of a framing kind: `factory(profile, *, synced: bool) -> Decoder`."""
+    _FACTORIES[kind] = factory
+
+
+class _Guarded:
+    """Belt and braces: a decoder bug must not kill a device's reader. It becomes garbage
+    (and the decoder starts clean), which tests treat as a failure."""
+
+    def __init__(self, inner: Decoder) -> None:
+        self._inner = inner
+
+    @property
+    def ignored(self) -> int:
+        return self._inner.ignored
+
+    @ignored.setter
+    def ignored(self, value: int) -> None:
+        self._inner.ignored = value
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        try:
+            return self._inner.feed(chunk)
+        except Exception as exc:
+            self._inner.reset()
+            return [Garbage(f"decoder error: {type(exc).__name__}: {exc}", chunk.data, chunk.mono_ns)]
+
+    def reset(self) -> None:
+        self._inner.reset()
+
+
+def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> Decoder:
+    """The decoder for `profile`'s framing.
+
+    `synced=True` says the input starts at a line or frame boundary (a capture, a test,
+    `daq profiles decode`): the first line is then not dropped as possibly cut.
+    """
+    if isinstance(profile, LoadedProfile):
+        profile = profile.profile
+    factory = _FACTORIES.get(profile.framing.kind)
+    if factory is None:  # pragma: no cover - the model only admits framings that have a decoder
+        raise NotImplementedError(f"no decoder for {profile.framing.kind!r} framing")
+    return _Guarded(factory(profile, synced=synced))

@@ -1,0 +1,313 @@
+"""Framings: cutting a device's input into lines, frames or reports, one decoder class each.
+
+Stream framings (line, binary) buffer across chunks: an item is stamped with the `mono_ns`
+of the chunk that completed it. Every decoder here follows `daq.profiles.decode.Decoder`.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+import struct
+from collections.abc import Callable
+
+from daq.profiles.fields import Extractor, Interpreter, Value, parse_int
+from daq.profiles.model import INT_TYPES, BinaryFraming, LineFraming, Profile, ReportFraming
+from daq.reading import Chunk, Decoded, Garbage
+
+# ---------------------------------------------------------------- checksums
+
+
+def _crc8_maxim_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+def _crc16_modbus_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC8 = _crc8_maxim_table()
+_CRC16 = _crc16_modbus_table()
+
+
+def sum8(data: bytes) -> int:
+    return sum(data) & 0xFF
+
+
+def xor8(data: bytes) -> int:
+    return functools.reduce(operator.xor, data, 0)
+
+
+def crc8_maxim(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc = _CRC8[crc ^ b]
+    return crc
+
+
+def crc16_modbus(data: bytes) -> int:
+    crc = 0xFFFF
+    for b in data:
+        crc = (crc >> 8) ^ _CRC16[(crc ^ b) & 0xFF]
+    return crc
+
+
+CHECKSUMS: dict[str, Callable[[bytes], int]] = {
+    "sum8": sum8,
+    "xor8": xor8,
+    "crc8-maxim": crc8_maxim,
+    "crc16-modbus": crc16_modbus,
+}
+
+
+# ---------------------------------------------------------------- line
+
+
+class LineDecoder:
+    """Text lines: `pattern` groups or `delimiter` columns become field values."""
+
+    def __init__(self, profile: Profile, *, synced: bool = False) -> None:
+        framing = profile.framing
+        assert isinstance(framing, LineFraming)
+        self._term = framing.terminator.encode("ascii")
+        self._max = framing.max_length
+        # A '\r' before the terminator and a partial terminator may sit in the buffer too.
+        self._max_buffered = framing.max_length + 1 + len(self._term) - 1
+        self._encoding = framing.encoding
+        self._discard_first = framing.discard_first_line
+        self._ignore = [re.compile(p, re.ASCII) for p in framing.ignore]
+        self._pattern = re.compile(framing.pattern, re.ASCII) if framing.pattern is not None else None
+        self._delimiter = framing.delimiter
+        self._interp = Interpreter(profile)
+        self._parsers = [s.parse for s in self._interp.channels] + [parse_int for _ in self._interp.buttons]
+        if framing.fields is not None:
+            self._columns = [framing.fields[name] for name in self._interp.fields]
+            self._min_columns = max(framing.fields.values()) + 1
+        self._buf = bytearray()
+        self._skipping = False  # inside an overlong line, already reported
+        self._first = self._discard_first and not synced
+        self.ignored = 0
+
+    def reset(self) -> None:
+        self._buf.clear()
+        self._skipping = False
+        self._first = self._discard_first
+        self._interp.reset()
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        out: list[Decoded] = []
+        buf = self._buf
+        buf += chunk.data
+        term, mono = self._term, chunk.mono_ns
+        start = 0
+        while (end := buf.find(term, start)) >= 0:
+            line = bytes(buf[start:end])
+            start = end + len(term)
+            if self._skipping:
+                self._skipping = False
+            elif self._first:
+                self._first = False
+                self.ignored += 1
+            else:
+                self._line(line, mono, out)
+        del buf[:start]
+        if len(buf) > self._max_buffered:
+            keep = len(term) - 1  # the start of a terminator split over two chunks
+            cut = len(buf) - keep
+            if not self._skipping:
+                out.append(Garbage(f"line longer than {self._max} bytes", bytes(buf[:cut]), mono))
+                self._skipping = True
+                self._first = False
+            del buf[:cut]
+        return out
+
+    def _line(self, line: bytes, mono: int, out: list[Decoded]) -> None:
+        raw = line[:-1] if line.endswith(b"\r") else line
+        if len(raw) > self._max:
+            out.append(Garbage(f"line longer than {self._max} bytes", line, mono))
+            return
+        try:
+            text = raw.decode(self._encoding).strip()
+        except UnicodeDecodeError:
+            out.append(Garbage(f"not {self._encoding} text", line, mono))
+            return
+        if not text:
+            self.ignored += 1
+            return
+        for rx in self._ignore:
+            if rx.search(text):
+                self.ignored += 1
+                return
+        texts: list[str | None]
+        if self._pattern is not None:
+            m = self._pattern.fullmatch(text)
+            if m is None:
+                out.append(Garbage("line does not match the profile's pattern", line, mono))
+                return
+            texts = [m.group(f) for f in self._interp.fields]
+        else:
+            cols = text.split(self._delimiter)
+            if len(cols) < self._min_columns:
+                out.append(
+                    Garbage(
+                        f"line has {len(cols)} columns, the profile needs {self._min_columns}", line, mono
+                    )
+                )
+                return
+            texts = [cols[i].strip() for i in self._columns]
+        values: list[Value | None] = []
+        for parse, t in zip(self._parsers, texts):
+            if t is None:
+                values.append(None)
+                continue
+            v = parse(t)
+            if v is None:
+                out.append(Garbage(f"{t!r} is not a number", line, mono))
+                return
+            values.append(v)
+        self._interp.emit(values, line, mono, out)
+
+
+# ---------------------------------------------------------------- binary
+
+
+class BinaryDecoder:
+    """Sync-delimited frames in a byte stream, hunting for the sync after anything bad."""
+
+    def __init__(self, profile: Profile, *, synced: bool = False) -> None:
+        framing = profile.framing
+        assert isinstance(framing, BinaryFraming)
+        self._sync = framing.sync_bytes
+        self._header = framing.header_length
+        self._fixed = framing.length
+        self._max = framing.length or framing.max_length
+        self._length: Callable[[bytes | bytearray, int], int] | None = None
+        if framing.length_field is not None:
+            lf = framing.length_field
+            unpack = struct.Struct(INT_TYPES[lf.type][0]).unpack_from
+            offset, adjust = lf.offset, lf.adjust
+            self._length = lambda buf, pos: int(unpack(buf, pos + offset)[0]) + adjust
+        kind = framing.checksum.kind
+        self._check = CHECKSUMS.get(kind)
+        self._ck_size = framing.checksum.size
+        self._ck_offset = framing.checksum_offset
+        self._covers = framing.checksum_covers
+        self._interp = Interpreter(profile)
+        self._fields = [Extractor(profile.fields[name]) for name in self._interp.fields]
+        self._min = max(
+            [len(self._sync), self._header, self._ck_size, *(e.end for e in self._fields)],
+        )
+        self._buf = bytearray()
+        self._reported = 0  # bytes at the start of the buffer already in a Garbage
+        self.ignored = 0
+
+    def reset(self) -> None:
+        self._buf.clear()
+        self._reported = 0
+        self._interp.reset()
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        out: list[Decoded] = []
+        buf = self._buf
+        buf += chunk.data
+        mono, sync, n = chunk.mono_ns, self._sync, len(buf)
+        pos = 0
+        while True:
+            at = buf.find(sync, pos)
+            if at < 0:
+                keep = max(pos, n - len(sync) + 1)  # a sync may be cut by the chunk boundary
+                self._skipped(buf, pos, keep, mono, out)
+                pos = keep
+                break
+            self._skipped(buf, pos, at, mono, out)
+            pos = at
+            if n - pos < self._header:
+                break
+            length = self._length(buf, pos) if self._length is not None else self._fixed or 0
+            if not self._min <= length <= self._max:
+                out.append(
+                    Garbage(
+                        f"frame length {length} is impossible", bytes(buf[pos : pos + self._header]), mono
+                    )
+                )
+                self._reported = max(self._reported, pos + self._header)
+                pos += 1
+                continue
+            if n - pos < length:
+                break
+            frame = bytes(buf[pos : pos + length])
+            if not self._valid(frame):
+                out.append(Garbage("bad checksum", frame, mono))
+                self._reported = max(self._reported, pos + length)
+                pos += 1
+                continue
+            self._interp.emit([f(frame) for f in self._fields], frame, mono, out)
+            pos += length
+        del buf[:pos]
+        self._reported = max(0, self._reported - pos)
+        return out
+
+    def _skipped(self, buf: bytearray, start: int, end: int, mono: int, out: list[Decoded]) -> None:
+        start = max(start, self._reported)
+        if end > start:
+            out.append(Garbage(f"skipped {end - start} bytes hunting for sync", bytes(buf[start:end]), mono))
+            self._reported = end
+
+    def _valid(self, frame: bytes) -> bool:
+        if self._check is None:
+            return True
+        size = len(frame)
+        off = self._ck_offset if self._ck_offset >= 0 else size + self._ck_offset
+        start, end = self._covers
+        if end < 0:
+            end += size
+        if off < 0 or off + self._ck_size > size or not 0 <= start < end <= size:
+            return False
+        if self._ck_size == 2:
+            stored = frame[off] | frame[off + 1] << 8  # CRC-16/MODBUS goes low byte first
+        else:
+            stored = frame[off]
+        return self._check(frame[start:end]) == stored
+
+
+# ---------------------------------------------------------------- report
+
+
+class ReportDecoder:
+    """One chunk is one HID input report."""
+
+    def __init__(self, profile: Profile, *, synced: bool = False) -> None:
+        framing = profile.framing
+        assert isinstance(framing, ReportFraming)
+        self._report_id = framing.report_id
+        self._interp = Interpreter(profile)
+        self._fields = [Extractor(profile.fields[name]) for name in self._interp.fields]
+        self._min = max([framing.length or 1, *(e.end for e in self._fields)])
+        self.ignored = 0
+
+    def reset(self) -> None:
+        self._interp.reset()
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        data, mono = chunk.data, chunk.mono_ns
+        if data and self._report_id is not None and data[0] != self._report_id:
+            self.ignored += 1  # another report of the same device
+            return []
+        if len(data) < self._min:
+            return [Garbage(f"report of {len(data)} bytes, the profile needs {self._min}", data, mono)]
+        out: list[Decoded] = []
+        self._interp.emit([f(data) for f in self._fields], data, mono, out)
+        return out

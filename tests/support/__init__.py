@@ -1,0 +1,1 @@
+"""Helpers the tests share: real brokers, real subprocesses."""

@@ -1,0 +1,165 @@
+"""Real processes for tests: Mosquitto on a free port, the daq CLI, mosquitto_sub.
+
+Every process is started in its own session and stopped by its own pid; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    """Stop `proc` by its pid: `sig`, then SIGKILL if it does not exit in time."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    return int(proc.returncode)
+
+
+def need(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise RuntimeError(f"{program} is not installed: run scripts/test, which installs it (apt-get)")
+    return path
+
+
+class Mosquitto:
+    """A real Mosquitto broker on a free loopback port, its files in `folder`."""
+
+    def __init__(self, folder: Path, port: int | None = None, extra_conf: Sequence[str] = (),
+                 persistence: bool = False) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.extra_conf = list(extra_conf)
+        self.persistence = persistence
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = folder / "mosquitto.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def write_conf(self) -> Path:
+        conf = self.folder / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.folder}/",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "max_queued_messages 1000000",
+            *self.extra_conf,
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self) -> Mosquitto:
+        conf = self.write_conf()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([need("mosquitto"), "-c", str(conf)], stdout=log, stderr=log,
+                                     start_new_session=True)
+        log.close()
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGKILL)
+            self.proc = None
+
+
+def daq_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "daq", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAQ_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def start_daq(args: Sequence[str], cwd: Path, log_name: str = "daq", **env: str) -> subprocess.Popen[bytes]:
+    """`python -m daq ARGS` in its own session; stdout+stderr to cwd/<log_name>.log."""
+    log = (cwd / f"{log_name}.log").open("ab")
+    proc = subprocess.Popen(daq_cmd(*args), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                            env=clean_env(**env), start_new_session=True)
+    log.close()
+    return proc
+
+
+class Sub:
+    """A mosquitto_sub client (a subscriber we did not write), each message as one JSON line."""
+
+    def __init__(self, port: int, topics: Sequence[str], out: Path, extra: Sequence[str] = ()) -> None:
+        self.out = out
+        args = [need("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-V", "mqttv5",
+                "-F", '{"topic":"%t","retain":%r,"payload":%p}', *extra]
+        for topic in topics:
+            args += ["-t", topic]
+        handle = out.open("ab")
+        self.proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        handle.close()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def messages(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.out.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
