@@ -68,7 +68,8 @@ def test_pipeline_writes_the_model_fields() -> None:
 
     async def make() -> dict[str, object]:
         clock = SessionClock(FrameRate.parse("29.97df"))
-        clock.start(mono_ns=0)
+        base = time.monotonic_ns()
+        clock.start(mono_ns=base)
         session = SessionState(clock)
         session.session_id = "s-1"
         pipe = DialPipeline("st", "d1", "b", "t", Calibrator(Scale(min=1, max=9), Calibration(), RawRange(0, 100)),

@@ -107,7 +107,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append((p.id, p.transport, p.name, ",".join(p.match.usb) or "-", _shown(loaded.path)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return EXIT_OK
 
 

@@ -186,13 +186,13 @@ class Interpreter:
 
     def emit(self, values: Sequence[Value | None], data: bytes, mono_ns: int, out: list[Decoded]) -> None:
         channels = self.channels
-        for sink, value in zip(channels, values):
+        for sink, value in zip(channels, values, strict=False):
             if value is not None and sink.lo is not None and not sink.lo <= value <= sink.hi:  # type: ignore[operator]
                 out.append(
                     Garbage(f"{sink.name}: {value} is outside {sink.lo:g}..{sink.hi:g}", data, mono_ns)
                 )
                 return
-        for sink, value in zip(channels, values):
+        for sink, value in zip(channels, values, strict=False):
             if value is not None:
                 item = sink.apply(value, data, mono_ns)
                 if item is not None:

@@ -169,7 +169,7 @@ class LineDecoder:
                 return
             texts = [cols[i].strip() for i in self._columns]
         values: list[Value | None] = []
-        for parse, t in zip(self._parsers, texts):
+        for parse, t in zip(self._parsers, texts, strict=True):
             if t is None:
                 values.append(None)
                 continue
@@ -276,10 +276,9 @@ class BinaryDecoder:
             end += size
         if off < 0 or off + self._ck_size > size or not 0 <= start < end <= size:
             return False
+        stored = frame[off]
         if self._ck_size == 2:
-            stored = frame[off] | frame[off + 1] << 8  # CRC-16/MODBUS goes low byte first
-        else:
-            stored = frame[off]
+            stored |= frame[off + 1] << 8  # CRC-16/MODBUS goes low byte first
         return self._check(frame[start:end]) == stored
 
 

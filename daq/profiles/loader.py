@@ -81,7 +81,8 @@ def _check_spec(data: Mapping[str, Any], file: str | Path | None) -> None:
         raise ProfileError(
             file,
             "spec",
-            f"this profile needs dialdaq profile spec {spec}; this dialdaq reads {SPEC_VERSION}: upgrade dialdaq",
+            f"this profile needs dialdaq profile spec {spec}; "
+            f"this dialdaq reads {SPEC_VERSION}: upgrade dialdaq",
         )
     if spec < 1:
         raise ProfileError(file, "spec", f"there is no profile spec {spec}: write spec = {SPEC_VERSION}")
@@ -151,7 +152,8 @@ class ProfileRegistry:
             raise ProfileError(
                 loaded.path,
                 "id",
-                f"the id {loaded.id!r} is used by {known.path or '<memory>'} already: give one of them another id",
+                f"the id {loaded.id!r} is used by {known.path or '<memory>'} already: "
+                "give one of them another id",
             )
         self._by_id[loaded.id] = loaded
 

@@ -115,10 +115,11 @@ class Match(StrictModel):
     """
 
     usb: tuple[UsbId, ...] = Field(
-        (), description="USB VID:PID pairs in hex, e.g. ['2341:0043', '1a86:7523']"
+        default=(), description="USB VID:PID pairs in hex, e.g. ['2341:0043', '1a86:7523']"
     )
     product: tuple[str, ...] = Field(
-        (), description="substrings of the USB product string (case-insensitive), e.g. ['ShuttleXpress']"
+        default=(),
+        description="substrings of the USB product string (case-insensitive), e.g. ['ShuttleXpress']",
     )
 
     def usb_ids(self) -> frozenset[tuple[int, int]]:
@@ -136,34 +137,42 @@ class LineFraming(StrictModel):
 
     kind: Literal["line"] = Field(description="text lines")
     terminator: str = Field(
-        "\n", min_length=1, max_length=4, description="end of a line; a trailing '\\r' is always stripped"
+        default="\n",
+        min_length=1,
+        max_length=4,
+        description="end of a line; a trailing '\\r' is always stripped",
     )
     max_length: int = Field(
-        256, ge=1, le=65536, description="longest line in bytes (terminator excluded); longer is garbage"
+        default=256,
+        ge=1,
+        le=65536,
+        description="longest line in bytes (terminator excluded); longer is garbage",
     )
-    encoding: Literal["ascii", "utf-8"] = Field("ascii", description="text encoding; undecodable is garbage")
+    encoding: Literal["ascii", "utf-8"] = Field(
+        default="ascii", description="text encoding; undecodable is garbage"
+    )
     discard_first_line: bool = Field(
-        True,
+        default=True,
         description="drop everything up to the first terminator after the port opens (and after a "
         "reconnect): the port may open mid-line, and a cut line parses as a wrong number "
         "('512' cut to '12')",
     )
     ignore: tuple[Regex, ...] = Field(
-        (),
+        default=(),
         description="regexes (searched, anchor with ^) for lines to drop silently: banners, comments. "
         "Counted as ignored, not as garbage",
     )
     pattern: Regex | None = Field(
-        None,
+        default=None,
         description="regex that must match the whole line; each named group (?P<name>...) is a field "
         "that a channel or button can use. Groups that did not take part are absent from that line. "
         r"\d means [0-9] (ASCII mode)",
     )
     delimiter: str | None = Field(
-        None, min_length=1, description="column separator, e.g. ','; use with `fields`"
+        default=None, min_length=1, description="column separator, e.g. ','; use with `fields`"
     )
     fields: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
-        None, description="with `delimiter`: field name -> column number, counting from 0"
+        default=None, description="with `delimiter`: field name -> column number, counting from 0"
     )
 
     @field_validator("terminator", "delimiter")
@@ -202,8 +211,8 @@ class LengthField(StrictModel):
     """Where a variable-length frame says how long it is."""
 
     offset: int = Field(ge=0, description="byte offset from the frame's first (sync) byte")
-    type: IntType = Field("uint8", description="how the length is stored")
-    adjust: int = Field(0, description="frame length in bytes = stored value + adjust")
+    type: IntType = Field(default="uint8", description="how the length is stored")
+    adjust: int = Field(default=0, description="frame length in bytes = stored value + adjust")
 
 
 class Checksum(StrictModel):
@@ -216,12 +225,12 @@ class Checksum(StrictModel):
         "low byte first; none: no check"
     )
     offset: int | None = Field(
-        None,
+        default=None,
         description="where the checksum is stored; negative counts from the frame's end. "
         "Default: the last byte (the last two for crc16-modbus)",
     )
     covers: tuple[int, int] | None = Field(
-        None,
+        default=None,
         description="[start, end) of the bytes checked, like a Python slice: a negative end counts "
         "from the frame's end. Default: from after the sync to the checksum",
     )
@@ -251,15 +260,20 @@ class BinaryFraming(StrictModel):
     kind: Literal["binary"] = Field(description="sync-delimited binary frames")
     sync: str = Field(description="the bytes every frame starts with, in hex, e.g. 'AA 55'")
     length: int | None = Field(
-        None, ge=1, le=65536, description="frame length in bytes, sync and checksum included"
+        default=None, ge=1, le=65536, description="frame length in bytes, sync and checksum included"
     )
     length_field: LengthField | None = Field(
-        None, description="for variable-length frames, instead of `length`"
+        default=None, description="for variable-length frames, instead of `length`"
     )
     max_length: int = Field(
-        256, ge=1, le=65536, description="with `length_field`: longer frames are garbage (a corrupt length)"
+        default=256,
+        ge=1,
+        le=65536,
+        description="with `length_field`: longer frames are garbage (a corrupt length)",
     )
-    checksum: Checksum = Field(Checksum(kind="none"), description="how a frame is checked")
+    checksum: Checksum = Field(
+        default_factory=lambda: Checksum(kind="none"), description="how a frame is checked"
+    )
 
     @field_validator("sync")
     @classmethod
@@ -323,13 +337,13 @@ class ReportFraming(StrictModel):
 
     kind: Literal["report"] = Field(description="one HID input report per read")
     report_id: int | None = Field(
-        None,
+        default=None,
         ge=0,
         le=255,
         description="only reports whose first byte is this id are decoded; others are ignored",
     )
     length: int | None = Field(
-        None,
+        default=None,
         ge=1,
         description="minimum report length in bytes; shorter is garbage. Default: what the fields need",
     )
@@ -350,16 +364,16 @@ class BinaryField(StrictModel):
         "report, the first byte read)",
     )
     type: IntType = Field(
-        "uint8", description="how the number is stored: [u]int8, [u]int16le/be, [u]int32le/be"
+        default="uint8", description="how the number is stored: [u]int8, [u]int16le/be, [u]int32le/be"
     )
     bit: int | None = Field(
-        None,
+        default=None,
         ge=0,
         le=31,
         description="lowest bit of a bit field, 0 = least significant; bit fields are unsigned",
     )
     bits: int | None = Field(
-        None, ge=1, le=32, description="width of the bit field (default 1 when `bit` is set)"
+        default=None, ge=1, le=32, description="width of the bit field (default 1 when `bit` is set)"
     )
 
     @property
@@ -395,42 +409,44 @@ class Channel(StrictModel):
         description="how the value relates to the dial's position"
     )
     field: str | None = Field(
-        None,
-        description="the field (binary/report) or pattern group / column (line) to read; default: the channel's name",
+        default=None,
+        description="the field (binary/report) or pattern group / column (line) to read; "
+        "default: the channel's name",
     )
     range: tuple[float, float] | None = Field(
-        None,
+        default=None,
         description="absolute only: [min, max] the device can send; a value outside is garbage (noise from "
         "a wrong baud rate often parses as digits)",
     )
     number: Literal["int", "decimal"] = Field(
-        "int", description="line framings: how the text is read; decimal gives a float"
+        default="int", description="line framings: how the text is read; decimal gives a float"
     )
     wrap: int | None = Field(
-        None,
+        default=None,
         ge=2,
         description="counter only: the counter's modulus. Default: 2**bits of a binary field (a uint8 wraps "
         "at 256); a line field has no width, so without `wrap` it is a plain signed count",
     )
     max_delta: float | None = Field(
-        None,
+        default=None,
         gt=0,
         description="relative/counter: a bigger step is garbage (noise, or a device reset the decoder "
         "did not see); a counter then takes the new value as its baseline",
     )
     counts_per_turn: float | None = Field(
-        None, gt=0, description="counts per full turn (calibration of relative dials)"
+        default=None, gt=0, description="counts per full turn (calibration of relative dials)"
     )
     detents_per_turn: int | None = Field(
-        None, gt=0, description="clicks per full turn, if the dial has detents"
+        default=None, gt=0, description="clicks per full turn, if the dial has detents"
     )
     springs_back: bool = Field(
-        False, description="returns to centre when let go (a shuttle ring, a joystick)"
+        default=False, description="returns to centre when let go (a shuttle ring, a joystick)"
     )
     default: bool = Field(
-        False, description="the channel a station dial uses when it names none (default: the first declared)"
+        default=False,
+        description="the channel a station dial uses when it names none (default: the first declared)",
     )
-    description: str = Field("", description="free text for people")
+    description: str = Field(default="", description="free text for people")
 
     @model_validator(mode="after")
     def _kind_options(self) -> Channel:
@@ -457,10 +473,14 @@ class Button(StrictModel):
     The decoder reports a change only.
     """
 
-    field: str | None = Field(None, description="the field or group to read; default: the button's name")
-    bit: int | None = Field(None, ge=0, le=31, description="the bit of the field, 0 = least significant")
-    active_low: bool = Field(False, description="pressed when the bit is 0")
-    description: str = Field("", description="free text for people")
+    field: str | None = Field(
+        default=None, description="the field or group to read; default: the button's name"
+    )
+    bit: int | None = Field(
+        default=None, ge=0, le=31, description="the bit of the field, 0 = least significant"
+    )
+    active_low: bool = Field(default=False, description="pressed when the bit is 0")
+    description: str = Field(default="", description="free text for people")
 
 
 def _fields_table(value: Any) -> Any:
@@ -492,10 +512,10 @@ class Profile(StrictModel):
         min_length=1,
         description="where the facts come from (a datasheet, a driver, a sketch), so they can be checked",
     )
-    description: str = Field("", description="free text for people")
-    match: Match = Field(Match(), description="how discovery recognises the device")
+    description: str = Field(default="", description="free text for people")
+    match: Match = Field(default_factory=Match, description="how discovery recognises the device")
     serial: SerialSettings | None = Field(
-        None, description="serial port settings (serial profiles only, required)"
+        default=None, description="serial port settings (serial profiles only, required)"
     )
     framing: Framing = Field(description="how the input is cut into lines, frames or reports")
     fields: dict[str, BinaryField] = Field(
