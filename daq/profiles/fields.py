@@ -71,8 +71,8 @@ class ChannelSink:
         self.parse: Callable[[str], Value | None] = (
             parse_decimal if channel.number == "decimal" else parse_int
         )
-        self.lo: float | None = None
-        self.hi: float | None = None
+        self.lo = -math.inf  # only absolute channels have a range
+        self.hi = math.inf
 
     def apply(self, value: Value, data: bytes, mono_ns: int) -> Decoded | None:
         raise NotImplementedError
@@ -187,7 +187,7 @@ class Interpreter:
     def emit(self, values: Sequence[Value | None], data: bytes, mono_ns: int, out: list[Decoded]) -> None:
         channels = self.channels
         for sink, value in zip(channels, values, strict=False):
-            if value is not None and sink.lo is not None and not sink.lo <= value <= sink.hi:  # type: ignore[operator]
+            if value is not None and not sink.lo <= value <= sink.hi:
                 out.append(
                     Garbage(f"{sink.name}: {value} is outside {sink.lo:g}..{sink.hi:g}", data, mono_ns)
                 )

@@ -1,0 +1,307 @@
+"""The serial transport: one reader thread per port, chunks stamped in that thread.
+
+Why a thread per port and not pyserial-asyncio-fast: measured with
+benchmarks/serial_readers.py (pty pairs, the writer in another process stamping each line just
+before its write; Linux 6.18, 2 vCPUs, CPython 3.11; "stamp" = chunk stamp minus write time):
+
+    16 ports x 1000 lines/s, 5 s, idle loop  lines/s  stamp p50/p99/max   CPU% (one core = 100)
+      thread (poll + os.read)                  16000   0.36 / 1.8 / 13 ms  115
+      thread, serial.read(max(1,in_waiting))   16000   0.42 / 3.8 / 27 ms   75  (1.65 chunks a line)
+      pyserial-asyncio-fast                    16000   0.16 / 1.6 / 7 ms    25
+    4 ports x 100 lines/s, idle loop
+      thread                                     400   0.23 / 0.9 / 2 ms     6
+      pyserial-asyncio-fast                      400   0.17 / 0.3 / 0.4 ms   1.6
+    4 ports x 100 lines/s, loop blocked 100 ms after every 100 ms idle
+      thread                                     400   0.57 / 23 / 33 ms    55
+      thread, sys.setswitchinterval(0.001)       400   0.46 / 5.1 / 7 ms    52
+      pyserial-asyncio-fast                      400   1.6 / 98 / 102 ms    51  (0.55 chunks a line)
+
+Nothing was lost either way. With a healthy loop pyserial-asyncio-fast is cheaper (it reads
+in the loop: no thread hand-off) and its stamps are as good; but it stamps when the loop gets
+round to the fd, so every stall of the loop (a slow decode, a publish burst, a blocking call)
+goes straight into the reading's time: 98 ms p99 above. The thread stamps right after its
+read returned; the only delay left is waiting for the GIL (up to a few switch intervals, 5 ms
+each by default, 1 ms if the daemon calls sys.setswitchinterval(0.001)). Timestamps are what
+dialdaq is for, dials send tens to hundreds of lines a second (6% of a core for four at
+100 Hz), and it needs no extra dependency: a thread per port.
+
+The thread does poll(port, wake pipe) then os.read(fd, 4096), not pyserial's
+read(max(1, in_waiting)): pyserial reads the first byte alone (1.65-2 chunks a line) and its
+select() cannot be woken by close() other than through its private pipe. Each chunk goes to the
+loop with call_soon_threadsafe into an asyncio.Queue; an error is queued after the chunks read
+before it, so `read()` hands over everything that was read and then raises DeviceGone.
+Off POSIX the thread uses pyserial's read(max(1, in_waiting)) with the profile's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import re
+import select
+import threading
+import time
+from collections.abc import Callable
+
+import serial
+
+from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.profiles.serial_settings import SerialSettings
+from daq.reading import Chunk
+from daq.transports.attachment import Attachment
+from daq.transports.ports import resolve_port
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 4096
+WRITE_TIMEOUT_S = 2.0
+JOIN_TIMEOUT_S = 5.0
+USE_POLL = os.name == "posix"  # else pyserial's read() in the thread (Windows)
+
+PARITY = {
+    "none": serial.PARITY_NONE,
+    "even": serial.PARITY_EVEN,
+    "odd": serial.PARITY_ODD,
+    "mark": serial.PARITY_MARK,
+    "space": serial.PARITY_SPACE,
+}
+STOPBITS = {1: serial.STOPBITS_ONE, 1.5: serial.STOPBITS_ONE_POINT_FIVE, 2: serial.STOPBITS_TWO}
+
+NOT_PRESENT = {errno.ENOENT, errno.ENODEV, errno.ENXIO}
+NO_PERMISSION = {errno.EACCES, errno.EPERM}
+IN_USE = {errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK}  # EAGAIN: our flock() is held elsewhere
+
+_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[nrt0\\])")
+_SIMPLE_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"0": b"\0", b"\\": b"\\"}
+
+_Item = Chunk | DeviceGone
+
+
+def decode_escapes(text: str) -> bytes:
+    r"""'start\r\n' -> b'start\r\n': \n \r \t \0 \\ and \xNN become bytes; other text is UTF-8."""
+
+    def one(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        if code.startswith(b"x"):
+            return bytes([int(code[1:], 16)])
+        return _SIMPLE_ESCAPES[code]
+
+    return _ESCAPE.sub(one, text.encode("utf-8"))
+
+
+class SerialTransport:
+    """A serial dial: opened exclusively, read in a thread of its own, every chunk stamped there.
+
+    Reusable: after `close()` (or DeviceGone) `open()` resolves the port again and reopens.
+    Not for concurrent use by several tasks.
+    """
+
+    def __init__(self, settings: SerialSettings, attachment: Attachment) -> None:
+        self.settings = settings
+        self.attachment = attachment
+        self._serial: serial.Serial | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake: tuple[int, int] | None = None  # pipe that wakes the reader's poll()
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._gone: DeviceGone | None = None
+        self._device: str | None = None
+
+    @property
+    def describe(self) -> str:
+        """'serial:/dev/ttyACM0' (the port as configured) or 'serial:usb=2341:0043, ...'."""
+        return f"serial:{self.attachment.port or self.attachment.describe()}"
+
+    @property
+    def device(self) -> str | None:
+        """The device path open now (symlinks resolved), None when closed."""
+        return self._device
+
+    async def open(self) -> None:
+        """Find the port, open it, wait settle_s, drop what arrived, send `init`, start reading.
+
+        Raises DeviceUnavailable: not present, no permission (with the fix), in use.
+        """
+        if self._serial is not None:
+            raise RuntimeError(f"{self.describe} is open already")
+        path = await asyncio.to_thread(resolve_port, self.attachment)
+        port = await asyncio.to_thread(self._open_port, path)
+        try:
+            if self.settings.settle_s > 0:
+                await asyncio.sleep(self.settings.settle_s)
+            await asyncio.to_thread(self._prepare, port, path)
+        except BaseException:
+            port.close()
+            raise
+        loop = asyncio.get_running_loop()
+        self._serial = port
+        self._device = port.port
+        self._gone = None
+        self._stop.clear()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue = queue
+        self._wake = os.pipe() if USE_POLL else None
+
+        def put(item: _Item) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        target = self._poll_reader if USE_POLL else self._pyserial_reader
+        self._thread = threading.Thread(
+            target=self._run, args=(target, port, put), name=f"reader {self.describe}", daemon=True
+        )
+        self._thread.start()
+        log.info("opened %s at %s", self.describe, self._device)
+
+    async def read(self) -> list[Chunk]:
+        """The chunks read since the last call (waiting for at least one).
+
+        Raises DeviceGone once every chunk read before the device went away was handed over.
+        """
+        if self._gone is not None:
+            raise DeviceGone(str(self._gone))
+        if self._queue is None:
+            raise RuntimeError(f"{self.describe} is not open")
+        queue = self._queue
+        item = await queue.get()
+        chunks: list[Chunk] = []
+        while True:
+            if isinstance(item, DeviceGone):
+                self._gone = item
+                break
+            chunks.append(item)
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+        if chunks:
+            return chunks
+        raise DeviceGone(str(item))
+
+    async def close(self) -> None:
+        """Stop the reader thread (joined) and close the port. Idempotent."""
+        port, thread, wake, queue = self._serial, self._thread, self._wake, self._queue
+        self._serial = self._thread = self._wake = self._queue = None
+        self._device = None
+        self._stop.set()
+        if thread is not None:
+            if wake is not None:
+                os.write(wake[1], b"x")
+            elif port is not None:
+                port.cancel_read()
+            await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("%s: reader thread did not stop within %.0f s", self.describe, JOIN_TIMEOUT_S)
+        if port is not None:
+            port.close()
+        if wake is not None:
+            os.close(wake[0])
+            os.close(wake[1])
+        if queue is not None:  # wake a read() still waiting
+            queue.put_nowait(DeviceGone(f"{self.describe}: closed"))
+
+    # ----------------------------------------------------------------- opening (worker thread)
+
+    def _open_port(self, path: str) -> serial.Serial:
+        real = os.path.realpath(path)
+        shown = path if real == path else f"{path} (-> {real})"
+        if not os.path.exists(real):
+            raise DeviceUnavailable(
+                f"serial port {shown} not present: is the dial plugged in? `daq devices` lists what is attached"
+            )
+        s = self.settings
+        port = serial.Serial()
+        port.port = real
+        port.baudrate = s.baud
+        port.bytesize = s.bytesize
+        port.parity = PARITY[s.parity]
+        port.stopbits = STOPBITS[s.stopbits]
+        port.timeout = s.read_timeout_s
+        port.write_timeout = WRITE_TIMEOUT_S
+        if os.name == "posix":
+            port.exclusive = True
+        # Set before open(): pyserial applies them while opening (a pty, which has no modem
+        # lines, then does not fail).
+        if s.dtr is not None:
+            port.dtr = s.dtr
+        if s.rts is not None:
+            port.rts = s.rts
+        try:
+            port.open()
+        except (serial.SerialException, OSError) as exc:
+            raise _open_error(shown, exc) from exc
+        return port
+
+    def _prepare(self, port: serial.Serial, path: str) -> None:
+        # What arrived while the board rebooted: a banner, a cut line.
+        port.reset_input_buffer()
+        if self.settings.init:
+            try:
+                port.write(decode_escapes(self.settings.init))
+                port.flush()
+            except (serial.SerialException, OSError) as exc:
+                raise DeviceUnavailable(f"{path}: could not send the init string: {exc}") from exc
+
+    # ------------------------------------------------------------------ reading (reader thread)
+
+    def _run(
+        self,
+        reader: Callable[[serial.Serial, Callable[[_Item], None]], None],
+        port: serial.Serial,
+        put: Callable[[_Item], None],
+    ) -> None:
+        try:
+            reader(port, put)
+        except RuntimeError:  # the loop closed under us: nobody is left to read
+            return
+        except (serial.SerialException, OSError) as exc:
+            if not self._stop.is_set():
+                put(DeviceGone(f"{self.describe}: read failed: {exc} (unplugged?)"))
+
+    def _poll_reader(self, port: serial.Serial, put: Callable[[_Item], None]) -> None:
+        fd = port.fileno()
+        wake = self._wake
+        assert wake is not None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller.register(wake[0], select.POLLIN)
+        timeout_ms = int(self.settings.read_timeout_s * 1000)
+        while not self._stop.is_set():
+            events = poller.poll(timeout_ms)
+            if not events or self._stop.is_set():
+                continue
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            mono_ns = time.monotonic_ns()
+            if not data:
+                # A hung-up tty (USB unplugged, pty master closed) is readable and reads 0 bytes.
+                put(DeviceGone(f"{self.describe}: device reports data but gives none: unplugged"))
+                return
+            put(Chunk(data, mono_ns))
+
+    def _pyserial_reader(self, port: serial.Serial, put: Callable[[_Item], None]) -> None:
+        while not self._stop.is_set():
+            data = port.read(max(1, port.in_waiting))
+            mono_ns = time.monotonic_ns()
+            if data:
+                put(Chunk(data, mono_ns))
+
+
+def _open_error(shown: str, exc: BaseException) -> DeviceUnavailable:
+    code = getattr(exc, "errno", None)
+    if code in NOT_PRESENT:
+        return DeviceUnavailable(f"serial port {shown} not present: is the dial plugged in?")
+    if code in NO_PERMISSION:
+        return DeviceUnavailable(
+            f"no permission to open {shown}: add yourself to the dialout group "
+            "or install config/udev rules: see `daq doctor`"
+        )
+    if code in IN_USE:
+        return DeviceUnavailable(
+            f"serial port {shown} is in use by another program (a serial monitor, another daq, "
+            "or ModemManager probing it: config/udev rules tell it to keep away)"
+        )
+    return DeviceUnavailable(f"cannot open serial port {shown}: {exc}")
