@@ -1,7 +1,7 @@
 """Measure ways of reading many serial ports from an asyncio program, over real pseudo-terminals.
 
-    .venv/bin/python benchmarks/serial_readers.py                 # all approaches, 16 ports x 1000 lines/s, 5 s
-    .venv/bin/python benchmarks/serial_readers.py --busy-ms 20    # the same while the loop stalls 20 ms every 100 ms
+    .venv/bin/python benchmarks/serial_readers.py              # all, 16 ports x 1000 lines/s, 5 s
+    .venv/bin/python benchmarks/serial_readers.py --busy-ms 20 # the loop stalls 20 ms every 100 ms
     .venv/bin/python benchmarks/serial_readers.py --approach thread --ports 4 --rate 100 --seconds 2
 
 Each approach runs in its own process, so its CPU time is its own; the writer ("the dials")
@@ -272,7 +272,9 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
-async def run_reader(approach: str, n_ports: int, rate: float, seconds: float, busy_ms: float) -> dict[str, Any]:
+async def run_reader(
+    approach: str, n_ports: int, rate: float, seconds: float, busy_ms: float
+) -> dict[str, Any]:
     ports = [open_pty() for _ in range(n_ports)]
     loop = asyncio.get_running_loop()
     closers: list[Callable[[], Any]] = []
@@ -280,7 +282,10 @@ async def run_reader(approach: str, n_ports: int, rate: float, seconds: float, b
     for port in ports:
         if approach.startswith("thread"):
             tr = ThreadReader(
-                port, loop, use_pyserial_read=approach == "thread-pyserial", batched=approach == "thread-batched"
+                port,
+                loop,
+                use_pyserial_read=approach == "thread-pyserial",
+                batched=approach == "thread-batched",
             )
             closers.append(tr.close)
             consumers.append(asyncio.create_task(tr.consume()))
@@ -297,9 +302,17 @@ async def run_reader(approach: str, n_ports: int, rate: float, seconds: float, b
     busy = asyncio.create_task(busy_loop(busy_ms)) if busy_ms > 0 else None
 
     start_ns = time.monotonic_ns() + 300_000_000
-    writer = subprocess.Popen(
-        [sys.executable, __file__, "--writer", ",".join(str(p.master) for p in ports),
-         "--rate", str(rate), "--seconds", str(seconds), "--start-ns", str(start_ns)],
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--writer",
+        ",".join(str(p.master) for p in ports),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--start-ns",
+        str(start_ns),
         pass_fds=[p.master for p in ports],
         stdout=subprocess.PIPE,
     )
@@ -307,7 +320,7 @@ async def run_reader(approach: str, n_ports: int, rate: float, seconds: float, b
     cpu0, wall0 = os.times(), time.monotonic()
     await asyncio.sleep(seconds + DRAIN_S)
     cpu1, wall1 = os.times(), time.monotonic()
-    out, _ = await asyncio.to_thread(writer.communicate)
+    out, _ = await writer.communicate()
     report = json.loads(out)
 
     if busy:
@@ -346,14 +359,18 @@ async def run_reader(approach: str, n_ports: int, rate: float, seconds: float, b
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--approach", choices=(*APPROACHES, "all"), default="all")
     parser.add_argument("--ports", type=int, default=16)
     parser.add_argument("--rate", type=float, default=1000.0, help="lines per second per port")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--busy-ms", type=float, default=0.0, help="block the loop this long every 100 ms")
     parser.add_argument(
-        "--switch-interval-ms", type=float, default=None,
+        "--switch-interval-ms",
+        type=float,
+        default=None,
         help="sys.setswitchinterval in the reading process (default: Python's 5 ms)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per approach")
@@ -386,8 +403,21 @@ def main() -> None:
     if not args.json:
         print(header)
     for approach in approaches:
-        cmd = [sys.executable, __file__, "--one", "--approach", approach, "--ports", str(args.ports),
-               "--rate", str(args.rate), "--seconds", str(args.seconds), "--busy-ms", str(args.busy_ms)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            "--approach",
+            approach,
+            "--ports",
+            str(args.ports),
+            "--rate",
+            str(args.rate),
+            "--seconds",
+            str(args.seconds),
+            "--busy-ms",
+            str(args.busy_ms),
+        ]
         if args.switch_interval_ms is not None:
             cmd += ["--switch-interval-ms", str(args.switch_interval_ms)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

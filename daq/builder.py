@@ -6,31 +6,15 @@ ShuttleXpress's jog and ring are two dials on one USB device).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+from daq.builder_types import DeviceSetup
 from daq.calibration import Calibrator, RawRange
 from daq.config import DaqConfig, DialConfig
-from daq.device import Decoder
 from daq.outbox.base import Outbox
 from daq.pipeline import DialPipeline
 from daq.readclock import ReadClock
 from daq.session import SessionState
 from daq.topics import Topics
-from daq.transports.base import Transport
 from daq.transports.simulated import RAW_MAX, RAW_MIN, SimulatedDecoder, SimulatedTransport
-
-
-@dataclass
-class DeviceSetup:
-    transport: Transport
-    decoder: Decoder
-    routes: dict[str, DialPipeline] = field(default_factory=dict)  # channel -> pipeline
-    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # dial -> static part of its meta
-
-    @property
-    def pipelines(self) -> list[DialPipeline]:
-        return list(self.routes.values())
 
 
 class _Parts:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from daq.contract import Scale
 from daq.exceptions import ConfigError
@@ -57,7 +57,7 @@ def parse_broker_url(url: str) -> BrokerAddress:
     if parts.path not in ("", "/"):
         raise ValueError("broker url takes no path: write it as mqtt://HOST:PORT")
     return BrokerAddress(
-        scheme=parts.scheme,  # type: ignore[arg-type]
+        scheme=parts.scheme,
         host=parts.hostname,
         port=port,
         username=unquote(parts.username) if parts.username else None,
@@ -210,6 +210,12 @@ class DaqConfig(StrictModel):
     media: MediaConfig = Field(default_factory=MediaConfig)
     profile_dirs: list[Path] = Field(default_factory=list, description="folders of extra firmware profiles")
     dials: list[DialConfig] = Field(default_factory=list)
+    _source_file: Path | None = PrivateAttr(None)
+
+    @property
+    def source_file(self) -> Path | None:
+        """The file this config was read from, for error messages."""
+        return self._source_file
 
     @model_validator(mode="after")
     def _unique_dials(self) -> DaqConfig:
@@ -242,13 +248,22 @@ def build_config(data: dict[str, Any], file: str | Path | None = None) -> DaqCon
         config = DaqConfig.model_validate(data)
     except ValidationError as exc:
         raise_config_error(file, exc)
-    return _resolve_paths(config, Path(file).parent if file else Path.cwd())
+    return _resolve_paths(config, file)
 
 
-def _resolve_paths(config: DaqConfig, base: Path) -> DaqConfig:
+def _resolve_paths(config: DaqConfig, file: str | Path | None) -> DaqConfig:
     """Relative paths in a config file are relative to the file, not to where daq was started."""
+    base = Path(file).parent if file else Path.cwd()
     dirs = [d if d.is_absolute() else base / d for d in config.profile_dirs]
-    return config.model_copy(update={"profile_dirs": dirs})
+    dials = [
+        d.model_copy(update={"profile": str(base / d.profile)})
+        if d.profile and d.profile.endswith(".toml") and not Path(d.profile).is_absolute()
+        else d
+        for d in config.dials
+    ]
+    resolved = config.model_copy(update={"profile_dirs": dirs, "dials": dials})
+    resolved._source_file = Path(file) if file else None
+    return resolved
 
 
 def read_config_data(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class StationControl:
         topic = str(message.topic)
         verb = topic.rsplit("/", 1)[-1]
         try:
-            request = orjson.loads(bytes(message.payload)) if message.payload else {}  # type: ignore[arg-type]
+            request = orjson.loads(bytes(message.payload)) if message.payload else {}
         except orjson.JSONDecodeError:
             request = None
         reply_topic = getattr(message.properties, "ResponseTopic", None) or self.station.topics.cmd_reply(

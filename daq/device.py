@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
@@ -27,7 +27,7 @@ class Decoder(Protocol):
 
 
 # kind, dial id (or None), message, data
-EventSink = Callable[[str, str | None, str, dict[str, object]], None]
+EventSink = Callable[[str, str | None, str, Mapping[str, object]], None]
 # dial id, connected
 ConnectionSink = Callable[[str, bool], None]
 

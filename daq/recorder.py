@@ -109,7 +109,7 @@ class Recorder:
                 )
                 if getter in done:
                     message = getter.result()
-                    self.handle(str(message.topic), bytes(message.payload))  # type: ignore[arg-type]
+                    self.handle(str(message.topic), bytes(message.payload))
                 else:
                     getter.cancel()
                     await asyncio.gather(getter, return_exceptions=True)

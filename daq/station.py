@@ -11,12 +11,14 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 
 import aiomqtt
 import orjson
 
 from daq import __version__
-from daq.builder import DeviceSetup, build_devices
+from daq.builder import build_devices
+from daq.builder_types import DeviceSetup
 from daq.config import DaqConfig
 from daq.contract import CONTRACT_VERSION
 from daq.control import StationControl
@@ -107,7 +109,7 @@ class Station:
         payload = self.session.payload(self.station_id, self.boot, self.read_clock.offset_ns)
         self.publisher.set_retained(self.topics.session, dumps(payload))
 
-    def emit_event(self, kind: str, dial: str | None, message: str, data: dict[str, object]) -> None:
+    def emit_event(self, kind: str, dial: str | None, message: str, data: Mapping[str, object]) -> None:
         body = {
             "v": CONTRACT_VERSION,
             "station": self.station_id,

@@ -108,6 +108,12 @@ def _raise(file: str | Path | None, exc: ValidationError, data: Mapping[str, Any
         )
     if first["type"] == "union_tag_invalid":
         raise ProfileError(file, "framing.kind", first["msg"])
+    if first["type"] == "extra_forbidden":
+        raise ProfileError(
+            file,
+            dotted(loc),
+            "unknown key: remove it or check its spelling (`daq profiles schema` lists the keys)",
+        )
     problem = (first.get("ctx") or {}).get("error")
     if isinstance(problem, ProfileProblem):
         key = dotted(loc)

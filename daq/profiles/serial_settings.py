@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from daq.validation import StrictModel
 
@@ -14,7 +14,7 @@ class SerialSettings(StrictModel):
     baud: int = Field(9600, gt=0, description="bits per second, e.g. 9600 or 115200")
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["none", "even", "odd", "mark", "space"] = "none"
-    stopbits: Literal[1, 1.5, 2] = 1
+    stopbits: float = Field(1, description="1, 1.5 or 2")
     dtr: bool | None = Field(
         None,
         description="DTR level after open; None leaves the driver's default (asserted). "
@@ -33,4 +33,11 @@ class SerialSettings(StrictModel):
         description="text written once after settle, e.g. a start command; "
         "backslash escapes (\\n, \\r, \\xNN) are honoured",
     )
+    @field_validator("stopbits")
+    @classmethod
+    def _stopbits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError("stopbits is 1, 1.5 or 2")
+        return value
+
     read_timeout_s: float = Field(0.5, gt=0, le=10, description="how long one blocking read waits")

@@ -43,7 +43,6 @@ import re
 import select
 import threading
 import time
-from collections.abc import Callable
 
 import serial
 
@@ -102,12 +101,9 @@ class SerialTransport:
         self.settings = settings
         self.attachment = attachment
         self._serial: serial.Serial | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake: tuple[int, int] | None = None  # pipe that wakes the reader's poll()
+        self._reader: _Reader | None = None
         self._queue: asyncio.Queue[_Item] | None = None
         self._gone: DeviceGone | None = None
-        self._device: str | None = None
 
     @property
     def describe(self) -> str:
@@ -117,7 +113,7 @@ class SerialTransport:
     @property
     def device(self) -> str | None:
         """The device path open now (symlinks resolved), None when closed."""
-        return self._device
+        return None if self._serial is None else str(self._serial.port)
 
     async def open(self) -> None:
         """Find the port, open it, wait settle_s, drop what arrived, send `init`, start reading.
@@ -135,24 +131,11 @@ class SerialTransport:
         except BaseException:
             port.close()
             raise
-        loop = asyncio.get_running_loop()
         self._serial = port
-        self._device = port.port
         self._gone = None
-        self._stop.clear()
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._queue = queue
-        self._wake = os.pipe() if USE_POLL else None
-
-        def put(item: _Item) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        target = self._poll_reader if USE_POLL else self._pyserial_reader
-        self._thread = threading.Thread(
-            target=self._run, args=(target, port, put), name=f"reader {self.describe}", daemon=True
-        )
-        self._thread.start()
-        log.info("opened %s at %s", self.describe, self._device)
+        self._queue = asyncio.Queue()
+        self._reader = _Reader(port, self.describe, self.settings.read_timeout_s, self._queue)
+        log.info("opened %s at %s", self.describe, port.port)
 
     async def read(self) -> list[Chunk]:
         """The chunks read since the last call (waiting for at least one).
@@ -181,34 +164,22 @@ class SerialTransport:
 
     async def close(self) -> None:
         """Stop the reader thread (joined) and close the port. Idempotent."""
-        port, thread, wake, queue = self._serial, self._thread, self._wake, self._queue
-        self._serial = self._thread = self._wake = self._queue = None
-        self._device = None
-        self._stop.set()
-        if thread is not None:
-            if wake is not None:
-                os.write(wake[1], b"x")
-            elif port is not None:
-                port.cancel_read()
-            await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                log.warning("%s: reader thread did not stop within %.0f s", self.describe, JOIN_TIMEOUT_S)
+        port, reader, queue = self._serial, self._reader, self._queue
+        self._serial = self._reader = self._queue = None
+        if reader is not None:
+            await reader.stop()
         if port is not None:
             port.close()
-        if wake is not None:
-            os.close(wake[0])
-            os.close(wake[1])
         if queue is not None:  # wake a read() still waiting
             queue.put_nowait(DeviceGone(f"{self.describe}: closed"))
-
-    # ----------------------------------------------------------------- opening (worker thread)
 
     def _open_port(self, path: str) -> serial.Serial:
         real = os.path.realpath(path)
         shown = path if real == path else f"{path} (-> {real})"
         if not os.path.exists(real):
             raise DeviceUnavailable(
-                f"serial port {shown} not present: is the dial plugged in? `daq devices` lists what is attached"
+                f"serial port {shown} not present: is the dial plugged in? "
+                "`daq devices` lists what is attached"
             )
         s = self.settings
         port = serial.Serial()
@@ -221,8 +192,8 @@ class SerialTransport:
         port.write_timeout = WRITE_TIMEOUT_S
         if os.name == "posix":
             port.exclusive = True
-        # Set before open(): pyserial applies them while opening (a pty, which has no modem
-        # lines, then does not fail).
+        # Set before open(): pyserial applies them while opening and ignores a port without
+        # modem lines (a pty); set after, they would raise there.
         if s.dtr is not None:
             port.dtr = s.dtr
         if s.rts is not None:
@@ -234,7 +205,7 @@ class SerialTransport:
         return port
 
     def _prepare(self, port: serial.Serial, path: str) -> None:
-        # What arrived while the board rebooted: a banner, a cut line.
+        # Drop what arrived while the board rebooted: a banner, a cut line.
         port.reset_input_buffer()
         if self.settings.init:
             try:
@@ -243,33 +214,60 @@ class SerialTransport:
             except (serial.SerialException, OSError) as exc:
                 raise DeviceUnavailable(f"{path}: could not send the init string: {exc}") from exc
 
-    # ------------------------------------------------------------------ reading (reader thread)
 
-    def _run(
-        self,
-        reader: Callable[[serial.Serial, Callable[[_Item], None]], None],
-        port: serial.Serial,
-        put: Callable[[_Item], None],
+class _Reader:
+    """The thread that reads one open port and queues its chunks on the event loop."""
+
+    def __init__(
+        self, port: serial.Serial, describe: str, timeout_s: float, queue: asyncio.Queue[_Item]
     ) -> None:
-        try:
-            reader(port, put)
-        except RuntimeError:  # the loop closed under us: nobody is left to read
-            return
-        except (serial.SerialException, OSError) as exc:
-            if not self._stop.is_set():
-                put(DeviceGone(f"{self.describe}: read failed: {exc} (unplugged?)"))
+        self._port = port
+        self._describe = describe
+        self._timeout_s = timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._queue = queue
+        self._stop = threading.Event()
+        self._wake = os.pipe() if USE_POLL else None  # written by stop() to end poll()
+        self._thread = threading.Thread(target=self._run, name=f"reader {describe}", daemon=True)
+        self._thread.start()
 
-    def _poll_reader(self, port: serial.Serial, put: Callable[[_Item], None]) -> None:
-        fd = port.fileno()
-        wake = self._wake
-        assert wake is not None
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._wake is not None:
+            os.write(self._wake[1], b"x")
+        else:
+            self._port.cancel_read()
+        await asyncio.to_thread(self._thread.join, JOIN_TIMEOUT_S)
+        if self._thread.is_alive():  # leave the pipe open: the thread may still poll it
+            log.warning("%s: reader thread did not stop within %.0f s", self._describe, JOIN_TIMEOUT_S)
+        elif self._wake is not None:
+            os.close(self._wake[0])
+            os.close(self._wake[1])
+
+    def _put(self, item: _Item) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def _run(self) -> None:
+        try:
+            try:
+                if self._wake is not None:
+                    self._poll_loop(self._wake[0])
+                else:
+                    self._pyserial_loop()
+            except (serial.SerialException, OSError) as exc:
+                if not self._stop.is_set():
+                    self._put(DeviceGone(f"{self._describe}: read failed: {exc} (unplugged?)"))
+        except RuntimeError:  # the event loop is closed: nobody is left to read
+            pass
+
+    def _poll_loop(self, wake_fd: int) -> None:
+        fd = self._port.fileno()
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLPRI)
-        poller.register(wake[0], select.POLLIN)
-        timeout_ms = int(self.settings.read_timeout_s * 1000)
+        poller.register(wake_fd, select.POLLIN)
+        timeout_ms = int(self._timeout_s * 1000)
         while not self._stop.is_set():
-            events = poller.poll(timeout_ms)
-            if not events or self._stop.is_set():
+            if not poller.poll(timeout_ms) or self._stop.is_set():
                 continue
             try:
                 data = os.read(fd, READ_SIZE)
@@ -277,17 +275,17 @@ class SerialTransport:
                 continue
             mono_ns = time.monotonic_ns()
             if not data:
-                # A hung-up tty (USB unplugged, pty master closed) is readable and reads 0 bytes.
-                put(DeviceGone(f"{self.describe}: device reports data but gives none: unplugged"))
+                # A hung-up tty (USB unplugged, pty master closed) polls readable and reads 0 bytes.
+                self._put(DeviceGone(f"{self._describe}: device reports data but gives none: unplugged"))
                 return
-            put(Chunk(data, mono_ns))
+            self._put(Chunk(data, mono_ns))
 
-    def _pyserial_reader(self, port: serial.Serial, put: Callable[[_Item], None]) -> None:
+    def _pyserial_loop(self) -> None:
         while not self._stop.is_set():
-            data = port.read(max(1, port.in_waiting))
+            data = self._port.read(max(1, self._port.in_waiting))
             mono_ns = time.monotonic_ns()
             if data:
-                put(Chunk(data, mono_ns))
+                self._put(Chunk(data, mono_ns))
 
 
 def _open_error(shown: str, exc: BaseException) -> DeviceUnavailable:

@@ -1,0 +1,152 @@
+"""A dial's firmware on a real pseudo-terminal, for testing serial code at the OS boundary.
+
+    from ptydial import PtyDial
+
+    with PtyDial(tmp_path) as dial:             # dial.path: tmp_path/"dial" -> /dev/pts/N
+        transport = SerialTransport(settings, Attachment(port=str(dial.path)))
+        await transport.open()
+        sent_ns = dial.write(b"512\\r\\n")        # time.monotonic_ns() just before the write
+        times = await dial.play([b"1\\n", b"2\\n"], rate_hz=100)
+        dial.unplug()                            # the program's reads fail: device gone
+        dial.replug()                            # a new pty behind the same dial.path
+
+The program under test opens `path`, the "device side"; the dial writes on the pty master.
+`path` is a symlink that stays put while the /dev/pts node behind it changes on replug, as
+/dev/serial/by-id/... does for a real dial. The dial keeps the device side open too, so
+nothing depends on whether the program has it open. Both ends are raw (no echo, no newline
+translation). Stdlib only; Linux (and other POSIX systems with ptys).
+
+Linux facts the tests rely on (kernel 6.18): when the master closes, the device side hangs
+up: poll() reports it readable and read() returns 0 bytes (older kernels: EIO), and bytes
+not yet read are dropped, as on a real unplug. Call `wait_consumed()` before `unplug()` to
+assert on what was written before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import termios
+import time
+import tty
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["PtyDial"]
+
+
+class PtyDial:
+    """A pseudo-terminal pair playing a serial dial; `path` is where the program opens it."""
+
+    def __init__(self, directory: str | os.PathLike[str], name: str = "dial") -> None:
+        self.path = Path(directory) / name
+        """Stable symlink to the current device side (/dev/pts/N)."""
+        self._master = -1
+        self._slave = -1
+        self.device = ""
+        """The current /dev/pts/N (changes on replug)."""
+        self.replug()
+
+    @property
+    def plugged(self) -> bool:
+        return self._master >= 0
+
+    def write(self, data: bytes) -> int:
+        """Send bytes as the dial; returns time.monotonic_ns() taken just before the write."""
+        self._check_plugged()
+        sent_ns = time.monotonic_ns()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._master, view) :]
+        return sent_ns
+
+    async def play(self, frames: Iterable[bytes], rate_hz: float) -> list[int]:
+        """Write each frame in one write, frame k at start + k / rate_hz (an absolute schedule,
+        so lateness does not add up). Runs in a worker thread: the event loop keeps running.
+        Returns the write times (as `write`)."""
+        return await asyncio.to_thread(self._play, list(frames), rate_hz)
+
+    def read(self, timeout: float = 1.0) -> bytes:
+        """What the program sent to the dial (e.g. an init string): waits up to `timeout` for
+        the first byte, then returns everything that has arrived (b'' if nothing came)."""
+        self._check_plugged()
+        out = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = 0.02 if out else deadline - time.monotonic()
+            ready, _, _ = select.select([self._master], [], [], max(0.0, wait))
+            if not ready:
+                return out
+            out += os.read(self._master, 4096)
+
+    def wait_consumed(self, timeout: float = 1.0) -> bool:
+        """Wait until the program has read everything written so far; False on timeout."""
+        self._check_plugged()
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = int.from_bytes(
+                _ioctl(self._slave, termios.TIOCINQ, b"\0\0\0\0"), "little", signed=True
+            )
+            if pending == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+
+    def unplug(self) -> None:
+        """Pull the cable: close both ends and remove the symlink. Idempotent."""
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+        self.device = ""
+        self.path.unlink(missing_ok=True)
+
+    def replug(self) -> None:
+        """Plug in again: a new pty pair (a new /dev/pts/N), `path` pointing at it."""
+        self.unplug()
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._master)
+        tty.setraw(self._slave)
+        self.device = os.ttyname(self._slave)
+        tmp = self.path.with_name(self.path.name + ".new")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(self.device)
+        tmp.replace(self.path)  # atomic: the path is never missing while plugged
+
+    def close(self) -> None:
+        self.unplug()
+
+    def __enter__(self) -> PtyDial:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PtyDial({str(self.path)!r} -> {self.device or 'unplugged'})"
+
+    def _play(self, frames: list[bytes], rate_hz: float) -> list[int]:
+        period_ns = round(1e9 / rate_hz)
+        start = time.monotonic_ns()
+        times: list[int] = []
+        for k, frame in enumerate(frames):
+            delay = start + k * period_ns - time.monotonic_ns()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+            times.append(self.write(frame))
+        return times
+
+    def _check_plugged(self) -> None:
+        if not self.plugged:
+            raise OSError(f"{self!r} is unplugged")
+
+
+def _ioctl(fd: int, request: int, arg: bytes) -> bytes:
+    import fcntl
+
+    return fcntl.ioctl(fd, request, arg)
