@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "daq.commands.run",
     "daq.commands.demo",
     "daq.commands.record",
+    "daq.commands.status",
     "daq.commands.schema",
     "daq.commands.timecode",
     "daq.commands.profiles",

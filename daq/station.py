@@ -23,6 +23,7 @@ from daq.config import DaqConfig
 from daq.contract import CONTRACT_VERSION
 from daq.control import StationControl
 from daq.device import DeviceReader
+from daq.health import HEALTH_EVERY_S, HealthReporter
 from daq.mediaclock.factory import make_clock
 from daq.mediaclock.session import SessionClock
 from daq.outbox.memory import MemoryOutbox
@@ -60,8 +61,8 @@ class Station:
             config.broker.client_id or f"daq-{self.station_id}",
             self.outbox,
             will,
-            subscriptions=self.control.subscriptions,
-            on_message=self.control.on_message,
+            subscriptions=(*self.control.subscriptions, self.topics.status),
+            on_message=self._on_message,
         )
         self.devices: list[DeviceSetup] = build_devices(
             config, self.station_id, self.boot, self.topics, self.read_clock, self.session, self.outbox
@@ -75,6 +76,8 @@ class Station:
             for s in self.devices
         ]
         self.started_mono_ns = time.monotonic_ns()
+        self._online = False
+        self.health = HealthReporter(self)
 
     # -- payloads ---------------------------------------------------------------------
 
@@ -125,6 +128,26 @@ class Station:
     def _on_connection(self, dial: str, connected: bool) -> None:
         self.publish_meta(dial, connected)
 
+    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        if str(message.topic) == self.topics.status:
+            self._guard_status(bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b"")
+            return
+        await self.control.on_message(client, message)
+
+    def _guard_status(self, payload: bytes) -> None:
+        """A stale Last Will (an earlier connection's, delivered late) must not mark a live station offline."""
+        if not self._online:
+            return
+        try:
+            seen = orjson.loads(payload) if payload else {}
+        except orjson.JSONDecodeError:
+            seen = {}
+        if not isinstance(seen, dict) or seen.get("state") != "online" or seen.get("boot") != self.boot:
+            log.warning("status was overwritten (%s, boot %s): publishing online again",
+                        seen.get("state") if isinstance(seen, dict) else "?",
+                        seen.get("boot") if isinstance(seen, dict) else "?")
+            self.publisher.set_retained(self.topics.status, self._status_payload("online", ""))
+
     # -- running ----------------------------------------------------------------------
 
     def start_session(self, timecode: str | None = None) -> None:
@@ -136,6 +159,7 @@ class Station:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then stop reading, flush, publish offline and return."""
+        self._online = True
         self.publisher.set_retained(self.topics.status, self._status_payload("online", ""))
         if self.config.media.autostart:
             self.start_session()
@@ -150,6 +174,7 @@ class Station:
             for r in self.readers
         ]
         workers.append(asyncio.create_task(self._watch_clock(), name="read-clock"))
+        workers.append(asyncio.create_task(self._report_health(), name="health"))
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({stopper, publisher}, return_when=asyncio.FIRST_COMPLETED)
@@ -160,7 +185,9 @@ class Station:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._online = False
             if not publisher.done():
+                self.publisher.set_retained(self.topics.health, dumps(self.health.payload()))
                 self.publisher.set_retained(self.topics.status, self._status_payload("offline", "stopped"))
                 publisher_stop.set()
                 try:
@@ -182,6 +209,11 @@ class Station:
                         "error", dial, f"{type(exc).__name__}: {exc}", {"device": reader.transport.describe}
                     )
                 await asyncio.sleep(1.0)
+
+    async def _report_health(self) -> None:
+        while True:
+            self.publisher.set_retained(self.topics.health, dumps(self.health.payload()))
+            await asyncio.sleep(HEALTH_EVERY_S)
 
     async def _watch_clock(self) -> None:
         while True:

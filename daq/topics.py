@@ -23,6 +23,10 @@ class Topics:
         return f"{self.base}/session"
 
     @property
+    def health(self) -> str:
+        return f"{self.base}/health"
+
+    @property
     def events(self) -> str:
         return f"{self.base}/events"
 

@@ -1,6 +1,6 @@
 """A dial's firmware on a real pseudo-terminal, for testing serial code at the OS boundary.
 
-    from ptydial import PtyDial
+    from tests.ptydial import PtyDial
 
     with PtyDial(tmp_path) as dial:             # dial.path: tmp_path/"dial" -> /dev/pts/N
         transport = SerialTransport(settings, Attachment(port=str(dial.path)))
@@ -25,6 +25,7 @@ assert on what was written before it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import select
 import termios
@@ -82,39 +83,44 @@ class PtyDial:
             out += os.read(self._master, 4096)
 
     def wait_consumed(self, timeout: float = 1.0) -> bool:
-        """Wait until the program has read everything written so far; False on timeout."""
+        """Wait until the program has read everything written so far; False on timeout.
+
+        Watches the device side's input queue (TIOCINQ) until it is seen empty twice in a row:
+        the kernel moves written bytes into that queue from a worker, a moment after the write.
+        """
         self._check_plugged()
         deadline = time.monotonic() + timeout
-        while True:
-            pending = int.from_bytes(
-                _ioctl(self._slave, termios.TIOCINQ, b"\0\0\0\0"), "little", signed=True
-            )
-            if pending == 0:
-                return True
-            if time.monotonic() >= deadline:
-                return False
+        empty_seen = 0
+        while empty_seen < 2:
             time.sleep(0.002)
+            queued = fcntl.ioctl(self._slave, termios.TIOCINQ, b"\0\0\0\0")
+            empty_seen = empty_seen + 1 if int.from_bytes(queued, "little") == 0 else 0
+            if empty_seen < 2 and time.monotonic() >= deadline:
+                return False
+        return True
 
     def unplug(self) -> None:
         """Pull the cable: close both ends and remove the symlink. Idempotent."""
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = -1
-        self.device = ""
+        self._close_pair()
         self.path.unlink(missing_ok=True)
 
     def replug(self) -> None:
-        """Plug in again: a new pty pair (a new /dev/pts/N), `path` pointing at it."""
-        self.unplug()
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._master)
-        tty.setraw(self._slave)
-        self.device = os.ttyname(self._slave)
+        """Plug in again: a new pty pair, `path` pointing at it.
+
+        Called while plugged, the new pair opens before the old one closes, so `device`
+        changes (/dev/pts/3 -> /dev/pts/4, like ttyACM0 -> ttyACM1 when the old node was
+        still held); after `unplug()` the kernel may hand out the old number again.
+        """
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        self._close_pair()
+        self._master, self._slave = master, slave
+        self.device = os.ttyname(slave)
         tmp = self.path.with_name(self.path.name + ".new")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(self.device)
-        tmp.replace(self.path)  # atomic: the path is never missing while plugged
+        tmp.replace(self.path)
 
     def close(self) -> None:
         self.unplug()
@@ -141,12 +147,14 @@ class PtyDial:
             times.append(self.write(frame))
         return times
 
+    def _close_pair(self) -> None:
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+        self.device = ""
+
     def _check_plugged(self) -> None:
         if not self.plugged:
             raise OSError(f"{self!r} is unplugged")
 
-
-def _ioctl(fd: int, request: int, arg: bytes) -> bytes:
-    import fcntl
-
-    return fcntl.ioctl(fd, request, arg)

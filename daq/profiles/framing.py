@@ -207,12 +207,19 @@ class BinaryDecoder:
         self._covers = framing.checksum_covers
         self._interp = Interpreter(profile)
         self._fields = [Extractor(profile.fields[name]) for name in self._interp.fields]
-        self._min = max(
-            [len(self._sync), self._header, self._ck_size, *(e.end for e in self._fields)],
-        )
+        self._min = self._min_length()
         self._buf = bytearray()
         self._reported = 0  # bytes at the start of the buffer already in a Garbage
         self.ignored = 0
+
+    def _min_length(self) -> int:
+        """The shortest frame that holds the header, the fields and the checksum apart."""
+        before = max([self._header, *(e.end for e in self._fields)])
+        if self._check is None:
+            return before
+        off, (start, end) = self._ck_offset, self._covers
+        need = before - off if off < 0 else max(before, off + self._ck_size)
+        return max(need, start - end + 1 if end < 0 else end)
 
     def reset(self) -> None:
         self._buf.clear()

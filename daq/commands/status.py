@@ -1,0 +1,74 @@
+"""`daq status`: what a station says about itself (retained status and health)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+import aiomqtt
+import orjson
+
+from daq.commands.common import add_broker_args, config_from_args
+from daq.mqtt_client import make_client
+from daq.topics import parse_topic
+
+WAIT_S = 2.0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("status", help="show stations' state, dial rates, counts, errors and outbox depth")
+    add_broker_args(parser)
+    parser.add_argument("--station", default="+", help="station id, or '+' for all (default)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=handle)
+
+
+async def collect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    config = config_from_args(args)
+    root = config.station.root
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        async with make_client(config.broker, None) as client:
+            for what in ("status", "health"):
+                await client.subscribe(f"{root}/{args.station}/{what}", qos=1)
+            async with asyncio.timeout(WAIT_S):
+                async for message in client.messages:
+                    station, what, _ = parse_topic(root, str(message.topic))
+                    payload = message.payload
+                    if isinstance(payload, bytes | bytearray):
+                        found.setdefault(station, {})[what] = orjson.loads(payload)
+    except TimeoutError:
+        pass
+    except aiomqtt.MqttError as exc:
+        raise SystemExit(f"daq: cannot reach the broker {config.broker.address.display()}: {exc}") from None
+    return found
+
+
+def render(found: dict[str, dict[str, Any]]) -> str:
+    if not found:
+        return "No station found (none has published its status on this broker)."
+    lines = []
+    for station, parts in sorted(found.items()):
+        status = parts.get("status", {})
+        health = parts.get("health", {})
+        lines.append(f"{station}: {status.get('state', '?')} (boot {status.get('boot', '?')}, "
+                     f"up {health.get('uptime_s', '?')} s)")
+        if health:
+            box, broker = health["outbox"], health["broker"]
+            lines.append(f"  outbox: {box['pending']} pending, {box['inflight']} in flight, {box['dropped']} dropped"
+                         f"{', DEGRADED (memory only)' if box.get('degraded') else ''}")
+            lines.append(f"  broker: {broker['messages']} messages, {broker['reconnects']} reconnects"
+                         f"{', last error: ' + broker['last_error'] if broker.get('last_error') else ''}")
+            for dial, d in sorted(health["dials"].items()):
+                state = "connected" if d["connected"] else "DISCONNECTED"
+                lines.append(f"  {dial}: {state}, {d['rate_hz']} Hz, {d['samples']} samples, "
+                             f"{d['garbage']} garbage, {d['reconnects']} reconnects, value {d['last_value']}")
+    return "\n".join(lines)
+
+
+def handle(args: argparse.Namespace) -> int:
+    found = asyncio.run(collect(args))
+    print(json.dumps(found, indent=2) if args.json else render(found))
+    return 0 if found else 1

@@ -1,0 +1,359 @@
+"""SerialTransport over real pseudo-terminals (tests/ptydial.py): bytes, stamps, settle, init,
+unplug and replug, open errors, and an event loop that never waits on the port."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import pytest
+import serial
+import serial.tools.list_ports
+
+import daq.transports.serial as serial_transport
+from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.profiles.serial_settings import SerialSettings
+from daq.reading import Chunk
+from daq.transports.attachment import Attachment
+from daq.transports.base import Transport
+from daq.transports.serial import SerialTransport, decode_escapes
+from tests.ptydial import PtyDial
+
+T = TypeVar("T")
+FAST = SerialSettings(baud=115200, read_timeout_s=0.2)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("reader serial:")]
+
+
+@pytest.fixture(autouse=True)
+def no_reader_left() -> Iterator[None]:
+    yield
+    assert not reader_threads(), "a test left a reader thread running"
+
+
+@pytest.fixture
+def dial(tmp_path: Path) -> Iterator[PtyDial]:
+    with PtyDial(tmp_path) as d:
+        yield d
+
+
+def transport_for(dial: PtyDial, settings: SerialSettings = FAST) -> SerialTransport:
+    return SerialTransport(settings, Attachment(port=str(dial.path)))
+
+
+async def read_bytes(transport: SerialTransport, n: int, timeout: float = 2.0) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    async with asyncio.timeout(timeout):
+        while sum(len(c.data) for c in chunks) < n:
+            chunks += await transport.read()
+    return chunks
+
+
+def test_is_a_transport(dial: PtyDial) -> None:
+    transport: Transport = transport_for(dial)
+    assert transport.describe == f"serial:{dial.path}"
+    by_usb = SerialTransport(FAST, Attachment(usb="2341:0043", serial_number="A1"))
+    assert by_usb.describe == "serial:usb=2341:0043, serial_number=A1"
+
+
+def test_receives_exact_bytes_stamped_right_after_the_write(dial: PtyDial) -> None:
+    frames = [b"%d\r\n" % i for i in range(300)] + [bytes(range(256)) * 4]
+    expected = b"".join(frames)
+
+    async def main() -> None:
+        transport = transport_for(dial)
+        await transport.open()
+        try:
+            assert transport.device == dial.device  # the symlink resolved
+            await dial.play(frames, rate_hz=2000)
+            chunks = await read_bytes(transport, len(expected))
+            assert b"".join(c.data for c in chunks) == expected
+            stamps = [c.mono_ns for c in chunks]
+            assert stamps == sorted(stamps)
+
+            for _ in range(5):
+                sent_ns = dial.write(b"1023\r\n")
+                (chunk,) = await read_bytes(transport, 6)
+                assert chunk.data == b"1023\r\n"
+                assert sent_ns <= chunk.mono_ns < sent_ns + 50_000_000
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def test_settle_drops_what_arrived_while_the_board_rebooted(dial: PtyDial) -> None:
+    async def main() -> None:
+        transport = transport_for(dial, FAST.model_copy(update={"settle_s": 0.3}))
+        opening = asyncio.create_task(transport.open())
+        await asyncio.sleep(0.1)
+        assert not opening.done()  # still settling
+        dial.write(b"Arduino ready v2\r\n51")  # banner and a cut line
+        await opening
+        dial.write(b"2\r\n")
+        try:
+            chunks = await read_bytes(transport, 3)
+            assert b"".join(c.data for c in chunks) == b"2\r\n"
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def test_init_string_is_sent_with_escapes_decoded(dial: PtyDial) -> None:
+    async def main() -> None:
+        transport = transport_for(dial, FAST.model_copy(update={"init": r"start\r\n\x02"}))
+        await transport.open()
+        try:
+            assert dial.read() == b"start\r\n\x02"
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def test_decode_escapes() -> None:
+    assert decode_escapes(r"a\tb\\n\0\x7F\xff") == b"a\tb\\n\0\x7f\xff"
+    assert decode_escapes("unknown \\q stays, é is utf-8") == "unknown \\q stays, é is utf-8".encode()
+
+
+def test_unplug_delivers_everything_read_then_device_gone(dial: PtyDial) -> None:
+    sent = b"".join(b"%d\n" % i for i in range(100))
+
+    async def main() -> None:
+        transport = transport_for(dial)
+        await transport.open()
+        try:
+            for i in range(0, len(sent), 7):
+                dial.write(sent[i : i + 7])
+            assert await asyncio.to_thread(dial.wait_consumed)  # read by the thread, not by us yet
+            dial.unplug()
+            got = b""
+            with pytest.raises(DeviceGone, match="unplugged"):
+                while True:
+                    got += b"".join(c.data for c in await transport.read())
+            assert got == sent
+            with pytest.raises(DeviceGone):  # and stays gone
+                await transport.read()
+        finally:
+            await transport.close()
+            await transport.close()  # idempotent
+
+    run(main())
+
+
+def test_read_error_eio_is_device_gone(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older kernels (and some USB drivers) fail the read with EIO instead of returning b''."""
+    real_read = os.read
+    failing: set[int] = set()
+
+    def read(fd: int, n: int) -> bytes:
+        if fd in failing:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read(fd, n)
+
+    monkeypatch.setattr(serial_transport.os, "read", read)
+
+    async def main() -> None:
+        transport = transport_for(dial)
+        await transport.open()
+        try:
+            dial.write(b"7\n")
+            assert b"".join(c.data for c in await read_bytes(transport, 2)) == b"7\n"
+            assert transport._serial is not None
+            failing.add(transport._serial.fileno())
+            dial.write(b"8\n")
+            with pytest.raises(DeviceGone, match="Input/output error"):
+                await transport.read()
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def test_replug_opens_again_at_the_same_path(dial: PtyDial) -> None:
+    async def main() -> None:
+        transport = transport_for(dial)
+        await transport.open()
+        dial.unplug()
+        with pytest.raises(DeviceGone):
+            await transport.read()
+        await transport.close()
+        with pytest.raises(DeviceUnavailable, match="not present"):
+            await transport.open()
+
+        dial.replug()
+        await transport.open()
+        try:
+            assert transport.device == dial.device
+            dial.write(b"42\n")
+            assert b"".join(c.data for c in await read_bytes(transport, 3)) == b"42\n"
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def test_usb_attachment_is_resolved_again_at_every_open(
+    dial: PtyDial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def comports() -> list[SimpleNamespace]:
+        return [
+            SimpleNamespace(
+                device=dial.device, vid=0x2341, pid=0x0043, serial_number="A1", location="1-1.2:1.0", product="Uno"
+            )
+        ]
+
+    monkeypatch.setattr(serial.tools.list_ports, "comports", comports)
+
+    async def main() -> None:
+        transport = SerialTransport(FAST, Attachment(usb="2341:0043"))
+        seen = []
+        for _ in range(2):
+            await transport.open()
+            seen.append(transport.device)
+            try:
+                assert transport.device == dial.device
+                dial.write(b"5\n")
+                assert b"".join(c.data for c in await read_bytes(transport, 2)) == b"5\n"
+            finally:
+                await transport.close()
+            dial.replug()  # a new /dev/pts/N, as ttyACM0 -> ttyACM1
+        assert seen[0] != seen[1]
+
+    run(main())
+
+
+def test_missing_port_is_unavailable_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "ttyACM9"
+    dangling = tmp_path / "by-id-link"
+    dangling.symlink_to(tmp_path / "gone")
+
+    async def main() -> None:
+        for path in (missing, dangling):
+            transport = SerialTransport(FAST, Attachment(port=str(path)))
+            with pytest.raises(DeviceUnavailable, match=f"{path}.* not present"):
+                await transport.open()
+            await transport.close()
+
+    run(main())
+
+
+def test_second_open_is_unavailable_in_use(dial: PtyDial) -> None:
+    async def main() -> None:
+        first = transport_for(dial)
+        await first.open()
+        try:
+            with pytest.raises(DeviceUnavailable, match="in use by another program"):
+                await transport_for(dial).open()
+        finally:
+            await first.close()
+        second = transport_for(dial)  # free again
+        await second.open()
+        await second.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (errno.EACCES, r"dialout group or install config/udev rules: see `daq doctor`"),
+        (errno.EBUSY, "in use by another program"),
+        (errno.ENOENT, "not present"),
+        (errno.EIO, "cannot open serial port"),
+    ],
+)
+def test_open_errors_say_what_to_do(
+    dial: PtyDial, monkeypatch: pytest.MonkeyPatch, code: int, message: str
+) -> None:
+    # We run as root here, so a real EACCES cannot be provoked: fail pyserial's open() as the OS would.
+    def refuse(self: serial.Serial) -> None:
+        raise serial.SerialException(code, f"could not open port {self.port}: [Errno {code}] {os.strerror(code)}")
+
+    monkeypatch.setattr(serial.Serial, "open", refuse)
+
+    async def main() -> None:
+        with pytest.raises(DeviceUnavailable, match=message) as caught:
+            await transport_for(dial).open()
+        assert str(dial.path) in str(caught.value)
+
+    run(main())
+
+
+def test_event_loop_is_never_blocked(dial: PtyDial) -> None:
+    async def main() -> float:
+        lag = 0.0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal lag
+            while not stop.is_set():
+                before = time.monotonic()
+                await asyncio.sleep(0.005)
+                lag = max(lag, time.monotonic() - before - 0.005)
+
+        tick = asyncio.create_task(ticker())
+        transport = transport_for(dial, FAST.model_copy(update={"settle_s": 0.2, "read_timeout_s": 1.0}))
+        await transport.open()
+        try:
+            waiting = asyncio.create_task(transport.read())
+            await asyncio.sleep(0.5)  # the reader blocks in its thread, longer than its poll timeout
+            assert not waiting.done()
+            dial.write(b"9\n")
+            assert b"".join(c.data for c in await waiting) == b"9\n"
+        finally:
+            await transport.close()
+            stop.set()
+            await tick
+        return lag
+
+    assert run(main()) < 0.1
+
+
+def test_close_wakes_a_waiting_read_and_joins_the_thread(dial: PtyDial) -> None:
+    async def main() -> None:
+        transport = transport_for(dial, FAST.model_copy(update={"read_timeout_s": 5.0}))
+        await transport.open()
+        assert len(reader_threads()) == 1
+        waiting = asyncio.create_task(transport.read())
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await transport.close()
+        assert time.monotonic() - started < 1.0  # woken, not waiting out the 5 s poll
+        assert not reader_threads()
+        with pytest.raises(DeviceGone, match="closed"):
+            await waiting
+
+    run(main())
+
+
+def test_pyserial_read_fallback(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path used off POSIX (no poll): pyserial's read(max(1, in_waiting)) in the thread."""
+    monkeypatch.setattr(serial_transport, "USE_POLL", False)
+
+    async def main() -> None:
+        transport = transport_for(dial)
+        await transport.open()
+        try:
+            sent_ns = dial.write(b"300\r\n")
+            chunks = await read_bytes(transport, 5)
+            assert b"".join(c.data for c in chunks) == b"300\r\n"
+            assert sent_ns <= chunks[0].mono_ns < sent_ns + 50_000_000
+        finally:
+            await transport.close()
+
+    run(main())
