@@ -67,11 +67,11 @@ class SerialPort:
         return " ".join(parts)
 
 
-def by_id_links(folder: Path = BY_ID_DIR) -> dict[str, str]:
+def by_id_links(folder: Path | None = None) -> dict[str, str]:
     """Real device path -> its /dev/serial/by-id link (empty when udev made none)."""
     links: dict[str, str] = {}
     try:
-        entries = sorted(folder.iterdir())
+        entries = sorted((folder or BY_ID_DIR).iterdir())
     except OSError:
         return links
     for entry in entries:

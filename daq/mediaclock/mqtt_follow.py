@@ -1,0 +1,85 @@
+"""Follow a media position that any app publishes over MQTT.
+
+Topic: `<root>/<station>/media/position` (QoS 0 or 1; retained allowed: the daemon then picks up
+the player's last word when it starts). Payload, JSON:
+
+    {"position_s": 12.48, "state": "playing", "speed": 1.0, "t_ns": 1795451400123456789}
+
+- `position_s`: the media position in seconds (required unless `state` is "stopped");
+- `state`: "playing", "paused" or "stopped";
+- `speed`: playback speed, default 1.0;
+- `t_ns`: optional wall clock (Unix epoch ns) at which `position_s` was true. Without it the
+  message is stamped when it arrives, so broker latency counts against the position.
+
+A message older than the clock's current segment is ignored (a late or replayed one never
+rewrites what samples were already placed by). Between messages the position is modelled from the
+speed; a message only re-anchors it when it changes the state or speed or lands more than half a
+frame from the model. A player that may vanish should set its MQTT Last Will to
+`{"state": "stopped"}` on this topic, so the station stops placing samples on a dead clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from daq.mediaclock.base import ClockState
+from daq.mediaclock.follow import ClockChange, FollowedClock, seconds_to_ns
+
+STATES: dict[str, ClockState] = {"playing": "running", "paused": "paused", "stopped": "stopped"}
+
+
+def position_topic(base: str) -> str:
+    """`<root>/<station>/media/position`, given `<root>/<station>`."""
+    return f"{base}/media/position"
+
+
+class PositionError(ValueError):
+    """A position message that cannot be used; the message says what is wrong."""
+
+
+def _number(body: dict[str, object], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PositionError(f"{key} must be a finite number, not {value!r}")
+    return float(value)
+
+
+class MqttFollowClock(FollowedClock):
+    kind = "mqtt"
+    source = "the MQTT position"
+
+    def feed(self, payload: bytes, arrival_mono_ns: int, wall_offset_ns: int) -> list[ClockChange]:
+        """Apply one position message; `wall_offset_ns` (wall - monotonic) converts its `t_ns`.
+
+        Raises PositionError for a message that is not a position.
+        """
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise PositionError(f"not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise PositionError("the payload must be a JSON object")
+        raw_state = body.get("state")
+        state = STATES.get(raw_state) if isinstance(raw_state, str) else None
+        if state is None:
+            raise PositionError(f"state must be one of {', '.join(STATES)}, not {raw_state!r}")
+        position = _number(body, "position_s")
+        speed = _number(body, "speed")
+        t_ns = body.get("t_ns")
+        if t_ns is not None and (isinstance(t_ns, bool) or not isinstance(t_ns, int)):
+            raise PositionError(f"t_ns must be an integer (Unix epoch ns), not {t_ns!r}")
+        if position is None and state != "stopped":
+            raise PositionError(f"position_s is required when the state is {raw_state}")
+        if speed is not None and speed <= 0:
+            raise PositionError(f"speed must be above 0, not {speed}")
+        mono_ns = arrival_mono_ns if t_ns is None else t_ns - wall_offset_ns
+        if mono_ns < self.current().mono_ns:
+            return []  # older than what the clock already knows
+        change = self.follow(
+            mono_ns, state, seconds_to_ns(position) if position is not None else 0, speed or 1.0
+        )
+        return [change] if change is not None else []

@@ -1,0 +1,108 @@
+"""Issue 6: nothing read is lost, whatever happens to the broker or the daemon."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for
+
+STATION = "lab-o"
+
+
+def samples_by_dial(messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for msg in messages:
+        if msg["topic"].endswith("/samples"):
+            body = msg["payload"]
+            for s in body if isinstance(body, list) else [body]:
+                out[s["dial"]].append(s)
+    return out
+
+
+def final_counts(broker: Mosquitto, tmp_path: Path) -> dict[str, int]:
+    """What the daemon says it read, from its last retained health message."""
+    sub = Sub(broker.port, [f"daq/{STATION}/health"], tmp_path / "health.jsonl")
+    try:
+        wait_for(lambda: len(sub.messages()) >= 1, timeout=5, what="retained health")
+    finally:
+        sub.stop()
+    health = sub.messages()[-1]["payload"]
+    return {dial: d["samples"] for dial, d in health["dials"].items()}
+
+
+def assert_complete_in_order(samples: dict[str, list[dict[str, Any]]], counts: dict[str, int]) -> int:
+    """Every seq of every dial arrived; first arrivals in seq order; only duplicates beyond that."""
+    duplicates = 0
+    assert sorted(samples) == sorted(counts)
+    for dial, got in samples.items():
+        seen: set[tuple[str, int]] = set()
+        first: list[int] = []
+        for s in got:
+            key = (s["boot"], s["seq"])
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            first.append(s["seq"])
+        assert first == list(range(counts[dial])), f"{dial}: missing or out of order"
+    return duplicates
+
+
+def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", persistence=True).start()
+    sub = Sub(broker.port, [f"daq/{STATION}/dials/+/samples"], tmp_path / "sub.jsonl",
+              extra=["-c", "-i", "persistent-recorder", "-x", "3600"])
+    daemon = None
+    try:
+        time.sleep(0.3)
+        daemon = start_daq(["run", "--broker", broker.url, "--station", STATION, "--simulate", "4",
+                            "--rate", "500"], tmp_path)
+        for _ in range(2):
+            time.sleep(2.0)
+            broker.stop()
+            time.sleep(5.0)
+            broker.start()
+        time.sleep(2.0)
+        assert stop_process(daemon, timeout=30) == 0, (tmp_path / "daq.log").read_text()[-3000:]
+        counts = final_counts(broker, tmp_path)
+        assert all(n >= 4000 for n in counts.values()), counts  # 11 s at 500 Hz, outages included
+        wait_for(lambda: sum(len(v) for v in samples_by_dial(sub.messages()).values()) >= sum(counts.values()),
+                 timeout=30, what="every sample at the subscriber")
+        time.sleep(0.5)
+    finally:
+        sub.stop()
+        if daemon is not None:
+            stop_process(daemon)
+        broker.stop()
+    log = (tmp_path / "daq.log").read_text()
+    assert "unreachable" in log  # the outages really happened to the daemon
+    dups = assert_complete_in_order(samples_by_dial(sub.messages()), counts)
+    print(f"samples per dial {counts}, duplicates {dups}")
+
+
+def test_status_is_restored_after_reconnect(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker").start()  # no persistence: the broker forgets retained state
+    daemon = start_daq(["run", "--broker", broker.url, "--station", STATION, "--simulate", "1", "--rate", "10"],
+                       tmp_path)
+    try:
+        time.sleep(1.5)
+        broker.stop()
+        time.sleep(1.0)
+        broker.start()
+        sub = Sub(broker.port, [f"daq/{STATION}/status", f"daq/{STATION}/dials/+/meta"], tmp_path / "r.jsonl")
+        try:
+            # The restarted broker remembers nothing: whatever arrives was published again by the daemon.
+            wait_for(lambda: len({m["topic"] for m in sub.messages()}) >= 2, timeout=15,
+                     what="status and meta published again")
+        finally:
+            sub.stop()
+        status = [m["payload"] for m in sub.messages() if m["topic"].endswith("/status")][-1]
+        assert status["state"] == "online"
+    finally:
+        assert stop_process(daemon) == 0
+        broker.stop()
+    assert json.loads(json.dumps(status))["boot"]
