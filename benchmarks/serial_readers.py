@@ -208,7 +208,7 @@ class FastReader:
         self.done = asyncio.Event()
 
     async def start(self) -> None:
-        import serial_asyncio_fast  # type: ignore[import-not-found]
+        import serial_asyncio_fast  # type: ignore[import-not-found,unused-ignore]  # optional
 
         reader = self
 
@@ -272,9 +272,7 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
-async def run_reader(
-    approach: str, n_ports: int, rate: float, seconds: float, busy_ms: float
-) -> dict[str, Any]:
+async def run_reader(approach: str, n_ports: int, rate: float, seconds: float, busy_ms: float) -> dict[str, Any]:
     ports = [open_pty() for _ in range(n_ports)]
     loop = asyncio.get_running_loop()
     closers: list[Callable[[], Any]] = []
@@ -359,9 +357,7 @@ async def run_reader(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--approach", choices=(*APPROACHES, "all"), default="all")
     parser.add_argument("--ports", type=int, default=16)
     parser.add_argument("--rate", type=float, default=1000.0, help="lines per second per port")

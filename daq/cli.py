@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "daq.commands.status",
     "daq.commands.schema",
     "daq.commands.timecode",
+    "daq.commands.session",
     "daq.commands.profiles",
 )
 

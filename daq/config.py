@@ -138,10 +138,29 @@ class PublishConfig(StrictModel):
 
 
 class MediaConfig(StrictModel):
-    clock: Literal["session", "none"] = Field("session", description="where media positions come from")
+    clock: Literal["session", "mpv", "mqtt", "mtc", "none"] = Field(
+        "session",
+        description="where media positions come from: session (free-running, by command), mpv (its IPC "
+        "socket), mqtt (<root>/<station>/media/position), mtc (MIDI Time Code; the midi extra) or none",
+    )
     rate: str = Field("25", description="frame rate: 23.976, 24, 25, 29.97, 29.97df, 30, 50, 59.94df, 60 ...")
     start_timecode: str = Field("00:00:00:00", description="timecode at the start of the session")
     autostart: bool = Field(True, description="start a session when the station starts")
+    mpv_socket: Path | None = Field(
+        None, description="clock = 'mpv': the socket path mpv was started with (--input-ipc-server=PATH)"
+    )
+    mtc_port: str | None = Field(
+        None, description="clock = 'mtc': MIDI input port name (see mido.get_input_names()); default: the first"
+    )
+
+    @model_validator(mode="after")
+    def _clock_options(self) -> MediaConfig:
+        if self.clock == "mpv" and self.mpv_socket is None:
+            raise ValueError(
+                "clock = 'mpv' needs mpv_socket: the path mpv was started with, as in "
+                "mpv --input-ipc-server=/tmp/mpv.sock"
+            )
+        return self
 
     @model_validator(mode="after")
     def _timecode(self) -> MediaConfig:

@@ -1,19 +1,34 @@
-"""Control requests on `<root>/<station>/cmd/<verb>`: session start/stop/pause/resume/seek, marks.
+"""Control requests on `<root>/<station>/cmd/<verb>`, and the position the MQTT clock follows.
+
+Verbs: session.start {"timecode"?}, session.stop, session.pause, session.resume,
+session.seek {"media_s"}, mark {"label", "dial"?}, clock.set {"clock": session|mpv|mqtt|mtc|none,
+"socket"? (mpv), "port"? (mtc), "rate"?, "timecode"? (session)}.
 
 A request is a JSON object (or empty). The reply goes to the request's MQTT 5 response
 topic, or to `<root>/<station>/cmd/<verb>/reply`, and always carries `ok` and, when
 the request had one, its `id`.
+
+Messages on `<root>/<station>/media/position` (see `daq.mediaclock.mqtt_follow`) go to the
+MQTT-followed clock when it is the station's clock; the last one is kept, so `clock.set` to
+"mqtt" starts from the player's last word.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import orjson
+from pydantic import ValidationError
 
+from daq.config import MediaConfig
+from daq.exceptions import MissingExtraError
+from daq.mediaclock.base import MediaClock
+from daq.mediaclock.factory import CLOCK_KINDS, make_clock
+from daq.mediaclock.mqtt_follow import MqttFollowClock, PositionError, position_topic
 from daq.mediaclock.session import SessionClock
 
 if TYPE_CHECKING:
@@ -31,6 +46,9 @@ class CommandError(Exception):
 class StationControl:
     def __init__(self, station: Station) -> None:
         self.station = station
+        self.media: MediaConfig = station.config.media  # the clock settings in force; clock.set changes them
+        self.position_topic = position_topic(station.topics.base)
+        self._last_position: tuple[bytes, int] | None = None  # payload, arrival (monotonic ns)
         self.verbs: dict[str, Handler] = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
@@ -38,22 +56,24 @@ class StationControl:
             "session.resume": self.session_resume,
             "session.seek": self.session_seek,
             "mark": self.mark,
+            "clock.set": self.clock_set,
         }
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
-        return (self.station.topics.cmd_filter,)
+        return (self.station.topics.cmd_filter, self.position_topic)
 
     async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         topic = str(message.topic)
+        if topic == self.position_topic:
+            self.on_position(bytes(message.payload or b""), time.monotonic_ns())
+            return
         verb = topic.rsplit("/", 1)[-1]
         try:
             request = orjson.loads(bytes(message.payload)) if message.payload else {}
         except orjson.JSONDecodeError:
             request = None
-        reply_topic = getattr(message.properties, "ResponseTopic", None) or self.station.topics.cmd_reply(
-            verb
-        )
+        reply_topic = getattr(message.properties, "ResponseTopic", None) or self.station.topics.cmd_reply(verb)
         reply = await self.handle(verb, request)
         self.station.publisher.send(reply_topic, orjson.dumps(reply))
 
@@ -74,12 +94,30 @@ class StationControl:
             return {**base, "ok": False, "error": f"bad request: {exc}"}
         return {**base, "ok": True, **result}
 
+    def on_position(self, payload: bytes, arrival_mono_ns: int) -> None:
+        """A message on media/position: feed the MQTT-followed clock, announce what changed."""
+        self._last_position = (payload, arrival_mono_ns)
+        clock = self.station.session.clock
+        if not isinstance(clock, MqttFollowClock):
+            return
+        try:
+            changes = clock.feed(payload, arrival_mono_ns, self.station.read_clock.offset_ns)
+        except PositionError as exc:
+            log.warning("ignored a message on %s: %s", self.position_topic, exc)
+            return
+        for change in changes:
+            self._changed(change.kind, change.message, change.data)
+
     # -- verbs ------------------------------------------------------------------------
 
     def _session_clock(self) -> SessionClock:
         clock = self.station.session.clock
         if not isinstance(clock, SessionClock):
-            raise CommandError(f"the media clock is {getattr(clock, 'kind', 'none')}, not the session clock")
+            kind = clock.kind if clock is not None else "none"
+            raise CommandError(
+                f"the media clock is {kind}, not the session clock: control the player itself, "
+                'or switch with clock.set {"clock": "session"}'
+            )
         return clock
 
     def _changed(self, kind: str, message: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -88,13 +126,17 @@ class StationControl:
         return {"session": self.station.session.session_id}
 
     async def session_start(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A new session id; the session clock also starts (at `timecode`), other clocks keep following."""
         timecode = request.get("timecode")
-        self._session_clock()
+        if timecode is not None:
+            self._session_clock()
         self.station.start_session(str(timecode) if timecode is not None else None)
         return self._changed("session.start", "session started", {"timecode": timecode})
 
     async def session_stop(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._session_clock().stop()
+        clock = self.station.session.clock
+        if isinstance(clock, SessionClock):
+            clock.stop()
         result = self._changed("session.stop", "session stopped", {})
         self.station.session.session_id = None
         self.station.publish_session()
@@ -125,3 +167,40 @@ class StationControl:
         }
         self.station.emit_event("mark", request.get("dial"), label, data)
         return data
+
+    async def clock_set(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Switch the media clock at run time; options not given keep their current values."""
+        kind = request.get("clock")
+        if kind not in CLOCK_KINDS:
+            choices = " | ".join(f'"{k}"' for k in CLOCK_KINDS)
+            raise CommandError(f'give the clock as {{"clock": {choices}}}')
+        changes: dict[str, Any] = {"clock": kind}
+        for key, setting in (("socket", "mpv_socket"), ("port", "mtc_port"), ("rate", "rate")):
+            if request.get(key) is not None:
+                changes[setting] = request[key]
+        try:
+            media = MediaConfig.model_validate({**self.media.model_dump(), **changes})
+            clock = make_clock(media)
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise CommandError(problems) from None
+        except MissingExtraError as exc:
+            raise CommandError(str(exc)) from None
+        timecode = request.get("timecode")
+        if isinstance(clock, SessionClock) and self.station.session.session_id is not None:
+            clock.start(str(timecode) if timecode is not None else None)  # the session goes on, on this clock
+        self.media = media
+        self._install(clock)
+        if isinstance(clock, MqttFollowClock) and self._last_position is not None:
+            self.on_position(*self._last_position)
+        data: dict[str, Any] = {"clock": kind, **{k: v for k, v in changes.items() if k != "clock"}}
+        if media.mpv_socket is not None and kind == "mpv":
+            data["mpv_socket"] = str(media.mpv_socket)
+        return self._changed("clock.set", f"media clock: {kind}", data)
+
+    def _install(self, clock: MediaClock | None) -> None:
+        set_clock = getattr(self.station, "set_clock", None)
+        if set_clock is not None:
+            set_clock(clock)  # swaps session.clock and (re)starts the clock's run() task
+        else:  # a Station without clock tasks: clocks with a run() will not follow anything
+            self.station.session.clock = clock

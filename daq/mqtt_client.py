@@ -24,6 +24,9 @@ REFUSALS = {
 }
 
 
+PIPELINE_WARN_THRESHOLD = 100_000
+
+
 def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
     if not broker.use_tls:
         return None
@@ -66,7 +69,10 @@ def make_client(
     else:
         kwargs["clean_session"] = clean
     kwargs.update(extra)
-    return aiomqtt.Client(**kwargs)
+    client = aiomqtt.Client(**kwargs)
+    # aiomqtt warns once per publish beyond 10 unacknowledged; pipelining means hundreds on purpose.
+    client.pending_calls_threshold = PIPELINE_WARN_THRESHOLD
+    return client
 
 
 def refusal(exc: BaseException) -> str | None:

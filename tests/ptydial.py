@@ -157,4 +157,3 @@ class PtyDial:
     def _check_plugged(self) -> None:
         if not self.plugged:
             raise OSError(f"{self!r} is unplugged")
-

@@ -24,6 +24,7 @@ what the firmware sent.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -183,7 +184,7 @@ def chunked(data: st.DataObject, stream: bytes) -> tuple[list[bytes], Callable[[
     """Cut `stream` into chunks; returns them and end_offset -> mono_ns of the chunk holding that end."""
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=12))) if len(stream) > 1 else []
     bounds = [0, *cuts, len(stream)]
-    chunks = [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
     def mono_of(end: int) -> int:
         return 1000 + bisect.bisect_right(cuts, end - 1)
@@ -246,9 +247,11 @@ def test_noise_between_frames_never_yields_a_value_that_was_not_sent(pid: str, d
     chunks, mono_of = chunked(data, bytes(stream))
     got = check_sane(feed(make_decoder(REGISTRY.get(pid), synced=True), chunks))
 
-    # The headline: every reading is one the firmware sent (a counter's sum: one it reached).
-    sent = reference(pid, [(fields, 0) for _, fields in frames])
-    assert_subsequence(values(got), values(sent))
+    # The headline: every reading is one the firmware sent. (A counter's sum counts from the
+    # first count line that arrives, so for it the exact check below is the statement.)
+    if pid != "arduino-encoder":
+        sent = reference(pid, [(fields, 0) for _, fields in frames])
+        assert_subsequence(values(got), values(sent))
     # And exactly which: all frames arrive but those that noise ran into, at their chunk's time.
     assert got == reference(pid, [(fields, mono_of(end)) for end, fields in arrivals])
 

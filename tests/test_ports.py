@@ -91,7 +91,7 @@ def test_nothing_present(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_attachment_with_nothing_to_look_for_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="`port`.*`usb`"):
+    with pytest.raises(ConfigError, match=r"`port`.*`usb`"):
         resolve_port(Attachment())
 
 

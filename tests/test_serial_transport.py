@@ -54,9 +54,9 @@ def transport_for(dial: PtyDial, settings: SerialSettings = FAST) -> SerialTrans
     return SerialTransport(settings, Attachment(port=str(dial.path)))
 
 
-async def read_bytes(transport: SerialTransport, n: int, timeout: float = 2.0) -> list[Chunk]:
+async def read_bytes(transport: SerialTransport, n: int) -> list[Chunk]:
     chunks: list[Chunk] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(2.0):
         while sum(len(c.data) for c in chunks) < n:
             chunks += await transport.read()
     return chunks
@@ -141,11 +141,10 @@ def test_unplug_delivers_everything_read_then_device_gone(dial: PtyDial) -> None
                 dial.write(sent[i : i + 7])
             assert await asyncio.to_thread(dial.wait_consumed)  # read by the thread, not by us yet
             dial.unplug()
-            got = b""
-            with pytest.raises(DeviceGone, match="unplugged"):
-                while True:
-                    got += b"".join(c.data for c in await transport.read())
+            got = b"".join(c.data for c in await read_bytes(transport, len(sent)))
             assert got == sent
+            with pytest.raises(DeviceGone, match="unplugged"):
+                await transport.read()
             with pytest.raises(DeviceGone):  # and stays gone
                 await transport.read()
         finally:
@@ -165,7 +164,7 @@ def test_read_error_eio_is_device_gone(dial: PtyDial, monkeypatch: pytest.Monkey
             raise OSError(errno.EIO, "Input/output error")
         return real_read(fd, n)
 
-    monkeypatch.setattr(serial_transport.os, "read", read)
+    monkeypatch.setattr(os, "read", read)  # only for the port's fd, see read()
 
     async def main() -> None:
         transport = transport_for(dial)
@@ -207,9 +206,7 @@ def test_replug_opens_again_at_the_same_path(dial: PtyDial) -> None:
     run(main())
 
 
-def test_usb_attachment_is_resolved_again_at_every_open(
-    dial: PtyDial, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_usb_attachment_is_resolved_again_at_every_open(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) -> None:
     def comports() -> list[SimpleNamespace]:
         return [
             SimpleNamespace(
@@ -277,9 +274,7 @@ def test_second_open_is_unavailable_in_use(dial: PtyDial) -> None:
         (errno.EIO, "cannot open serial port"),
     ],
 )
-def test_open_errors_say_what_to_do(
-    dial: PtyDial, monkeypatch: pytest.MonkeyPatch, code: int, message: str
-) -> None:
+def test_open_errors_say_what_to_do(dial: PtyDial, monkeypatch: pytest.MonkeyPatch, code: int, message: str) -> None:
     # We run as root here, so a real EACCES cannot be provoked: fail pyserial's open() as the OS would.
     def refuse(self: serial.Serial) -> None:
         raise serial.SerialException(code, f"could not open port {self.port}: [Errno {code}] {os.strerror(code)}")

@@ -243,9 +243,7 @@ class MpvClock(FollowedClock):
                 on_change(change.kind, change.message, change.data)
             await asyncio.sleep(RETRY_S)
 
-    async def _follow(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_change: OnChange
-    ) -> None:
+    async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_change: OnChange) -> None:
         self.connected()
         writer.write(observe_commands())
         await writer.drain()

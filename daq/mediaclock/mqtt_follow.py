@@ -79,7 +79,5 @@ class MqttFollowClock(FollowedClock):
         mono_ns = arrival_mono_ns if t_ns is None else t_ns - wall_offset_ns
         if mono_ns < self.current().mono_ns:
             return []  # older than what the clock already knows
-        change = self.follow(
-            mono_ns, state, seconds_to_ns(position) if position is not None else 0, speed or 1.0
-        )
+        change = self.follow(mono_ns, state, seconds_to_ns(position) if position is not None else 0, speed or 1.0)
         return [change] if change is not None else []

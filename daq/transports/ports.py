@@ -124,9 +124,7 @@ def resolve_port(attachment: Attachment, ports: Sequence[SerialPort] | None = No
     if attachment.port:
         return attachment.port
     if attachment.is_empty:
-        raise ConfigError(
-            None, "port", "a serial dial needs `port` (a path) or `usb` (VID:PID) to find it: add one"
-        )
+        raise ConfigError(None, "port", "a serial dial needs `port` (a path) or `usb` (VID:PID) to find it: add one")
     present = list_ports() if ports is None else list(ports)
     wanted = attachment.describe()
     hits = [p for p in present if matches(p, attachment)]

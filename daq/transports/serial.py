@@ -178,8 +178,7 @@ class SerialTransport:
         shown = path if real == path else f"{path} (-> {real})"
         if not os.path.exists(real):
             raise DeviceUnavailable(
-                f"serial port {shown} not present: is the dial plugged in? "
-                "`daq devices` lists what is attached"
+                f"serial port {shown} not present: is the dial plugged in? `daq devices` lists what is attached"
             )
         s = self.settings
         port = serial.Serial()
@@ -218,9 +217,7 @@ class SerialTransport:
 class _Reader:
     """The thread that reads one open port and queues its chunks on the event loop."""
 
-    def __init__(
-        self, port: serial.Serial, describe: str, timeout_s: float, queue: asyncio.Queue[_Item]
-    ) -> None:
+    def __init__(self, port: serial.Serial, describe: str, timeout_s: float, queue: asyncio.Queue[_Item]) -> None:
         self._port = port
         self._describe = describe
         self._timeout_s = timeout_s
