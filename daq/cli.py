@@ -25,6 +25,10 @@ COMMAND_MODULES = (
     "daq.commands.timecode",
     "daq.commands.session",
     "daq.commands.profiles",
+    "daq.commands.devices",
+    "daq.commands.watch",
+    "daq.commands.export",
+    "daq.commands.lsl",
 )
 
 EXIT_USAGE = 2

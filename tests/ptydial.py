@@ -16,10 +16,14 @@ The program under test opens `path`, the "device side"; the dial writes on the p
 nothing depends on whether the program has it open. Both ends are raw (no echo, no newline
 translation). Stdlib only; Linux (and other POSIX systems with ptys).
 
-Linux facts the tests rely on (kernel 6.18): when the master closes, the device side hangs
-up: poll() reports it readable and read() returns 0 bytes (older kernels: EIO), and bytes
-not yet read are dropped, as on a real unplug. Call `wait_consumed()` before `unplug()` to
-assert on what was written before it.
+What unplug() looks like to the program (measured on Linux 6.18): the device side hangs up,
+poll() reports it readable (POLLIN|POLLERR|POLLHUP) and read() returns 0 bytes; bytes not yet
+read are dropped, as on a real unplug. (A read failing with EIO is the other way a device
+says it is gone; tests/test_serial_transport.py fakes that one.) Call `wait_consumed()`
+before `unplug()` to assert on what was written before it.
+
+The API (path, device, plugged, write, play, read, wait_consumed, unplug, replug, close, and
+use as a context manager) is shared by other tests: extend it, do not change it.
 """
 
 from __future__ import annotations

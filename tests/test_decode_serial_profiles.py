@@ -263,8 +263,7 @@ SHUTTLE: dict[str, Any] = {
     "id": "shuttlexpress",
     "name": "Contour ShuttleXpress",
     "transport": "hid",
-    "source": "HARDWARE.md: 5 bytes, no report id; byte0 int8 ring -7..+7; byte1 uint8 jog; "
-    "bytes3-4 uint16 LE buttons",
+    "source": "HARDWARE.md: 5 bytes, no report id; byte0 int8 ring -7..+7; byte1 uint8 jog; bytes3-4 uint16 LE buttons",
     "match": {"usb": ["0b33:0020"]},
     "framing": {"kind": "report", "length": 5},
     "fields": {
@@ -298,9 +297,7 @@ def shuttle_report(ring: int, jog: int, keys: int = 0) -> bytes:
 
 def test_report_counter_wraps_at_the_field_width() -> None:
     dec = make_decoder(profile_from_dict(SHUTTLE))
-    out = feed(
-        dec, shuttle_report(0, 250), shuttle_report(0, 253), shuttle_report(0, 2), shuttle_report(0, 250)
-    )
+    out = feed(dec, shuttle_report(0, 250), shuttle_report(0, 253), shuttle_report(0, 2), shuttle_report(0, 250))
     assert [r for r in out if isinstance(r, Reading) and r.channel == "jog"] == [
         Reading("jog", 3, 1001),
         Reading("jog", 8, 1002),
@@ -450,3 +447,12 @@ def test_unicode_digits_are_not_numbers() -> None:
     out = feed(dec, "v=١٢\nv=12\nv=1_0\n".encode())
     assert readings(out) == [("v", 12)]
     assert len(garbage(out)) == 2
+
+
+def test_frame_v1_a_false_frame_that_checks_but_cannot_be_is_resynced(registry: ProfileRegistry) -> None:
+    # Noise 'AA 55' before a zero frame: AA 55 AA 55 00 00 passes the xor (by chance), but its
+    # position 0x55AA is impossible, so the decoder hunts inside it and finds the real frame.
+    stream = b"\xaa\x55" + frame_v1(0, 0)
+    out = feed(decoder(registry, "dialdaq-frame-v1"), stream)
+    assert [g.reason for g in garbage(out)] == ["position: 21930 is outside 0..1023"]
+    assert readings(out) == [("position", 0)]

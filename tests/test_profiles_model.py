@@ -182,6 +182,7 @@ def test_odd_spec_values_are_refused(spec: object) -> None:
         (changed(LINE, buttons={"b": {}}), "buttons.b.field", "no field 'b'"),
         (changed(LINE, fields={"x": {"offset": 0}}), "fields", "line framing"),
         (changed(BINARY, fields__position__offset=4), "fields.position.offset", "5-byte frame"),
+        (changed(BINARY, fields__position__offset=3), "fields.position.offset", "overlaps the checksum at byte 4"),
         (changed(BINARY, fields__position__type="uint24le"), "fields.position.type", "uint16le"),
         (
             changed(BINARY, fields__position__bit=12, fields__position__bits=8),
@@ -240,9 +241,7 @@ def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
 
 
 def test_fields_as_an_array_of_tables() -> None:
-    data = changed(
-        REPORT, fields=[{"name": "jog", "offset": 1}, {"name": "keys", "offset": 3, "type": "uint16le"}]
-    )
+    data = changed(REPORT, fields=[{"name": "jog", "offset": 1}, {"name": "keys", "offset": 3, "type": "uint16le"}])
     profile = profile_from_dict(data)
     assert profile.fields["keys"].offset == 3
     assert profile.fields["jog"].width == 8

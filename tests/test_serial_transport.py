@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import termios
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -111,6 +112,31 @@ def test_settle_drops_what_arrived_while_the_board_rebooted(dial: PtyDial) -> No
             await transport.close()
 
     run(main())
+
+
+def test_line_settings_are_applied(dial: PtyDial) -> None:
+    settings = FAST.model_copy(update={"baud": 57600, "bytesize": 7, "parity": "even", "stopbits": 2})
+
+    async def main() -> tuple[list[Any], tuple[Any, ...]]:
+        transport = transport_for(dial, settings)
+        await transport.open()
+        try:
+            port = transport._serial
+            assert port is not None
+            asked = (port.baudrate, port.bytesize, port.parity, port.stopbits, port.exclusive)
+            fd = os.open(dial.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                return termios.tcgetattr(fd), asked
+            finally:
+                os.close(fd)
+        finally:
+            await transport.close()
+
+    (_, _, cflag, _, ispeed, ospeed, _), asked = run(main())
+    assert asked == (57600, 7, serial.PARITY_EVEN, serial.STOPBITS_TWO, True)
+    # What reached the tty: a pty keeps speed and stop bits but forces CS8 without parity.
+    assert ispeed == ospeed == termios.B57600
+    assert cflag & termios.CSTOPB
 
 
 def test_init_string_is_sent_with_escapes_decoded(dial: PtyDial) -> None:
@@ -352,3 +378,23 @@ def test_pyserial_read_fallback(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) 
             await transport.close()
 
     run(main())
+
+
+def test_ptydial_paces_play_and_keeps_its_path(tmp_path: Path) -> None:
+    with PtyDial(tmp_path, "by-id-dial") as dial:
+        assert dial.path == tmp_path / "by-id-dial"
+        assert os.path.realpath(dial.path) == dial.device
+        times = run(dial.play([b"x"] * 20, rate_hz=200))
+        assert len(times) == 20
+        assert times == sorted(set(times))
+        assert 0.090 < (times[-1] - times[0]) / 1e9 < 0.2  # 19 periods of 5 ms, on schedule
+        old = dial.device
+        dial.replug()
+        assert dial.device != old
+        assert os.path.realpath(dial.path) == dial.device
+        dial.unplug()
+        assert not dial.plugged
+        assert not dial.path.exists()
+        with pytest.raises(OSError, match="unplugged"):
+            dial.write(b"x")
+    assert not dial.path.exists()

@@ -57,8 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--hex",
         action="append",
         metavar="HEX",
-        help="bytes in hex, e.g. 'AA 55 00 02 01 FC'; "
-        "repeat for several reads (each --hex is one HID report)",
+        help="bytes in hex, e.g. 'AA 55 00 02 01 FC'; repeat for several reads (each --hex is one HID report)",
     )
     given.add_argument(
         "--line",
@@ -135,9 +134,7 @@ def _check_unique(loaded: LoadedProfile, bundled: ProfileRegistry, seen: dict[st
     if other is None and loaded.id in bundled:
         other = bundled.get(loaded.id).path
     if other is not None and other.resolve() != here:
-        raise ProfileError(
-            loaded.path, "id", f"the id {loaded.id!r} is used by {other} already: choose another id"
-        )
+        raise ProfileError(loaded.path, "id", f"the id {loaded.id!r} is used by {other} already: choose another id")
     seen[loaded.id] = loaded.path
 
 
@@ -152,9 +149,7 @@ def _chunks(args: argparse.Namespace, profile: Profile) -> list[bytes]:
     framing = profile.framing
     if args.line is not None:
         if not isinstance(framing, LineFraming):
-            raise ProfileError(
-                None, "--line", f"{profile.id} has {framing.kind} framing: give --hex or --file"
-            )
+            raise ProfileError(None, "--line", f"{profile.id} has {framing.kind} framing: give --hex or --file")
         term = framing.terminator
         return [(text + term).encode(framing.encoding, errors="replace") for text in args.line]
     if args.hex is not None:
@@ -171,9 +166,7 @@ def _chunks(args: argparse.Namespace, profile: Profile) -> list[bytes]:
         raise ProfileError(args.file, None, f"cannot read the capture: {exc}") from None
     if isinstance(framing, ReportFraming):
         if not framing.length:
-            raise ProfileError(
-                None, "--file", "a report profile without framing.length: give each report as --hex"
-            )
+            raise ProfileError(None, "--file", "a report profile without framing.length: give each report as --hex")
         return [data[i : i + framing.length] for i in range(0, len(data), framing.length)]
     return [data]
 
@@ -195,9 +188,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     for item in items:
         print(json.dumps(_as_json(item)))
     if decoder.ignored:
-        print(
-            f"({decoder.ignored} ignored: empty lines, banners, comments or other reports)", file=sys.stderr
-        )
+        print(f"({decoder.ignored} ignored: empty lines, banners, comments or other reports)", file=sys.stderr)
     if not items and not decoder.ignored:
         print("(nothing decoded: an incomplete line or frame? a line needs its terminator)", file=sys.stderr)
     return EXIT_OK if any(isinstance(i, Reading | ButtonEvent) for i in items) else EXIT_NO_READING

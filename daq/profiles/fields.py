@@ -68,9 +68,7 @@ class ChannelSink:
     def __init__(self, name: str, channel: Channel) -> None:
         self.name = name
         self.field = channel.field or name
-        self.parse: Callable[[str], Value | None] = (
-            parse_decimal if channel.number == "decimal" else parse_int
-        )
+        self.parse: Callable[[str], Value | None] = parse_decimal if channel.number == "decimal" else parse_int
         self.lo = -math.inf  # only absolute channels have a range
         self.hi = math.inf
 
@@ -103,9 +101,7 @@ class RelativeSink(ChannelSink):
 
     def step(self, delta: Value, data: bytes, mono_ns: int) -> Decoded | None:
         if self.max_delta is not None and abs(delta) > self.max_delta:
-            return Garbage(
-                f"{self.name}: step {delta} is larger than max_delta {self.max_delta:g}", data, mono_ns
-            )
+            return Garbage(f"{self.name}: step {delta} is larger than max_delta {self.max_delta:g}", data, mono_ns)
         if delta == 0:
             return None
         self.total += delta
@@ -184,14 +180,13 @@ class Interpreter:
         self.buttons = [ButtonSink(n, b) for n, b in profile.buttons.items()]
         self.fields: list[str] = [s.field for s in self.channels] + [b.field for b in self.buttons]
 
-    def emit(self, values: Sequence[Value | None], data: bytes, mono_ns: int, out: list[Decoded]) -> None:
+    def emit(self, values: Sequence[Value | None], data: bytes, mono_ns: int, out: list[Decoded]) -> bool:
+        """Append what the values yield to `out`; False if they were refused as garbage."""
         channels = self.channels
         for sink, value in zip(channels, values, strict=False):
             if value is not None and not sink.lo <= value <= sink.hi:
-                out.append(
-                    Garbage(f"{sink.name}: {value} is outside {sink.lo:g}..{sink.hi:g}", data, mono_ns)
-                )
-                return
+                out.append(Garbage(f"{sink.name}: {value} is outside {sink.lo:g}..{sink.hi:g}", data, mono_ns))
+                return False
         for sink, value in zip(channels, values, strict=False):
             if value is not None:
                 item = sink.apply(value, data, mono_ns)
@@ -204,6 +199,7 @@ class Interpreter:
                 event = button.apply(int(value), mono_ns)
                 if event is not None:
                     out.append(event)
+        return True
 
     def reset(self) -> None:
         for sink in self.channels:

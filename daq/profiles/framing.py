@@ -161,11 +161,7 @@ class LineDecoder:
         else:
             cols = text.split(self._delimiter)
             if len(cols) < self._min_columns:
-                out.append(
-                    Garbage(
-                        f"line has {len(cols)} columns, the profile needs {self._min_columns}", line, mono
-                    )
-                )
+                out.append(Garbage(f"line has {len(cols)} columns, the profile needs {self._min_columns}", line, mono))
                 return
             texts = [cols[i].strip() for i in self._columns]
         values: list[Value | None] = []
@@ -214,6 +210,8 @@ class BinaryDecoder:
 
     def _min_length(self) -> int:
         """The shortest frame that holds the header, the fields and the checksum apart."""
+        if self._fixed is not None:
+            return self._fixed  # the model checked that everything fits
         before = max([self._header, *(e.end for e in self._fields)])
         if self._check is None:
             return before
@@ -245,11 +243,7 @@ class BinaryDecoder:
                 break
             length = self._length(buf, pos) if self._length is not None else self._fixed or 0
             if not self._min <= length <= self._max:
-                out.append(
-                    Garbage(
-                        f"frame length {length} is impossible", bytes(buf[pos : pos + self._header]), mono
-                    )
-                )
+                out.append(Garbage(f"frame length {length} is impossible", bytes(buf[pos : pos + self._header]), mono))
                 self._reported = max(self._reported, pos + self._header)
                 pos += 1
                 continue
@@ -258,11 +252,13 @@ class BinaryDecoder:
             frame = bytes(buf[pos : pos + length])
             if not self._valid(frame):
                 out.append(Garbage("bad checksum", frame, mono))
-                self._reported = max(self._reported, pos + length)
-                pos += 1
+            elif self._interp.emit([f(frame) for f in self._fields], frame, mono, out):
+                pos += length
                 continue
-            self._interp.emit([f(frame) for f in self._fields], frame, mono, out)
-            pos += length
+            # A bad frame, or one whose checksum passed by chance but whose value cannot be:
+            # the real sync may be inside it.
+            self._reported = max(self._reported, pos + length)
+            pos += 1
         del buf[:pos]
         self._reported = max(0, self._reported - pos)
         return out

@@ -52,9 +52,12 @@ def load_profile(path: str | Path) -> LoadedProfile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"line (\d+)", str(exc))
+        where = re.search(r" \(at line (\d+), column (\d+)\)", str(exc))
+        if where is None:
+            raise ProfileError(path, None, f"TOML syntax error: {exc}") from None
+        message = str(exc).replace(where.group(0), "")
         raise ProfileError(
-            path, f"line {line.group(1)}" if line else None, f"TOML syntax error: {exc}"
+            path, f"line {where.group(1)}", f"TOML syntax error: {message} (column {where.group(2)})"
         ) from None
     return LoadedProfile(profile_from_dict(data, path), path)
 
@@ -81,8 +84,7 @@ def _check_spec(data: Mapping[str, Any], file: str | Path | None) -> None:
         raise ProfileError(
             file,
             "spec",
-            f"this profile needs dialdaq profile spec {spec}; "
-            f"this dialdaq reads {SPEC_VERSION}: upgrade dialdaq",
+            f"this profile needs dialdaq profile spec {spec}; this dialdaq reads {SPEC_VERSION}: upgrade dialdaq",
         )
     if spec < 1:
         raise ProfileError(file, "spec", f"there is no profile spec {spec}: write spec = {SPEC_VERSION}")
@@ -103,9 +105,7 @@ def _raise(file: str | Path | None, exc: ValidationError, data: Mapping[str, Any
     first = errors[0]
     loc = user_loc(tuple(first["loc"]))
     if first["type"] == "union_tag_not_found":
-        raise ProfileError(
-            file, "framing.kind", "required key is missing: add kind = 'line', 'binary' or 'report'"
-        )
+        raise ProfileError(file, "framing.kind", "required key is missing: add kind = 'line', 'binary' or 'report'")
     if first["type"] == "union_tag_invalid":
         raise ProfileError(file, "framing.kind", first["msg"])
     if first["type"] == "extra_forbidden":
@@ -149,17 +149,12 @@ class ProfileRegistry:
         """Add a profile; an id that is taken already is a ProfileError naming both files."""
         known = self._by_id.get(loaded.id)
         if known is not None:
-            if (
-                known.path is not None
-                and loaded.path is not None
-                and known.path.resolve() == loaded.path.resolve()
-            ):
+            if known.path is not None and loaded.path is not None and known.path.resolve() == loaded.path.resolve():
                 return  # the same file reached twice (a directory given twice)
             raise ProfileError(
                 loaded.path,
                 "id",
-                f"the id {loaded.id!r} is used by {known.path or '<memory>'} already: "
-                "give one of them another id",
+                f"the id {loaded.id!r} is used by {known.path or '<memory>'} already: give one of them another id",
             )
         self._by_id[loaded.id] = loaded
 

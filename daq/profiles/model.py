@@ -114,9 +114,7 @@ class Match(StrictModel):
     Arduino Uno): the station config then names the profile.
     """
 
-    usb: tuple[UsbId, ...] = Field(
-        default=(), description="USB VID:PID pairs in hex, e.g. ['2341:0043', '1a86:7523']"
-    )
+    usb: tuple[UsbId, ...] = Field(default=(), description="USB VID:PID pairs in hex, e.g. ['2341:0043', '1a86:7523']")
     product: tuple[str, ...] = Field(
         default=(),
         description="substrings of the USB product string (case-insensitive), e.g. ['ShuttleXpress']",
@@ -148,9 +146,7 @@ class LineFraming(StrictModel):
         le=65536,
         description="longest line in bytes (terminator excluded); longer is garbage",
     )
-    encoding: Literal["ascii", "utf-8"] = Field(
-        default="ascii", description="text encoding; undecodable is garbage"
-    )
+    encoding: Literal["ascii", "utf-8"] = Field(default="ascii", description="text encoding; undecodable is garbage")
     discard_first_line: bool = Field(
         default=True,
         description="drop everything up to the first terminator after the port opens (and after a "
@@ -192,9 +188,7 @@ class LineFraming(StrictModel):
             )
         if self.pattern is not None:
             if self.fields is not None:
-                raise ProfileProblem(
-                    "fields", "with `pattern` the fields are its named groups: remove `fields`"
-                )
+                raise ProfileProblem("fields", "with `pattern` the fields are its named groups: remove `fields`")
             if not re.compile(self.pattern, re.ASCII).groupindex:
                 raise ProfileProblem("pattern", "needs at least one named group, e.g. (?P<position>[0-9]+)")
         if self.delimiter is not None and not self.fields:
@@ -242,9 +236,7 @@ class Checksum(StrictModel):
     @model_validator(mode="after")
     def _covers(self) -> Checksum:
         if self.covers is not None and self.covers[0] < 0:
-            raise ProfileProblem(
-                "covers", "the start must be 0 or more (an offset from the frame's first byte)"
-            )
+            raise ProfileProblem("covers", "the start must be 0 or more (an offset from the frame's first byte)")
         if self.kind == "none" and (self.offset is not None or self.covers is not None):
             raise ProfileProblem("kind", "`offset` and `covers` need a checksum kind other than 'none'")
         return self
@@ -271,9 +263,7 @@ class BinaryFraming(StrictModel):
         le=65536,
         description="with `length_field`: longer frames are garbage (a corrupt length)",
     )
-    checksum: Checksum = Field(
-        default_factory=lambda: Checksum(kind="none"), description="how a frame is checked"
-    )
+    checksum: Checksum = Field(default_factory=lambda: Checksum(kind="none"), description="how a frame is checked")
 
     @field_validator("sync")
     @classmethod
@@ -323,9 +313,7 @@ class BinaryFraming(StrictModel):
                 start, end = self.checksum_covers
                 end_abs = end if end >= 0 else self.length + end
                 if not 0 <= start < end_abs <= self.length:
-                    raise ProfileProblem(
-                        "checksum.covers", f"not a byte range within the {self.length}-byte frame"
-                    )
+                    raise ProfileProblem("checksum.covers", f"not a byte range within the {self.length}-byte frame")
         return self
 
 
@@ -360,8 +348,7 @@ class BinaryField(StrictModel):
     offset: int = Field(
         ge=0,
         le=65535,
-        description="byte offset from the frame's first byte (the first sync byte; for a "
-        "report, the first byte read)",
+        description="byte offset from the frame's first byte (the first sync byte; for a report, the first byte read)",
     )
     type: IntType = Field(
         default="uint8", description="how the number is stored: [u]int8, [u]int16le/be, [u]int32le/be"
@@ -405,13 +392,10 @@ class Channel(StrictModel):
     reconnects; readings are produced only when the sum changes.
     """
 
-    kind: Literal["absolute", "relative", "counter"] = Field(
-        description="how the value relates to the dial's position"
-    )
+    kind: Literal["absolute", "relative", "counter"] = Field(description="how the value relates to the dial's position")
     field: str | None = Field(
         default=None,
-        description="the field (binary/report) or pattern group / column (line) to read; "
-        "default: the channel's name",
+        description="the field (binary/report) or pattern group / column (line) to read; default: the channel's name",
     )
     range: tuple[float, float] | None = Field(
         default=None,
@@ -439,9 +423,7 @@ class Channel(StrictModel):
     detents_per_turn: int | None = Field(
         default=None, gt=0, description="clicks per full turn, if the dial has detents"
     )
-    springs_back: bool = Field(
-        default=False, description="returns to centre when let go (a shuttle ring, a joystick)"
-    )
+    springs_back: bool = Field(default=False, description="returns to centre when let go (a shuttle ring, a joystick)")
     default: bool = Field(
         default=False,
         description="the channel a station dial uses when it names none (default: the first declared)",
@@ -452,9 +434,7 @@ class Channel(StrictModel):
     def _kind_options(self) -> Channel:
         if self.range is not None:
             if self.kind != "absolute":
-                raise ProfileProblem(
-                    "range", f"only absolute channels have a range; a {self.kind} sum is unbounded"
-                )
+                raise ProfileProblem("range", f"only absolute channels have a range; a {self.kind} sum is unbounded")
             if self.range[0] >= self.range[1]:
                 raise ProfileProblem("range", "write it as [min, max] with min < max")
         if self.wrap is not None and self.kind != "counter":
@@ -473,12 +453,8 @@ class Button(StrictModel):
     The decoder reports a change only.
     """
 
-    field: str | None = Field(
-        default=None, description="the field or group to read; default: the button's name"
-    )
-    bit: int | None = Field(
-        default=None, ge=0, le=31, description="the bit of the field, 0 = least significant"
-    )
+    field: str | None = Field(default=None, description="the field or group to read; default: the button's name")
+    bit: int | None = Field(default=None, ge=0, le=31, description="the bit of the field, 0 = least significant")
     active_low: bool = Field(default=False, description="pressed when the bit is 0")
     description: str = Field(default="", description="free text for people")
 
@@ -557,19 +533,11 @@ class Profile(StrictModel):
         if self.transport == "serial" and self.serial is None:
             raise ProfileProblem("serial", "a serial profile needs a [serial] table (at least baud = ...)")
         if self.transport != "serial" and self.serial is not None:
-            raise ProfileProblem(
-                "serial", f"only serial profiles have serial settings, this one is {self.transport}"
-            )
+            raise ProfileProblem("serial", f"only serial profiles have serial settings, this one is {self.transport}")
         allowed = FRAMINGS_FOR_TRANSPORT.get(self.transport, frozenset())
         if self.framing.kind not in allowed:
-            fix = (
-                f"use one of: {', '.join(sorted(allowed))}"
-                if allowed
-                else "no framing for it is supported yet"
-            )
-            raise ProfileProblem(
-                "framing.kind", f"{self.transport} cannot carry {self.framing.kind!r} framing: {fix}"
-            )
+            fix = f"use one of: {', '.join(sorted(allowed))}" if allowed else "no framing for it is supported yet"
+            raise ProfileProblem("framing.kind", f"{self.transport} cannot carry {self.framing.kind!r} framing: {fix}")
 
     def _check_names(self) -> None:
         for table, names in (("channels", self.channels), ("buttons", self.buttons)):
@@ -592,11 +560,14 @@ class Profile(StrictModel):
             raise ProfileProblem(
                 "fields", "a line framing names its fields in [framing]: pattern groups or framing.fields"
             )
-        if not line:
-            end = framing.length if isinstance(framing, BinaryFraming) else None
+        if isinstance(framing, BinaryFraming) and framing.length is not None:
+            end = framing.length
+            ck = framing.checksum_offset % end if framing.checksum.size else end
             for name, f in self.fields.items():
-                if end is not None and f.offset + f.size > end:
+                if f.offset + f.size > end:
                     raise ProfileProblem(f"fields.{name}.offset", f"the field runs past the {end}-byte frame")
+                if f.offset < ck + framing.checksum.size and ck < f.offset + f.size:
+                    raise ProfileProblem(f"fields.{name}.offset", f"the field overlaps the checksum at byte {ck}")
         known = self.field_names()
         where = "pattern groups" if line and getattr(framing, "pattern", None) else "fields"
         entries: list[tuple[str, str | None]] = [(f"channels.{n}", c.field) for n, c in self.channels.items()]

@@ -25,14 +25,14 @@ class SerialSettings(StrictModel):
         0.0,
         ge=0,
         le=30,
-        description="wait this long after open before reading "
-        "(an Arduino reboots on open and prints a banner)",
+        description="wait this long after open before reading (an Arduino reboots on open and prints a banner)",
     )
     init: str = Field(
         "",
         description="text written once after settle, e.g. a start command; "
         "backslash escapes (\\n, \\r, \\xNN) are honoured",
     )
+
     @field_validator("stopbits")
     @classmethod
     def _stopbits(cls, value: float) -> float:

@@ -1,36 +1,44 @@
 """The serial transport: one reader thread per port, chunks stamped in that thread.
 
 Why a thread per port and not pyserial-asyncio-fast: measured with
-benchmarks/serial_readers.py (pty pairs, the writer in another process stamping each line just
-before its write; Linux 6.18, 2 vCPUs, CPython 3.11; "stamp" = chunk stamp minus write time):
+benchmarks/serial_readers.py (pty pairs; the writer, another process, stamps each line just
+before writing it; Linux 6.18 VM, 2 vCPUs, CPython 3.11.7; "stamp" = the chunk's stamp minus
+the write time; CPU% of the reading process, 100 = one core; ranges over 2-3 runs, the VM is
+noisy):
 
-    16 ports x 1000 lines/s, 5 s, idle loop  lines/s  stamp p50/p99/max   CPU% (one core = 100)
-      thread (poll + os.read)                  16000   0.36 / 1.8 / 13 ms  115
-      thread, serial.read(max(1,in_waiting))   16000   0.42 / 3.8 / 27 ms   75  (1.65 chunks a line)
-      pyserial-asyncio-fast                    16000   0.16 / 1.6 / 7 ms    25
-    4 ports x 100 lines/s, idle loop
-      thread                                     400   0.23 / 0.9 / 2 ms     6
-      pyserial-asyncio-fast                      400   0.17 / 0.3 / 0.4 ms   1.6
-    4 ports x 100 lines/s, loop blocked 100 ms after every 100 ms idle
-      thread                                     400   0.57 / 23 / 33 ms    55
-      thread, sys.setswitchinterval(0.001)       400   0.46 / 5.1 / 7 ms    52
-      pyserial-asyncio-fast                      400   1.6 / 98 / 102 ms    51  (0.55 chunks a line)
+                                              lines/s  stamp p50   p99        max       CPU%
+  16 ports x 1000 lines/s, idle loop
+    thread: poll + os.read                      16000  0.16-0.39  1.7-2.4 ms  7-16 ms   44-115
+    thread: serial.read(max(1, in_waiting))     16000  0.42-0.57  3.8-11       16-35     72-85
+    pyserial-asyncio-fast                       16000  0.15-0.16  0.3-1.6      3-8       23-26
+    this module                                 16000  0.21-0.54  2.5-2.8      6         59-120
+  4 ports x 100 lines/s, idle loop
+    thread: poll + os.read                        400  0.19-0.23  0.9-3.7      2-4       4-6
+    pyserial-asyncio-fast                         400  0.17-0.21  0.3-3.6      0.4-6     1.6-2
+    this module                                   400  0.12       0.7          7         5
+  4 ports x 100 lines/s, loop blocked 100 ms after every 100 ms idle
+    thread: poll + os.read                        400  0.57-0.59  19-23        32-33     47-55
+    pyserial-asyncio-fast                         400  0.66-1.6   97-98        99-102    51
+    this module                                   400  0.72       26           40        47
+    this module, sys.setswitchinterval(0.001)     400  0.78       5.9          10        52
 
-Nothing was lost either way. With a healthy loop pyserial-asyncio-fast is cheaper (it reads
-in the loop: no thread hand-off) and its stamps are as good; but it stamps when the loop gets
-round to the fd, so every stall of the loop (a slow decode, a publish burst, a blocking call)
-goes straight into the reading's time: 98 ms p99 above. The thread stamps right after its
-read returned; the only delay left is waiting for the GIL (up to a few switch intervals, 5 ms
-each by default, 1 ms if the daemon calls sys.setswitchinterval(0.001)). Timestamps are what
-dialdaq is for, dials send tens to hundreds of lines a second (6% of a core for four at
-100 Hz), and it needs no extra dependency: a thread per port.
+No approach lost a line. With a healthy loop pyserial-asyncio-fast is cheaper (it reads in
+the loop: no thread hand-off, no GIL convoy) and its stamps are as good. But it stamps when
+the loop gets round to the fd, so every stall of the loop (a slow decode, a publish burst, a
+blocking call) goes straight into the reading's time: 97 ms p99 above, and lines that waited
+together share one stamp (0.55 chunks a line). The thread stamps right after its read
+returned; what is left is waiting for the GIL, a few switch intervals (5 ms each by default:
+the daemon may call sys.setswitchinterval(0.001) to cut that to ~6 ms p99). Timestamps are
+what dialdaq is for; dials send tens to hundreds of lines a second (~5% of a core for four at
+100 Hz); and it needs no extra dependency. So: a thread per port.
 
-The thread does poll(port, wake pipe) then os.read(fd, 4096), not pyserial's
-read(max(1, in_waiting)): pyserial reads the first byte alone (1.65-2 chunks a line) and its
-select() cannot be woken by close() other than through its private pipe. Each chunk goes to the
-loop with call_soon_threadsafe into an asyncio.Queue; an error is queued after the chunks read
-before it, so `read()` hands over everything that was read and then raises DeviceGone.
-Off POSIX the thread uses pyserial's read(max(1, in_waiting)) with the profile's timeout.
+The thread polls (port, wake pipe) and reads with os.read(fd, 4096), not pyserial's
+read(max(1, in_waiting)): that reads the first byte of every burst alone (two chunks a line)
+and only pyserial's private pipe can wake it. Each chunk goes to the loop with
+call_soon_threadsafe into an asyncio.Queue (coalescing wake-ups, "thread-batched" in the
+benchmark, saved nothing measurable). An error is queued behind the chunks read before it, so
+`read()` hands those over first and then raises DeviceGone. Off POSIX the thread uses
+pyserial's read(max(1, in_waiting)) with the profile's read timeout.
 """
 
 from __future__ import annotations
