@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from daq import __version__
+from daq import __version__, redact
 from daq.exceptions import FatalError
 
 # Order is the order `daq --help` lists them in.
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except FatalError as exc:
-        print(f"daq: error: {exc}", file=sys.stderr)
+        print(f"daq: error: {redact.scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 0

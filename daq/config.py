@@ -45,9 +45,9 @@ def parse_broker_url(url: str) -> BrokerAddress:
     """mqtt://[user[:password]@]host[:port] or mqtts://... ; ValueError says what is allowed."""
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS:
-        raise ValueError(
-            f"broker url must start with mqtt:// or mqtts:// (e.g. mqtt://localhost:1883), got {url!r}"
-        )
+        # Never echo the url itself: it may carry user:password@.
+        got = f"{parts.scheme}://..." if parts.scheme else "no scheme"
+        raise ValueError(f"broker url must start with mqtt:// or mqtts:// (e.g. mqtt://localhost:1883), got {got}")
     if not parts.hostname:
         raise ValueError(f"broker url has no host: write it as mqtt://HOST:PORT, got {parts.scheme}://...")
     try:

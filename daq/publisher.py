@@ -23,7 +23,7 @@ import aiomqtt
 
 from daq.config import BrokerConfig, PublishConfig
 from daq.exceptions import BrokerRefused
-from daq.mqtt_client import make_client, refusal
+from daq.mqtt_client import connect_failure, make_client
 from daq.outbox.base import Entry, Outbox
 
 log = logging.getLogger(__name__)
@@ -124,12 +124,9 @@ class Publisher:
                     if done:
                         return
             except aiomqtt.MqttError as exc:
-                reason = refusal(exc)
-                if reason and not self._connected_once.is_set():
-                    raise BrokerRefused(
-                        f"broker {self.broker.address.display()} refused the connection: {reason}. "
-                        "Check broker.username and the password (DAQ_BROKER_PASSWORD or broker.password_file)."
-                    ) from None
+                fatal = connect_failure(exc, self.broker)
+                if fatal and not self._connected_once.is_set():
+                    raise BrokerRefused(fatal) from None
                 self.stats.last_error = str(exc)
             finally:
                 self._client = None

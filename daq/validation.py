@@ -36,6 +36,9 @@ def _explain(err: dict[str, object]) -> str:
     if kind == "missing":
         return "required key is missing: add it"
     value = err.get("input")
+    loc = err.get("loc", ())
+    if isinstance(loc, tuple) and any(isinstance(p, str) and ("password" in p or p == "url") for p in loc):
+        return msg  # never echo what may be a secret (a url can carry user:password@)
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."

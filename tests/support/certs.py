@@ -68,11 +68,10 @@ class Ca:
         if sans:
             lines.append("subjectAltName = " + ", ".join(san_entry(s) for s in sans))
         ext.write_text("\n".join(lines) + "\n")
-        openssl("req", "-new", *EC_KEY, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}",
-                cwd=self.folder)
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key),
-                "-set_serial", str(secrets.randbits(63)), "-days", DAYS, "-sha256",
-                "-extfile", str(ext), "-out", str(cert), cwd=self.folder)
+        openssl("req", "-new", *EC_KEY, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}", cwd=self.folder)
+        sign = ["x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key), "-sha256"]
+        sign += ["-set_serial", str(secrets.randbits(63)), "-days", DAYS, "-extfile", str(ext), "-out", str(cert)]
+        openssl(*sign, cwd=self.folder)
         return CertPair(cert, key)
 
 
@@ -80,12 +79,10 @@ def make_ca(folder: Path, name: str = "dialdaq-test-ca") -> Ca:
     folder.mkdir(parents=True, exist_ok=True)
     cert = folder / f"{name}.crt"
     key = folder / f"{name}.key"
-    openssl("req", "-x509", "-new", *EC_KEY, "-keyout", str(key), "-out", str(cert), "-days", DAYS,
-            "-sha256", "-subj", f"/CN={name}",
-            "-addext", "basicConstraints = critical, CA:TRUE",
-            "-addext", "keyUsage = critical, keyCertSign, cRLSign",
-            "-addext", "subjectKeyIdentifier = hash",
-            cwd=folder)
+    args = ["req", "-x509", "-new", *EC_KEY, "-keyout", str(key), "-out", str(cert), "-days", DAYS, "-sha256"]
+    args += ["-subj", f"/CN={name}", "-addext", "basicConstraints = critical, CA:TRUE"]
+    args += ["-addext", "keyUsage = critical, keyCertSign, cRLSign", "-addext", "subjectKeyIdentifier = hash"]
+    openssl(*args, cwd=folder)
     return Ca(folder, cert, key)
 
 

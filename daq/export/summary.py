@@ -1,0 +1,270 @@
+"""Per-session summary: per dial coverage, gaps and statistics; agreement across dials (ICC).
+
+Per dial:
+- `count`: rows in the file; `count_media`: rows with a media time; statistics (`mean`, `sd` with
+  n-1, `min`, `max`) are over the samples WITH a media time, every pass included.
+- `grid`: count, mean and SD of the dial's values on the resampled grid (time-weighted, one value
+  per grid point; this is what the ICC uses).
+- `coverage`: fraction of the session's media span (first to last media_s over all dials) where
+  the dial's held signal (see `daq.export.resample`) has a value.
+- `seq_gaps`: per boot, ranges of `seq` missing between the first and last seq in the file
+  (lost samples); `media_gaps`: the parts of the media span without a held value.
+
+Agreement (two or more dials), on the resampled grid, over the grid points where EVERY dial has a
+value (complete cases), from the two-way ANOVA mean squares of Shrout & Fleiss (1979), with
+n grid points (targets) and k dials (judges):
+
+    BMS = k * sum_i (row_mean_i - grand)^2 / (n - 1)        between targets
+    JMS = n * sum_j (col_mean_j - grand)^2 / (k - 1)        between judges
+    EMS = (SS_total - SS_targets - SS_judges) / ((n - 1)(k - 1))
+
+    ICC(2,1) = (BMS - EMS) / (BMS + (k - 1) EMS + k (JMS - EMS) / n)
+        absolute agreement of a single dial (judges a random sample of judges)
+    ICC(3,k) = (BMS - EMS) / BMS
+        consistency of the mean of the k dials (judges fixed; mean differences between dials ignored)
+
+Grid points of a continuous rating are autocorrelated, so these are descriptive: no F test or
+confidence interval is given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from daq.export.reader import DialRecording, Row, SessionRecording
+from daq.export.resample import HeldSignal, Resampled, media_span, parse_rate, timecode_at
+
+
+@dataclass(frozen=True, slots=True)
+class Icc:
+    n: int  # complete grid points (targets)
+    k: int  # dials (judges)
+    bms: float
+    jms: float
+    ems: float
+    icc_2_1: float | None
+    icc_3_k: float | None
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den != 0 and math.isfinite(den) else None
+
+
+def icc(table: Sequence[Sequence[float]]) -> Icc | None:
+    """ICC(2,1) and ICC(3,k) of an n x k table (rows: targets, columns: judges); None when n<2 or k<2."""
+    n = len(table)
+    k = len(table[0]) if n else 0
+    if n < 2 or k < 2:
+        return None
+    grand = math.fsum(x for row in table for x in row) / (n * k)
+    row_means = [math.fsum(row) / k for row in table]
+    col_means = [math.fsum(row[j] for row in table) / n for j in range(k)]
+    ss_rows = k * math.fsum((m - grand) ** 2 for m in row_means)
+    ss_cols = n * math.fsum((m - grand) ** 2 for m in col_means)
+    ss_total = math.fsum((x - grand) ** 2 for row in table for x in row)
+    ss_error = max(ss_total - ss_rows - ss_cols, 0.0)
+    bms = ss_rows / (n - 1)
+    jms = ss_cols / (k - 1)
+    ems = ss_error / ((n - 1) * (k - 1))
+    return Icc(
+        n=n,
+        k=k,
+        bms=bms,
+        jms=jms,
+        ems=ems,
+        icc_2_1=_ratio(bms - ems, bms + (k - 1) * ems + k * (jms - ems) / n),
+        icc_3_k=_ratio(bms - ems, bms),
+    )
+
+
+def complete_table(grid: Resampled) -> list[list[float]]:
+    """Rows of the grid where every dial has a value."""
+    columns = list(grid.values.values())
+    out: list[list[float]] = []
+    for i in range(len(grid.starts)):
+        row = [c[i] for c in columns]
+        if all(v is not None for v in row):
+            out.append([v for v in row if v is not None])
+    return out
+
+
+def seq_gaps(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], int]:
+    """Missing seq ranges per boot (between the first and last seq present) and duplicate rows."""
+    by_boot: dict[str, list[int]] = defaultdict(list)
+    for r in rows:
+        by_boot[r.boot].append(r.seq)
+    gaps: list[dict[str, Any]] = []
+    duplicates = 0
+    for boot, seqs in by_boot.items():
+        unique = sorted(set(seqs))
+        duplicates += len(seqs) - len(unique)
+        for a, b in itertools.pairwise(unique):
+            if b > a + 1:
+                gaps.append({"boot": boot, "first": a + 1, "last": b - 1, "count": b - a - 1})
+    return gaps, duplicates
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "sd": None, "min": None, "max": None}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else None,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def dial_summary(
+    dial: DialRecording, signal: HeldSignal, grid: Resampled, span: tuple[float, float] | None
+) -> dict[str, Any]:
+    rate = grid.rate
+    media_values = [r.value for r in dial.rows if r.media_s is not None and math.isfinite(r.media_s)]
+    gaps, duplicates = seq_gaps(dial.rows)
+    on_grid = [v for v in grid.values.get(dial.dial, []) if v is not None]
+    out: dict[str, Any] = {
+        "file": dial.path.name,
+        "count": len(dial.rows),
+        "count_media": len(media_values),
+        **_stats(media_values),
+        "grid": {
+            "count": len(on_grid),
+            "mean": statistics.fmean(on_grid) if on_grid else None,
+            "sd": statistics.stdev(on_grid) if len(on_grid) > 1 else None,
+        },
+        "passes": signal.passes,
+        "coverage": None,
+        "seq_gaps": gaps,
+        "missing_samples": sum(g["count"] for g in gaps),
+        "duplicates": duplicates,
+        "media_gaps": [],
+        "scale": dial.scale,
+    }
+    if span is not None and span[1] > span[0]:
+        out["coverage"] = signal.covered(span[0], span[1]) / (span[1] - span[0])
+        out["media_gaps"] = [
+            {
+                "start_s": a,
+                "end_s": b,
+                "duration_s": b - a,
+                "start_timecode": timecode_at(a, rate),
+                "end_timecode": timecode_at(b, rate),
+            }
+            for a, b in signal.empty_intervals(span[0], span[1])
+        ]
+    return out
+
+
+def agreement(grid: Resampled) -> dict[str, Any] | None:
+    """ICC across the dials on the grid; None with fewer than two dials."""
+    if len(grid.values) < 2:
+        return None
+    table = complete_table(grid)
+    result = icc(table)
+    base: dict[str, Any] = {
+        "dials": grid.dials,
+        "k": len(grid.values),
+        "complete_points": len(table),
+        "method": "Shrout & Fleiss (1979), two-way ANOVA over complete grid points",
+    }
+    if result is None:
+        return {
+            **base,
+            "icc_2_1": None,
+            "icc_3_k": None,
+            "note": "fewer than 2 grid points where all dials have a value",
+        }
+    return {
+        **base,
+        "bms": result.bms,
+        "jms": result.jms,
+        "ems": result.ems,
+        "icc_2_1": result.icc_2_1,
+        "icc_3_k": result.icc_3_k,
+    }
+
+
+def session_summary(session: SessionRecording, signals: dict[str, HeldSignal], grid: Resampled) -> dict[str, Any]:
+    span = media_span(session)
+    rate = parse_rate(session.timecode_rate)
+    grid_info: dict[str, Any] = {
+        "kind": grid.kind,
+        "step_s": grid.step,
+        "max_hold_s": grid.max_hold,
+        "points": len(grid.starts),
+    }
+    if grid.kind == "rate":
+        grid_info["rate_hz"] = grid.rate_hz
+    return {
+        "station": session.station,
+        "session": session.session,
+        "source": str(session.folder),
+        "timecode_rate": session.timecode_rate or None,
+        "media_span": None
+        if span is None
+        else {
+            "start_s": span[0],
+            "end_s": span[1],
+            "duration_s": span[1] - span[0],
+            "start_timecode": timecode_at(span[0], rate),
+            "end_timecode": timecode_at(span[1], rate),
+        },
+        "grid": grid_info,
+        "dials": {d.dial: dial_summary(d, signals[d.dial], grid, span) for d in session.dials},
+        "agreement": agreement(grid),
+    }
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a readable table."""
+    lines: list[str] = []
+    span = summary["media_span"]
+    grid = summary["grid"]
+    step = f"{grid['rate_hz']:g} Hz" if grid["kind"] == "rate" else f"bins of {grid['step_s']:g} s"
+    where = (
+        "no media time"
+        if span is None
+        else f"media {span['start_timecode'] or _num(span['start_s'])} .. {span['end_timecode'] or _num(span['end_s'])}"
+        f" ({span['duration_s']:.1f} s)"
+    )
+    lines.append(f"session {summary['session']} (station {summary['station']}): {where}")
+    lines.append(f"grid: {step}, max hold {grid['max_hold_s']:g} s, {grid['points']} points")
+    head = ("dial", "samples", "media", "coverage", "mean", "sd", "min", "max", "missing", "empty s")
+    rows = [head]
+    for dial, d in summary["dials"].items():
+        rows.append(
+            (
+                dial,
+                str(d["count"]),
+                str(d["count_media"]),
+                "-" if d["coverage"] is None else f"{100 * d['coverage']:.2f}%",
+                _num(d["mean"]),
+                _num(d["sd"]),
+                _num(d["min"]),
+                _num(d["max"]),
+                str(d["missing_samples"]),
+                f"{sum(g['duration_s'] for g in d['media_gaps']):.3f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        lines.append(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        )
+    agree = summary["agreement"]
+    if agree is not None:
+        lines.append(
+            f"agreement of {agree['k']} dials over {agree['complete_points']} complete grid points: "
+            f"ICC(2,1) = {_num(agree['icc_2_1'])}, ICC(3,k) = {_num(agree['icc_3_k'])}"
+        )
+    return "\n".join(lines)
