@@ -199,8 +199,4 @@ class StationControl:
         return self._changed("clock.set", f"media clock: {kind}", data)
 
     def _install(self, clock: MediaClock | None) -> None:
-        set_clock = getattr(self.station, "set_clock", None)
-        if set_clock is not None:
-            set_clock(clock)  # swaps session.clock and (re)starts the clock's run() task
-        else:  # a Station without clock tasks: clocks with a run() will not follow anything
-            self.station.session.clock = clock
+        self.station.set_clock(clock)  # swaps session.clock and (re)starts the clock's run() task

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiomqtt
 import orjson
@@ -24,7 +24,9 @@ from daq.contract import CONTRACT_VERSION
 from daq.control import StationControl
 from daq.device import DeviceReader
 from daq.health import HEALTH_EVERY_S, HealthReporter
+from daq.mediaclock.base import MediaClock
 from daq.mediaclock.factory import make_clock
+from daq.mediaclock.follow import OnChange
 from daq.mediaclock.session import SessionClock
 from daq.outbox.memory import MemoryOutbox
 from daq.pipeline import DialPipeline
@@ -78,6 +80,8 @@ class Station:
         self.started_mono_ns = time.monotonic_ns()
         self._online = False
         self.health = HealthReporter(self)
+        self._clock_task: asyncio.Task[None] | None = None
+        self._running = False
 
     # -- payloads ---------------------------------------------------------------------
 
@@ -148,6 +152,40 @@ class Station:
                         seen.get("boot") if isinstance(seen, dict) else "?")
             self.publisher.set_retained(self.topics.status, self._status_payload("online", ""))
 
+    # -- the media clock's background job ------------------------------------------------
+
+    def on_clock_change(self, kind: str, message: str, data: dict[str, object]) -> None:
+        """A clock's background job saw a change: announce it and republish the session."""
+        self.emit_event(kind, None, message, data)
+        self.publish_session()
+
+    def set_clock(self, clock: MediaClock | None) -> None:
+        """Switch the media clock (control's clock.set); the old clock's job stops, the new one's starts."""
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            self._clock_task = None
+        self.session.clock = clock
+        if self._running:
+            self._start_clock()
+
+    def _start_clock(self) -> None:
+        clock = self.session.clock
+        run: Callable[[OnChange], Awaitable[None]] | None = getattr(clock, "run", None)
+        if clock is not None and run is not None:
+            self._clock_task = asyncio.create_task(self._supervise_clock(clock.kind, run), name=f"clock:{clock.kind}")
+
+    async def _supervise_clock(self, kind: str, run: Callable[[OnChange], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await run(self.on_clock_change)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("media clock %s failed; restarting it", kind)
+                self.emit_event("error", None, f"media clock {kind}: {type(exc).__name__}: {exc}", {"clock": kind})
+                await asyncio.sleep(1.0)
+
     # -- running ----------------------------------------------------------------------
 
     def start_session(self, timecode: str | None = None) -> None:
@@ -175,6 +213,8 @@ class Station:
         ]
         workers.append(asyncio.create_task(self._watch_clock(), name="read-clock"))
         workers.append(asyncio.create_task(self._report_health(), name="health"))
+        self._running = True
+        self._start_clock()
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({stopper, publisher}, return_when=asyncio.FIRST_COMPLETED)
@@ -184,6 +224,10 @@ class Station:
             stopper.cancel()
             for task in workers:
                 task.cancel()
+            self._running = False
+            if self._clock_task is not None:
+                workers.append(self._clock_task)
+                self._clock_task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self._online = False
             if not publisher.done():

@@ -197,12 +197,13 @@ class MpvClock(FollowedClock):
         last = self.current()
         out: list[ClockChange] = []
         if last.state != "paused" or last.media_ns != pos:
+            model = self.media_ns_at(mono_ns)
             self._add(self._pos_mono if fresh else mono_ns, "paused", pos, speed)
             if last.state == "running":
                 if not seeking:
                     out.append(self._transition(last))  # clock.pause
                 elif self._seek_from is None:
-                    self._seek_from = last.media_ns  # a seek without a `seek` event
+                    self._seek_from = model  # a seek without a `seek` event
             elif last.state in ("lost", "stopped"):
                 self._seek_from = None
                 out.append(self._transition(last))
