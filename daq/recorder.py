@@ -1,27 +1,56 @@
-"""`daq record`: a subscriber that writes one CSV per session and dial.
+"""`daq record`: a subscriber that writes one CSV per session and dial, and `merge` for shared groups.
 
 It is one subscriber among many and gets nothing the others don't: it reads only the
 topics in CONTRACT.md. Duplicates (after a reconnect) are dropped by (boot, dial, seq);
 gaps are reported as they appear and listed in each session's summary.json.
+
+Stations: one id, several (`["lab-a", "lab-b"]`), or `+` for every station, including
+those that appear later; each station's sessions go to `<out>/<station>/<session>/`.
+
+Acknowledgements: a QoS 1 message is acknowledged to the broker only after its rows are
+written and flushed to the operating system (in receive order, in batches whenever the local
+queue runs empty). So a recorder that is killed loses nothing the broker still holds for it:
+with `persistent=True` (clean start off, a session expiry) the broker redelivers every
+unacknowledged message, and everything published while it was away, when it reconnects with
+the same client id. Rows already in the file are not written twice: an existing file is read
+when it is reopened, and its (boot, seq) pairs count as seen.
+
+Shared subscriptions (`share="GROUP"`, MQTT `$share/GROUP/...`) split the samples between the
+recorders of a group; status, session and meta stay plain subscriptions so that every recorder
+writes complete headers. Each recorder then holds only a part of each dial, in a file of its own,
+`<dial>@<recorder-id>.csv`; `merge_recordings` combines the parts into `<dial>.csv`, drops
+duplicates by (boot, seq), sorts by seq per boot and reports what is missing.
+What the broker guarantees inside a group (measured with Mosquitto 2.0) is in
+config/brokers/README.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
 import logging
+import os
+import re
+import secrets
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
 import orjson
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from daq.config import BrokerConfig
-from daq.mqtt_client import make_client
+from daq.exceptions import BrokerRefused
+from daq.ids import ID_PATTERN, ID_RULE, sanitize_id
+from daq.mqtt_client import make_client, refusal
 from daq.publisher import Backoff
 from daq.seqtrack import SeqTracker
 from daq.topics import parse_topic, subscriber_filters
@@ -29,7 +58,70 @@ from daq.topics import parse_topic, subscriber_filters
 log = logging.getLogger(__name__)
 
 COLUMNS = ("boot", "seq", "t_ns", "media_s", "timecode", "frame", "value", "raw", "replay")
-FLUSH_EVERY_S = 0.5
+PART_SEPARATOR = "@"  # not allowed in ids, so `<dial>@<recorder>.csv` cannot be mistaken for a dial
+DEFAULT_SESSION_EXPIRY_S = 86400
+RECEIVE_MAXIMUM = 200  # MQTT 5: messages the broker may have in flight to us, unacknowledged
+ACK_BATCH = 100  # acknowledge at the latest after this many messages, even if more are waiting
+DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for this long
+DRAIN_MAX_S = 10.0
+HEADER_DROP_ON_MERGE = ("recorder", "share", "merged_from")
+
+_ID = re.compile(ID_PATTERN)
+
+
+def parse_stations(values: str | Iterable[str]) -> list[str]:
+    """Station ids from `"lab-a"`, `"lab-a,lab-b"` or several of those; `+` means all (and wins)."""
+    items = [values] if isinstance(values, str) else list(values)
+    stations: list[str] = []
+    for item in items:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            if part != "+" and not _ID.match(part):
+                raise ValueError(f"{part!r} is not a station id: use {ID_RULE}, or '+' for every station")
+            if part not in stations:
+                stations.append(part)
+    if not stations or "+" in stations:
+        return ["+"]
+    return stations
+
+
+def check_name(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{value!r} is not a valid {what}: use {ID_RULE}")
+    return value
+
+
+def safe_name(text: str) -> str:
+    """A file or folder name from a topic level or payload field: never a path, never '.' or '..'."""
+    name = sanitize_id(text, "unnamed")
+    return "_" + name if set(name) == {"."} else name
+
+
+@dataclass
+class RecentSeqs:
+    """The seqs seen lately, to drop re-sent duplicates when a group member holds only every n-th sample.
+
+    A SeqTracker would keep a "gap" for every hole the other members fill. Re-sent messages are
+    the ones in flight at a reconnect (at most the receive maximum), so the last WINDOW seqs are
+    plenty; anything older is accepted (`merge` removes duplicates exactly).
+    """
+
+    WINDOW = 1 << 16
+    seqs: set[int] = field(default_factory=set)
+    top: int = -1
+
+    def add(self, seq: int) -> bool:
+        """False for a duplicate."""
+        if seq in self.seqs:
+            return False
+        self.seqs.add(seq)
+        if seq > self.top:
+            self.top = seq
+        if len(self.seqs) > 2 * self.WINDOW:
+            floor = self.top - self.WINDOW
+            self.seqs = {s for s in self.seqs if s > floor}
+        return True
 
 
 @dataclass
@@ -38,6 +130,7 @@ class DialFile:
     handle: TextIO
     writer: Any  # csv writer
     rows: int = 0
+    late: int = 0  # rows written after a row with a higher seq: the file is not in seq order
 
 
 @dataclass
@@ -47,6 +140,8 @@ class RecorderStats:
     invalid: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
     last_seq: dict[tuple[str, str], int] = field(default_factory=dict)
+    messages: int = 0
+    late: int = 0  # accepted samples that came after a higher seq (they fill a gap)
 
 
 class Recorder:
@@ -55,21 +150,72 @@ class Recorder:
         broker: BrokerConfig,
         out_dir: Path,
         root: str = "daq",
-        station: str = "+",
+        station: str | Sequence[str] = "+",
         client_id: str | None = None,
+        *,
+        share: str | None = None,
+        persistent: bool = False,
+        session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
+        on_new_station: Callable[[str], None] | None = None,
     ) -> None:
+        if share is not None:
+            check_name(share, "shared subscription group")
+        if persistent and not client_id:
+            raise ValueError("a persistent session needs a fixed client id (--client-id)")
+        if share is not None and client_id is None:
+            client_id = f"rec-{secrets.token_hex(4)}"
+        if share is not None and client_id is not None:
+            check_name(client_id, "client id (it names this recorder's files)")
         self.broker = broker
         self.out_dir = out_dir
         self.root = root
-        self.station = station
+        self.stations = parse_stations(station)
+        self.station = ",".join(self.stations)
         self.client_id = client_id
+        self.share = share
+        self.persistent = persistent
+        self.session_expiry_s = session_expiry_s
+        self.on_new_station = on_new_station
         self.stats = RecorderStats()
         self.metas: dict[tuple[str, str], dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
+        self.seen_stations: set[str] = set()
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
+        self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
         self.files: dict[tuple[str, str, str], DialFile] = {}  # (station, session, dial)
         self.connected = asyncio.Event()
-        self._last_flush = time.monotonic()
+        self._dirty: set[int] = set()  # ids of DialFiles written since the last flush
+
+    @property
+    def recorder_id(self) -> str | None:
+        """What names this recorder's files in a shared group."""
+        return self.client_id if self.share is not None else None
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def filters(self) -> list[str]:
+        """Plain filters first (status, session, meta: every recorder needs the headers), then samples."""
+        plain: list[str] = []
+        for station in self.stations:
+            plain += [f for f in subscriber_filters(self.root, station) if not f.endswith("/samples")]
+        return plain + self.sample_filters()
+
+    def sample_filters(self) -> list[str]:
+        prefix = f"$share/{self.share}/" if self.share is not None else ""
+        return [f"{prefix}{self.root}/{station}/dials/+/samples" for station in self.stations]
+
+    def _client(self) -> aiomqtt.Client:
+        extra: dict[str, Any] = {}
+        if self.broker.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
+            if self.persistent:
+                props.SessionExpiryInterval = self.session_expiry_s
+            extra["properties"] = props
+        client = make_client(self.broker, self.client_id, clean=not self.persistent, **extra)
+        # Acknowledge only what is written: paho would acknowledge on receipt, before we hold it.
+        client._client.manual_ack_set(True)
+        return client
 
     # -- the connection ---------------------------------------------------------------
 
@@ -79,50 +225,122 @@ class Recorder:
         try:
             while not stop.is_set():
                 try:
-                    async with make_client(self.broker, self.client_id, clean=True) as client:
+                    async with self._client() as client:
                         attempt = 0
-                        for topic in subscriber_filters(self.root, self.station):
-                            await client.subscribe(topic, qos=1)
+                        await self._subscribe(client)
                         self.connected.set()
-                        await self._consume(client, stop)
+                        pending = await self._consume(client, stop)
+                        await self._leave(client, pending)
                         return
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
+                    reason = refusal(exc)
+                    if reason is not None:
+                        raise BrokerRefused(f"the broker refused the recorder: {reason}") from exc
                     delay = backoff.delay(attempt)
                     attempt += 1
                     log.warning("recorder: broker unreachable (%s); retrying in %.1f s", exc, delay)
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
-                    except TimeoutError:
-                        pass
         finally:
             self.close()
 
-    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        """One SUBSCRIBE for all filters: retained headers come after every filter is in place."""
+        filters = self.filters()
+        granted: list[ReasonCode | int] = list(await client.subscribe([(topic, 1) for topic in filters], timeout=30))
+        for topic, code in zip(filters, granted, strict=False):
+            failed = code.is_failure if isinstance(code, ReasonCode) else code >= 0x80
+            if failed:
+                name = code.getName() if isinstance(code, ReasonCode) else str(code)
+                raise BrokerRefused(f"the broker refused the subscription to {topic}: {name}")
+        log.info("recorder: connected as %s; subscribed to %s", self.client_id or "(random id)", ", ".join(filters))
+
+    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> asyncio.Future[aiomqtt.Message] | None:
+        """Write and acknowledge until `stop`; return the wait for the next message, if one is pending."""
         stopper = asyncio.create_task(stop.wait())
+        unacked: list[aiomqtt.Message] = []
         try:
-            messages = aiter(client.messages)
+            messages = client.messages
             while True:
                 getter = asyncio.ensure_future(anext(messages))
-                done, _ = await asyncio.wait(
-                    {getter, stopper}, timeout=FLUSH_EVERY_S, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
-                    message = getter.result()
-                    self.handle(str(message.topic), bytes(message.payload))
-                else:
-                    getter.cancel()
-                    await asyncio.gather(getter, return_exceptions=True)
-                self._maybe_flush()
+                    self._take(getter.result(), unacked)
+                    if len(messages) == 0 or len(unacked) >= ACK_BATCH:
+                        self._commit(client, unacked)
                 if stopper in done:
-                    return
+                    self._commit(client, unacked)
+                    return None if getter in done else getter
         finally:
             stopper.cancel()
+            self._flush()  # what was written is kept; what was not acknowledged the broker sends again
+
+    async def _leave(self, client: aiomqtt.Client, pending: asyncio.Future[aiomqtt.Message] | None) -> None:
+        """Leaving a shared group: hand our share to the others, then take what is still on its way to us.
+
+        Mosquitto keeps a message that it sent to a group member and that was not acknowledged in
+        that member's session (it does not give it to another member), and a persistent member that
+        is merely disconnected keeps getting its turn. So: unsubscribe the shared filters first (new
+        samples now go to the others), write and acknowledge what still arrives until it is quiet,
+        then disconnect with nothing left behind.
+        """
+        if self.share is None:
+            if pending is not None:  # not a group member: what was not acknowledged is sent again anyway
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            return
+        try:
+            await client.unsubscribe(self.sample_filters(), timeout=5)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            log.warning("recorder: could not leave the shared group cleanly (%s)", exc)
+        messages = client.messages
+        if pending is None:
+            pending = asyncio.ensure_future(anext(messages))
+        unacked: list[aiomqtt.Message] = []
+        deadline = time.monotonic() + DRAIN_MAX_S
+        drained = 0
+        while time.monotonic() < deadline:
+            try:
+                # the wait begun before the stop goes on (cancelling it could drop a message)
+                message = await asyncio.wait_for(asyncio.shield(pending), DRAIN_IDLE_S)
+            except (TimeoutError, aiomqtt.MqttError):
+                break
+            pending = asyncio.ensure_future(anext(messages))
+            self._take(message, unacked)
+            drained += 1
+            if len(messages) == 0 or len(unacked) >= ACK_BATCH:
+                self._commit(client, unacked)
+        self._commit(client, unacked)
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        log.info("recorder: left shared group %s; %d messages drained", self.share, drained)
+
+    def _take(self, message: aiomqtt.Message, unacked: list[aiomqtt.Message]) -> None:
+        self.stats.messages += 1
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        self.handle(str(message.topic), data)
+        if message.qos > 0:
+            unacked.append(message)
+
+    def _commit(self, client: aiomqtt.Client, unacked: list[aiomqtt.Message]) -> None:
+        """Flush what was written, then acknowledge it, in the order it arrived."""
+        self._flush()
+        for message in unacked:
+            client._client.ack(message.mid, message.qos)
+        unacked.clear()
 
     # -- messages ---------------------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes) -> None:
         station, what, dial = parse_topic(self.root, topic)
+        if station not in self.seen_stations:
+            self.seen_stations.add(station)
+            if self.on_new_station is not None:
+                self.on_new_station(station)
+            else:
+                log.info("recorder: new station %s", station)
         try:
             body = orjson.loads(payload) if payload else None
         except orjson.JSONDecodeError:
@@ -146,12 +364,23 @@ class Recorder:
         except (KeyError, TypeError, ValueError):
             self.stats.invalid += 1
             return
-        tracker = self.trackers.setdefault((station, boot, dial), SeqTracker())
-        accept, gap = tracker.offer(seq)
+        session = str(sample.get("session") or "no-session")
+        handle = self._file(station, session, dial, sample)  # first: an existing file tells what is seen
+        gap: tuple[int, int] | None = None
+        behind = False
+        if self.share is None:
+            tracker = self.trackers.setdefault((station, boot, dial), SeqTracker())
+            behind = seq <= tracker.last
+            accept, gap = tracker.offer(seq)
+        else:  # a part: the other seqs are with the other members, so holes are normal, not gaps
+            accept = self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
         if not accept:
             self.stats.duplicates += 1
             return
-        if gap is not None:
+        if behind:
+            self.stats.late += 1
+            handle.late += 1
+        if gap is not None and self.share is None:  # in a shared group the other seqs are elsewhere
             info = {
                 "station": station,
                 "dial": dial,
@@ -170,10 +399,9 @@ class Recorder:
                 gap[1],
                 info["count"],
             )
-        session = sample.get("session") or "no-session"
-        handle = self._file(station, str(session), dial, sample)
         handle.writer.writerow([sample.get(c, "") if sample.get(c) is not None else "" for c in COLUMNS])
         handle.rows += 1
+        self._dirty.add(id(handle))
         key = (station, dial)
         self.stats.rows[key] = self.stats.rows.get(key, 0) + 1
         self.stats.last_seq[key] = max(seq, self.stats.last_seq.get(key, -1))
@@ -183,19 +411,47 @@ class Recorder:
         found = self.files.get(key)
         if found is not None:
             return found
-        folder = self.out_dir / station / session
+        folder = self.out_dir / safe_name(station) / safe_name(session)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{dial}.csv"
-        fresh = not path.exists()
+        stem = safe_name(dial)
+        rid = self.recorder_id
+        path = folder / (f"{stem}{PART_SEPARATOR}{rid}.csv" if rid is not None else f"{stem}.csv")
+        fresh = not path.exists() or path.stat().st_size == 0
+        existing = 0 if fresh else self._resume(path, station, dial)
         handle = path.open("a", encoding="utf-8", newline="")
         if fresh:
             handle.write(self._header(station, session, dial, sample))
         writer = csv.writer(handle)
         if fresh:
             writer.writerow(COLUMNS)
-        entry = DialFile(path, handle, writer)
+        entry = DialFile(path, handle, writer, rows=existing)
         self.files[key] = entry
         return entry
+
+    def _resume(self, path: Path, station: str, dial: str) -> int:
+        """Reopening a file of an earlier run: its samples count as seen; a torn last line is ended."""
+        _, columns, rows, _ = read_recording(path)
+        seen: dict[str, list[int]] = {}
+        for row in rows:
+            record = dict(zip(columns, row, strict=False))
+            try:
+                seen.setdefault(record["boot"], []).append(int(record["seq"]))
+            except (KeyError, ValueError):
+                continue
+        for boot, seqs in seen.items():
+            for seq in sorted(seqs):
+                if self.share is None:
+                    self.trackers.setdefault((station, boot, dial), SeqTracker()).offer(seq)
+                else:
+                    self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
+        with path.open("rb") as raw:
+            raw.seek(-1, os.SEEK_END)
+            torn = raw.read(1) != b"\n"
+        if torn:
+            with path.open("a", encoding="utf-8") as out:
+                out.write("\n")
+        log.info("recorder: continuing %s (%d rows already there)", path, len(rows))
+        return len(rows)
 
     def _header(self, station: str, session: str, dial: str, sample: dict[str, Any]) -> str:
         meta = self.metas.get((station, dial), {})
@@ -212,6 +468,9 @@ class Recorder:
             "timecode_rate": clock.get("rate", ""),
             "media_clock": clock.get("kind", ""),
         }
+        if self.share is not None:
+            lines["recorder"] = self.client_id or ""
+            lines["share"] = self.share
         out = io.StringIO()
         for key, value in lines.items():
             out.write(f"# {key}: {value}\n" if value != "" or key != "dialdaq recording" else f"# {key}\n")
@@ -219,28 +478,205 @@ class Recorder:
 
     # -- files ------------------------------------------------------------------------
 
-    def _maybe_flush(self) -> None:
-        now = time.monotonic()
-        if now - self._last_flush >= FLUSH_EVERY_S:
-            self._last_flush = now
-            for entry in self.files.values():
+    def _flush(self) -> None:
+        if not self._dirty:
+            return
+        for entry in self.files.values():
+            if id(entry) in self._dirty:
                 entry.handle.flush()
+        self._dirty.clear()
 
     def close(self) -> None:
         summaries: dict[Path, dict[str, Any]] = {}
         for (station, session, dial), entry in self.files.items():
             entry.handle.close()
-            summary = summaries.setdefault(
-                entry.path.parent, {"station": station, "session": session, "dials": {}}
-            )
+            summary = summaries.setdefault(entry.path.parent, {"station": station, "session": session, "dials": {}})
             summary["dials"][dial] = {"rows": entry.rows, "file": entry.path.name}
+            if entry.late:
+                summary["dials"][dial]["out_of_order"] = entry.late
         self.files.clear()
+        self._dirty.clear()
         for folder, summary in summaries.items():
             station = summary["station"]
-            summary["gaps"] = [
-                {"dial": d, "boot": b, "missing": t.missing}
-                for (st, b, d), t in self.trackers.items()
-                if st == station and t.missing
-            ]
+            name = "summary.json"
+            if self.share is not None:
+                # A part: which seqs are missing is known only after `merge` (the others hold them).
+                summary["recorder"] = self.client_id
+                summary["share"] = self.share
+                summary["partial"] = True
+                name = f"summary{PART_SEPARATOR}{self.client_id}.json"
+            else:
+                summary["gaps"] = [
+                    {"dial": d, "boot": b, "missing": t.missing}
+                    for (st, b, d), t in self.trackers.items()
+                    if st == station and d in summary["dials"] and t.missing
+                ]
             summary["duplicates_dropped"] = self.stats.duplicates
-            (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            (folder / name).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+# -- merge ----------------------------------------------------------------------------------
+
+
+@dataclass
+class MergedDial:
+    dial: str
+    path: Path
+    rows: int
+    sources: dict[str, int]  # file name -> rows read from it
+    duplicates: int
+    bad_rows: int
+    gaps: list[dict[str, Any]]  # {"boot", "missing": [[lo, hi], ...], "count"}
+
+    @property
+    def missing(self) -> int:
+        return sum(int(g["count"]) for g in self.gaps)
+
+
+@dataclass
+class MergedSession:
+    folder: Path
+    dials: list[MergedDial]
+    skipped: list[str] = field(default_factory=list)  # files that are not dialdaq recordings
+
+
+def read_recording(path: Path, header_only: bool = False) -> tuple[dict[str, str], list[str], list[list[str]], int]:
+    """A recording's header (`# key: value`), columns, rows, and the number of torn/short rows."""
+    header: dict[str, str] = {}
+    body: list[str] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for line in handle:
+            if line.startswith("#"):
+                key, _, value = line[1:].strip().partition(":")
+                header[key.strip()] = value.strip()
+            else:
+                body.append(line)
+                if header_only:
+                    break
+    reader = csv.reader(body)
+    columns = next(reader, [])
+    rows: list[list[str]] = []
+    bad = 0
+    for row in reader:
+        if len(row) == len(columns) and row[0]:
+            rows.append(row)
+        elif row:
+            bad += 1
+    return header, columns, rows, bad
+
+
+def _missing_ranges(seqs: Sequence[int]) -> list[list[int]]:
+    """Seqs missing from 0 up to the highest one seen (seqs sorted, unique)."""
+    out: list[list[int]] = []
+    expected = 0
+    for seq in seqs:
+        if seq > expected:
+            out.append([expected, seq - 1])
+        expected = seq + 1
+    return out
+
+
+def _render(row: Sequence[str]) -> str:
+    if any(ch in value for value in row for ch in ',"\r\n'):
+        out = io.StringIO()
+        csv.writer(out).writerow(row)
+        return out.getvalue().rstrip("\r\n") + "\n"
+    return ",".join(row) + "\n"
+
+
+def merge_session(folder: Path) -> MergedSession:
+    """Merge every recording of one session folder into `<dial>.csv` per dial (and summary.json)."""
+    groups: dict[str, list[Path]] = {}
+    result = MergedSession(folder, [])
+    station = session = ""
+    for path in sorted(folder.glob("*.csv")):
+        header, columns, _, _ = read_recording(path, header_only=True)
+        if "dialdaq recording" not in header or "boot" not in columns or "seq" not in columns:
+            result.skipped.append(path.name)
+            continue
+        station = station or header.get("station", "")
+        session = session or header.get("session", "")
+        groups.setdefault(header.get("dial") or path.stem.split(PART_SEPARATOR)[0], []).append(path)
+    for dial, paths in sorted(groups.items()):
+        result.dials.append(_merge_dial(folder, dial, paths))
+    if result.dials:
+        summary = {
+            "station": station or folder.parent.name,
+            "session": session or folder.name,
+            "merged_from": sorted({name for d in result.dials for name in d.sources}),
+            "dials": {
+                d.dial: {"rows": d.rows, "file": d.path.name, "sources": d.sources, "duplicates_dropped": d.duplicates}
+                for d in result.dials
+            },
+            "gaps": [
+                {"dial": d.dial, "boot": g["boot"], "missing": g["missing"]} for d in result.dials for g in d.gaps
+            ],
+            "duplicates_dropped": sum(d.duplicates for d in result.dials),
+        }
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _merge_dial(folder: Path, dial: str, paths: Sequence[Path]) -> MergedDial:
+    """One dial's parts -> `<dial>.csv`: first copy of each (boot, seq), boots by first t_ns, seq order."""
+    by_boot: dict[str, dict[int, str]] = {}  # boot -> seq -> the row as a CSV line
+    first_t: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    headers: list[dict[str, str]] = []
+    out_columns = list(COLUMNS)
+    duplicates = bad_rows = 0
+    for path in paths:
+        header, columns, rows, bad = read_recording(path)
+        headers.append(header)
+        sources[path.name] = len(rows)
+        bad_rows += bad
+        out_columns += [c for c in columns if c not in out_columns]
+        pick = [columns.index(c) if c in columns else -1 for c in out_columns]
+        i_boot, i_seq = columns.index("boot"), columns.index("seq")
+        i_t = columns.index("t_ns") if "t_ns" in columns else -1
+        for row in rows:
+            try:
+                boot, seq = row[i_boot], int(row[i_seq])
+            except ValueError:
+                bad_rows += 1
+                continue
+            seqs = by_boot.setdefault(boot, {})
+            if seq in seqs:
+                duplicates += 1
+                continue
+            seqs[seq] = _render(row if columns == out_columns else [row[i] if i >= 0 else "" for i in pick])
+            try:
+                t_ns = int(row[i_t]) if i_t >= 0 else 0
+            except ValueError:
+                t_ns = 0
+            first_t[boot] = min(t_ns, first_t.get(boot, t_ns))
+    boots = sorted(by_boot, key=lambda b: (first_t.get(b, 0), b))
+    gaps: list[dict[str, Any]] = []
+    for boot in boots:
+        missing = _missing_ranges(sorted(by_boot[boot]))
+        if missing:
+            gaps.append({"boot": boot, "missing": missing, "count": sum(hi - lo + 1 for lo, hi in missing)})
+    # The header of the part that knows most (a part begun before meta arrived has empty fields).
+    best = max(headers, key=lambda h: sum(1 for v in h.values() if v))
+    lines = ["# dialdaq recording\n"]
+    lines += [f"# {k}: {v}\n" for k, v in best.items() if k != "dialdaq recording" and k not in HEADER_DROP_ON_MERGE]
+    lines.append(f"# merged_from: {', '.join(p.name for p in paths)}\n")
+    target = folder / f"{safe_name(dial)}.csv"
+    temp = target.with_name(f".{target.name}.merging")
+    rows_out = 0
+    with temp.open("w", encoding="utf-8", newline="") as handle:
+        handle.writelines(lines)
+        handle.write(_render(out_columns))
+        for boot in boots:
+            seqs = by_boot[boot]
+            for seq in sorted(seqs):
+                handle.write(seqs[seq])
+                rows_out += 1
+    os.replace(temp, target)
+    return MergedDial(dial, target, rows_out, sources, duplicates, bad_rows, gaps)
+
+
+def merge_recordings(path: Path) -> list[MergedSession]:
+    """Merge every session folder under `path` (the --out folder, a station's, or one session's)."""
+    folders = sorted({p.parent for p in path.rglob("*.csv")} if path.is_dir() else set())
+    return [merge_session(folder) for folder in folders]

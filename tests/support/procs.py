@@ -89,6 +89,9 @@ class Mosquitto:
             "max_queued_messages 1000000",
             *self.extra_conf,
         ]
+        if os.geteuid() == 0:
+            # As root Mosquitto drops to user 'mosquitto', who cannot write pytest's private tmp folders.
+            lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
         return conf
 
