@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "daq.commands.watch",
     "daq.commands.export",
     "daq.commands.lsl",
+    "daq.commands.doctor",
 )
 
 EXIT_USAGE = 2

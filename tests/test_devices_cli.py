@@ -163,7 +163,7 @@ def test_lists_devices_with_profiles_and_a_snippet_that_is_valid_toml(
     assert 'port = "' + str(machine.parent / "by-id" / "usb-Arduino__www.arduino.cc__0043_7583-if00") + '"' in out
     assert 'port = "/dev/ttyUSB0"' in out  # no by-id link, no serial number: the path
     assert 'usb = "16c0:0483"\n      serial_number = "12345"' in out  # no link, a serial number
-    assert 'profile = "test-shuttlexpress"' in out
+    assert 'profile = "contour-shuttlexpress"\n      # or profile = "test-shuttlexpress"' in out
     assert "Keyboard" in out
     assert "no profile fits" in out
     assert "Other serial ports (built in, not USB): /dev/ttyS0" in out
@@ -178,7 +178,7 @@ def test_lists_devices_with_profiles_and_a_snippet_that_is_valid_toml(
         "/dev/ttyACM1": {"id": "dial1", "profile": "dialdaq-frame-v1", "usb": "16c0:0483", "serial_number": "12345"},
         "/dev/ttyUSB0": {"id": "dial2", "profile": "arduino-encoder", "port": "/dev/ttyUSB0"},
         str(machine.parent / "ttyACM0"): {"id": "dial3", "profile": "arduino-encoder", "port": uno["by_id"]},
-        "1-3:1.0": {"id": "dial4", "profile": "test-shuttlexpress", "usb": "0b33:0020"},
+        "1-3:1.0": {"id": "dial4", "profile": "contour-shuttlexpress", "port": "libusb:", "usb": "0b33:0020"},
     }
     assert rows["/dev/ttyS0"]["profiles"] == []
 

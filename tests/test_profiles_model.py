@@ -14,7 +14,9 @@ from daq.exceptions import ProfileError
 from daq.profiles.loader import BUNDLED_DIR, LoadedProfile, ProfileRegistry, load_profile, profile_from_dict
 from daq.profiles.model import BinaryFraming, LineFraming, Profile
 
-BUNDLED_IDS = {"arduino-pot", "arduino-encoder", "dialdaq-frame-v1", "teensy-fast"}
+SERIAL_IDS = {"arduino-pot", "arduino-encoder", "dialdaq-frame-v1", "teensy-fast"}
+INPUT_IDS = {"behringer-xtouch-mini", "contour-shuttlepro-v2", "contour-shuttlexpress", "elgato-streamdeck-plus", "generic-joystick-axis", "griffin-powermate-evdev", "griffin-powermate-hid", "korg-nanokontrol2", "microsoft-surface-dial"}
+BUNDLED_IDS = SERIAL_IDS | INPUT_IDS
 
 LINE: dict[str, Any] = {
     "spec": 1,
@@ -213,7 +215,7 @@ def test_odd_spec_values_are_refused(spec: object) -> None:
             "twice",
         ),
         (changed(REPORT, fields=[{"offset": 1}]), "fields[0]", "needs a name"),
-        (changed(REPORT, transport="evdev"), "framing.kind", "no framing"),
+        (changed(REPORT, transport="evdev"), "framing.kind", "use one of: evdev"),
     ],
 )
 def test_refusals_name_the_key(data: dict[str, Any], key: str, words: str) -> None:
@@ -372,4 +374,4 @@ def test_match_usb() -> None:
     uno = {p.id for p in bundled.match_usb(0x2341, 0x0043, "Arduino Uno")}
     assert uno == {"arduino-pot", "arduino-encoder", "dialdaq-frame-v1"}
     assert [p.id for p in bundled.match_usb(0x16C0, 0x0483, None)] == ["dialdaq-frame-v1", "teensy-fast"]
-    assert bundled.match_usb(0x077D, 0x0410, "Griffin PowerMate") == []
+    assert [p.id for p in bundled.match_usb(0x077D, 0x0410, "Griffin PowerMate")] == ["griffin-powermate-evdev", "griffin-powermate-hid"]

@@ -2,27 +2,38 @@
 
     daq devices [--json] [--dir DIR ...]
 
-Serial ports come from pyserial's comports(), HID devices from hidapi (imported here, lazily:
-without it the serial ports are still listed). For each USB device the profiles whose [match]
-fits its VID:PID (and product string) are named, the most specific first, with a [[dials]]
-snippet for the station config: `port` = the /dev/serial/by-id link when udev made one (it
-survives replugging), else `usb` + `serial_number`, else the device path.
+Serial ports come from pyserial's comports(), HID devices from hidapi through
+daq.transports.hid_enum (on Linux both backends: hidraw nodes, and USB HID interfaces only
+libusb sees, such as a PowerMate its kernel driver holds), input devices from python-evdev and
+MIDI input ports from mido when those extras are installed. Each library is imported lazily:
+without it the rest is still listed, with a note. For each device the profiles whose [match]
+fits its VID:PID (and product string or name) are named, the most specific first, with a
+[[dials]] snippet for the station config: `port` = the /dev/serial/by-id (or /dev/input/by-id)
+link when udev made one (it survives replugging), else `usb` + `serial_number`, else the
+device path; a MIDI port by its name.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from daq.exceptions import ProfileError
-from daq.profiles.loader import ProfileRegistry
+from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
+from daq.profiles.loader import LoadedProfile, ProfileRegistry
+from daq.profiles.model import EvdevFraming
+from daq.transports import hid_enum
 from daq.transports.ports import SerialPort, list_ports
 
 HELP = "list serial ports and HID devices, with the firmware profile that fits each and the config snippet to use it"
+
+_NAMED = frozenset(CODES.values())
+_ALSA_NUMBERS = re.compile(r"\s+\d+:\d+$")  # 'nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0': the numbers change
 
 WHAT_TO_CHECK = """\
 Check:
@@ -36,7 +47,7 @@ Check:
 class Device:
     """One row of the listing (and of --json)."""
 
-    kind: str  # "serial" or "hid"
+    kind: str  # "serial", "hid", "evdev" (an input device) or "midi" (a MIDI input port)
     path: str
     usb: str | None = None
     serial_number: str | None = None
@@ -47,6 +58,9 @@ class Device:
     interface: int | None = None
     profiles: list[dict[str, str | None]] = field(default_factory=list)
     config: str | None = None
+    backend: str | None = None  # HID: the hidapi backend that lists it
+    events: list[str] = field(default_factory=list)  # input devices: the named events it can send
+    note: str | None = None
 
     @property
     def vid_pid(self) -> tuple[int, int] | None:
@@ -74,6 +88,8 @@ def handle(args: argparse.Namespace) -> int:
     notes: list[str] = []
     devices = [serial_device(p) for p in list_ports()]
     devices += hid_devices(notes)
+    devices += input_devices(notes)
+    devices += midi_ports(notes)
 
     code = 0
     try:
@@ -106,36 +122,112 @@ def serial_device(port: SerialPort) -> Device:
 
 
 def hid_devices(notes: list[str]) -> list[Device]:
-    """HID devices from hidapi; a missing library or a failing enumerate becomes a note."""
-    try:
-        import hid
-    except (ImportError, OSError) as exc:  # not installed, or no libusb/hidraw backend
-        notes.append(f"HID devices not listed: hidapi is not usable ({exc}); pip install hidapi")
-        return []
-    try:
-        entries: list[dict[str, Any]] = list(hid.enumerate())
-    except Exception as exc:  # hidapi raises plain OSError/IOError, or worse, per backend
-        notes.append(f"HID devices not listed: hid.enumerate() failed: {exc}")
-        return []
-    devices: dict[str, Device] = {}
-    for entry in entries:
-        raw_path = entry.get("path", b"")
-        path = raw_path.decode(errors="replace") if isinstance(raw_path, bytes) else str(raw_path)
-        vid, pid = int(entry.get("vendor_id") or 0), int(entry.get("product_id") or 0)
-        interface = entry.get("interface_number")
-        devices.setdefault(  # one entry per path: hidapi lists a path once per usage
-            path,
-            Device(
+    """HID devices from hidapi (daq.transports.hid_enum); a missing library or a failing enumerate is a note.
+
+    On Linux the hidraw backend lists what the HID transport opens by default; the libusb
+    backend adds the USB HID interfaces without a hidraw node (another kernel driver holds them).
+    """
+    backends: list[hid_enum.Backend] = ["hidraw", "libusb"] if hid_enum.LINUX else ["native"]
+    devices: list[Device] = []
+    seen: set[str] = set()
+    for backend in backends:
+        try:
+            entries = hid_enum.enumerate_hid(backend)
+        except hid_enum.HidUnavailable as exc:
+            label = f" through {backend}" if len(backends) > 1 else ""
+            notes.append(f"HID devices not listed{label}: {exc}")
+            continue
+        for entry in entries:
+            if entry.usb_interface is not None and entry.usb_interface in seen:
+                continue  # hidraw lists it already
+            if entry.usb_interface is not None:
+                seen.add(entry.usb_interface)
+            device = Device(
                 kind="hid",
-                path=path,
-                usb=f"{vid:04x}:{pid:04x}",
-                serial_number=entry.get("serial_number") or None,
-                product=entry.get("product_string") or None,
-                manufacturer=entry.get("manufacturer_string") or None,
-                interface=interface if isinstance(interface, int) and interface >= 0 else None,
-            ),
+                path=entry.path_text,
+                usb=entry.usb,
+                serial_number=entry.serial_number,
+                location=entry.location,
+                product=entry.product,
+                manufacturer=entry.manufacturer,
+                interface=entry.interface,
+                backend=backend,
+            )
+            if backend == "libusb" and "hidraw" in backends:
+                device.note = (
+                    "no hidraw node (a kernel driver other than usbhid holds it): read it with backend libusb "
+                    "(port = 'libusb:') or, if the kernel makes an input device of it, with an evdev profile"
+                )
+            devices.append(device)
+    return sorted(devices, key=lambda d: (d.usb or "", d.path))
+
+
+def input_devices(notes: list[str]) -> list[Device]:
+    """Linux input devices, when the evdev extra is installed."""
+    if not hid_enum.LINUX:
+        return []
+    try:
+        evdev = importlib.import_module("evdev")
+    except ImportError:
+        notes.append("input devices not listed: the evdev extra is not installed (pip install 'dialdaq[evdev]')")
+        return []
+    from daq.transports import evdev_input
+
+    links = evdev_input.by_id_links()
+    devices = []
+    try:
+        paths = sorted(evdev.list_devices(evdev_input.INPUT_DIR))
+    except OSError as exc:
+        notes.append(f"input devices not listed: {exc}")
+        return []
+    for path in paths:
+        try:
+            handle = evdev.InputDevice(path)
+        except OSError:
+            continue
+        try:
+            info = evdev_input.info_of(handle)
+            codes, _ = evdev_input.capability_codes(handle)
+        finally:
+            handle.close()
+        devices.append(
+            Device(
+                kind="evdev",
+                path=info.path,
+                usb=info.usb if info.vid or info.pid else None,
+                serial_number=info.uniq,
+                location=info.location,
+                product=info.name,
+                by_id=links.get(info.path),
+                events=sorted(event_name(*c) for c in codes & _NAMED if c[0] != EV_KEY or c[1] >= 0x100),
+            )
         )
-    return sorted(devices.values(), key=lambda d: (d.usb or "", d.path))
+    hidden = evdev_input.unreadable_nodes()
+    if hidden:
+        notes.append(
+            f"{len(hidden)} input devices are not readable by you and not listed: install the udev rules "
+            "in config/udev (`daq doctor` tells more)"
+        )
+    return devices
+
+
+def midi_ports(notes: list[str]) -> list[Device]:
+    """MIDI input ports, when the midi extra is installed."""
+    try:
+        from daq.transports import midi
+
+        mido = midi.import_mido("daq devices")
+    except ProfileError:  # pragma: no cover - not raised here
+        return []
+    except Exception:  # MissingExtraError: the extra is not installed
+        notes.append("MIDI ports not listed: the midi extra is not installed (pip install 'dialdaq[midi]')")
+        return []
+    try:
+        names = midi.input_names(mido)
+    except Exception as exc:
+        notes.append(f"MIDI ports not listed: {exc}")
+        return []
+    return [Device(kind="midi", path=name, product=name) for name in names]
 
 
 def suggest(devices: list[Device], registry: ProfileRegistry) -> None:
@@ -143,9 +235,15 @@ def suggest(devices: list[Device], registry: ProfileRegistry) -> None:
     number = 0
     for device in devices:
         ids = device.vid_pid
+        if device.kind == "midi":
+            ids = (0, 0)  # MIDI profiles match by port name
         if ids is None:
             continue
-        fitting = [p for p in registry.match_usb(*ids, device.product) if p.profile.transport == device.kind]
+        fitting = [
+            p
+            for p in registry.match_usb(*ids, device.product)
+            if p.profile.transport == device.kind and _sends(device, p)
+        ]
         device.profiles = [
             {"id": p.id, "transport": p.profile.transport, "file": str(p.path) if p.path else None} for p in fitting
         ]
@@ -154,13 +252,26 @@ def suggest(devices: list[Device], registry: ProfileRegistry) -> None:
             device.config = snippet(device, f"dial{number}", [p.id for p in fitting])
 
 
+def _sends(device: Device, loaded: LoadedProfile) -> bool:
+    """An input device fits an evdev profile only if it sends the profile's events."""
+    framing = loaded.profile.framing
+    if device.kind != "evdev" or not isinstance(framing, EvdevFraming):
+        return True
+    sent = {parse_event(e) for e in device.events}
+    return all(parse_event(e) in sent for e in framing.events.values())
+
+
 def snippet(device: Device, dial_id: str, profile_ids: list[str]) -> str:
     """The [[dials]] table that uses `device` with the first of `profile_ids`."""
     lines = ["[[dials]]", f"id = {_toml(dial_id)}", f"profile = {_toml(profile_ids[0])}"]
     lines += [f"# or profile = {_toml(other)}" for other in profile_ids[1:]]
-    if device.kind == "serial" and device.by_id:
+    if device.kind == "midi":
+        lines.append(f"port = {_toml(_ALSA_NUMBERS.sub('', device.path))}")
+    elif device.kind in ("serial", "evdev") and device.by_id:
         lines.append(f"port = {_toml(device.by_id)}")
-    elif device.serial_number or device.kind == "hid":
+    elif device.serial_number or device.kind in ("hid", "evdev"):
+        if device.kind == "hid" and device.backend == "libusb" and hid_enum.LINUX:
+            lines.append(f"port = {_toml('libusb:')}  # no hidraw node: read through libusb")
         lines.append(f"usb = {_toml(device.usb or '')}")
         if device.serial_number:
             lines.append(f"serial_number = {_toml(device.serial_number)}")
@@ -169,33 +280,35 @@ def snippet(device: Device, dial_id: str, profile_ids: list[str]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = (("serial", "Serial ports"), ("hid", "HID devices"), ("evdev", "Input devices"), ("midi", "MIDI ports"))
+
+
 def render(devices: list[Device], notes: list[str]) -> str:
-    usb = [d for d in devices if d.usb]
-    other = [d for d in devices if not d.usb]
+    listed = [d for d in devices if d.usb or d.kind != "serial"]
+    other = [d for d in devices if d.kind == "serial" and not d.usb]
     out: list[str] = []
     if not devices:
         out += ["No serial ports or HID devices found.", WHAT_TO_CHECK]
-    elif not usb:
+    elif not listed:
         out += ["No USB serial ports or HID devices found.", WHAT_TO_CHECK]
-    for kind, title in (("serial", "Serial ports"), ("hid", "HID devices")):
-        shown = [d for d in usb if d.kind == kind]
+    for kind, title in SECTIONS:
+        shown = [d for d in listed if d.kind == kind]
         if not shown:
             continue
         out.append(f"\n{title}:")
         for device in shown:
             out += _describe(device)
     if other:
-        listed = ", ".join(d.path for d in other)
+        paths = ", ".join(d.path for d in other)
         out.append(
-            f"\nOther serial ports (built in, not USB): {listed}. A dial wired to one is used with "
-            'port = "<that path>".'
+            f'\nOther serial ports (built in, not USB): {paths}. A dial wired to one is used with port = "<that path>".'
         )
     out += [f"\nNote: {note}" for note in notes]
     return "\n".join(out).lstrip("\n")
 
 
 def _describe(device: Device) -> list[str]:
-    facts = [f"usb {device.usb}"]
+    facts = [f"usb {device.usb}"] if device.usb else []
     if device.serial_number:
         facts.append(f"serial number {device.serial_number}")
     if device.location:
@@ -203,11 +316,17 @@ def _describe(device: Device) -> list[str]:
     if device.interface is not None:
         facts.append(f"interface {device.interface}")
     name = " ".join(x for x in (device.manufacturer, device.product) if x)
-    if name:
+    if name and device.kind != "midi":
         facts.append(repr(name))
+    if device.backend == "libusb":
+        facts.append("libusb only")
     lines = [f"  {device.path}  " + ", ".join(facts)]
     if device.by_id:
         lines.append(f"    stable path: {device.by_id}")
+    if device.events:
+        lines.append("    sends: " + ", ".join(device.events[:12]) + (" ..." if len(device.events) > 12 else ""))
+    if device.note:
+        lines.append(f"    note: {device.note}")
     if not device.profiles:
         lines.append(
             "    no profile fits: write one for its firmware (see firmware_profiles/, "

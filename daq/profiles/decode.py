@@ -89,3 +89,8 @@ def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> D
     if factory is None:  # pragma: no cover - the model only admits framings that have a decoder
         raise NotImplementedError(f"no decoder for {profile.framing.kind!r} framing")
     return _Guarded(factory(profile, synced=synced))
+
+
+# The input-device framings (evdev, midi) register themselves; imported last, as they use
+# register_decoder.
+import daq.profiles.framing_input  # noqa: E402, F401

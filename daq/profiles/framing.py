@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 
 from daq.profiles.fields import Extractor, Interpreter, Value, parse_int
-from daq.profiles.model import INT_TYPES, BinaryFraming, LineFraming, Profile, ReportFraming
+from daq.profiles.model import INT_TYPES, BinaryField, BinaryFraming, LineFraming, Profile, ReportFraming
 from daq.reading import Chunk, Decoded, Garbage
 
 # ---------------------------------------------------------------- checksums
@@ -71,6 +71,30 @@ CHECKSUMS: dict[str, Callable[[bytes], int]] = {
     "crc8-maxim": crc8_maxim,
     "crc16-modbus": crc16_modbus,
 }
+
+
+# ---------------------------------------------------------------- fields with a condition
+
+
+class Conditional:
+    """A field read only from frames or reports whose `when` bytes hold their values (else None)."""
+
+    __slots__ = ("_conditions", "_extract", "end")
+
+    def __init__(self, field: BinaryField) -> None:
+        self._extract = Extractor(field)
+        self._conditions = tuple((c.offset, c.equals) for c in field.when)
+        self.end = max([self._extract.end, *(off + 1 for off, _ in self._conditions)])
+
+    def __call__(self, frame: bytes) -> int | None:
+        for offset, equals in self._conditions:
+            if frame[offset] != equals:
+                return None
+        return self._extract(frame)
+
+
+def field_reader(field: BinaryField) -> Extractor | Conditional:
+    return Conditional(field) if field.when else Extractor(field)
 
 
 # ---------------------------------------------------------------- line
@@ -202,7 +226,7 @@ class BinaryDecoder:
         self._ck_offset = framing.checksum_offset
         self._covers = framing.checksum_covers
         self._interp = Interpreter(profile)
-        self._fields = [Extractor(profile.fields[name]) for name in self._interp.fields]
+        self._fields = [field_reader(profile.fields[name]) for name in self._interp.fields]
         self._min = self._min_length()
         self._buf = bytearray()
         self._reported = 0  # bytes at the start of the buffer already in a Garbage
@@ -296,7 +320,7 @@ class ReportDecoder:
         assert isinstance(framing, ReportFraming)
         self._report_id = framing.report_id
         self._interp = Interpreter(profile)
-        self._fields = [Extractor(profile.fields[name]) for name in self._interp.fields]
+        self._fields = [field_reader(profile.fields[name]) for name in self._interp.fields]
         self._min = max([framing.length or 1, *(e.end for e in self._fields)])
         self.ignored = 0
 
@@ -310,6 +334,10 @@ class ReportDecoder:
             return []
         if len(data) < self._min:
             return [Garbage(f"report of {len(data)} bytes, the profile needs {self._min}", data, mono)]
+        values = [f(data) for f in self._fields]
+        if all(v is None for v in values):
+            self.ignored += 1  # a report no field reads (another event type of the device)
+            return []
         out: list[Decoded] = []
-        self._interp.emit([f(data) for f in self._fields], data, mono, out)
+        self._interp.emit(values, data, mono, out)
         return out

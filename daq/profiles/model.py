@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from daq.profiles.input_codes import parse_event
 from daq.profiles.serial_settings import SerialSettings
 from daq.validation import StrictModel
 
@@ -57,12 +58,12 @@ INT_TYPES: dict[str, tuple[str, int, bool]] = {
     "uint32be": (">I", 4, False),
 }
 
-# Which framings a transport can carry. evdev and midi framings are added with their decoders.
+# Which framings a transport can carry.
 FRAMINGS_FOR_TRANSPORT: dict[str, frozenset[str]] = {
     "serial": frozenset({"line", "binary"}),
     "hid": frozenset({"report"}),
-    "evdev": frozenset(),
-    "midi": frozenset(),
+    "evdev": frozenset({"evdev"}),
+    "midi": frozenset({"midi"}),
 }
 
 
@@ -335,11 +336,125 @@ class ReportFraming(StrictModel):
         ge=1,
         description="minimum report length in bytes; shorter is garbage. Default: what the fields need",
     )
+    backend: Literal["auto", "hidraw", "libusb"] = Field(
+        default="auto",
+        description="Linux only, which hidapi backend reads the device: hidraw (USB and Bluetooth, needs a "
+        "/dev/hidraw node: a device claimed by another kernel driver has none), libusb (USB only, detaches the "
+        "kernel driver), auto (hidraw when available). A station overrides it with port = 'libusb:' or "
+        "'hidraw:'. macOS and Windows have one backend",
+    )
 
 
-# The framings, told apart by `kind`. A new framing (evdev, midi) is one more class here, its
-# entry in FRAMINGS_FOR_TRANSPORT, and its decoder registered in daq.profiles.decode.
-Framing = Annotated[LineFraming | BinaryFraming | ReportFraming, Field(discriminator="kind")]
+def _event(value: str) -> str:
+    try:
+        parse_event(value)
+    except ValueError as exc:
+        raise ProfileProblem(None, str(exc)) from None
+    return value.strip().upper() if ":" not in value else value.strip()
+
+
+EventName = Annotated[str, AfterValidator(_event)]
+
+
+class EvdevFraming(StrictModel):
+    """Linux input events (an evdev node, /dev/input/event*): one chunk is a batch of events.
+
+    `events` names the fields: each is one event code. A relative event (REL_DIAL, REL_WHEEL)
+    carries a step, so its channel is relative; an absolute one (ABS_X) a position: with a
+    channel `range`, the axis's own min..max (the kernel's absinfo) is mapped onto that range,
+    without one the value is taken as it is. A key (BTN_0) is a button: 1 pressed, 0 released
+    (2, autorepeat, changes nothing). SYN and unnamed events are ignored.
+    """
+
+    kind: Literal["evdev"] = Field(description="Linux input events")
+    events: dict[str, EventName] = Field(
+        min_length=1,
+        description="field name -> event code, e.g. { dial = 'REL_DIAL', press = 'BTN_0' }; names as in "
+        "linux/input-event-codes.h (`evtest` shows them), or TYPE:NUMBER such as 'KEY:0x2c0'",
+    )
+    grab: bool = Field(
+        default=False,
+        description="open the device exclusively (EVIOCGRAB): its events no longer reach the desktop (a "
+        "ShuttleXpress otherwise also scrolls windows); no other program can read it meanwhile",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> EvdevFraming:
+        seen: dict[tuple[int, int], str] = {}
+        for name, event in self.events.items():
+            code = parse_event(event)
+            if code in seen:
+                raise ProfileProblem(f"events.{name}", f"the same event as {seen[code]!r}: a field reads one event")
+            seen[code] = name
+        return self
+
+    def field_names(self) -> frozenset[str]:
+        return frozenset(self.events)
+
+
+class MidiControl(StrictModel):
+    """One MIDI control: a Control Change number or a note, on a MIDI channel."""
+
+    cc: int | None = Field(default=None, ge=0, le=127, description="Control Change number 0-127 (value 0-127)")
+    note: int | None = Field(
+        default=None, ge=0, le=127, description="note number 0-127: the velocity while held, 0 when released"
+    )
+    channel: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="MIDI channel 1-16, counted as the device's manual does; default: framing.channel",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> MidiControl:
+        if (self.cc is None) == (self.note is None):
+            raise ProfileProblem("cc", "give either `cc` (a Control Change number) or `note`")
+        return self
+
+
+class MidiFraming(StrictModel):
+    """MIDI messages from an input port: one chunk is the bytes of one message (Control Change
+    B0+ch cc value: three bytes). Messages of no control in `controls` are ignored."""
+
+    kind: Literal["midi"] = Field(description="MIDI messages")
+    channel: int = Field(default=1, ge=1, le=16, description="MIDI channel 1-16 of controls that give none")
+    controls: dict[str, MidiControl] = Field(
+        min_length=1,
+        description="field name -> control, e.g. { k1 = { cc = 16 }, f1 = { cc = 0, channel = 2 } }; "
+        "a Control Change value is absolute 0-127",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> MidiFraming:
+        seen: dict[tuple[str, int, int], str] = {}
+        for name, c in self.controls.items():
+            key = (
+                ("cc", c.cc, c.channel or self.channel)
+                if c.cc is not None
+                else ("note", c.note or 0, c.channel or self.channel)
+            )
+            if key in seen:
+                raise ProfileProblem(f"controls.{name}", f"the same control as {seen[key]!r}: a field reads one")
+            seen[key] = name
+        return self
+
+    def field_names(self) -> frozenset[str]:
+        return frozenset(self.controls)
+
+
+# The framings, told apart by `kind`. A new framing is one more class here, its entry in
+# FRAMINGS_FOR_TRANSPORT, and its decoder registered in daq.profiles.decode.
+Framing = Annotated[
+    LineFraming | BinaryFraming | ReportFraming | EvdevFraming | MidiFraming, Field(discriminator="kind")
+]
+
+
+class Condition(StrictModel):
+    """A byte that must have a value for a field to be read from this report."""
+
+    offset: int = Field(ge=0, le=65535, description="byte offset, counted like the field's")
+    equals: int = Field(ge=0, le=255, description="the byte's value, e.g. 0x03")
 
 
 class BinaryField(StrictModel):
@@ -361,6 +476,12 @@ class BinaryField(StrictModel):
     )
     bits: int | None = Field(
         default=None, ge=1, le=32, description="width of the bit field (default 1 when `bit` is set)"
+    )
+    when: tuple[Condition, ...] = Field(
+        default=(),
+        description="read the field only from reports or frames where every listed byte has its value, e.g. "
+        "[{ offset = 1, equals = 0x03 }] (a device whose reports carry an event type); elsewhere the field "
+        "is absent and its channel or button does not change",
     )
 
     @property
@@ -518,7 +639,7 @@ class Profile(StrictModel):
 
     def field_names(self) -> frozenset[str]:
         """Names a channel or button can read."""
-        if isinstance(self.framing, LineFraming):
+        if isinstance(self.framing, LineFraming | EvdevFraming | MidiFraming):
             return self.framing.field_names()
         return frozenset(self.fields)
 
@@ -560,16 +681,23 @@ class Profile(StrictModel):
             raise ProfileProblem(
                 "fields", "a line framing names its fields in [framing]: pattern groups or framing.fields"
             )
+        if isinstance(framing, EvdevFraming | MidiFraming) and self.fields:
+            table = "framing.events" if isinstance(framing, EvdevFraming) else "framing.controls"
+            raise ProfileProblem("fields", f"{framing.kind} framing names its fields in {table}: remove [fields]")
         if isinstance(framing, BinaryFraming) and framing.length is not None:
             end = framing.length
             ck = framing.checksum_offset % end if framing.checksum.size else end
             for name, f in self.fields.items():
                 if f.offset + f.size > end:
                     raise ProfileProblem(f"fields.{name}.offset", f"the field runs past the {end}-byte frame")
+                for i, cond in enumerate(f.when):
+                    if cond.offset >= end:
+                        raise ProfileProblem(f"fields.{name}.when[{i}].offset", f"outside the {end}-byte frame")
                 if f.offset < ck + framing.checksum.size and ck < f.offset + f.size:
                     raise ProfileProblem(f"fields.{name}.offset", f"the field overlaps the checksum at byte {ck}")
         known = self.field_names()
         where = "pattern groups" if line and getattr(framing, "pattern", None) else "fields"
+        where = {"evdev": "framing.events", "midi": "framing.controls"}.get(framing.kind, where)
         entries: list[tuple[str, str | None]] = [(f"channels.{n}", c.field) for n, c in self.channels.items()]
         entries += [(f"buttons.{n}", b.field) for n, b in self.buttons.items()]
         for key, field in entries:

@@ -1,0 +1,41 @@
+"""`daq doctor`: is each configured dial ready to be read, and if not, what to do.
+
+    daq doctor [--config FILE] [--json]
+
+Exit 0 when every dial is ready (or no config was given: then only this machine is
+checked), 1 when a dial is not, 2 when the config itself is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from daq.config import build_config, read_config_data
+from daq.doctor import diagnose, machine, render
+
+HELP = "check that each configured dial is present, readable and not held by a kernel driver, and say what to do"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("doctor", help=HELP, description=HELP + ".")
+    parser.add_argument("--config", "-c", type=Path, help="station config file (TOML) whose dials to check")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = build_config(read_config_data(args.config), args.config) if args.config else None
+    reports = diagnose(config) if config is not None else []
+    facts = machine()
+    if args.json:
+        body = {
+            "dials": [{**asdict(r), "ready": r.ready} for r in reports],
+            "machine": [asdict(f) for f in facts],
+        }
+        print(json.dumps(body, indent=2))
+    else:
+        print(render(reports, facts, configured=config is not None))
+    return 0 if all(r.ready for r in reports) else 1

@@ -1,0 +1,195 @@
+"""Framings of input devices that arrive already cut into events: Linux input events (evdev)
+and MIDI messages. Registered with daq.profiles.decode on import.
+
+evdev chunk format (what daq.transports.evdev_input hands over, and what a capture holds):
+8-byte records, struct '<HHi' = type, code, value, one per input event, as many as one read
+returned. Two record types the kernel never sends (EV_MAX is 0x1f) carry an absolute axis's
+range, sent by the transport right after it opens the device: ABSINFO_MIN (0xFFFE) and
+ABSINFO_MAX (0xFFFF), code = the axis, value = its minimum / maximum.
+
+MIDI chunk format: the bytes of MIDI messages as the port delivered them (one message a
+chunk from the transport; a capture may hold several back to back).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from daq.profiles.decode import register_decoder
+from daq.profiles.fields import Interpreter, Value
+from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN, parse_event
+from daq.profiles.model import EvdevFraming, MidiFraming, Profile
+from daq.reading import Chunk, Decoded, Garbage
+
+EVENT = struct.Struct("<HHi")
+ABSINFO_MIN = 0xFFFE
+ABSINFO_MAX = 0xFFFF
+
+# Message length by status (channel messages by their high nibble); other system messages: 1.
+MESSAGE_SIZE = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3, 0xF1: 2, 0xF2: 3, 0xF3: 2}
+
+K = TypeVar("K")
+MidiKey = tuple[str, int, int]
+
+
+def pack_events(events: Iterable[tuple[int, int, int]]) -> bytes:
+    """(type, code, value) events -> one evdev chunk."""
+    return b"".join(EVENT.pack(t, c, v) for t, c, v in events)
+
+
+def pack_absinfo(code: int, minimum: int, maximum: int) -> bytes:
+    """The records that tell the decoder an absolute axis's range."""
+    return EVENT.pack(ABSINFO_MIN, code, minimum) + EVENT.pack(ABSINFO_MAX, code, maximum)
+
+
+def _slots(interp: Interpreter, field_keys: dict[str, K]) -> dict[K, list[int]]:
+    """Event key -> the Interpreter value slots (channels then buttons) that read its field."""
+    slots: dict[K, list[int]] = {}
+    for i, field in enumerate(interp.fields):
+        slots.setdefault(field_keys[field], []).append(i)
+    return slots
+
+
+class EvdevDecoder:
+    """Input events: each named event feeds the channels and buttons that read its field."""
+
+    def __init__(self, profile: Profile, *, synced: bool = False) -> None:
+        framing = profile.framing
+        assert isinstance(framing, EvdevFraming)
+        self._interp = Interpreter(profile)
+        self._slots = _slots(self._interp, {name: parse_event(e) for name, e in framing.events.items()})
+        self._width = len(self._interp.fields)
+        n = len(self._interp.channels)
+        # An absolute axis with a channel range: the axis's absinfo min..max maps onto it.
+        self._target: dict[int, tuple[float, float]] = {}
+        for (ev_type, code), slots in self._slots.items():
+            for slot in slots:
+                if ev_type == EV_ABS and slot < n:
+                    sink = self._interp.channels[slot]
+                    if math.isfinite(sink.lo) and math.isfinite(sink.hi):
+                        self._target[code] = (sink.lo, sink.hi)
+        self._absmin: dict[int, int] = {}
+        self._absmax: dict[int, int] = {}
+        self.ignored = 0
+
+    def reset(self) -> None:
+        self._interp.reset()
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        data, mono = chunk.data, chunk.mono_ns
+        out: list[Decoded] = []
+        whole = len(data) - len(data) % EVENT.size
+        for ev_type, code, value in EVENT.iter_unpack(data[:whole]):
+            if ev_type == ABSINFO_MIN:
+                self._absmin[code] = value
+                continue
+            if ev_type == ABSINFO_MAX:
+                self._absmax[code] = value
+                continue
+            slots = self._slots.get((ev_type, code))
+            if slots is None:
+                if ev_type != EV_SYN:
+                    self.ignored += 1  # an event the profile does not read
+                continue
+            if ev_type == EV_KEY and value == 2:
+                continue  # autorepeat of a held key
+            reading: Value = self._scaled(code, value) if ev_type == EV_ABS else value
+            values: list[Value | None] = [None] * self._width
+            for slot in slots:
+                values[slot] = reading
+            self._interp.emit(values, EVENT.pack(ev_type, code, value), mono, out)
+        if whole < len(data):
+            out.append(Garbage(f"{len(data) - whole} bytes are not a whole input event", data[whole:], mono))
+        return out
+
+    def _scaled(self, code: int, value: int) -> Value:
+        target = self._target.get(code)
+        lo, hi = self._absmin.get(code), self._absmax.get(code)
+        if target is None or lo is None or hi is None or hi <= lo:
+            return value
+        if (lo, hi) == target:
+            return value
+        return target[0] + (value - lo) * (target[1] - target[0]) / (hi - lo)
+
+
+# ---------------------------------------------------------------- MIDI
+
+
+def midi_messages(data: bytes) -> Iterator[bytes | str]:
+    """Split bytes into MIDI messages; a str says why the bytes from there on are not one."""
+    i, n = 0, len(data)
+    while i < n:
+        status = data[i]
+        if status < 0x80:
+            yield f"data byte 0x{status:02x} where a status byte was expected"
+            return
+        if status == 0xF0:  # system exclusive, up to F7
+            end = data.find(b"\xf7", i)
+            if end < 0:
+                yield "a system exclusive message without its end (F7)"
+                return
+            size, body = end - i + 1, data[i + 1 : end]
+        else:
+            size = MESSAGE_SIZE.get(status & 0xF0 if status < 0xF0 else status, 1)
+            body = data[i + 1 : i + size]
+            if len(body) < size - 1:
+                yield f"a cut MIDI message (status 0x{status:02x})"
+                return
+        if any(b >= 0x80 for b in body):
+            yield f"a malformed MIDI message (status 0x{status:02x})"
+            return
+        yield data[i : i + size]
+        i += size
+
+
+class MidiDecoder:
+    """Control Change and note messages: each named control feeds the channels and buttons reading it."""
+
+    def __init__(self, profile: Profile, *, synced: bool = False) -> None:
+        framing = profile.framing
+        assert isinstance(framing, MidiFraming)
+        self._interp = Interpreter(profile)
+        keys: dict[str, MidiKey] = {}
+        for name, c in framing.controls.items():
+            channel = (c.channel or framing.channel) - 1
+            keys[name] = ("cc", channel, c.cc) if c.cc is not None else ("note", channel, c.note or 0)
+        self._slots = _slots(self._interp, keys)
+        self._width = len(self._interp.fields)
+        self.ignored = 0
+
+    def reset(self) -> None:
+        self._interp.reset()
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        data, mono = chunk.data, chunk.mono_ns
+        out: list[Decoded] = []
+        for message in midi_messages(data):
+            if isinstance(message, str):
+                out.append(Garbage(message, data, mono))
+                break
+            kind, channel = message[0] & 0xF0, message[0] & 0x0F
+            if kind == 0xB0:
+                key: MidiKey = ("cc", channel, message[1])
+                value = message[2]
+            elif kind in (0x80, 0x90):
+                key = ("note", channel, message[1])
+                value = message[2] if kind == 0x90 else 0
+            else:
+                self.ignored += 1
+                continue
+            slots = self._slots.get(key)
+            if slots is None:
+                self.ignored += 1  # a control the profile does not read
+                continue
+            values: list[Value | None] = [None] * self._width
+            for slot in slots:
+                values[slot] = value
+            self._interp.emit(values, message, mono, out)
+        return out
+
+
+register_decoder("evdev", EvdevDecoder)
+register_decoder("midi", MidiDecoder)

@@ -1,0 +1,399 @@
+"""Linux input devices (/dev/input/event*) through python-evdev: the optional `evdev` extra.
+
+The Surface Dial, and the PowerMate once the kernel's `powermate` driver has it, are input
+devices: the kernel decodes them into events (REL_DIAL, BTN_0). One thread per device
+polls the device's fd (and a wake pipe, so close() ends it at once), reads every pending
+event as soon as there is one, stamps time.monotonic_ns() right after the read, and hands the
+events to the loop as one chunk (8-byte '<HHi' records: type, code, value; see
+daq.profiles.framing_input). Right after opening, a first chunk carries the range (absinfo)
+of each absolute axis the profile reads. ENODEV on read is an unplug: DeviceGone.
+
+Which device: the station's `port`, a path (best /dev/input/by-id/...-event-...) or, not
+starting with '/', a substring of the device's name ('Surface Dial'); else the `usb` id (or
+the profile's [match] ids and names), narrowed by `serial_number` (the device's uniq) and
+`location`. Only devices that send every event the profile reads are candidates: a dial
+with several event nodes is found by the one that carries its dial.
+
+`grab = true` in the profile's [framing] opens it exclusively (EVIOCGRAB): the desktop no
+longer sees its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import glob
+import importlib
+import logging
+import os
+import select
+import sys
+import threading
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
+from daq.profiles.framing_input import pack_absinfo, pack_events
+from daq.profiles.input_codes import event_name, parse_event
+from daq.profiles.model import EvdevFraming
+from daq.reading import Chunk
+from daq.transports import hid_enum
+from daq.transports.attachment import Attachment
+from daq.transports.handoff import Handoff
+
+log = logging.getLogger(__name__)
+
+INPUT_DIR = "/dev/input"  # tests point it elsewhere
+JOIN_TIMEOUT_S = 5.0
+GONE = {errno.ENODEV, errno.ENOENT, errno.ENXIO, errno.EIO}
+
+
+def import_evdev(needed_by: str) -> ModuleType:
+    """python-evdev, or MissingExtraError naming the extra (FatalError off Linux)."""
+    if not sys.platform.startswith("linux"):
+        raise FatalError(f"{needed_by} reads a Linux input device (evdev): on macOS and Windows use a HID profile")
+    try:
+        return importlib.import_module("evdev")
+    except ImportError:
+        raise MissingExtraError("evdev", "evdev", needed_by) from None
+
+
+@dataclass(frozen=True, slots=True)
+class InputInfo:
+    """One input device node as discovery sees it (plain data: `daq devices` prints it)."""
+
+    path: str
+    name: str
+    vid: int
+    pid: int
+    uniq: str | None = None
+    phys: str | None = None
+    usb_interface: str | None = None
+
+    @property
+    def usb(self) -> str:
+        return f"{self.vid:04x}:{self.pid:04x}"
+
+    @property
+    def location(self) -> str | None:
+        return self.usb_interface.split(":")[0] if self.usb_interface else None
+
+    def describe(self) -> str:
+        parts = [self.path, f"{self.name!r}", f"usb={self.usb}"]
+        if self.uniq:
+            parts.append(f"serial_number={self.uniq}")
+        if self.location:
+            parts.append(f"location={self.location}")
+        return " ".join(parts)
+
+
+def info_of(device: Any) -> InputInfo:
+    """What an open evdev.InputDevice says about itself."""
+    path = str(device.path)
+    sys_dev = hid_enum.SYS / "class" / "input" / os.path.basename(path) / "device"
+    return InputInfo(
+        path=path,
+        name=str(device.name or ""),
+        vid=int(device.info.vendor),
+        pid=int(device.info.product),
+        uniq=device.uniq or None,
+        phys=device.phys or None,
+        usb_interface=hid_enum.usb_interface_of(sys_dev),
+    )
+
+
+def capability_codes(device: Any) -> tuple[set[tuple[int, int]], dict[int, tuple[int, int]]]:
+    """The (type, code) events a device can send, and each absolute axis's (min, max)."""
+    codes: set[tuple[int, int]] = set()
+    ranges: dict[int, tuple[int, int]] = {}
+    for ev_type, entries in device.capabilities(absinfo=True).items():
+        for entry in entries:
+            if isinstance(entry, tuple):  # EV_ABS: (code, AbsInfo)
+                code, absinfo = entry
+                ranges[int(code)] = (int(absinfo.min), int(absinfo.max))
+            else:
+                code = entry
+            codes.add((int(ev_type), int(code)))
+    return codes, ranges
+
+
+def list_input_devices(evdev: ModuleType) -> list[InputInfo]:
+    """The input devices this user can open, sorted by path (`daq devices`)."""
+    found = []
+    for path in sorted(evdev.list_devices(INPUT_DIR)):
+        try:
+            device = evdev.InputDevice(path)
+        except OSError:
+            continue
+        try:
+            found.append(info_of(device))
+        finally:
+            device.close()
+    return found
+
+
+def all_nodes() -> list[str]:
+    """The input device nodes present (/dev/input/event*), whoever may open them."""
+    return sorted(glob.glob(f"{INPUT_DIR}/event*"))
+
+
+def unreadable_nodes() -> list[str]:
+    """Input device nodes present but not readable and writable by this user."""
+    return [p for p in all_nodes() if not hid_enum.can_open(p)]
+
+
+class EvdevTransport:
+    """A dial read as a Linux input device. Reusable: after close() (or DeviceGone) open() finds it again."""
+
+    def __init__(
+        self,
+        attachment: Attachment,
+        framing: EvdevFraming,
+        *,
+        ids: Collection[tuple[int, int]] = (),
+        products: Collection[str] = (),
+        needed_by: str = "an evdev profile",
+    ) -> None:
+        self.attachment = attachment
+        self._evdev = import_evdev(needed_by)
+        self._wanted = {parse_event(e) for e in framing.events.values()}
+        self._grab = framing.grab
+        self._ids = frozenset(ids)
+        self._products = tuple(products)
+        if not attachment.port and attachment.vid_pid is None and not self._ids and not self._products:
+            raise FatalError(
+                f"{needed_by} has no [match] to find the device by, so the dial needs `port` (a path such as "
+                "/dev/input/by-id/...-event-joystick, or a part of the device's name) or `usb` = 'VID:PID'"
+            )
+        self._device: Any = None
+        self._reader: _EvdevReader | None = None
+        self._handoff: Handoff | None = None
+        self.info: InputInfo | None = None
+
+    @property
+    def describe(self) -> str:
+        return "evdev:" + describe_wanted(self.attachment, self._ids, self._products)
+
+    async def open(self) -> None:
+        """Find the device, open (and grab) it, start reading. Raises DeviceUnavailable."""
+        if self._device is not None:
+            raise RuntimeError(f"{self.describe} is open already")
+        device, ranges = await asyncio.to_thread(self._open_device)
+        self._device = device
+        self.info = info_of(device)
+        self._handoff = Handoff()
+        first = b"".join(pack_absinfo(code, lo, hi) for code, (lo, hi) in sorted(ranges.items()))
+        if first:
+            self._handoff.put_nowait(Chunk(first, time.monotonic_ns()))
+        self._reader = _EvdevReader(device, self.describe, self._handoff)
+        log.info("opened %s at %s (%r)", self.describe, device.path, device.name)
+
+    async def read(self) -> list[Chunk]:
+        """The events read since the last call (waiting for some); DeviceGone after the last."""
+        if self._handoff is None:
+            raise RuntimeError(f"{self.describe} is not open")
+        return await self._handoff.take()
+
+    async def close(self) -> None:
+        """Stop the reader thread, release the grab, close the device. Idempotent."""
+        device, reader, handoff = self._device, self._reader, self._handoff
+        self._device = self._reader = self._handoff = None
+        if reader is not None:
+            await reader.stop()
+        if device is not None:
+            await asyncio.to_thread(_release, device, self._grab)
+        if handoff is not None:  # wake a read() still waiting
+            handoff.put_nowait(DeviceGone(f"{self.describe}: closed"))
+
+    def _open_device(self) -> tuple[Any, dict[int, tuple[int, int]]]:
+        """In a worker thread: find and open the device, and grab it if the profile says so."""
+        device, ranges = find_input(self._evdev, self.attachment, self._wanted, self._ids, self._products)
+        if self._grab:
+            try:
+                device.grab()
+            except OSError as exc:
+                device.close()
+                raise DeviceUnavailable(
+                    f"cannot grab {device.path} ({device.name!r}): another program holds it exclusively "
+                    f"(a second daq?): {exc.strerror or exc}"
+                ) from None
+        return device, ranges
+
+
+Ranges = dict[int, tuple[int, int]]
+
+
+def find_input(
+    evdev: ModuleType,
+    attachment: Attachment,
+    wanted: Collection[tuple[int, int]],
+    ids: Collection[tuple[int, int]] = (),
+    products: Collection[str] = (),
+) -> tuple[Any, Ranges]:
+    """The one input device meant, opened, with its axes' ranges. Raises DeviceUnavailable.
+
+    `port` a path: that node (it must send `wanted`). Otherwise every node this user can open
+    that sends all of `wanted` and fits the attachment (or, without usb and port, `ids` and
+    `products`), which must be exactly one.
+    """
+    port = attachment.port
+    if port and port.startswith("/"):
+        try:
+            device = evdev.InputDevice(port)
+        except OSError as exc:
+            raise DeviceUnavailable(_open_problem(port, exc)) from None
+        codes, ranges = capability_codes(device)
+        missing = set(wanted) - codes
+        if missing:
+            device.close()
+            names = ", ".join(sorted(event_name(*c) for c in missing))
+            raise DeviceUnavailable(
+                f"{port} ({device.name!r}) does not send {names}: is it the right event node? "
+                "`daq devices` lists input devices"
+            )
+        return device, ranges
+    hits: list[tuple[Any, Ranges]] = []
+    seen: list[InputInfo] = []
+    for path in sorted(evdev.list_devices(INPUT_DIR)):
+        try:
+            device = evdev.InputDevice(path)
+        except OSError:
+            continue
+        info = info_of(device)
+        seen.append(info)
+        codes, ranges = capability_codes(device)
+        if set(wanted) <= codes and input_matches(info, attachment, ids, products):
+            hits.append((device, ranges))
+        else:
+            device.close()
+    if len(hits) == 1:
+        return hits[0]
+    for device, _ in hits:
+        device.close()
+    looked_for = describe_wanted(attachment, ids, products)
+    if hits:
+        listed = "; ".join(info_of(d).describe() for d, _ in hits)
+        raise DeviceUnavailable(
+            f"{len(hits)} input devices match {looked_for}: set `port` to one of them "
+            f"(/dev/input/by-id/... survives replugging) or add serial_number/location ({listed})"
+        )
+    shown = "; ".join(i.describe() for i in seen[:8]) or "none"
+    hidden = unreadable_nodes()
+    hint = (
+        f" {len(hidden)} input devices are not readable by you: install the udev rules "
+        "(config/udev/README.md) or see `daq doctor`."
+        if hidden
+        else ""
+    )
+    raise DeviceUnavailable(
+        f"no input device matches {looked_for} sending {', '.join(sorted(event_name(*c) for c in wanted))}: "
+        f"is the dial plugged in (or paired)?{hint} Present: {shown}"
+    )
+
+
+def describe_wanted(attachment: Attachment, ids: Collection[tuple[int, int]], products: Collection[str]) -> str:
+    if not attachment.is_empty:
+        return attachment.port or attachment.describe()
+    return ", ".join([f"{v:04x}:{p:04x}" for v, p in sorted(ids)] + [repr(p) for p in products])
+
+
+def input_matches(
+    info: InputInfo, attachment: Attachment, ids: Collection[tuple[int, int]], products: Collection[str]
+) -> bool:
+    """Whether `info` is the device the attachment (or, without usb and port, the profile) names."""
+    att = attachment
+    if att.port and att.port.casefold() not in info.name.casefold():
+        return False
+    if att.vid_pid is not None:
+        if (info.vid, info.pid) != att.vid_pid:
+            return False
+    elif not att.port:
+        if ids and (info.vid, info.pid) not in ids:
+            return False
+        wanted = [p.casefold() for p in products]
+        if wanted and not any(w in info.name.casefold() for w in wanted):
+            return False
+    if att.serial_number is not None and (info.uniq or "").casefold() != att.serial_number.casefold():
+        return False
+    return att.location is None or att.location in (info.location, info.usb_interface)
+
+
+def _open_problem(path: str, exc: OSError) -> str:
+    if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        return f"input device {path} not present: is the dial plugged in (or paired)?"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"no permission to open {path}: install the udev rules (config/udev/README.md) or add this user "
+            "to the group that owns it; `daq doctor` says which"
+        )
+    return f"cannot open input device {path}: {exc.strerror or exc}"
+
+
+def _release(device: Any, grabbed: bool) -> None:
+    if grabbed:
+        with contextlib.suppress(OSError):  # gone already: the kernel dropped the grab with it
+            device.ungrab()
+    with contextlib.suppress(OSError):
+        device.close()
+
+
+class _EvdevReader:
+    """The thread that polls one input device and queues its events on the event loop."""
+
+    def __init__(self, device: Any, describe: str, handoff: Handoff) -> None:
+        self._device = device
+        self._describe = describe
+        self._put = handoff.put
+        self._stop = threading.Event()
+        self._wake = os.pipe()
+        self._thread = threading.Thread(target=self._run, name=f"reader {describe}", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        os.write(self._wake[1], b"x")
+        await asyncio.to_thread(self._thread.join, JOIN_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.warning("%s: reader thread did not stop within %.0f s", self._describe, JOIN_TIMEOUT_S)
+        else:
+            os.close(self._wake[0])
+            os.close(self._wake[1])
+
+    def _run(self) -> None:
+        device, stop = self._device, self._stop
+        poller = select.poll()
+        poller.register(device.fd, select.POLLIN | select.POLLPRI)
+        poller.register(self._wake[0], select.POLLIN)
+        while not stop.is_set():
+            if not poller.poll() or stop.is_set():
+                continue
+            try:
+                events = [(e.type, e.code, e.value) for e in device.read()]
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if not stop.is_set():
+                    why = "unplugged" if exc.errno in GONE else "read failed"
+                    self._put(DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
+                return
+            mono_ns = time.monotonic_ns()
+            if events:
+                self._put(Chunk(pack_events(events), mono_ns))
+
+
+def by_id_links(folder: Path | None = None) -> dict[str, str]:
+    """Real event node -> its /dev/input/by-id link (empty when udev made none)."""
+    links: dict[str, str] = {}
+    try:
+        entries = sorted((folder or Path(INPUT_DIR) / "by-id").iterdir())
+    except OSError:
+        return links
+    for entry in entries:
+        if "-event-" in entry.name:
+            links.setdefault(os.path.realpath(entry), str(entry))
+    return links

@@ -1,0 +1,53 @@
+"""Chunks handed from a device's reader thread to the event loop, and the end of a device.
+
+A reader thread stamps each chunk right after its read returned and `put`s it (thread-safe);
+the transport's `read()` is `take()`: every chunk waiting, or DeviceGone once the chunks read
+before the device went away were all handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from daq.exceptions import DeviceGone
+from daq.reading import Chunk
+
+Item = Chunk | DeviceGone
+
+
+class Handoff:
+    """Made in the event loop; `put` from any thread, `take` in the loop."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._gone: DeviceGone | None = None
+
+    def put(self, item: Item) -> None:
+        """From the reader thread. A closed loop (the daemon is exiting) drops the item."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def put_nowait(self, item: Item) -> None:
+        """From the event loop."""
+        self._queue.put_nowait(item)
+
+    async def take(self) -> list[Chunk]:
+        """The chunks waiting (at least one); DeviceGone after the last."""
+        if self._gone is not None:
+            raise DeviceGone(str(self._gone))
+        item = await self._queue.get()
+        chunks: list[Chunk] = []
+        while True:
+            if isinstance(item, DeviceGone):
+                self._gone = item
+                break
+            chunks.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+        if chunks:
+            return chunks
+        raise DeviceGone(str(item))

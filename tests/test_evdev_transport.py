@@ -1,0 +1,338 @@
+"""EvdevTransport over a fake python-evdev (tests/support/fake_inputs.py): events packed exactly,
+stamps, absinfo, finding the node that sends the profile's events, grab, ENODEV on unplug and
+replug, an idle event loop; the daemon path on top; and a station refusing to start without
+the extra."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+
+from daq.config import build_config, read_config_data
+from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
+from daq.profiles.framing_input import pack_absinfo, pack_events
+from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN
+from daq.profiles.loader import ProfileRegistry
+from daq.station import Station
+from daq.transports import evdev_input, hid_enum, make_transport
+from daq.transports.attachment import Attachment
+from daq.transports.evdev_input import EvdevTransport
+from tests.support.fake_inputs import AbsInfo, FakeEvdevModule, FakeInputDial
+from tests.support.procs import REPO
+
+T = TypeVar("T")
+REGISTRY = ProfileRegistry.load()
+REL_DIAL, BTN_0, ABS_X, ABS_Y = 7, 0x100, 0, 1
+SYN = (EV_SYN, 0, 0)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture(autouse=True)
+def no_reader_left() -> Iterator[None]:
+    yield
+    deadline = time.monotonic() + 2
+    while any(t.name.startswith("reader evdev:") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [t for t in threading.enumerate() if t.name.startswith("reader evdev:")]
+
+
+@pytest.fixture
+def evdev(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeEvdevModule:
+    module = FakeEvdevModule()
+    monkeypatch.setitem(sys.modules, "evdev", module)
+    monkeypatch.setattr(evdev_input, "INPUT_DIR", str(tmp_path / "input"))
+    monkeypatch.setattr(hid_enum, "SYS", tmp_path / "sys")
+    return module
+
+
+def powermate(path: str = "/dev/input/event5", uniq: str = "") -> FakeInputDial:
+    caps = {EV_SYN: [0], EV_KEY: [BTN_0], EV_REL: [REL_DIAL], 4: [4]}
+    return FakeInputDial(path, "Griffin PowerMate", 0x077D, 0x0410, caps, uniq=uniq)
+
+
+def surface_dial_nodes() -> list[FakeInputDial]:
+    """The three input devices a paired Surface Dial brings; only one sends REL_DIAL."""
+    return [
+        FakeInputDial("/dev/input/event20", "Surface Dial System Keyboard", 0x045E, 0x091B, {EV_KEY: [28, 57]}),
+        FakeInputDial(
+            "/dev/input/event21",
+            "Surface Dial System Multi Axis",
+            0x045E,
+            0x091B,
+            {EV_REL: [REL_DIAL], EV_KEY: [BTN_0]},
+        ),
+        FakeInputDial("/dev/input/event22", "Surface Dial Consumer Control", 0x045E, 0x091B, {EV_KEY: [113, 114]}),
+    ]
+
+
+def joystick(lo: int = 0, hi: int = 255) -> FakeInputDial:
+    caps = {EV_KEY: [0x120], EV_ABS: [(ABS_X, AbsInfo(128, lo, hi)), (ABS_Y, AbsInfo(128, lo, hi))]}
+    return FakeInputDial("/dev/input/event9", "Thrustmaster USB Joystick", 0x044F, 0xB10A, caps)
+
+
+def transport_for(profile_id: str, attachment: Attachment | None = None) -> EvdevTransport:
+    made = make_transport(REGISTRY.get(profile_id).profile, attachment or Attachment())
+    assert isinstance(made, EvdevTransport)
+    return made
+
+
+async def read_n(t: EvdevTransport, n: int, within_s: float = 3.0) -> list[Any]:
+    chunks: list[Any] = []
+    async with asyncio.timeout(within_s):
+        while len(chunks) < n:
+            chunks += await t.read()
+    return chunks
+
+
+def test_events_packed_exactly_and_stamped_after_the_read(evdev: FakeEvdevModule) -> None:
+    dial = powermate()
+    evdev.dials.append(dial)
+
+    async def main() -> None:
+        t = transport_for("griffin-powermate-evdev")
+        assert t.describe == "evdev:077d:0410"
+        await t.open()
+        try:
+            for value in (1, 5, -3):
+                pushed = dial.push((EV_REL, REL_DIAL, value), SYN)
+                (chunk,) = await read_n(t, 1)
+                assert chunk.data == pack_events([(EV_REL, REL_DIAL, value), SYN])
+                assert pushed <= chunk.mono_ns < pushed + 50_000_000
+            dial.push((EV_KEY, BTN_0, 1), SYN)
+            (chunk,) = await read_n(t, 1)
+            assert chunk.data == pack_events([(EV_KEY, BTN_0, 1), SYN])
+        finally:
+            await t.close()
+        assert evdev.handles[0].closed
+        assert len(evdev.handles[0].read_threads) == 1  # every read from the one reader thread
+
+    run(main())
+
+
+def test_an_absolute_axis_range_comes_first(evdev: FakeEvdevModule) -> None:
+    evdev.dials.append(joystick(-512, 511))
+
+    async def main() -> None:
+        t = transport_for("generic-joystick-axis", Attachment(usb="044f:b10a"))
+        await t.open()
+        try:
+            evdev.dials[0].push((EV_ABS, ABS_X, 100), SYN)
+            chunks = await read_n(t, 2)
+            assert chunks[0].data == pack_absinfo(ABS_X, -512, 511) + pack_absinfo(ABS_Y, -512, 511)
+            assert chunks[1].data == pack_events([(EV_ABS, ABS_X, 100), SYN])
+        finally:
+            await t.close()
+
+    run(main())
+
+
+def test_finds_the_node_that_sends_the_profile_events(evdev: FakeEvdevModule) -> None:
+    evdev.dials += surface_dial_nodes()
+    wanted = {(EV_REL, REL_DIAL), (EV_KEY, BTN_0)}
+    found, _ = evdev_input.find_input(evdev, Attachment(), wanted, {(0x045E, 0x091B)}, ["Surface Dial"])
+    assert found.path == "/dev/input/event21"
+    found.close()
+    by_name, _ = evdev_input.find_input(evdev, Attachment(port="multi axis"), wanted)
+    assert by_name.path == "/dev/input/event21"
+    by_name.close()
+    with pytest.raises(DeviceUnavailable, match="does not send BTN_0, REL_DIAL: is it the right event node"):
+        evdev_input.find_input(evdev, Attachment(port="/dev/input/event20"), wanted)
+    assert all(h.closed for h in evdev.handles)  # every node looked at was closed again
+
+
+def test_two_identical_dials_need_telling_apart(evdev: FakeEvdevModule) -> None:
+    evdev.dials += [powermate("/dev/input/event5", "p-1"), powermate("/dev/input/event6", "p-2")]
+    wanted = {(EV_REL, REL_DIAL)}
+    with pytest.raises(DeviceUnavailable, match="2 input devices match 077d:0410: set `port`"):
+        evdev_input.find_input(evdev, Attachment(), wanted, {(0x077D, 0x0410)})
+    found, _ = evdev_input.find_input(evdev, Attachment(usb="077d:0410", serial_number="P-2"), wanted)
+    assert found.path == "/dev/input/event6"
+    found.close()
+
+
+def test_grab_is_exclusive_and_released_on_close(evdev: FakeEvdevModule, tmp_path: Path) -> None:
+    profile = tmp_path / "grabbed.toml"
+    text = (REPO / "firmware_profiles" / "griffin-powermate-evdev.toml").read_text()
+    profile.write_text(
+        text.replace('id = "griffin-powermate-evdev"', 'id = "grabbed"').replace(
+            'kind = "evdev"', 'kind = "evdev"\ngrab = true'
+        )
+    )
+    from daq.profiles.loader import load_profile
+
+    grabbed = load_profile(profile).profile
+    dial = powermate()
+    evdev.dials.append(dial)
+
+    async def main() -> None:
+        first = make_transport(grabbed, Attachment())
+        second = make_transport(grabbed, Attachment())
+        await first.open()
+        assert dial.grabbed_by is evdev.handles[0]
+        with pytest.raises(DeviceUnavailable, match="another program holds it exclusively"):
+            await second.open()
+        await first.close()
+        assert dial.grabbed_by is None
+        await second.open()
+        await second.close()
+
+    run(main())
+
+
+def test_enodev_is_device_gone_and_a_replugged_dial_is_found_again(evdev: FakeEvdevModule) -> None:
+    dial = powermate()
+    evdev.dials.append(dial)
+
+    async def main() -> None:
+        t = transport_for("griffin-powermate-evdev")
+        await t.open()
+        dial.push((EV_REL, REL_DIAL, 2), SYN)
+        await asyncio.sleep(0.1)
+        dial.unplug()
+        chunks = await read_n(t, 1)
+        assert chunks[0].data == pack_events([(EV_REL, REL_DIAL, 2), SYN])
+        with pytest.raises(DeviceGone, match="unplugged: No such device"):
+            await t.read()
+        await t.close()
+        with pytest.raises(
+            DeviceUnavailable, match="no input device matches 077d:0410 sending BTN_0, REL_DIAL: is the dial plugged in"
+        ):
+            await t.open()
+        dial.plug("/dev/input/event11")
+        await t.open()
+        try:
+            assert t.info is not None and t.info.path == "/dev/input/event11"
+            dial.push((EV_REL, REL_DIAL, -1), SYN)
+            assert (await read_n(t, 1))[0].data == pack_events([(EV_REL, REL_DIAL, -1), SYN])
+        finally:
+            await t.close()
+
+    run(main())
+
+
+def test_open_errors(evdev: FakeEvdevModule) -> None:
+    evdev.dials.append(powermate())
+    evdev.open_error = PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(DeviceUnavailable, match="no permission to open /dev/input/event5: install the udev rules"):
+        evdev_input.find_input(evdev, Attachment(port="/dev/input/event5"), {(EV_REL, REL_DIAL)})
+    evdev.open_error = None
+    with pytest.raises(DeviceUnavailable, match="input device /dev/input/event7 not present"):
+        evdev_input.find_input(evdev, Attachment(port="/dev/input/event7"), {(EV_REL, REL_DIAL)})
+
+
+def test_the_loop_never_waits_on_the_device(evdev: FakeEvdevModule) -> None:
+    dial = powermate()
+    evdev.dials.append(dial)
+
+    async def main() -> float:
+        t = transport_for("griffin-powermate-evdev")
+        await t.open()
+        lags: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(0.005)
+                lags.append(time.monotonic() - before - 0.005)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            for _ in range(20):
+                dial.push((EV_REL, REL_DIAL, 1), SYN)
+                await asyncio.sleep(0.02)
+            assert len(await read_n(t, 20)) >= 1
+            await asyncio.sleep(0.3)
+        finally:
+            tick.cancel()
+            await t.close()
+        return max(lags)
+
+    assert run(main()) < 0.05
+
+
+def test_a_missing_extra_or_attachment_is_refused_before_any_device_is_touched(
+    evdev: FakeEvdevModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(FatalError, match="the dial needs `port`"):
+        transport_for("generic-joystick-axis")
+    monkeypatch.setitem(sys.modules, "evdev", None)
+    with pytest.raises(MissingExtraError) as info:
+        transport_for("griffin-powermate-evdev")
+    assert str(info.value) == (
+        "profile griffin-powermate-evdev needs the 'evdev' library: install it with pip install 'dialdaq[evdev]'"
+    )
+
+
+@pytest.mark.skipif(
+    "evdev" in sys.modules or __import__("importlib").util.find_spec("evdev") is not None,
+    reason="the evdev extra is installed here",
+)
+def test_daq_run_refuses_to_start_without_the_extra(tmp_path: Path) -> None:
+    cfg = tmp_path / "daq.toml"
+    cfg.write_text('[broker]\nurl = "mqtt://127.0.0.1:1"\n[[dials]]\nid = "pm"\nprofile = "griffin-powermate-evdev"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "daq", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "daq: error: profile griffin-powermate-evdev needs the 'evdev' library: install it with pip install "
+        "'dialdaq[evdev]'"
+    )
+
+
+def test_station_reads_a_powermate_and_a_joystick_through_an_unplug(evdev: FakeEvdevModule, tmp_path: Path) -> None:
+    knob, stick = powermate(), joystick(0, 255)
+    evdev.dials += [knob, stick]
+    cfg = tmp_path / "daq.toml"
+    cfg.write_text(
+        '[station]\nid = "lab"\n[broker]\nurl = "mqtt://127.0.0.1:1"\n'
+        '[[dials]]\nid = "pm"\nprofile = "griffin-powermate-evdev"\n'
+        '[[dials]]\nid = "joy"\nprofile = "generic-joystick-axis"\nport = "Thrustmaster"\n'
+    )
+    station = Station(build_config(read_config_data(cfg), cfg))
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(r.run()) for r in station.readers]
+        try:
+            await asyncio.sleep(0.2)
+            knob.push((EV_REL, REL_DIAL, 1), SYN)
+            knob.push((EV_REL, REL_DIAL, 4), SYN)
+            stick.push((EV_ABS, ABS_X, 0), SYN)
+            stick.push((EV_ABS, ABS_X, 255), (EV_ABS, ABS_Y, 3), SYN)
+            await asyncio.sleep(0.1)
+            knob.unplug()
+            await asyncio.sleep(0.1)
+            knob.plug("/dev/input/event12")
+            await asyncio.sleep(0.8)  # the reader retries after 0.25 s, then 0.5 s
+            knob.push((EV_REL, REL_DIAL, -2), SYN)
+            await asyncio.sleep(0.2)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(main())
+    got: dict[str, list[dict[str, Any]]] = {}
+    for entry in station.outbox.take(1000):
+        body = orjson.loads(entry.payload)
+        got.setdefault(body["dial"], []).append(body)
+    assert [(s["seq"], s["raw"]) for s in got["pm"]] == [(0, 1), (1, 5), (2, 3)]
+    assert [(s["raw"], s["value"]) for s in got["joy"]] == [(-1.0, 0.0), (1.0, 100.0)]

@@ -1,0 +1,207 @@
+"""MidiTransport over a fake mido (tests/support/fake_inputs.py): messages delivered from a
+thread of the fake's own, as rtmidi does, become chunks stamped in that callback; the port is
+found by name; its disappearance is DeviceGone and it is found again under a new ALSA number;
+the daemon path on top; the extra missing is refused before anything is opened."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+
+from daq.config import build_config, read_config_data
+from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
+from daq.profiles.loader import ProfileRegistry
+from daq.station import Station
+from daq.transports import make_transport, midi
+from daq.transports.attachment import Attachment
+from daq.transports.midi import MidiTransport, pick_port
+from tests.support.fake_inputs import FakeMidiController, FakeMidoModule, fake_rtmidi
+
+T = TypeVar("T")
+REGISTRY = ProfileRegistry.load()
+NANO = "nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0"
+THROUGH = "Midi Through:Midi Through Port-0 14:0"
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture
+def mido(monkeypatch: pytest.MonkeyPatch) -> FakeMidoModule:
+    module = FakeMidoModule(extra_names=[THROUGH])
+    monkeypatch.setitem(sys.modules, "mido", module)
+    monkeypatch.setitem(sys.modules, "rtmidi", fake_rtmidi())
+    monkeypatch.setattr(midi, "POLL_S", 0.05)
+    return module
+
+
+def nano_transport(attachment: Attachment | None = None) -> MidiTransport:
+    made = make_transport(REGISTRY.get("korg-nanokontrol2").profile, attachment or Attachment())
+    assert isinstance(made, MidiTransport)
+    return made
+
+
+async def read_n(t: MidiTransport, n: int, within_s: float = 3.0) -> list[Any]:
+    chunks: list[Any] = []
+    async with asyncio.timeout(within_s):
+        while len(chunks) < n:
+            chunks += await t.read()
+    return chunks
+
+
+def test_messages_are_chunks_stamped_in_the_callback(mido: FakeMidoModule) -> None:
+    nano = FakeMidiController(NANO)
+    mido.controllers.append(nano)
+
+    async def main() -> None:
+        t = nano_transport()
+        assert t.describe == "midi:nanoKONTROL2"
+        await t.open()
+        try:
+            assert t.name == NANO
+            for message in (b"\xb0\x10\x40", b"\xb0\x00\x7f", b"\x90\x24\x40"):
+                sent = await asyncio.to_thread(nano.send, message)
+                (chunk,) = await read_n(t, 1)
+                assert chunk.data == message
+                assert sent <= chunk.mono_ns < sent + 50_000_000
+            await asyncio.to_thread(nano.send, *[bytes([0xB0, 0x10, v]) for v in range(50)])
+            assert [c.data[2] for c in await read_n(t, 50)] == list(range(50))
+        finally:
+            await t.close()
+        assert mido.opened[0].closed
+
+    run(main())
+
+
+def test_port_names() -> None:
+    names = [THROUGH, NANO, "nanoKONTROL2:nanoKONTROL2 MIDI 1 24:0", "X-TOUCH MINI:X-TOUCH MINI MIDI 1 28:0"]
+    assert pick_port(names, ["x-touch mini"]) == names[3]
+    assert pick_port(names, [NANO]) == NANO  # the whole name wins over the other nanoKONTROL2
+    with pytest.raises(DeviceUnavailable, match="2 MIDI input ports match 'nanoKONTROL2': set `port` to the whole"):
+        pick_port(names, ["nanoKONTROL2"])
+    with pytest.raises(DeviceUnavailable, match=r"no MIDI input port named like 'LaunchControl'.*Present: 'Midi Thr"):
+        pick_port(names, ["LaunchControl"])
+
+
+def test_an_unplug_is_device_gone_and_the_replugged_port_is_found_under_its_new_number(mido: FakeMidoModule) -> None:
+    nano = FakeMidiController(NANO)
+    mido.controllers.append(nano)
+
+    async def main() -> None:
+        t = nano_transport()
+        await t.open()
+        await asyncio.to_thread(nano.send, b"\xb0\x10\x01")
+        nano.unplug()
+        assert [c.data for c in await read_n(t, 1)] == [b"\xb0\x10\x01"]
+        with pytest.raises(DeviceGone, match="disappeared"):
+            async with asyncio.timeout(2):
+                await t.read()
+        await t.close()
+        with pytest.raises(DeviceUnavailable, match="no MIDI input port named like 'nanoKONTROL2'"):
+            await t.open()
+        nano.plug("nanoKONTROL2:nanoKONTROL2 MIDI 1 24:0")
+        await t.open()
+        try:
+            assert t.name == "nanoKONTROL2:nanoKONTROL2 MIDI 1 24:0"
+            await asyncio.to_thread(nano.send, b"\xb0\x11\x02")
+            assert [c.data for c in await read_n(t, 1)] == [b"\xb0\x11\x02"]
+        finally:
+            await t.close()
+
+    run(main())
+
+
+def test_no_midi_system_and_the_loop_never_waits(mido: FakeMidoModule) -> None:
+    mido.list_error = SystemError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    async def no_system() -> None:
+        with pytest.raises(DeviceUnavailable, match=r"cannot list MIDI ports: MidiInAlsa.*ALSA sequencer available"):
+            await nano_transport().open()
+
+    run(no_system())
+    mido.list_error = None
+    nano = FakeMidiController(NANO)
+    mido.controllers.append(nano)
+
+    async def main() -> float:
+        t = nano_transport(Attachment(port="nanoKONTROL2 MIDI"))
+        await t.open()
+        lags: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(0.005)
+                lags.append(time.monotonic() - before - 0.005)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            sender = asyncio.create_task(asyncio.to_thread(nano.send, *[b"\xb0\x10\x05"] * 20, interval_s=0.02))
+            assert len(await read_n(t, 20)) == 20
+            await sender
+            await asyncio.sleep(0.2)
+        finally:
+            tick.cancel()
+            await t.close()
+        return max(lags)
+
+    assert run(main()) < 0.05
+
+
+def test_missing_libraries_and_a_profile_without_a_port_name(
+    mido: FakeMidoModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = REGISTRY.get("korg-nanokontrol2").profile
+    bare = profile.model_copy(update={"match": profile.match.model_copy(update={"product": ()})})
+    with pytest.raises(FatalError, match="the dial needs `port` = a part of the MIDI port's name"):
+        make_transport(bare, Attachment())
+    monkeypatch.setitem(sys.modules, "rtmidi", None)
+    with pytest.raises(MissingExtraError, match=r"needs the 'python-rtmidi' library: .*pip install 'dialdaq\[midi\]'"):
+        make_transport(profile, Attachment())
+    monkeypatch.setitem(sys.modules, "mido", None)
+    with pytest.raises(MissingExtraError, match="profile korg-nanokontrol2 needs the 'mido' library"):
+        make_transport(profile, Attachment())
+
+
+def test_station_reads_a_knob_and_a_fader_through_an_unplug(mido: FakeMidoModule, tmp_path: Path) -> None:
+    nano = FakeMidiController(NANO)
+    mido.controllers.append(nano)
+    cfg = tmp_path / "daq.toml"
+    cfg.write_text(
+        '[station]\nid = "lab"\n[broker]\nurl = "mqtt://127.0.0.1:1"\n'
+        '[[dials]]\nid = "r1"\nprofile = "korg-nanokontrol2"\n'
+        '[[dials]]\nid = "r2"\nprofile = "korg-nanokontrol2"\nchannel = "fader1"\n'
+    )
+    station = Station(build_config(read_config_data(cfg), cfg))
+    assert len(station.readers) == 1
+
+    async def main() -> None:
+        task = asyncio.create_task(station.readers[0].run())
+        try:
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(nano.send, b"\xb0\x10\x00", b"\xb0\x00\x40", b"\xb0\x10\x7f")
+            await asyncio.sleep(0.1)
+            nano.unplug()
+            await asyncio.sleep(0.2)
+            nano.plug("nanoKONTROL2:nanoKONTROL2 MIDI 1 24:0")
+            await asyncio.sleep(0.9)  # the reader retries after 0.25 s, then 0.5 s
+            await asyncio.to_thread(nano.send, b"\xb0\x00\x7f", b"\xb0\x10\x40")
+            await asyncio.sleep(0.2)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run(main())
+    got: dict[str, list[tuple[int, int]]] = {}
+    for entry in station.outbox.take(100):
+        body = orjson.loads(entry.payload)
+        got.setdefault(body["dial"], []).append((body["seq"], body["raw"]))
+    assert got == {"r1": [(0, 0), (1, 127), (2, 64)], "r2": [(0, 64), (1, 127)]}
