@@ -127,6 +127,32 @@ class StationConfig(StrictModel):
     root: RootStr = Field("daq", description="topic root")
 
 
+def default_outbox_dir(station: str) -> Path:
+    """Where a station keeps its outbox: systemd's StateDirectory, else the XDG state home."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0]) / f"outbox-{station}"
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "dialdaq" / f"outbox-{station}"
+
+
+class OutboxConfig(StrictModel):
+    path: Path | None = Field(
+        None, description="folder of the outbox; default ~/.local/state/dialdaq/outbox-<station> "
+        "($XDG_STATE_HOME, or $STATE_DIRECTORY under systemd)"
+    )
+    memory: bool = Field(False, description="keep the outbox in memory only: survives broker outages, not a crash")
+    max_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, description="bound on the outbox's files")
+    policy: Literal["drop-oldest", "refuse-new"] = Field(
+        "drop-oldest", description="when full: delete the oldest unsent samples, or drop new ones (counted, "
+        "an outbox.full event)"
+    )
+    fsync: bool = Field(False, description="fsync every sample: survives power loss, costs a disk flush per sample")
+    backlog_share: float = Field(
+        0.25, gt=0, le=1, description="share of the publisher an earlier run's backlog gets beside live samples"
+    )
+
+
 class PublishConfig(StrictModel):
     batch_max: int = Field(
         20, ge=1, le=1000, description="most samples of one dial per message; 1 = never an array"
@@ -226,6 +252,7 @@ class DaqConfig(StrictModel):
     station: StationConfig = Field(default_factory=StationConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     profile_dirs: list[Path] = Field(default_factory=list, description="folders of extra firmware profiles")
     dials: list[DialConfig] = Field(default_factory=list)
@@ -273,6 +300,9 @@ def build_config(data: dict[str, Any], file: str | Path | None = None) -> DaqCon
 def _resolve_paths(config: DaqConfig, file: str | Path | None) -> DaqConfig:
     """Relative paths in a config file are relative to the file, not to where daq was started."""
     base = Path(file).parent if file else Path.cwd()
+    outbox = config.outbox
+    if outbox.path is not None and not outbox.path.is_absolute():
+        outbox = outbox.model_copy(update={"path": base / outbox.path})
     dirs = [d if d.is_absolute() else base / d for d in config.profile_dirs]
     dials = [
         d.model_copy(update={"profile": str(base / d.profile)})
@@ -280,7 +310,7 @@ def _resolve_paths(config: DaqConfig, file: str | Path | None) -> DaqConfig:
         else d
         for d in config.dials
     ]
-    resolved = config.model_copy(update={"profile_dirs": dirs, "dials": dials})
+    resolved = config.model_copy(update={"profile_dirs": dirs, "dials": dials, "outbox": outbox})
     resolved._source_file = Path(file) if file else None
     return resolved
 

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from daq.contract import CONTRACT_VERSION
+from daq.outbox.disk import DiskOutbox
 
 if TYPE_CHECKING:
     from daq.station import Station
@@ -51,10 +52,13 @@ class HealthReporter:
             "t_ns": station.read_clock.now_ns(),
             "uptime_s": round((time.monotonic_ns() - station.started_mono_ns) / 1e9, 1),
             "outbox": {
+                "kind": "disk" if isinstance(outbox, DiskOutbox) else "memory",
                 "pending": outbox.pending,
                 "inflight": outbox.inflight,
                 "dropped": getattr(outbox, "dropped", 0),
                 "degraded": getattr(outbox, "degraded", False),
+                "bytes_on_disk": getattr(outbox, "bytes_on_disk", 0),
+                "recovered": getattr(outbox, "recovered", 0),
             },
             "broker": {
                 "connected": pub.connected,

@@ -28,7 +28,7 @@ from daq.mediaclock.base import MediaClock
 from daq.mediaclock.factory import make_clock
 from daq.mediaclock.follow import OnChange
 from daq.mediaclock.session import SessionClock
-from daq.outbox.memory import MemoryOutbox
+from daq.outbox import make_outbox
 from daq.pipeline import DialPipeline
 from daq.publisher import Publisher
 from daq.readclock import ReadClock
@@ -51,7 +51,7 @@ class Station:
         self.boot = boot or secrets.token_hex(8)
         self.topics = Topics(config.station.root, self.station_id)
         self.read_clock = ReadClock()
-        self.outbox = MemoryOutbox()
+        self.outbox = make_outbox(config, self._outbox_event)
         self.session = SessionState(make_clock(config.media))
         self.control = StationControl(self)
         will = aiomqtt.Will(
@@ -82,6 +82,9 @@ class Station:
         self.health = HealthReporter(self)
         self._clock_task: asyncio.Task[None] | None = None
         self._running = False
+
+    def _outbox_event(self, kind: str, message: str, data: Mapping[str, object]) -> None:
+        self.emit_event(kind, None, message, data)
 
     # -- payloads ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -106,3 +107,75 @@ def test_status_is_restored_after_reconnect(tmp_path: Path) -> None:
         assert stop_process(daemon) == 0
         broker.stop()
     assert json.loads(json.dumps(status))["boot"]
+
+
+def test_sigkill_loses_nothing_that_was_read(tmp_path: Path) -> None:
+    """Samples read while the broker is down live only in the outbox; kill -9 the daemon, start it
+    again: every one of them reaches the subscriber, with its first boot and seq."""
+    from tests.ptydial import PtyDial
+
+    broker = Mosquitto(tmp_path / "broker", persistence=True).start()
+    sub = Sub(broker.port, [f"daq/{STATION}/dials/+/samples", f"daq/{STATION}/dials/+/meta"],
+              tmp_path / "sub.jsonl", extra=["-c", "-i", "kill-recorder", "-x", "3600"])
+    cfg = tmp_path / "station.toml"
+    daemons = []
+    with PtyDial(tmp_path) as dial:
+        cfg.write_text(f'[station]\nid = "{STATION}"\n[broker]\nurl = "{broker.url}"\n'
+                       f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+                       f'[[dials]]\nid = "p1"\nprofile = "teensy-fast"\nport = "{dial.path}"\n')
+        try:
+            time.sleep(0.3)
+            daemons.append(start_daq(["run", "--config", str(cfg)], tmp_path, "daq1"))
+            wait_for(lambda: any(m["topic"].endswith("/meta") and m["payload"]["connected"] for m in sub.messages()),
+                     timeout=15, what="the daemon reading the dial")
+            dial.write(b"\n")  # the first line after open is dropped by design
+            for v in range(300):  # 300 readings reach the broker
+                dial.write(b"%d\n" % v)
+                time.sleep(0.002)
+            wait_for(lambda: len(samples_by_dial(sub.messages()).get("p1", [])) >= 300, what="the first 300")
+            broker.stop()
+            for v in range(300, 1300):  # 1000 readings while the broker is gone: only the outbox has them
+                dial.write(b"%d\n" % v)
+                time.sleep(0.002)
+            assert dial.wait_consumed(5)
+            time.sleep(0.3)  # let the last chunk through decode into the outbox
+            stop_process(daemons[0], signal.SIGKILL)
+            broker.start()
+            daemons.append(start_daq(["run", "--config", str(cfg)], tmp_path, "daq2"))
+            wait_for(lambda: {s["raw"] for s in samples_by_dial(sub.messages()).get("p1", [])} >= set(range(1300)),
+                     timeout=30, what="every reading at the subscriber")
+        finally:
+            for daemon in daemons:
+                stop_process(daemon)
+            sub.stop()
+            broker.stop()
+    got = samples_by_dial(sub.messages())["p1"]
+    first_boot = got[0]["boot"]
+    replayed = [s for s in got if s.get("replay")]
+    assert replayed and all(s["boot"] == first_boot for s in replayed), "replayed samples keep their boot"
+    counts = {"p1": max(s["seq"] for s in got if s["boot"] == first_boot) + 1}
+    assert_complete_in_order({"p1": [s for s in got if s["boot"] == first_boot]}, counts)
+    assert counts["p1"] == 1300
+    assert all(s["raw"] == s["seq"] for s in got if s["boot"] == first_boot)  # each reading is the one written
+
+
+def test_unwritable_outbox_degrades_and_publishing_goes_on(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the outbox folder should be\n")  # root ignores chmod; this cannot be written
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[station]\nid = "{STATION}"\n[broker]\nurl = "{mosquitto.url}"\n'
+                   f'[outbox]\npath = "{blocker / "outbox"}"\n')
+    sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
+    time.sleep(0.3)
+    daemon = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "50"], tmp_path)
+    try:
+        wait_for(lambda: sum(len(v) for v in samples_by_dial(sub.messages()).values()) >= 100, timeout=15,
+                 what="samples despite the outbox")
+    finally:
+        assert stop_process(daemon) == 0
+        sub.stop()
+    events = [m["payload"] for m in sub.messages() if m["topic"].endswith("/events")]
+    degraded = [e for e in events if e["kind"] == "outbox.degraded"]
+    assert degraded and str(blocker) in degraded[0]["message"]
+    log = (tmp_path / "daq.log").read_text()
+    assert "outbox" in log and str(blocker) in log

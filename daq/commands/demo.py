@@ -47,6 +47,7 @@ def demo_config(broker_url: str, protocol: str, args: argparse.Namespace) -> Daq
     return build_config(
         {
             "station": {"id": DEMO_STATION},
+        "outbox": {"memory": True},  # a demo leaves nothing behind to replay into the next one
             "broker": {
                 "url": broker_url,
                 "protocol": protocol,
