@@ -47,8 +47,15 @@ def subscriber(port: int, out: Path) -> None:
     def dump() -> None:
         summary = {
             "messages": messages,
-            "dials": {f"{b}/{d}": {"accepted": t.accepted, "last": t.last, "missing": t.missing_count,
-                                   "duplicates": t.duplicates} for (b, d), t in trackers.items()},
+            "dials": {
+                f"{b}/{d}": {
+                    "accepted": t.accepted,
+                    "last": t.last,
+                    "missing": t.missing_count,
+                    "duplicates": t.duplicates,
+                }
+                for (b, d), t in trackers.items()
+            },
             "health": health,
         }
         tmp = out.with_suffix(".tmp")
@@ -62,8 +69,13 @@ def subscriber(port: int, out: Path) -> None:
         last_dump = time.monotonic()
         while not stop.is_set():
             try:
-                async with aiomqtt.Client("127.0.0.1", port, identifier="soak-counter", clean_session=False,
-                                          protocol=aiomqtt.ProtocolVersion.V311) as client:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    port,
+                    identifier="soak-counter",
+                    clean_session=False,
+                    protocol=aiomqtt.ProtocolVersion.V311,
+                ) as client:
                     client.pending_calls_threshold = 1_000_000
                     await client.subscribe(f"daq/{STATION}/dials/+/samples", qos=1)
                     await client.subscribe(f"daq/{STATION}/health", qos=1)
@@ -126,12 +138,14 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     broker = Mosquitto(work / "broker", persistence=True).start()
     counts = work / "counts.json"
-    sub = subprocess.Popen([sys.executable, __file__, "--subscriber", str(broker.port), str(counts)],
-                           start_new_session=True)
+    sub = subprocess.Popen(
+        [sys.executable, __file__, "--subscriber", str(broker.port), str(counts)], start_new_session=True
+    )
     time.sleep(1.0)
     cfg = work / "station.toml"
-    cfg.write_text(f'[station]\nid = "{STATION}"\n[broker]\nurl = "{broker.url}"\n'
-                   f'[outbox]\npath = "{work / "outbox"}"\n')
+    cfg.write_text(
+        f'[station]\nid = "{STATION}"\n[broker]\nurl = "{broker.url}"\n[outbox]\npath = "{work / "outbox"}"\n'
+    )
     daemon = start_daq(["run", "--config", str(cfg), "--simulate", str(args.dials), "--rate", str(args.rate)], work)
     t0 = time.monotonic()
     end = t0 + args.minutes * 60
@@ -152,8 +166,11 @@ def main() -> int:
                 broker.start()
                 restarts += 1
                 next_restart += args.restart_every
-            print(f"{(time.monotonic() - t0) / 60:5.1f} min  rss {rss[-1]:6.1f} MB  outbox {depth[-1] if depth else '?'}"
-                  f"  restarts {restarts}", flush=True)
+            print(
+                f"{(time.monotonic() - t0) / 60:5.1f} min  rss {rss[-1]:6.1f} MB  outbox {depth[-1] if depth else '?'}"
+                f"  restarts {restarts}",
+                flush=True,
+            )
         code = stop_process(daemon, timeout=60)
         # The daemon's last health (published at stop) says how many samples it read per dial.
         deadline = time.monotonic() + 120
@@ -162,8 +179,10 @@ def main() -> int:
             final = data.get("health") or {}
             read = {d: v["samples"] for d, v in final.get("dials", {}).items()}
             got = {k.split("/")[1]: v["last"] + 1 - v["missing"] for k, v in data.get("dials", {}).items()}
-            if read and final.get("uptime_s", 0) >= args.minutes * 60 - 30 and all(
-                got.get(d, 0) >= n for d, n in read.items()
+            if (
+                read
+                and final.get("uptime_s", 0) >= args.minutes * 60 - 30
+                and all(got.get(d, 0) >= n for d, n in read.items())
             ):
                 break
             time.sleep(2)
@@ -177,11 +196,18 @@ def main() -> int:
     per_dial = data.get("dials", {})
     lost = sum(max(0, read.get(k.split("/")[1], 0) - (v["last"] + 1)) + v["missing"] for k, v in per_dial.items())
     result = {
-        "minutes": args.minutes, "dials": args.dials, "rate_hz": args.rate, "broker_restarts": restarts,
-        "down_s": args.down, "samples_read": sum(read.values()), "lost": lost,
+        "minutes": args.minutes,
+        "dials": args.dials,
+        "rate_hz": args.rate,
+        "broker_restarts": restarts,
+        "down_s": args.down,
+        "samples_read": sum(read.values()),
+        "lost": lost,
         "duplicates": sum(v["duplicates"] for v in per_dial.values()),
-        "rss_mb_start": round(rss[0], 1) if rss else None, "rss_mb_max": round(max(rss), 1) if rss else None,
-        "rss_mb_end": round(rss[-1], 1) if rss else None, "outbox_depth_max": max(depth) if depth else None,
+        "rss_mb_start": round(rss[0], 1) if rss else None,
+        "rss_mb_max": round(max(rss), 1) if rss else None,
+        "rss_mb_end": round(rss[-1], 1) if rss else None,
+        "outbox_depth_max": max(depth) if depth else None,
         "daemon_exit": code,
     }
     print(json.dumps(result, indent=2))

@@ -114,9 +114,7 @@ class BrokerConfig(StrictModel):
             try:
                 return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
             except (OSError, IndexError) as exc:
-                raise ConfigError(
-                    self.password_file, "broker.password_file", f"cannot read it: {exc}"
-                ) from None
+                raise ConfigError(self.password_file, "broker.password_file", f"cannot read it: {exc}") from None
         if self.address.password is not None:
             return self.address.password.get_secret_value()
         return None
@@ -138,14 +136,15 @@ def default_outbox_dir(station: str) -> Path:
 
 class OutboxConfig(StrictModel):
     path: Path | None = Field(
-        None, description="folder of the outbox; default ~/.local/state/dialdaq/outbox-<station> "
-        "($XDG_STATE_HOME, or $STATE_DIRECTORY under systemd)"
+        None,
+        description="folder of the outbox; default ~/.local/state/dialdaq/outbox-<station> "
+        "($XDG_STATE_HOME, or $STATE_DIRECTORY under systemd)",
     )
     memory: bool = Field(False, description="keep the outbox in memory only: survives broker outages, not a crash")
     max_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, description="bound on the outbox's files")
     policy: Literal["drop-oldest", "refuse-new"] = Field(
-        "drop-oldest", description="when full: delete the oldest unsent samples, or drop new ones (counted, "
-        "an outbox.full event)"
+        "drop-oldest",
+        description="when full: delete the oldest unsent samples, or drop new ones (counted, an outbox.full event)",
     )
     fsync: bool = Field(False, description="fsync every sample: survives power loss, costs a disk flush per sample")
     backlog_share: float = Field(
@@ -154,9 +153,7 @@ class OutboxConfig(StrictModel):
 
 
 class PublishConfig(StrictModel):
-    batch_max: int = Field(
-        20, ge=1, le=1000, description="most samples of one dial per message; 1 = never an array"
-    )
+    batch_max: int = Field(20, ge=1, le=1000, description="most samples of one dial per message; 1 = never an array")
     batch_linger_ms: float = Field(
         0, ge=0, le=1000, description="wait this long to fill a batch; 0 = send what is there"
     )
@@ -204,12 +201,8 @@ class MediaConfig(StrictModel):
 
 
 class Calibration(StrictModel):
-    raw_min: float | None = Field(
-        None, description="raw reading at the scale's min end; default from the profile"
-    )
-    raw_max: float | None = Field(
-        None, description="raw reading at the scale's max end; default from the profile"
-    )
+    raw_min: float | None = Field(None, description="raw reading at the scale's min end; default from the profile")
+    raw_max: float | None = Field(None, description="raw reading at the scale's max end; default from the profile")
     invert: bool = Field(False, description="turning right lowers the value")
     center: float | None = Field(None, description="raw reading that maps to the middle of the scale")
     clamp: bool = Field(True, description="keep values within the scale")
@@ -243,9 +236,7 @@ class DialConfig(StrictModel):
 
     @property
     def attachment(self) -> Attachment:
-        return Attachment(
-            port=self.port, usb=self.usb, serial_number=self.serial_number, location=self.location
-        )
+        return Attachment(port=self.port, usb=self.usb, serial_number=self.serial_number, location=self.location)
 
 
 class DaqConfig(StrictModel):
@@ -321,9 +312,7 @@ def read_config_data(path: str | Path, env: Mapping[str, str] | None = None) -> 
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            file, None, "no such file: check the path, or start from config/daq.example.toml"
-        ) from None
+        raise ConfigError(file, None, "no such file: check the path, or start from config/daq.example.toml") from None
     except OSError as exc:
         raise ConfigError(file, None, f"cannot read it: {exc.strerror}") from None
     try:

@@ -25,9 +25,7 @@ class Scale(StrictModel):
     min: float = Field(description="value at one end of the dial")
     max: float = Field(description="value at the other end")
     step: float = Field(0, ge=0, description="values are multiples of step from min; 0 = continuous")
-    labels: dict[str, str] = Field(
-        default_factory=dict, description="value -> label, e.g. {'1': 'hindering'}"
-    )
+    labels: dict[str, str] = Field(default_factory=dict, description="value -> label, e.g. {'1': 'hindering'}")
     unit: str = Field("", description="unit or name of the scale, free text")
 
 
@@ -110,9 +108,7 @@ class Event(StrictModel):
     station: str = Field(pattern=ID_PATTERN)
     boot: str
     t_ns: int
-    kind: str = Field(
-        description="e.g. device.connected, device.disconnected, garbage, mark, clock.seek, error"
-    )
+    kind: str = Field(description="e.g. device.connected, device.disconnected, garbage, mark, clock.seek, error")
     dial: str | None = None
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)

@@ -76,9 +76,7 @@ class DeviceReader:
                     self._unavailable_said = str(exc)
                     log.warning("%s: %s (retrying)", ",".join(self.dial_ids), exc)
                     for dial in self.dial_ids:
-                        self.on_event(
-                            "device.unavailable", dial, str(exc), {"device": self.transport.describe}
-                        )
+                        self.on_event("device.unavailable", dial, str(exc), {"device": self.transport.describe})
                 await asyncio.sleep(delay)
                 delay = min(self.retry_max, delay * 2)
                 continue

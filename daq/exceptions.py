@@ -41,9 +41,7 @@ class MissingExtraError(FatalError):
     def __init__(self, library: str, extra: str, needed_by: str) -> None:
         self.library = library
         self.extra = extra
-        super().__init__(
-            f"{needed_by} needs the '{library}' library: install it with pip install 'dialdaq[{extra}]'"
-        )
+        super().__init__(f"{needed_by} needs the '{library}' library: install it with pip install 'dialdaq[{extra}]'")
 
 
 class TransientError(DaqError):

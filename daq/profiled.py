@@ -43,9 +43,7 @@ def resolve_profile(registry: ProfileRegistry, name: str) -> LoadedProfile:
     return registry.get(name)
 
 
-def build_profiled(
-    config: DaqConfig, dials: Sequence[DialConfig], make_pipeline: PipelineFactory
-) -> list[DeviceSetup]:
+def build_profiled(config: DaqConfig, dials: Sequence[DialConfig], make_pipeline: PipelineFactory) -> list[DeviceSetup]:
     file = config.source_file
     registry = ProfileRegistry.load(config.profile_dirs)
     groups: dict[tuple[str, str], tuple[LoadedProfile, list[tuple[int, DialConfig]]]] = {}
@@ -69,21 +67,31 @@ def build_profiled(
             channel_name = dial.channel or profile.default_channel
             channel = profile.channels.get(channel_name)
             if channel is None:
-                raise ConfigError(file, f"dials[{index}].channel",
-                                  f"profile {profile.id} has no channel {channel_name!r}; "
-                                  f"its channels: {', '.join(profile.channels)}")
+                raise ConfigError(
+                    file,
+                    f"dials[{index}].channel",
+                    f"profile {profile.id} has no channel {channel_name!r}; "
+                    f"its channels: {', '.join(profile.channels)}",
+                )
             if channel_name in setup.routes:
                 other = setup.routes[channel_name].dial
-                raise ConfigError(file, f"dials[{index}].channel",
-                                  f"dial {other!r} reads channel {channel_name!r} of this device already")
+                raise ConfigError(
+                    file,
+                    f"dials[{index}].channel",
+                    f"dial {other!r} reads channel {channel_name!r} of this device already",
+                )
             try:
                 pipeline = make_pipeline(dial, raw_range(channel))
             except ValueError as exc:
                 raise ConfigError(file, f"dials[{index}].calibration", str(exc)) from None
             setup.routes[channel_name] = pipeline
             setup.meta[dial.id] = {
-                "profile": profile.id, "transport": profile.transport, "device": setup.transport.describe,
-                "channel": channel_name, "kind": channel.kind, "scale": dial.scale.model_dump(),
+                "profile": profile.id,
+                "transport": profile.transport,
+                "device": setup.transport.describe,
+                "channel": channel_name,
+                "kind": channel.kind,
+                "scale": dial.scale.model_dump(),
                 "rate_hz": None,
             }
         setups.append(setup)

@@ -98,13 +98,6 @@ class Publisher:
     def wake(self) -> None:
         self._wake.set()
 
-    async def wait_connected(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._connected_once.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
     # -- the connection loop ----------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -220,9 +213,7 @@ class Publisher:
                 if self.outbox.pending:
                     if cfg.batch_linger_ms and self.outbox.pending < cfg.batch_max:
                         await asyncio.sleep(cfg.batch_linger_ms / 1000)
-                    for topic, payload, entries in batches(
-                        self.outbox.take(cfg.batch_max * 16), cfg.batch_max
-                    ):
+                    for topic, payload, entries in batches(self.outbox.take(cfg.batch_max * 16), cfg.batch_max):
                         await launch(topic, payload, False, entries)
                     continue
                 if stop.is_set():

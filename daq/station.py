@@ -54,9 +54,7 @@ class Station:
         self.outbox = make_outbox(config, self._outbox_event)
         self.session = SessionState(make_clock(config.media))
         self.control = StationControl(self)
-        will = aiomqtt.Will(
-            self.topics.status, self._status_payload("offline", "lost", will=True), qos=1, retain=True
-        )
+        will = aiomqtt.Will(self.topics.status, self._status_payload("offline", "lost", will=True), qos=1, retain=True)
         self.publisher = Publisher(
             config.broker,
             config.publish,
@@ -74,8 +72,7 @@ class Station:
             for pipeline in setup.pipelines:
                 self.pipelines[pipeline.dial] = pipeline
         self.readers = [
-            DeviceReader(s.transport, s.decoder, s.routes, self.emit_event, self._on_connection)
-            for s in self.devices
+            DeviceReader(s.transport, s.decoder, s.routes, self.emit_event, self._on_connection) for s in self.devices
         ]
         self.started_mono_ns = time.monotonic_ns()
         self._online = False
@@ -150,9 +147,11 @@ class Station:
         except orjson.JSONDecodeError:
             seen = {}
         if not isinstance(seen, dict) or seen.get("state") != "online" or seen.get("boot") != self.boot:
-            log.warning("status was overwritten (%s, boot %s): publishing online again",
-                        seen.get("state") if isinstance(seen, dict) else "?",
-                        seen.get("boot") if isinstance(seen, dict) else "?")
+            log.warning(
+                "status was overwritten (%s, boot %s): publishing online again",
+                seen.get("state") if isinstance(seen, dict) else "?",
+                seen.get("boot") if isinstance(seen, dict) else "?",
+            )
             self.publisher.set_retained(self.topics.status, self._status_payload("online", ""))
 
     # -- the media clock's background job ------------------------------------------------
@@ -210,10 +209,7 @@ class Station:
             self.publish_meta(dial, False)
         publisher_stop = asyncio.Event()
         publisher = asyncio.create_task(self.publisher.run(publisher_stop), name="publisher")
-        workers = [
-            asyncio.create_task(self._supervise(r), name=f"device:{r.transport.describe}")
-            for r in self.readers
-        ]
+        workers = [asyncio.create_task(self._supervise(r), name=f"device:{r.transport.describe}") for r in self.readers]
         workers.append(asyncio.create_task(self._watch_clock(), name="read-clock"))
         workers.append(asyncio.create_task(self._report_health(), name="health"))
         self._running = True
@@ -267,9 +263,7 @@ class Station:
             await asyncio.sleep(1.0)
             step = self.read_clock.check()
             if step is not None:
-                log.warning(
-                    "wall clock stepped by %.3f ms; read times keep the start-up offset", step.step_ns / 1e6
-                )
+                log.warning("wall clock stepped by %.3f ms; read times keep the start-up offset", step.step_ns / 1e6)
                 self.emit_event(
                     "clock.wall_step",
                     None,

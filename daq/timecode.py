@@ -93,9 +93,7 @@ class FrameRate:
         fps: object = self.fps
         # Floats are refused rather than matched: 29.97 != 30000/1001, and 25.0 would hide a bug.
         if isinstance(fps, bool) or not isinstance(fps, Fraction | int):
-            raise TimecodeError(
-                f"frame rate must be an exact Fraction or int, not {fps!r}: use FrameRate.parse(text)"
-            )
+            raise TimecodeError(f"frame rate must be an exact Fraction or int, not {fps!r}: use FrameRate.parse(text)")
         info = _RATES.get(Fraction(fps))
         if info is None:
             raise TimecodeError(f"unsupported frame rate {fps}: allowed rates are {_ALLOWED}")
@@ -215,8 +213,7 @@ def timecode_to_frame(text: str, rate: FrameRate) -> int:
     m = _TIMECODE_RE.fullmatch(text.strip())
     if m is None:
         raise TimecodeError(
-            f"{text!r} is not a timecode: expected HH:MM:SS:FF with two digits each "
-            "(HH:MM:SS;FF for drop-frame)"
+            f"{text!r} is not a timecode: expected HH:MM:SS:FF with two digits each (HH:MM:SS;FF for drop-frame)"
         )
     hh, mm, ss, ff = int(m[1]), int(m[2]), int(m[3]), int(m[5])
     sep = m[4]
@@ -234,9 +231,7 @@ def timecode_to_frame(text: str, rate: FrameRate) -> int:
     if ss >= 60:
         raise TimecodeError(f"{text!r}: seconds {ss:02d} out of range: allowed 00 to 59")
     if ff >= c.nominal:
-        raise TimecodeError(
-            f"{text!r}: frame {ff:02d} out of range at {rate.label}: allowed 00 to {c.nominal - 1:02d}"
-        )
+        raise TimecodeError(f"{text!r}: frame {ff:02d} out of range at {rate.label}: allowed 00 to {c.nominal - 1:02d}")
     minute_in_block = mm % 10  # 60 is a multiple of 10, so this is also (total minutes) % 10
     if c.drop and minute_in_block and ss == 0 and ff < c.drop:
         raise TimecodeError(

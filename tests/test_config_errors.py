@@ -9,7 +9,7 @@ import pytest
 
 from daq.config import load_config
 from daq.exceptions import ConfigError
-from tests.support.procs import daq_cmd, clean_env
+from tests.support.procs import clean_env, daq_cmd
 
 GOOD_DIAL = '[[dials]]\nid = "p01"\n[dials.simulate]\nrate_hz = 10\n'
 
@@ -44,8 +44,9 @@ def test_daq_run_exits_2_before_starting(case: str, tmp_path: Path) -> None:
     path = tmp_path / "daq.toml"
     path.write_text(text)
     # An unreachable broker: if validation let the config through, the run would hang retrying, not exit 2.
-    result = subprocess.run(daq_cmd("run", "--config", str(path)), capture_output=True, text=True, timeout=30,
-                            env=clean_env())
+    result = subprocess.run(
+        daq_cmd("run", "--config", str(path)), capture_output=True, text=True, timeout=30, env=clean_env()
+    )
     assert result.returncode == 2
     assert str(path) in result.stderr and expected[0] in result.stderr
     assert "Traceback" not in result.stderr
@@ -53,18 +54,29 @@ def test_daq_run_exits_2_before_starting(case: str, tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
-    result = subprocess.run(daq_cmd("run", "--config", str(path)), capture_output=True, text=True, timeout=30,
-                            env=clean_env())
+    result = subprocess.run(
+        daq_cmd("run", "--config", str(path)), capture_output=True, text=True, timeout=30, env=clean_env()
+    )
     assert result.returncode == 2
     assert f"{path}: no such file" in result.stderr
 
 
 def test_bad_command_line_values(tmp_path: Path) -> None:
-    result = subprocess.run(daq_cmd("run", "--broker", "localhost:1883", "--simulate", "1"),
-                            capture_output=True, text=True, timeout=30, env=clean_env())
+    result = subprocess.run(
+        daq_cmd("run", "--broker", "localhost:1883", "--simulate", "1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
     assert result.returncode == 2 and "broker.url" in result.stderr and "mqtt://" in result.stderr
-    result = subprocess.run(daq_cmd("run", "--station", "a b", "--simulate", "1"), capture_output=True, text=True,
-                            timeout=30, env=clean_env())
+    result = subprocess.run(
+        daq_cmd("run", "--station", "a b", "--simulate", "1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
     assert result.returncode == 2 and "station.id" in result.stderr
 
 

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from daq.contract import Sample, json_schemas
-from tests.support.procs import REPO, daq_cmd, clean_env
+from tests.support.procs import REPO, clean_env, daq_cmd
 
 SHARED = REPO.parent / "shared" / "CONTRACT.md"
 FIXTURE = Path(__file__).parent / "fixtures" / "CONTRACT.md"
@@ -45,8 +45,12 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
     schema = json_schemas()["payloads"]["samples"]
     good = json_examples(contract_text())[0]
     assert isinstance(good, dict)
-    for bad in ({**good, "seq": -1}, {**good, "dial": "a/b"}, {**good, "extra": 1}, {k: v for k, v in good.items()
-                                                                                     if k != "boot"}):
+    for bad in (
+        {**good, "seq": -1},
+        {**good, "dial": "a/b"},
+        {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "boot"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
 
@@ -72,8 +76,16 @@ def test_pipeline_writes_the_model_fields() -> None:
         clock.start(mono_ns=base)
         session = SessionState(clock)
         session.session_id = "s-1"
-        pipe = DialPipeline("st", "d1", "b", "t", Calibrator(Scale(min=1, max=9), Calibration(), RawRange(0, 100)),
-                            ReadClock(), session, MemoryOutbox())
+        pipe = DialPipeline(
+            "st",
+            "d1",
+            "b",
+            "t",
+            Calibrator(Scale(min=1, max=9), Calibration(), RawRange(0, 100)),
+            ReadClock(),
+            session,
+            MemoryOutbox(),
+        )
         return pipe.on_reading(Reading("position", 50, base + 60_060_000_000))
 
     sample = asyncio.run(make())

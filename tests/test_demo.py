@@ -7,14 +7,18 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.support.procs import daq_cmd, clean_env
+from tests.support.procs import clean_env, daq_cmd
 
 
 def test_demo_records_every_sample(tmp_path: Path) -> None:
     out = tmp_path / "recordings"
     result = subprocess.run(
         daq_cmd("demo", "--duration", "3", "--dials", "3", "--rate", "20", "--embedded", "--out", str(out)),
-        capture_output=True, text=True, timeout=60, env=clean_env(), cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     counts = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"(sim-\d+): (\d+) of (\d+) samples", result.stdout)}

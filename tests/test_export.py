@@ -63,8 +63,9 @@ def session_dir(tmp_path: Path) -> Path:
 
 
 def run_export(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(daq_cmd("export", *args), cwd=cwd, env=clean_env(), capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        daq_cmd("export", *args), cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60
+    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -81,15 +82,34 @@ def num(cell: str) -> float | None:
 
 def test_reader_reads_what_the_recorder_writes(tmp_path: Path) -> None:
     recorder = Recorder(BrokerConfig(url="mqtt://127.0.0.1:1"), tmp_path)
-    meta = {"v": 1, "station": STATION, "dial": "d1", "boot": "b9", "connected": True, "profile": "simulated",
-            "transport": "simulated", "scale": {"min": -3.0, "max": 3.0}, "rate_hz": 20.0, "t_ns": T0}
+    meta = {
+        "v": 1,
+        "station": STATION,
+        "dial": "d1",
+        "boot": "b9",
+        "connected": True,
+        "profile": "simulated",
+        "transport": "simulated",
+        "scale": {"min": -3.0, "max": 3.0},
+        "rate_hz": 20.0,
+        "t_ns": T0,
+    }
     recorder.handle(f"daq/{STATION}/dials/d1/meta", json.dumps(meta).encode())
     recorder.handle(f"daq/{STATION}/session", json.dumps({"clock": {"rate": "29.97df", "kind": "session"}}).encode())
     base = {"v": 1, "station": STATION, "dial": "d1", "session": "s-9", "boot": "b9"}
     samples = [
         {**base, "seq": 0, "t_ns": T0, "media_s": None, "timecode": None, "frame": None, "value": -1.5, "raw": 3},
-        {**base, "seq": 1, "t_ns": T0 + 5, "media_s": 12.5, "timecode": "00:00:12;14", "frame": 374,
-         "value": 2.25, "raw": 17, "replay": True},
+        {
+            **base,
+            "seq": 1,
+            "t_ns": T0 + 5,
+            "media_s": 12.5,
+            "timecode": "00:00:12;14",
+            "frame": 374,
+            "value": 2.25,
+            "raw": 17,
+            "replay": True,
+        },
     ]
     recorder.handle(f"daq/{STATION}/dials/d1/samples", json.dumps(samples).encode())
     recorder.close()
@@ -98,11 +118,22 @@ def test_reader_reads_what_the_recorder_writes(tmp_path: Path) -> None:
     (dial,) = session.dials
     assert dial.dial == "d1" and dial.scale == {"min": -3.0, "max": 3.0} and dial.rate_hz == 20.0
     first, second = dial.rows
-    assert (first.boot, first.seq, first.t_ns, first.media_s, first.timecode, first.frame) == ("b9", 0, T0, None,
-                                                                                              None, None)
+    assert (first.boot, first.seq, first.t_ns, first.media_s, first.timecode, first.frame) == (
+        "b9",
+        0,
+        T0,
+        None,
+        None,
+        None,
+    )
     assert (first.value, first.raw, first.replay) == (-1.5, 3.0, False)
     assert (second.media_s, second.timecode, second.frame, second.value, second.replay) == (
-        12.5, "00:00:12;14", 374, 2.25, True)
+        12.5,
+        "00:00:12;14",
+        374,
+        2.25,
+        True,
+    )
     assert session.recorder_summary is not None and session.recorder_summary["dials"]["d1"]["rows"] == 2
 
 
@@ -175,15 +206,20 @@ def test_one_pass_grid_is_the_last_sample_at_or_before_within_max_hold(
     samples: list[tuple[int, int]], max_hold: float
 ) -> None:
     """Without seeks back, the grid is exactly the stated rule, checked naively point by point."""
-    rows = [Row("b", i, T0 + i, tenths / 10, None, None, float(v), float(v))
-            for i, (tenths, v) in enumerate(sorted(samples, key=lambda s: s[0]))]
+    rows = [
+        Row("b", i, T0 + i, tenths / 10, None, None, float(v), float(v))
+        for i, (tenths, v) in enumerate(sorted(samples, key=lambda s: s[0]))
+    ]
     signal = HeldSignal.from_rows(rows, max_hold)
     for k in range(0, 75):
         g = k / 10
         before = [r for r in rows if r.media_s is not None and r.media_s <= g + 1e-9]
         last = before[-1] if before else None  # the latest of several at the same media_s
-        expected = last.value if last is not None and last.media_s is not None and g - last.media_s <= max_hold + 1e-9 \
+        expected = (
+            last.value
+            if last is not None and last.media_s is not None and g - last.media_s <= max_hold + 1e-9
             else None
+        )
         assert signal.value_at(g) == expected, (g, rows)
 
 
@@ -282,31 +318,58 @@ def test_cli_exports_tidy_resampled_summary_and_segments(tmp_path: Path) -> None
     folder = session_dir(tmp_path)
     write_table_session(folder)
     out = tmp_path / "out"
-    done = run_export(str(folder), "--out", str(out), "--rate", "1", "--summary", "--segments", "1",
-                      "--window", "2", cwd=tmp_path)
+    done = run_export(
+        str(folder), "--out", str(out), "--rate", "1", "--summary", "--segments", "1", "--window", "2", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "ICC(2,1) = 0.811, ICC(3,k) = 0.967" in done.stdout  # 116/143, 29/30
     tidy = read_csv(out / "samples.csv")
-    assert list(tidy[0]) == ["station", "session", "dial", "boot", "seq", "t_ns", "media_s", "timecode", "frame",
-                             "value", "raw"]
+    assert list(tidy[0]) == [
+        "station",
+        "session",
+        "dial",
+        "boot",
+        "seq",
+        "t_ns",
+        "media_s",
+        "timecode",
+        "frame",
+        "value",
+        "raw",
+    ]
     assert len(tidy) == 12
-    assert tidy[4] == {"station": STATION, "session": SESSION, "dial": "b", "boot": "b1", "seq": "0",
-                       "t_ns": str(T0), "media_s": "0", "timecode": "", "frame": "", "value": "3", "raw": "3"}
+    assert tidy[4] == {
+        "station": STATION,
+        "session": SESSION,
+        "dial": "b",
+        "boot": "b1",
+        "seq": "0",
+        "t_ns": str(T0),
+        "media_s": "0",
+        "timecode": "",
+        "frame": "",
+        "value": "3",
+        "raw": "3",
+    }
     grid = read_csv(out / "resampled.csv")
     assert [(r["media_s"], r["timecode"], r["a"], r["b"], r["c"]) for r in grid] == [
-        ("0", "00:00:00:00", "2", "3", "4"), ("1", "00:00:01:00", "4", "4", "7"),
-        ("2", "00:00:02:00", "6", "8", "7"), ("3", "00:00:03:00", "8", "9", "10")]
+        ("0", "00:00:00:00", "2", "3", "4"),
+        ("1", "00:00:01:00", "4", "4", "7"),
+        ("2", "00:00:02:00", "6", "8", "7"),
+        ("3", "00:00:03:00", "8", "9", "10"),
+    ]
     assert [num(r["group_mean"]) for r in grid] == [3.0, 5.0, 7.0, 9.0]
     summary = json.loads((out / "summary.json").read_text())
     assert math.isclose(summary["agreement"]["icc_2_1"], 116 / 143)
     # group mean 3, 5, 7, 9: 2 s windows 4 @0, 6 @1, 8 @2 -> helpful 8 @2, hindering 4 @0
     segments = read_csv(out / "segments.csv")
     assert [(s["kind"], s["start_s"], s["end_s"], s["mean"]) for s in segments] == [
-        ("helpful", "2", "4", "8"), ("hindering", "0", "2", "4")]
+        ("helpful", "2", "4", "8"),
+        ("hindering", "0", "2", "4"),
+    ]
     assert summary["segments"][0]["start_timecode"] == "00:00:02:00"
     # The recorder's files are untouched and nothing else was written.
     assert sorted(p.name for p in out.iterdir()) == ["resampled.csv", "samples.csv", "segments.csv", "summary.json"]
-
 
 
 def test_cli_bins_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -325,11 +388,33 @@ def test_cli_parquet_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["export", str(folder), "--format", "parquet", "--rate", "2"]) == 0, capsys.readouterr().err
     out = folder / "export"  # the default --out
     table = pq.read_table(out / "samples.parquet")
-    assert [str(t) for t in table.schema.types] == ["string", "string", "string", "string", "int64", "int64",
-                                                    "double", "string", "int64", "double", "double"]
+    assert [str(t) for t in table.schema.types] == [
+        "string",
+        "string",
+        "string",
+        "string",
+        "int64",
+        "int64",
+        "double",
+        "string",
+        "int64",
+        "double",
+        "double",
+    ]
     assert table.to_pylist() == [
-        {"station": STATION, "session": SESSION, "dial": "a", "boot": "b1", "seq": i, "t_ns": T0 + i * 100_000_000,
-         "media_s": media, "timecode": None, "frame": None, "value": value, "raw": float(int(value))}
+        {
+            "station": STATION,
+            "session": SESSION,
+            "dial": "a",
+            "boot": "b1",
+            "seq": i,
+            "t_ns": T0 + i * 100_000_000,
+            "media_s": media,
+            "timecode": None,
+            "frame": None,
+            "value": value,
+            "raw": float(int(value)),
+        }
         for i, (media, value) in enumerate([(None, 1.5), (0.0, 2.0), (0.5, 4.0)])
     ]
     assert json.loads(table.schema.metadata[b"dialdaq"])["dials"]["a"]["scale"]["max"] == 10.0
@@ -337,15 +422,17 @@ def test_cli_parquet_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert [(r["media_s"], r["a"]) for r in grid] == [(0.0, 2.0), (0.5, 4.0)]
 
 
-def test_cli_parquet_without_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_parquet_without_pyarrow_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now fails as if not installed
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     folder = session_dir(tmp_path)
     write_dial(folder, "a", [(0.0, 2.0)])
     assert main(["export", str(folder), "--format", "parquet"]) == 2
     assert capsys.readouterr().err == (
-        "daq: error: --format parquet needs the 'pyarrow' library: install it with pip install 'dialdaq[parquet]'\n")
+        "daq: error: --format parquet needs the 'pyarrow' library: install it with pip install 'dialdaq[parquet]'\n"
+    )
     assert not (folder / "export").exists()
 
 

@@ -106,22 +106,42 @@ def test_lsl_bridge_republishes_every_sample_on_lsl_time(mosquitto: Mosquitto, t
     cfg.write_text(LSL_CFG.format(session=f"dialdaq-test-{uuid.uuid4().hex}"))
     env = {"LSLAPICFG": str(cfg)}
     sub = Sub(mosquitto.port, [f"daq/{station}/dials/+/samples"], tmp_path / "sub.jsonl")
-    bridge = start_daq(["lsl", "--broker", mosquitto.url, "--station", station, "--wait-inlet", "20"], tmp_path,
-                       "lsl", **env)
+    bridge = start_daq(
+        ["lsl", "--broker", mosquitto.url, "--station", station, "--wait-inlet", "20"], tmp_path, "lsl", **env
+    )
     script = tmp_path / "inlet.py"
     script.write_text(INLET)
     ids = [f"dialdaq-{station}-sim-01", f"dialdaq-{station}-sim-02"]
     stop_file, out_file = tmp_path / "stop", tmp_path / "inlet.json"
     inlet_log = (tmp_path / "inlet.log").open("wb")
-    inlet = subprocess.Popen([sys.executable, str(script), ",".join(ids), str(stop_file), str(out_file)],
-                             stdout=inlet_log, stderr=subprocess.STDOUT, env=clean_env(**env), start_new_session=True)
+    inlet = subprocess.Popen(
+        [sys.executable, str(script), ",".join(ids), str(stop_file), str(out_file)],
+        stdout=inlet_log,
+        stderr=subprocess.STDOUT,
+        env=clean_env(**env),
+        start_new_session=True,
+    )
     inlet_log.close()
     daemon = None
     try:
         wait_for(lambda: "lsl: bridging" in (tmp_path / "lsl.log").read_text(), timeout=15, what="bridge start")
         time.sleep(0.3)
-        daemon = start_daq(["run", "--broker", mosquitto.url, "--station", station, "--simulate", "2",
-                            "--rate", "50", "--duration", "3"], tmp_path)
+        daemon = start_daq(
+            [
+                "run",
+                "--broker",
+                mosquitto.url,
+                "--station",
+                station,
+                "--simulate",
+                "2",
+                "--rate",
+                "50",
+                "--duration",
+                "3",
+            ],
+            tmp_path,
+        )
         wait_for(lambda: "inlet ready" in (tmp_path / "inlet.log").read_text(), timeout=20, what="inlet")
         assert daemon.wait(30) == 0, (tmp_path / "daq.log").read_text()
         # Everything the daemon published has reached mosquitto_sub; give the bridge and LSL a moment.
@@ -154,8 +174,9 @@ def test_lsl_bridge_republishes_every_sample_on_lsl_time(mosquitto: Mosquitto, t
         assert len(sent) >= 100  # 3 s at 50 Hz
         assert len(received) == len(sent), (dial, len(received), len(sent), log)
         assert [v for v, _ in received] == [s["value"] for s in sent]
-        worst = max(abs(t - (lsl_ref + (s["t_ns"] - wall_ref_ns) / 1e9)) for (_, t), s in zip(received, sent,
-                                                                                                strict=True))
+        worst = max(
+            abs(t - (lsl_ref + (s["t_ns"] - wall_ref_ns) / 1e9)) for (_, t), s in zip(received, sent, strict=True)
+        )
         assert worst < 1e-3, f"{dial}: LSL timestamps differ from t_ns on LSL's clock by up to {worst * 1e3:.3f} ms"
 
         info = ET.fromstring(got["infos"][sid])
@@ -226,15 +247,37 @@ def fake_pylsl() -> ModuleType:
 
 
 def meta(boot: str = "b1", rate: float | None = 50.0) -> bytes:
-    return json.dumps({"v": 1, "station": "st", "dial": "d1", "boot": boot, "connected": True, "profile": "simulated",
-                       "transport": "simulated", "scale": {"min": 0.0, "max": 10.0, "labels": {"0": "hindering"}},
-                       "rate_hz": rate, "t_ns": 1}).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "station": "st",
+            "dial": "d1",
+            "boot": boot,
+            "connected": True,
+            "profile": "simulated",
+            "transport": "simulated",
+            "scale": {"min": 0.0, "max": 10.0, "labels": {"0": "hindering"}},
+            "rate_hz": rate,
+            "t_ns": 1,
+        }
+    ).encode()
 
 
 def sample(seq: int, value: float, boot: str = "b1") -> dict[str, Any]:
-    return {"v": 1, "station": "st", "dial": "d1", "session": None, "boot": boot, "seq": seq,
-            "t_ns": 1_795_451_400_000_000_000 + seq * 20_000_000, "media_s": None, "timecode": None, "frame": None,
-            "value": value, "raw": value}
+    return {
+        "v": 1,
+        "station": "st",
+        "dial": "d1",
+        "session": None,
+        "boot": boot,
+        "seq": seq,
+        "t_ns": 1_795_451_400_000_000_000 + seq * 20_000_000,
+        "media_s": None,
+        "timecode": None,
+        "frame": None,
+        "value": value,
+        "raw": value,
+    }
 
 
 def test_bridge_waits_for_meta_drops_duplicates_and_reopens_on_a_new_boot() -> None:
@@ -285,4 +328,5 @@ def test_lsl_without_pylsl_names_the_extra(monkeypatch: pytest.MonkeyPatch, caps
     monkeypatch.setitem(sys.modules, "pylsl", None)  # import pylsl now fails as if not installed
     assert main(["lsl", "--broker", "mqtt://127.0.0.1:1"]) == 2
     assert capsys.readouterr().err == (
-        "daq: error: daq lsl needs the 'pylsl' library: install it with pip install 'dialdaq[lsl]'\n")
+        "daq: error: daq lsl needs the 'pylsl' library: install it with pip install 'dialdaq[lsl]'\n"
+    )

@@ -55,13 +55,18 @@ def assert_complete_in_order(samples: dict[str, list[dict[str, Any]]], counts: d
 
 def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker", persistence=True).start()
-    sub = Sub(broker.port, [f"daq/{STATION}/dials/+/samples"], tmp_path / "sub.jsonl",
-              extra=["-c", "-i", "persistent-recorder", "-x", "3600"])
+    sub = Sub(
+        broker.port,
+        [f"daq/{STATION}/dials/+/samples"],
+        tmp_path / "sub.jsonl",
+        extra=["-c", "-i", "persistent-recorder", "-x", "3600"],
+    )
     daemon = None
     try:
         time.sleep(0.3)
-        daemon = start_daq(["run", "--broker", broker.url, "--station", STATION, "--simulate", "4",
-                            "--rate", "500"], tmp_path)
+        daemon = start_daq(
+            ["run", "--broker", broker.url, "--station", STATION, "--simulate", "4", "--rate", "500"], tmp_path
+        )
         for _ in range(2):
             time.sleep(2.0)
             broker.stop()
@@ -71,8 +76,11 @@ def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
         assert stop_process(daemon, timeout=30) == 0, (tmp_path / "daq.log").read_text()[-3000:]
         counts = final_counts(broker, tmp_path)
         assert all(n >= 4000 for n in counts.values()), counts  # 11 s at 500 Hz, outages included
-        wait_for(lambda: sum(len(v) for v in samples_by_dial(sub.messages()).values()) >= sum(counts.values()),
-                 timeout=30, what="every sample at the subscriber")
+        wait_for(
+            lambda: sum(len(v) for v in samples_by_dial(sub.messages()).values()) >= sum(counts.values()),
+            timeout=30,
+            what="every sample at the subscriber",
+        )
         time.sleep(0.5)
     finally:
         sub.stop()
@@ -87,8 +95,9 @@ def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
 
 def test_status_is_restored_after_reconnect(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker").start()  # no persistence: the broker forgets retained state
-    daemon = start_daq(["run", "--broker", broker.url, "--station", STATION, "--simulate", "1", "--rate", "10"],
-                       tmp_path)
+    daemon = start_daq(
+        ["run", "--broker", broker.url, "--station", STATION, "--simulate", "1", "--rate", "10"], tmp_path
+    )
     try:
         time.sleep(1.5)
         broker.stop()
@@ -97,8 +106,11 @@ def test_status_is_restored_after_reconnect(tmp_path: Path) -> None:
         sub = Sub(broker.port, [f"daq/{STATION}/status", f"daq/{STATION}/dials/+/meta"], tmp_path / "r.jsonl")
         try:
             # The restarted broker remembers nothing: whatever arrives was published again by the daemon.
-            wait_for(lambda: len({m["topic"] for m in sub.messages()}) >= 2, timeout=15,
-                     what="status and meta published again")
+            wait_for(
+                lambda: len({m["topic"] for m in sub.messages()}) >= 2,
+                timeout=15,
+                what="status and meta published again",
+            )
         finally:
             sub.stop()
         status = [m["payload"] for m in sub.messages() if m["topic"].endswith("/status")][-1]
@@ -115,19 +127,28 @@ def test_sigkill_loses_nothing_that_was_read(tmp_path: Path) -> None:
     from tests.ptydial import PtyDial
 
     broker = Mosquitto(tmp_path / "broker", persistence=True).start()
-    sub = Sub(broker.port, [f"daq/{STATION}/dials/+/samples", f"daq/{STATION}/dials/+/meta"],
-              tmp_path / "sub.jsonl", extra=["-c", "-i", "kill-recorder", "-x", "3600"])
+    sub = Sub(
+        broker.port,
+        [f"daq/{STATION}/dials/+/samples", f"daq/{STATION}/dials/+/meta"],
+        tmp_path / "sub.jsonl",
+        extra=["-c", "-i", "kill-recorder", "-x", "3600"],
+    )
     cfg = tmp_path / "station.toml"
     daemons = []
     with PtyDial(tmp_path) as dial:
-        cfg.write_text(f'[station]\nid = "{STATION}"\n[broker]\nurl = "{broker.url}"\n'
-                       f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
-                       f'[[dials]]\nid = "p1"\nprofile = "teensy-fast"\nport = "{dial.path}"\n')
+        cfg.write_text(
+            f'[station]\nid = "{STATION}"\n[broker]\nurl = "{broker.url}"\n'
+            f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+            f'[[dials]]\nid = "p1"\nprofile = "teensy-fast"\nport = "{dial.path}"\n'
+        )
         try:
             time.sleep(0.3)
             daemons.append(start_daq(["run", "--config", str(cfg)], tmp_path, "daq1"))
-            wait_for(lambda: any(m["topic"].endswith("/meta") and m["payload"]["connected"] for m in sub.messages()),
-                     timeout=15, what="the daemon reading the dial")
+            wait_for(
+                lambda: any(m["topic"].endswith("/meta") and m["payload"]["connected"] for m in sub.messages()),
+                timeout=15,
+                what="the daemon reading the dial",
+            )
             dial.write(b"\n")  # the first line after open is dropped by design
             for v in range(300):  # 300 readings reach the broker
                 dial.write(b"%d\n" % v)
@@ -142,8 +163,11 @@ def test_sigkill_loses_nothing_that_was_read(tmp_path: Path) -> None:
             stop_process(daemons[0], signal.SIGKILL)
             broker.start()
             daemons.append(start_daq(["run", "--config", str(cfg)], tmp_path, "daq2"))
-            wait_for(lambda: {s["raw"] for s in samples_by_dial(sub.messages()).get("p1", [])} >= set(range(1300)),
-                     timeout=30, what="every reading at the subscriber")
+            wait_for(
+                lambda: {s["raw"] for s in samples_by_dial(sub.messages()).get("p1", [])} >= set(range(1300)),
+                timeout=30,
+                what="every reading at the subscriber",
+            )
         finally:
             for daemon in daemons:
                 stop_process(daemon)
@@ -163,14 +187,18 @@ def test_unwritable_outbox_degrades_and_publishing_goes_on(mosquitto: Mosquitto,
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the outbox folder should be\n")  # root ignores chmod; this cannot be written
     cfg = tmp_path / "station.toml"
-    cfg.write_text(f'[station]\nid = "{STATION}"\n[broker]\nurl = "{mosquitto.url}"\n'
-                   f'[outbox]\npath = "{blocker / "outbox"}"\n')
+    cfg.write_text(
+        f'[station]\nid = "{STATION}"\n[broker]\nurl = "{mosquitto.url}"\n[outbox]\npath = "{blocker / "outbox"}"\n'
+    )
     sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
     time.sleep(0.3)
     daemon = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "50"], tmp_path)
     try:
-        wait_for(lambda: sum(len(v) for v in samples_by_dial(sub.messages()).values()) >= 100, timeout=15,
-                 what="samples despite the outbox")
+        wait_for(
+            lambda: sum(len(v) for v in samples_by_dial(sub.messages()).values()) >= 100,
+            timeout=15,
+            what="samples despite the outbox",
+        )
     finally:
         assert stop_process(daemon) == 0
         sub.stop()

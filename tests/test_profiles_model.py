@@ -15,7 +15,17 @@ from daq.profiles.loader import BUNDLED_DIR, LoadedProfile, ProfileRegistry, loa
 from daq.profiles.model import BinaryFraming, LineFraming, Profile
 
 SERIAL_IDS = {"arduino-pot", "arduino-encoder", "dialdaq-frame-v1", "teensy-fast"}
-INPUT_IDS = {"behringer-xtouch-mini", "contour-shuttlepro-v2", "contour-shuttlexpress", "elgato-streamdeck-plus", "generic-joystick-axis", "griffin-powermate-evdev", "griffin-powermate-hid", "korg-nanokontrol2", "microsoft-surface-dial"}
+INPUT_IDS = {
+    "behringer-xtouch-mini",
+    "contour-shuttlepro-v2",
+    "contour-shuttlexpress",
+    "elgato-streamdeck-plus",
+    "generic-joystick-axis",
+    "griffin-powermate-evdev",
+    "griffin-powermate-hid",
+    "korg-nanokontrol2",
+    "microsoft-surface-dial",
+}
 BUNDLED_IDS = SERIAL_IDS | INPUT_IDS
 
 LINE: dict[str, Any] = {
@@ -374,4 +384,7 @@ def test_match_usb() -> None:
     uno = {p.id for p in bundled.match_usb(0x2341, 0x0043, "Arduino Uno")}
     assert uno == {"arduino-pot", "arduino-encoder", "dialdaq-frame-v1"}
     assert [p.id for p in bundled.match_usb(0x16C0, 0x0483, None)] == ["dialdaq-frame-v1", "teensy-fast"]
-    assert [p.id for p in bundled.match_usb(0x077D, 0x0410, "Griffin PowerMate")] == ["griffin-powermate-evdev", "griffin-powermate-hid"]
+    assert [p.id for p in bundled.match_usb(0x077D, 0x0410, "Griffin PowerMate")] == [
+        "griffin-powermate-evdev",
+        "griffin-powermate-hid",
+    ]

@@ -20,13 +20,28 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_record_writes_one_file_per_session_and_dial(mosquitto: Mosquitto, tmp_path: Path) -> None:
     out = tmp_path / "rec"
-    recorder = start_daq(["record", "--broker", mosquitto.url, "--station", STATION, "--out", str(out)],
-                         tmp_path, "record")
+    recorder = start_daq(
+        ["record", "--broker", mosquitto.url, "--station", STATION, "--out", str(out)], tmp_path, "record"
+    )
     try:
         wait_for(lambda: "recording" in (tmp_path / "record.log").read_text(), what="recorder start")
         time.sleep(0.5)
-        daemon = start_daq(["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "2",
-                            "--rate", "100", "--duration", "2"], tmp_path)
+        daemon = start_daq(
+            [
+                "run",
+                "--broker",
+                mosquitto.url,
+                "--station",
+                STATION,
+                "--simulate",
+                "2",
+                "--rate",
+                "100",
+                "--duration",
+                "2",
+            ],
+            tmp_path,
+        )
         assert daemon.wait(30) == 0, (tmp_path / "daq.log").read_text()
         time.sleep(1.0)
     finally:
@@ -50,19 +65,47 @@ def test_record_writes_one_file_per_session_and_dial(mosquitto: Mosquitto, tmp_p
 
 def test_record_drops_duplicates_and_reports_gaps(mosquitto: Mosquitto, tmp_path: Path) -> None:
     out = tmp_path / "rec"
-    recorder = start_daq(["record", "--broker", mosquitto.url, "--station", STATION, "--out", str(out)],
-                         tmp_path, "record")
+    recorder = start_daq(
+        ["record", "--broker", mosquitto.url, "--station", STATION, "--out", str(out)], tmp_path, "record"
+    )
     try:
         wait_for(lambda: "recording" in (tmp_path / "record.log").read_text(), what="recorder start")
         time.sleep(0.5)
-        base = {"v": 1, "station": STATION, "dial": "d1", "session": "s-1", "boot": "b1", "t_ns": 1,
-                "media_s": None, "timecode": None, "frame": None, "value": 1.0, "raw": 1}
+        base = {
+            "v": 1,
+            "station": STATION,
+            "dial": "d1",
+            "session": "s-1",
+            "boot": "b1",
+            "t_ns": 1,
+            "media_s": None,
+            "timecode": None,
+            "frame": None,
+            "value": 1.0,
+            "raw": 1,
+        }
         # seq 0,1,2 then 2 again (a duplicate) then 5,6 (3 and 4 lost); one message is a batch
-        messages = [[{**base, "seq": 0}, {**base, "seq": 1}], {**base, "seq": 2}, {**base, "seq": 2},
-                    [{**base, "seq": 5}, {**base, "seq": 6}]]
+        messages = [
+            [{**base, "seq": 0}, {**base, "seq": 1}],
+            {**base, "seq": 2},
+            {**base, "seq": 2},
+            [{**base, "seq": 5}, {**base, "seq": 6}],
+        ]
         for body in messages:
-            subprocess.run([need("mosquitto_pub"), "-p", str(mosquitto.port), "-q", "1",
-                            "-t", f"daq/{STATION}/dials/d1/samples", "-m", json.dumps(body)], check=True)
+            subprocess.run(
+                [
+                    need("mosquitto_pub"),
+                    "-p",
+                    str(mosquitto.port),
+                    "-q",
+                    "1",
+                    "-t",
+                    f"daq/{STATION}/dials/d1/samples",
+                    "-m",
+                    json.dumps(body),
+                ],
+                check=True,
+            )
         wait_for(lambda: "gap" in (tmp_path / "record.log").read_text(), what="gap report")
         time.sleep(0.3)
     finally:

@@ -30,8 +30,9 @@ def test_simulated_station_publishes_the_contract(mosquitto: Mosquitto, tmp_path
     sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
     time.sleep(0.3)  # let the subscription reach the broker before the first sample
     t_start = time.time_ns()
-    daemon = start_daq(["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "3", "--rate", "200"],
-                       tmp_path)
+    daemon = start_daq(
+        ["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "3", "--rate", "200"], tmp_path
+    )
     try:
         wait_for(lambda: len(samples_of(sub.messages())) >= 600, timeout=20, what="600 samples")
     finally:
@@ -64,9 +65,9 @@ def test_simulated_station_publishes_the_contract(mosquitto: Mosquitto, tmp_path
     for s in samples_of(messages):
         by_dial[s["dial"]].append(s["seq"])
         assert t_start <= s["t_ns"] <= t_end
-        assert s["frame"] == ns_to_frame(round(s["media_s"] * 1e9), rate) or abs(
-            s["frame"] - s["media_s"] * 25
-        ) < 1e-3  # float rounding right at a frame edge
+        assert (
+            s["frame"] == ns_to_frame(round(s["media_s"] * 1e9), rate) or abs(s["frame"] - s["media_s"] * 25) < 1e-3
+        )  # float rounding right at a frame edge
         assert s["timecode"] == frame_to_timecode(s["frame"], rate)
         assert s["station"] == STATION and s["boot"] == statuses[0]["boot"]
     assert sorted(by_dial) == ["sim-01", "sim-02", "sim-03"]
@@ -75,11 +76,16 @@ def test_simulated_station_publishes_the_contract(mosquitto: Mosquitto, tmp_path
 
 
 def test_retained_state_after_stop(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    daemon = start_daq(["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "3", "--rate", "50",
-                        "--duration", "1"], tmp_path)
+    daemon = start_daq(
+        ["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "3", "--rate", "50", "--duration", "1"],
+        tmp_path,
+    )
     assert daemon.wait(20) == 0, (tmp_path / "daq.log").read_text()
-    sub = Sub(mosquitto.port, [f"daq/{STATION}/status", f"daq/{STATION}/dials/+/meta", f"daq/{STATION}/session"],
-              tmp_path / "retained.jsonl")
+    sub = Sub(
+        mosquitto.port,
+        [f"daq/{STATION}/status", f"daq/{STATION}/dials/+/meta", f"daq/{STATION}/session"],
+        tmp_path / "retained.jsonl",
+    )
     try:
         wait_for(lambda: len(sub.messages()) >= 5, timeout=5, what="retained messages")
     finally:

@@ -19,12 +19,15 @@ STATION = "lab-s"
 
 
 def dial_toml(dial: str, profile: str, port: Path, extra: str = "") -> str:
-    return textwrap.dedent(f"""
+    return (
+        textwrap.dedent(f"""
         [[dials]]
         id = "{dial}"
         profile = "{profile}"
         port = "{port}"
-        """) + extra
+        """)
+        + extra
+    )
 
 
 def config(tmp_path: Path, broker: Mosquitto, dials: str, head: str = "") -> Path:
@@ -57,7 +60,9 @@ class Run:
         return [m["payload"]["connected"] for m in self.messages() if m["topic"] == f"daq/{STATION}/dials/{dial}/meta"]
 
     def events(self, kind: str) -> list[dict[str, Any]]:
-        return [m["payload"] for m in self.messages() if m["topic"].endswith("/events") and m["payload"]["kind"] == kind]
+        return [
+            m["payload"] for m in self.messages() if m["topic"].endswith("/events") and m["payload"]["kind"] == kind
+        ]
 
     def wait_connected(self, dial: str, times: int = 1, timeout: float = 15) -> None:
         wait_for(lambda: self.metas(dial).count(True) >= times, timeout=timeout, what=f"{dial} connected")
@@ -104,15 +109,18 @@ def frame_v1(position: int, buttons: int = 0) -> bytes:
 CASES = {
     # profile: (lines written, expected raw values, rate Hz, scale max / raw max)
     "arduino-pot": ([b"%d\r\n" % v for v in range(0, 1024, 8)], list(range(0, 1024, 8)), 100, 1023),
-    "teensy-fast": ([b"t,%d,%d\r\n" % (1000 * i, (i * 37) % 4096) for i in range(1000)],
-                    [(i * 37) % 4096 for i in range(1000)], 1000, 4095),
+    "teensy-fast": (
+        [b"t,%d,%d\r\n" % (1000 * i, (i * 37) % 4096) for i in range(1000)],
+        [(i * 37) % 4096 for i in range(1000)],
+        1000,
+        4095,
+    ),
     "dialdaq-frame-v1": ([frame_v1(v) for v in range(0, 1024, 16)], list(range(0, 1024, 16)), 200, 1023),
 }
 
 
 @pytest.mark.parametrize("profile", sorted(CASES))
-def test_bundled_profile_end_to_end(profile: str, tmp_path: Path, mosquitto: Mosquitto,
-                                    run_factory: list[Run]) -> None:
+def test_bundled_profile_end_to_end(profile: str, tmp_path: Path, mosquitto: Mosquitto, run_factory: list[Run]) -> None:
     lines, expected, rate, raw_max = CASES[profile]
     with PtyDial(tmp_path) as dial:
         cfg = config(tmp_path, mosquitto, dial_toml("p1", profile, dial.path))
@@ -135,7 +143,7 @@ def test_bundled_profile_end_to_end(profile: str, tmp_path: Path, mosquitto: Mos
 
 def test_encoder_counts_and_button(tmp_path: Path, mosquitto: Mosquitto, run_factory: list[Run]) -> None:
     with PtyDial(tmp_path) as dial:
-        scale = '[dials.scale]\nmin = -10\nmax = 10\n'
+        scale = "[dials.scale]\nmin = -10\nmax = 10\n"
         cfg = config(tmp_path, mosquitto, dial_toml("enc", "arduino-encoder", dial.path, scale))
         run = Run(tmp_path, mosquitto, cfg)
         run_factory.append(run)
@@ -199,7 +207,8 @@ def test_garbage_is_counted_never_published(tmp_path: Path, mosquitto: Mosquitto
 def test_new_device_is_a_profile_file(tmp_path: Path, mosquitto: Mosquitto, run_factory: list[Run]) -> None:
     profiles = tmp_path / "my-profiles"
     profiles.mkdir()
-    (profiles / "lab-slider.toml").write_text(textwrap.dedent("""
+    (profiles / "lab-slider.toml").write_text(
+        textwrap.dedent("""
         spec = 1
         id = "lab-slider"
         name = "Our lab's slider: 'S=<value>;' at 57600 baud, 0..255"
@@ -214,11 +223,13 @@ def test_new_device_is_a_profile_file(tmp_path: Path, mosquitto: Mosquitto, run_
         [channels.pos]
         kind = "absolute"
         range = [0, 255]
-        """))
+        """)
+    )
     with PtyDial(tmp_path) as dial:
         head = 'profile_dirs = ["my-profiles"]'
-        cfg = config(tmp_path, mosquitto, dial_toml("s1", "lab-slider", dial.path, "[dials.scale]\nmin = 1\nmax = 9\n"),
-                     head)
+        cfg = config(
+            tmp_path, mosquitto, dial_toml("s1", "lab-slider", dial.path, "[dials.scale]\nmin = 1\nmax = 9\n"), head
+        )
         run = Run(tmp_path, mosquitto, cfg)
         run_factory.append(run)
         run.wait_connected("s1")

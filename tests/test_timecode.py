@@ -386,9 +386,7 @@ def test_invalid_labels(text: str, rate: str, why: str) -> None:
 def test_frame_out_of_day(rate: str) -> None:
     r = RATES[rate]
     for f in (-1, r.frames_per_day):
-        with pytest.raises(
-            TimecodeError, match=re.escape(f"outside one day of timecode at {r.label}: allowed 0 to")
-        ):
+        with pytest.raises(TimecodeError, match=re.escape(f"outside one day of timecode at {r.label}: allowed 0 to")):
             frame_to_timecode(f, r)
 
 

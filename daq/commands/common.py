@@ -17,9 +17,7 @@ from daq.config import BrokerConfig, DaqConfig, apply_env, build_config, read_co
 def add_broker_args(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
     if with_config:
         parser.add_argument("--config", "-c", type=Path, help="station config file (TOML)")
-    parser.add_argument(
-        "--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (env DAQ_BROKER_URL)"
-    )
+    parser.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (env DAQ_BROKER_URL)")
     parser.add_argument("--root", help="topic root (default daq)")
     parser.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), help="MQTT protocol version (default 5)")
 

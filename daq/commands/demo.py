@@ -28,17 +28,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="simulated dials, a broker and a recorder in one go: try dialdaq with nothing installed",
     )
-    parser.add_argument(
-        "--duration", type=float, default=10.0, metavar="S", help="seconds to run (default 10)"
-    )
+    parser.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds to run (default 10)")
     parser.add_argument("--dials", type=int, default=4, metavar="N", help="simulated dials (default 4)")
     parser.add_argument("--rate", type=float, default=20.0, metavar="HZ", help="readings per second per dial")
     parser.add_argument("--out", type=Path, default=Path("recordings"), help="where the CSV files go")
     parser.add_argument("--broker", metavar="URL", help="use this broker instead of an embedded one")
     parser.add_argument("--embedded", action="store_true", help="always start the embedded broker")
-    parser.add_argument(
-        "--port", type=int, default=0, help="port of the embedded broker (default: a free one)"
-    )
+    parser.add_argument("--port", type=int, default=0, help="port of the embedded broker (default: a free one)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the simulated dials")
     parser.set_defaults(func=handle)
 
@@ -47,7 +43,7 @@ def demo_config(broker_url: str, protocol: str, args: argparse.Namespace) -> Daq
     return build_config(
         {
             "station": {"id": DEMO_STATION},
-        "outbox": {"memory": True},  # a demo leaves nothing behind to replay into the next one
+            "outbox": {"memory": True},  # a demo leaves nothing behind to replay into the next one
             "broker": {
                 "url": broker_url,
                 "protocol": protocol,
@@ -132,7 +128,8 @@ async def demo(url: str, protocol: str, args: argparse.Namespace, stop: asyncio.
         print()
     expected = {dial: p.seq for dial, p in station.pipelines.items()}
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
+    # The recorder is another client: poll what it has written until it caught up (or 10 s passed).
+    while time.monotonic() < deadline and any(  # noqa: ASYNC110
         recorder.stats.last_seq.get((DEMO_STATION, d), -1) < n - 1 for d, n in expected.items()
     ):
         await asyncio.sleep(0.05)

@@ -23,9 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_broker_args(parser)
     parser.add_argument("--station", help="station id (default: config, else the host name)")
     parser.add_argument("--simulate", type=int, metavar="N", help="add N simulated dials sim-01..sim-N")
-    parser.add_argument(
-        "--rate", type=float, default=10.0, metavar="HZ", help="simulated readings per second"
-    )
+    parser.add_argument("--rate", type=float, default=10.0, metavar="HZ", help="simulated readings per second")
     parser.add_argument("--seed", type=int, help="random seed of the simulated dials")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.set_defaults(func=handle)
@@ -50,9 +48,7 @@ def station_config(args: argparse.Namespace) -> DaqConfig:
         data["dials"] = list(data.get("dials", [])) + simulated_dials(args.simulate, args.rate, args.seed)
     config = build_config(data, args.config)
     if not config.dials:
-        raise ConfigError(
-            args.config, "dials", "no dials configured: add [[dials]] to the config or use --simulate N"
-        )
+        raise ConfigError(args.config, "dials", "no dials configured: add [[dials]] to the config or use --simulate N")
     return config
 
 

@@ -53,18 +53,26 @@ def render(found: dict[str, dict[str, Any]]) -> str:
     for station, parts in sorted(found.items()):
         status = parts.get("status", {})
         health = parts.get("health", {})
-        lines.append(f"{station}: {status.get('state', '?')} (boot {status.get('boot', '?')}, "
-                     f"up {health.get('uptime_s', '?')} s)")
+        lines.append(
+            f"{station}: {status.get('state', '?')} (boot {status.get('boot', '?')}, "
+            f"up {health.get('uptime_s', '?')} s)"
+        )
         if health:
             box, broker = health["outbox"], health["broker"]
-            lines.append(f"  outbox: {box['pending']} pending, {box['inflight']} in flight, {box['dropped']} dropped"
-                         f"{', DEGRADED (memory only)' if box.get('degraded') else ''}")
-            lines.append(f"  broker: {broker['messages']} messages, {broker['reconnects']} reconnects"
-                         f"{', last error: ' + broker['last_error'] if broker.get('last_error') else ''}")
+            lines.append(
+                f"  outbox: {box['pending']} pending, {box['inflight']} in flight, {box['dropped']} dropped"
+                f"{', DEGRADED (memory only)' if box.get('degraded') else ''}"
+            )
+            lines.append(
+                f"  broker: {broker['messages']} messages, {broker['reconnects']} reconnects"
+                f"{', last error: ' + broker['last_error'] if broker.get('last_error') else ''}"
+            )
             for dial, d in sorted(health["dials"].items()):
                 state = "connected" if d["connected"] else "DISCONNECTED"
-                lines.append(f"  {dial}: {state}, {d['rate_hz']} Hz, {d['samples']} samples, "
-                             f"{d['garbage']} garbage, {d['reconnects']} reconnects, value {d['last_value']}")
+                lines.append(
+                    f"  {dial}: {state}, {d['rate_hz']} Hz, {d['samples']} samples, "
+                    f"{d['garbage']} garbage, {d['reconnects']} reconnects, value {d['last_value']}"
+                )
     return "\n".join(lines)
 
 

@@ -39,9 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--frame", type=int, metavar="N", help="frame count, from 0")
     what.add_argument("--tc", metavar="TIMECODE", help="HH:MM:SS:FF (HH:MM:SS;FF for drop-frame)")
-    what.add_argument(
-        "--seconds", metavar="S", help="real seconds, e.g. 600.6 or 3003/5: the frame showing then"
-    )
+    what.add_argument("--seconds", metavar="S", help="real seconds, e.g. 600.6 or 3003/5: the frame showing then")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     parser.set_defaults(func=run)
 

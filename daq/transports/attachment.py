@@ -26,9 +26,7 @@ class Attachment(StrictModel):
     @classmethod
     def _usb_id(cls, value: str | None) -> str | None:
         if value is not None and not USB_ID.match(value):
-            raise ValueError(
-                "write the USB id as four hex digits, a colon, four hex digits, e.g. '2341:0043'"
-            )
+            raise ValueError("write the USB id as four hex digits, a colon, four hex digits, e.g. '2341:0043'")
         return value.lower() if value else value
 
     @property

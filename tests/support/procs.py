@@ -5,6 +5,7 @@ Every process is started in its own session and stopped by its own pid; nothing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,10 +41,8 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
     """Stop `proc` by its pid: `sig`, then SIGKILL if it does not exit in time."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -62,8 +61,9 @@ def need(program: str) -> str:
 class Mosquitto:
     """A real Mosquitto broker on a free loopback port, its files in `folder`."""
 
-    def __init__(self, folder: Path, port: int | None = None, extra_conf: Sequence[str] = (),
-                 persistence: bool = False) -> None:
+    def __init__(
+        self, folder: Path, port: int | None = None, extra_conf: Sequence[str] = (), persistence: bool = False
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -98,8 +98,9 @@ class Mosquitto:
     def start(self) -> Mosquitto:
         conf = self.write_conf()
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([need("mosquitto"), "-c", str(conf)], stdout=log, stderr=log,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [need("mosquitto"), "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
+        )
         log.close()
         wait_port(self.port)
         return self
@@ -129,8 +130,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 def start_daq(args: Sequence[str], cwd: Path, log_name: str = "daq", **env: str) -> subprocess.Popen[bytes]:
     """`python -m daq ARGS` in its own session; stdout+stderr to cwd/<log_name>.log."""
     log = (cwd / f"{log_name}.log").open("ab")
-    proc = subprocess.Popen(daq_cmd(*args), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            env=clean_env(**env), start_new_session=True)
+    proc = subprocess.Popen(
+        daq_cmd(*args), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=clean_env(**env), start_new_session=True
+    )
     log.close()
     return proc
 
@@ -140,8 +142,20 @@ class Sub:
 
     def __init__(self, port: int, topics: Sequence[str], out: Path, extra: Sequence[str] = ()) -> None:
         self.out = out
-        args = [need("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-V", "mqttv5",
-                "-F", '{"topic":"%t","retain":%r,"payload":%p}', *extra]
+        args = [
+            need("mosquitto_sub"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-V",
+            "mqttv5",
+            "-F",
+            '{"topic":"%t","retain":%r,"payload":%p}',
+            *extra,
+        ]
         for topic in topics:
             args += ["-t", topic]
         handle = out.open("ab")
