@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import Mosquitto, Sub, clean_env, daq_cmd, need, start_daq, stop_process, wait_for
+from tests.support.procs import Mosquitto, Sub, clean_env, daq_cmd, need, samples_of, start_daq, stop_process, wait_for
 
 STATION = "lab-m"
 FRAME_S = 0.04  # 25 fps, the rate of the source and of the config
@@ -135,15 +135,6 @@ class Reference:
         if not found:
             return None
         return min(w[0] for w in found), max(w[1] for w in found)
-
-
-def samples_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for msg in messages:
-        if msg["topic"].endswith("/samples"):
-            body = msg["payload"]
-            out.extend(body if isinstance(body, list) else [body])
-    return out
 
 
 def retained(port: int, topic: str) -> dict[str, Any]:

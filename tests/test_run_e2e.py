@@ -6,24 +6,14 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 
 from daq.contract import json_schemas
 from daq.timecode import FrameRate, frame_to_timecode, ns_to_frame
-from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for
+from tests.support.procs import Mosquitto, Sub, samples_of, start_daq, stop_process, wait_for
 
 STATION = "lab-a"
-
-
-def samples_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for msg in messages:
-        if msg["topic"].endswith("/samples"):
-            body = msg["payload"]
-            out.extend(body if isinstance(body, list) else [body])
-    return out
 
 
 def test_simulated_station_publishes_the_contract(mosquitto: Mosquitto, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import Mosquitto, Sub, clean_env, daq_cmd, need, start_daq, stop_process, wait_for
+from tests.support.procs import Mosquitto, Sub, clean_env, daq_cmd, need, samples_of, start_daq, stop_process, wait_for
 
 FRAME_S = 0.04  # 25 fps
 EDGE_NS = 5_000_000  # samples this close to a change may fall either side of it
@@ -52,15 +52,6 @@ def retained_session(broker: Mosquitto, station: str) -> dict[str, Any]:
     )  # fmt: skip
     body: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
     return body
-
-
-def samples_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for msg in messages:
-        if msg["topic"].endswith("/samples"):
-            body = msg["payload"]
-            out.extend(body if isinstance(body, list) else [body])
-    return out
 
 
 def events_of(messages: list[dict[str, Any]], station: str) -> list[dict[str, Any]]:

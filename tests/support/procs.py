@@ -173,6 +173,16 @@ class Sub:
         return out
 
 
+def samples_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every sample in `Sub.messages()`, single or batched, in arrival order."""
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        if msg["topic"].endswith("/samples"):
+            body = msg["payload"]
+            out.extend(body if isinstance(body, list) else [body])
+    return out
+
+
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
