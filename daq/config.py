@@ -141,7 +141,7 @@ class OutboxConfig(StrictModel):
         "($XDG_STATE_HOME, or $STATE_DIRECTORY under systemd)",
     )
     memory: bool = Field(False, description="keep the outbox in memory only: survives broker outages, not a crash")
-    max_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, description="bound on the outbox's files")
+    max_bytes: int = Field(4 * 1024**3, ge=1024 * 1024, description="bound on the outbox's files (default 4 GiB)")
     policy: Literal["drop-oldest", "refuse-new"] = Field(
         "drop-oldest",
         description="when full: delete the oldest unsent samples, or drop new ones (counted, an outbox.full event)",
