@@ -134,6 +134,8 @@ class Station:
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         if str(message.topic) == self.topics.status:
+            if message.retain:  # an earlier run's state, handed over at subscribe; our online follows it
+                return
             self._guard_status(bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b"")
             return
         await self.control.on_message(client, message)

@@ -207,3 +207,43 @@ def test_unwritable_outbox_degrades_and_publishing_goes_on(mosquitto: Mosquitto,
     assert degraded and str(blocker) in degraded[0]["message"]
     log = (tmp_path / "daq.log").read_text()
     assert "outbox" in log and str(blocker) in log
+
+
+def test_a_stale_will_cannot_mark_a_live_station_offline(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.procs import need
+
+    daemon = start_daq(
+        ["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "1", "--rate", "10"], tmp_path
+    )
+    try:
+        time.sleep(1.5)
+        # What a broker publishes when an earlier connection's Last Will fires late: offline, retained.
+        stale = {"v": 1, "station": STATION, "boot": "0123456789abcdef", "state": "offline", "reason": "lost"}
+        subprocess.run(
+            [
+                need("mosquitto_pub"),
+                "-p",
+                str(mosquitto.port),
+                "-q",
+                "1",
+                "-r",
+                "-t",
+                f"daq/{STATION}/status",
+                "-m",
+                json.dumps(stale),
+            ],
+            check=True,
+        )
+        time.sleep(1.0)
+        sub = Sub(mosquitto.port, [f"daq/{STATION}/status"], tmp_path / "status.jsonl")
+        try:
+            wait_for(lambda: len(sub.messages()) >= 1, timeout=5, what="retained status")
+        finally:
+            sub.stop()
+        status = sub.messages()[-1]["payload"]
+        assert status["state"] == "online" and status["boot"] != stale["boot"]
+    finally:
+        assert stop_process(daemon) == 0
+    assert "status was overwritten" in (tmp_path / "daq.log").read_text()
