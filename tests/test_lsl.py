@@ -45,7 +45,7 @@ import pylsl
 
 ids, stop_file, out_file = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
 inlets = {}
-deadline = time.monotonic() + 30
+deadline = time.monotonic() + 50
 for sid in ids:
     found = pylsl.resolve_byprop("source_id", sid, 1, max(0.1, deadline - time.monotonic()))
     if not found:
@@ -107,7 +107,7 @@ def test_lsl_bridge_republishes_every_sample_on_lsl_time(mosquitto: Mosquitto, t
     env = {"LSLAPICFG": str(cfg)}
     sub = Sub(mosquitto.port, [f"daq/{station}/dials/+/samples"], tmp_path / "sub.jsonl")
     bridge = start_daq(
-        ["lsl", "--broker", mosquitto.url, "--station", station, "--wait-inlet", "20"], tmp_path, "lsl", **env
+        ["lsl", "--broker", mosquitto.url, "--station", station, "--wait-inlet", "60"], tmp_path, "lsl", **env
     )
     script = tmp_path / "inlet.py"
     script.write_text(INLET)
@@ -142,7 +142,7 @@ def test_lsl_bridge_republishes_every_sample_on_lsl_time(mosquitto: Mosquitto, t
             ],
             tmp_path,
         )
-        wait_for(lambda: "inlet ready" in (tmp_path / "inlet.log").read_text(), timeout=20, what="inlet")
+        wait_for(lambda: "inlet ready" in (tmp_path / "inlet.log").read_text(), timeout=60, what="inlet")
         assert daemon.wait(30) == 0, (tmp_path / "daq.log").read_text()
         # Everything the daemon published has reached mosquitto_sub; give the bridge and LSL a moment.
         counts: list[int] = []
