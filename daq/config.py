@@ -153,7 +153,7 @@ class OutboxConfig(StrictModel):
 
 
 class PublishConfig(StrictModel):
-    batch_max: int = Field(20, ge=1, le=1000, description="most samples of one dial per message; 1 = never an array")
+    batch_max: int = Field(100, ge=1, le=1000, description="most samples of one dial per message; 1 = never an array")
     batch_linger_ms: float = Field(
         0, ge=0, le=1000, description="wait this long to fill a batch; 0 = send what is there"
     )

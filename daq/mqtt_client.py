@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiomqtt
@@ -137,7 +138,29 @@ class DaqClient(aiomqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.wire_log = WireLog()
         kwargs.setdefault("logger", cast(logging.Logger, self.wire_log))
+        self._acks: dict[int, Callable[[], None]] = {}
         super().__init__(*args, **kwargs)
+
+    def publish_nowait(self, topic: str, payload: bytes, on_ack: Callable[[], None], retain: bool = False) -> None:
+        """Publish at QoS 1 without a task, an Event or a future: `on_ack` runs on PUBACK.
+
+        For pipelining many messages: aiomqtt's `publish` costs a coroutine, an asyncio.Event
+        and a scan of every pending call (`len(list(self._pending_calls))`) per message.
+        Raises MqttCodeError when paho refuses the message (not connected).
+        """
+        info = self._client.publish(topic, payload, 1, retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        self._acks[info.mid] = on_ack
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties
+    ) -> None:
+        on_ack = self._acks.pop(mid, None)
+        if on_ack is not None:
+            on_ack()
+            return
+        super()._on_publish(client, userdata, mid, reason_code, properties)
 
     def _on_disconnect(
         self,
@@ -162,7 +185,7 @@ def make_client(
     will: aiomqtt.Will | None = None,
     clean: bool = True,
     **extra: Any,
-) -> aiomqtt.Client:
+) -> DaqClient:
     address = broker.address
     password = broker.effective_password()
     redact.register(password)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -23,7 +24,7 @@ import aiomqtt
 
 from daq.config import BrokerConfig, PublishConfig
 from daq.exceptions import BrokerRefused
-from daq.mqtt_client import connect_failure, make_client
+from daq.mqtt_client import DaqClient, connect_failure, make_client
 from daq.outbox.base import Entry, Outbox
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,14 @@ class Publisher:
         """Publish until `stop` is set and everything read has been acknowledged (or `drain_s` ran out)."""
         attempt = 0
         while True:
-            client = make_client(self.broker, self.client_id, will=self.will, clean=True)
+            # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
+            client = make_client(
+                self.broker,
+                self.client_id,
+                will=self.will,
+                clean=True,
+                max_inflight_messages=self.publish_config.max_inflight,
+            )
             try:
                 async with client:
                     self._client = client
@@ -148,7 +156,7 @@ class Publisher:
                 return
             self._stopping = True
 
-    async def _connected(self, client: aiomqtt.Client, stop: asyncio.Event) -> bool:
+    async def _connected(self, client: DaqClient, stop: asyncio.Event) -> bool:
         for topic in self.subscriptions:
             await client.subscribe(topic, qos=1)
         # Republish the retained state first; it supersedes queued retained updates.
@@ -175,63 +183,69 @@ class Publisher:
                 except Exception:
                     log.exception("handling a message on %s failed", message.topic)
 
-    async def _pump(self, client: aiomqtt.Client, stop: asyncio.Event) -> bool:
+    async def _pump(self, client: DaqClient, stop: asyncio.Event) -> bool:
         """Send control messages and samples until stopped and drained."""
         cfg = self.publish_config
-        window = asyncio.Semaphore(cfg.max_inflight)
-        inflight: set[asyncio.Task[None]] = set()
-        failure: list[BaseException] = []
+        stats = self.stats
+        outbox = self.outbox
+        inflight = 0
+        room = asyncio.Event()  # set when a message in flight was acknowledged
+        publish = client.publish_nowait
 
-        def finished(task: asyncio.Task[None]) -> None:
-            inflight.discard(task)
-            window.release()
-            if not task.cancelled() and task.exception() is not None:
-                failure.append(task.exception())  # type: ignore[arg-type]
-                self._wake.set()
-
-        async def send(topic: str, payload: bytes, retain: bool, entries: list[Entry] | None) -> None:
-            await client.publish(topic, payload, qos=1, retain=retain, timeout=math.inf)
-            self.stats.messages += 1
+        def acked(entries: list[Entry] | None) -> None:
+            nonlocal inflight
+            inflight -= 1
+            stats.messages += 1
             if entries is not None:
-                self.outbox.ack(entries)
-                self.stats.samples += len(entries)
+                outbox.ack(entries)
+                stats.samples += len(entries)
+            room.set()
 
-        async def launch(topic: str, payload: bytes, retain: bool, entries: list[Entry] | None) -> None:
-            await window.acquire()
-            task = asyncio.create_task(send(topic, payload, retain, entries))
-            inflight.add(task)
-            task.add_done_callback(finished)
-
+        waiter: asyncio.Task[None] | None = None
+        woken: asyncio.Task[bool] | None = None
+        stopper: asyncio.Task[bool] | None = None
         try:
             while True:
-                if failure:
-                    raise failure[0]
+                if inflight >= cfg.max_inflight:
+                    room.clear()
+                    await room.wait()
+                    continue
                 if self._control:
                     topic, payload, retain = self._control.popleft()
-                    await launch(topic, payload, retain, None)
+                    publish(topic, payload, functools.partial(acked, None), retain)
+                    inflight += 1
                     continue
-                if self.outbox.pending:
-                    if cfg.batch_linger_ms and self.outbox.pending < cfg.batch_max:
+                if outbox.pending:
+                    if cfg.batch_linger_ms and outbox.pending < cfg.batch_max:
                         await asyncio.sleep(cfg.batch_linger_ms / 1000)
-                    for topic, payload, entries in batches(self.outbox.take(cfg.batch_max * 16), cfg.batch_max):
-                        await launch(topic, payload, False, entries)
+                    for topic, payload, entries in batches(outbox.take(cfg.batch_max * 16), cfg.batch_max):
+                        while inflight >= cfg.max_inflight:
+                            room.clear()
+                            await room.wait()
+                        publish(topic, payload, functools.partial(acked, entries))
+                        inflight += 1
                     continue
                 if stop.is_set():
                     self._stopping = True
                     if inflight:
-                        await asyncio.wait(set(inflight))
+                        room.clear()
+                        await room.wait()
                         continue
                     return True
+                # Idle: wait for an entry, a control message or stop. The waiting tasks are kept
+                # across idle spells; only the one that fired is made again.
                 self._wake.clear()
-                waiter = asyncio.create_task(self.outbox.wait())
-                woken = asyncio.create_task(self._wake.wait())
-                stopper = asyncio.create_task(stop.wait())
+                if waiter is None or waiter.done():
+                    waiter = asyncio.create_task(outbox.wait())
+                if woken is None or woken.done():
+                    woken = asyncio.create_task(self._wake.wait())
+                if stopper is None:
+                    stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait({waiter, woken, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (waiter, woken, stopper):
-                    task.cancel()
         finally:
-            for task in list(inflight):
-                task.cancel()
+            for task in (waiter, woken, stopper):
+                if task is not None:
+                    task.cancel()
 
 
 def batches(entries: list[Entry], batch_max: int) -> list[tuple[str, bytes, list[Entry]]]:
