@@ -345,19 +345,25 @@ def test_event_loop_is_never_blocked(dial: PtyDial) -> None:
     assert run(main()) < 0.1
 
 
-def test_close_wakes_a_waiting_read_and_joins_the_thread(dial: PtyDial) -> None:
+def test_close_wakes_a_waiting_read_and_the_port_can_be_opened_again(dial: PtyDial) -> None:
     async def main() -> None:
         transport = transport_for(dial, FAST.model_copy(update={"read_timeout_s": 5.0}))
         await transport.open()
-        assert len(reader_threads()) == 1
         waiting = asyncio.create_task(transport.read())
         await asyncio.sleep(0.05)
         started = time.monotonic()
         await transport.close()
         assert time.monotonic() - started < 1.0  # woken, not waiting out the 5 s poll
-        assert not reader_threads()
         with pytest.raises(DeviceGone, match="closed"):
             await waiting
+        # The shared reader let go of the port: it opens (exclusively) and reads again.
+        await transport.open()
+        try:
+            dial.write(b"7\r\n")
+            chunks = await read_bytes(transport, 3)
+            assert b"".join(c.data for c in chunks) == b"7\r\n"
+        finally:
+            await transport.close()
 
     run(main())
 
