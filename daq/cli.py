@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:  # `daq ... | head`: the reader went away; that is not an error
+        sys.stderr.close()
+        return 0
     return code
 
 

@@ -97,7 +97,10 @@ def handle(args: argparse.Namespace) -> int:
             embedded = EmbeddedBroker(args.port)
             await embedded.start()
             url, protocol = embedded.url, "3.1.1"
-            print(f"started an embedded MQTT broker at {url}")
+            print(
+                f"started an embedded MQTT broker at {url} (MQTT 3.1.1: other daq commands against it "
+                "need --mqtt-protocol 3.1.1)"
+            )
         try:
             return await demo(url, protocol, args, stop)
         finally:

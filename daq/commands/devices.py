@@ -30,7 +30,10 @@ from daq.profiles.model import EvdevFraming
 from daq.transports import hid_enum
 from daq.transports.ports import SerialPort, list_ports
 
-HELP = "list serial ports and HID devices, with the firmware profile that fits each and the config snippet to use it"
+HELP = (
+    "list serial ports, HID devices, input devices and MIDI ports (the last two with their extras), "
+    "with the firmware profile that fits each and the config snippet to use it"
+)
 
 _NAMED = frozenset(CODES.values())
 _ALSA_NUMBERS = re.compile(r"\s+\d+:\d+$")  # 'nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0': the numbers change

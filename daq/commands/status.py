@@ -46,6 +46,11 @@ async def collect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return found
 
 
+def rate_text(rate: float | None) -> str:
+    """The measured rate; the first health report of a run has none yet (no interval to measure over)."""
+    return "rate not measured yet" if rate is None else f"{rate} Hz"
+
+
 def render(found: dict[str, dict[str, Any]]) -> str:
     if not found:
         return "No station found (none has published its status on this broker)."
@@ -70,7 +75,7 @@ def render(found: dict[str, dict[str, Any]]) -> str:
             for dial, d in sorted(health["dials"].items()):
                 state = "connected" if d["connected"] else "DISCONNECTED"
                 lines.append(
-                    f"  {dial}: {state}, {d['rate_hz']} Hz, {d['samples']} samples, "
+                    f"  {dial}: {state}, {rate_text(d['rate_hz'])}, {d['samples']} samples, "
                     f"{d['garbage']} garbage, {d['reconnects']} reconnects, value {d['last_value']}"
                 )
     return "\n".join(lines)
