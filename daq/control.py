@@ -90,8 +90,11 @@ class StationControl:
             result = await handler(request)
         except CommandError as exc:
             return {**base, "ok": False, "error": str(exc)}
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             return {**base, "ok": False, "error": f"bad request: {exc}"}
+        except Exception as exc:  # never leave a requester waiting for a reply
+            log.exception("command %s failed", verb)
+            return {**base, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         return {**base, "ok": True, **result}
 
     def on_position(self, payload: bytes, arrival_mono_ns: int) -> None:

@@ -89,6 +89,10 @@ class DeviceReader:
                 log.warning("%s: %s", ",".join(self.dial_ids), exc)
                 self._set_connected(False, str(exc))
                 self.decoder.reset()
+            except Exception as exc:  # a bug below us: the supervisor restarts this reader; say so first
+                self._set_connected(False, f"{type(exc).__name__}: {exc}")
+                self.decoder.reset()
+                raise
             finally:
                 await self.transport.close()
 

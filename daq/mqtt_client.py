@@ -138,11 +138,14 @@ class DaqClient(aiomqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.wire_log = WireLog()
         kwargs.setdefault("logger", cast(logging.Logger, self.wire_log))
-        self._acks: dict[int, Callable[[], None]] = {}
+        self._acks: dict[int, Callable[[str | None], None]] = {}
         super().__init__(*args, **kwargs)
 
-    def publish_nowait(self, topic: str, payload: bytes, on_ack: Callable[[], None], retain: bool = False) -> None:
-        """Publish at QoS 1 without a task, an Event or a future: `on_ack` runs on PUBACK.
+    def publish_nowait(
+        self, topic: str, payload: bytes, on_ack: Callable[[str | None], None], retain: bool = False
+    ) -> None:
+        """Publish at QoS 1 without a task, an Event or a future: `on_ack(failure)` runs on PUBACK
+        (`failure` is None, or the broker's reason when an MQTT 5 PUBACK refused the message).
 
         For pipelining many messages: aiomqtt's `publish` costs a coroutine, an asyncio.Event
         and a scan of every pending call (`len(list(self._pending_calls))`) per message.
@@ -158,7 +161,9 @@ class DaqClient(aiomqtt.Client):
     ) -> None:
         on_ack = self._acks.pop(mid, None)
         if on_ack is not None:
-            on_ack()
+            # MQTT 5: a PUBACK may carry a failure (not authorised, quota exceeded): not delivered.
+            failed = isinstance(reason_code, ReasonCode) and reason_code.is_failure
+            on_ack(str(reason_code) if failed else None)
             return
         super()._on_publish(client, userdata, mid, reason_code, properties)
 

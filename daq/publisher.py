@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import random
+import ssl
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import aiomqtt
 
 from daq.config import BrokerConfig, PublishConfig
-from daq.exceptions import BrokerRefused
+from daq.exceptions import BrokerRefused, ConfigError
 from daq.mqtt_client import DaqClient, connect_failure, make_client
 from daq.outbox.base import Entry, Outbox
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 REPLAY_MARK = b',"replay":true}'
+STABLE_CONNECTION_S = 5.0
 
 
 @dataclass(slots=True)
@@ -50,7 +52,7 @@ class Backoff:
     factor: float = 2.0
 
     def delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, first * factor**attempt)]."""
+        """Jittered: uniform in [cap/2, cap], cap = min(max, first * factor**attempt)."""
         cap = min(self.max_s, self.first_s * self.factor**attempt)
         return random.uniform(cap / 2, cap)
 
@@ -78,9 +80,14 @@ class Publisher:
         self.stats = PublisherStats()
         self._retained: OrderedDict[str, bytes] = OrderedDict()
         self._control: deque[tuple[str, bytes, bool]] = deque(maxlen=100_000)
+        self._control_unacked: dict[int, tuple[str, bytes, bool]] = {}
+        self._control_ids = 0
+        # Published last, after the drain at stop (the station's `offline`): a subscriber sees it after every sample.
+        self.final: tuple[str, bytes] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._connected_once = asyncio.Event()
+        self._connected_at = 0.0
         self._client: aiomqtt.Client | None = None
 
     # -- what the station hands over ------------------------------------------------
@@ -102,38 +109,31 @@ class Publisher:
     # -- the connection loop ----------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until `stop` is set and everything read has been acknowledged (or `drain_s` ran out)."""
+        """Publish until `stop` is set and everything read has been acknowledged, then `final`.
+
+        The caller bounds the drain (the station waits DRAIN_TIMEOUT_S, then cancels)."""
         attempt = 0
         while True:
-            # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
-            client = make_client(
-                self.broker,
-                self.client_id,
-                will=self.will,
-                clean=True,
-                max_inflight_messages=self.publish_config.max_inflight,
-            )
             try:
-                async with client:
-                    self._client = client
-                    attempt = 0
-                    self.stats.connected = True
-                    self.stats.connects += 1
-                    self._connected_once.set()
-                    log.info("connected to %s as %s", self.broker.address.display(), self.client_id)
-                    done = await self._connected(client, stop)
-                    if done:
-                        return
+                await self._connect_once(stop)
+                return
             except aiomqtt.MqttError as exc:
                 fatal = connect_failure(exc, self.broker)
                 if fatal and not self._connected_once.is_set():
                     raise BrokerRefused(fatal) from None
                 self.stats.last_error = str(exc)
+            except (OSError, ssl.SSLError, ConfigError) as exc:
+                # The password file or a certificate cannot be read: fatal at start; later on it is
+                # retried (a file being rotated must not stop a station in the middle of a session).
+                if not self._connected_once.is_set():
+                    raise ConfigError(None, "broker", f"cannot set up the connection: {exc}") from None
+                self.stats.last_error = f"connection setup: {exc}"
             finally:
                 self._client = None
                 if self.stats.connected:
                     self.stats.connected = False
                     self.stats.disconnects += 1
+                    attempt = 0 if self._lasted() else attempt
                 back = self.outbox.requeue()
                 if back:
                     log.info("requeued %d unacknowledged messages", back)
@@ -142,7 +142,7 @@ class Publisher:
             delay = self.backoff.delay(attempt)
             attempt += 1
             log.warning(
-                "broker %s unreachable (%s); retrying in %.1f s",
+                "broker %s: %s; retrying in %.1f s",
                 self.broker.address.display(),
                 self.stats.last_error or "connection lost",
                 delay,
@@ -156,13 +156,42 @@ class Publisher:
                 return
             self._stopping = True
 
+    def _lasted(self) -> bool:
+        """A connection that held for a while resets the backoff; one kicked off at once does not
+        (a second daemon with the same client id would otherwise make both reconnect in a tight loop)."""
+        return time.monotonic() - self._connected_at > STABLE_CONNECTION_S
+
+    async def _connect_once(self, stop: asyncio.Event) -> None:
+        # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
+        client = make_client(
+            self.broker,
+            self.client_id,
+            will=self.will,
+            clean=True,
+            max_inflight_messages=self.publish_config.max_inflight,
+        )
+        async with client:
+            self._client = client
+            self._connected_at = time.monotonic()
+            self.stats.connected = True
+            self.stats.connects += 1
+            self._connected_once.set()
+            log.info("connected to %s as %s", self.broker.address.display(), self.client_id)
+            if not await self._connected(client, stop):
+                raise aiomqtt.MqttError("connection lost")
+
     async def _connected(self, client: DaqClient, stop: asyncio.Event) -> bool:
         for topic in self.subscriptions:
             await client.subscribe(topic, qos=1)
-        # Republish the retained state first; it supersedes queued retained updates.
-        self._control = deque(((t, p, r) for t, p, r in self._control if not r), maxlen=self._control.maxlen)
-        for topic, payload in list(self._retained.items()):
-            await client.publish(topic, payload, qos=1, retain=True, timeout=math.inf)
+        # Control messages sent but not acknowledged on the last connection go first again (an event
+        # or a reply lost to the outage would be gone for good); then the retained state, which
+        # supersedes any queued retained update; then what was queued.
+        queued = [(t, p, r) for t, p, r in self._control if not r]
+        self._control = deque(
+            [*self._control_unacked.values(), *((t, p, True) for t, p in self._retained.items()), *queued],
+            maxlen=self._control.maxlen,
+        )
+        self._control_unacked.clear()
         listener = asyncio.create_task(self._listen(client))
         pump = asyncio.create_task(self._pump(client, stop))
         try:
@@ -192,27 +221,41 @@ class Publisher:
         room = asyncio.Event()  # set when a message in flight was acknowledged
         publish = client.publish_nowait
 
-        def acked(entries: list[Entry] | None) -> None:
+        refused: list[str] = []
+
+        def acked(entries: list[Entry] | None, control_id: int | None, failure: str | None) -> None:
             nonlocal inflight
             inflight -= 1
+            room.set()
+            if failure is not None:  # the broker refused it: keep it (requeued on reconnect), say why
+                refused.append(failure)
+                return
             stats.messages += 1
+            if control_id is not None:
+                self._control_unacked.pop(control_id, None)
             if entries is not None:
                 outbox.ack(entries)
                 stats.samples += len(entries)
-            room.set()
 
         waiter: asyncio.Task[None] | None = None
         woken: asyncio.Task[bool] | None = None
         stopper: asyncio.Task[bool] | None = None
         try:
             while True:
+                if refused:
+                    raise aiomqtt.MqttError(f"the broker refused a message: {refused[0]}")
                 if inflight >= cfg.max_inflight:
                     room.clear()
                     await room.wait()
                     continue
                 if self._control:
-                    topic, payload, retain = self._control.popleft()
-                    publish(topic, payload, functools.partial(acked, None), retain)
+                    topic, payload, retain = self._control[0]
+                    self._control_ids += 1
+                    control_id = self._control_ids
+                    publish(topic, payload, functools.partial(acked, None, control_id), retain)
+                    self._control.popleft()  # only once paho took it
+                    if not retain:  # retained state is republished whole on reconnect anyway
+                        self._control_unacked[control_id] = (topic, payload, retain)
                     inflight += 1
                     continue
                 if outbox.pending:
@@ -222,7 +265,7 @@ class Publisher:
                         while inflight >= cfg.max_inflight:
                             room.clear()
                             await room.wait()
-                        publish(topic, payload, functools.partial(acked, entries))
+                        publish(topic, payload, functools.partial(acked, entries, None))
                         inflight += 1
                     continue
                 if stop.is_set():
@@ -230,6 +273,12 @@ class Publisher:
                     if inflight:
                         room.clear()
                         await room.wait()
+                        continue
+                    if self.final is not None:  # drained: now the last word
+                        topic, payload = self.final
+                        self.final = None
+                        self._retained[topic] = payload
+                        self._control.append((topic, payload, True))
                         continue
                     return True
                 # Idle: wait for an entry, a control message or stop. The waiting tasks are kept

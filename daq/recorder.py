@@ -410,7 +410,15 @@ class Recorder:
         key = (station, session, dial)
         found = self.files.get(key)
         if found is not None:
+            if found.handle.closed:  # a late sample of an earlier session of this dial
+                found.handle = found.path.open("a", encoding="utf-8", newline="")
+                found.writer = csv.writer(found.handle)
             return found
+        # A new session of this dial: its earlier sessions' files are done; one open file per dial,
+        # not per session and dial, so a recorder running for days does not run out of descriptors.
+        for (st, _, d), entry in self.files.items():
+            if st == station and d == dial and not entry.handle.closed:
+                entry.handle.close()
         folder = self.out_dir / safe_name(station) / safe_name(session)
         folder.mkdir(parents=True, exist_ok=True)
         stem = safe_name(dial)
@@ -482,7 +490,7 @@ class Recorder:
         if not self._dirty:
             return
         for entry in self.files.values():
-            if id(entry) in self._dirty:
+            if id(entry) in self._dirty and not entry.handle.closed:
                 entry.handle.flush()
         self._dirty.clear()
 
@@ -566,9 +574,13 @@ def read_recording(path: Path, header_only: bool = False) -> tuple[dict[str, str
 
 
 def _missing_ranges(seqs: Sequence[int]) -> list[list[int]]:
-    """Seqs missing from 0 up to the highest one seen (seqs sorted, unique)."""
+    """Seqs missing between the lowest and the highest one seen (seqs sorted, unique).
+
+    From the lowest, not from 0: one boot can span several sessions (`daq session stop`/`start`),
+    and a later session's folder starts mid-boot. A loss before a session's first sample is in the
+    recorder's own summary.json, which follows the boot across sessions."""
     out: list[list[int]] = []
-    expected = 0
+    expected = seqs[0] if seqs else 0
     for seq in seqs:
         if seq > expected:
             out.append([expected, seq - 1])

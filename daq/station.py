@@ -8,6 +8,7 @@ outbox to MQTT. Each device runs under supervision: one failing dial never stops
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -28,7 +29,7 @@ from daq.mediaclock.base import MediaClock
 from daq.mediaclock.factory import make_clock
 from daq.mediaclock.follow import OnChange
 from daq.mediaclock.session import SessionClock
-from daq.outbox import make_outbox
+from daq.outbox import DiskOutbox, make_outbox
 from daq.pipeline import DialPipeline
 from daq.publisher import Publisher
 from daq.readclock import ReadClock
@@ -76,6 +77,7 @@ class Station:
         ]
         self.started_mono_ns = time.monotonic_ns()
         self._online = False
+        self._twin_warned = False
         self.health = HealthReporter(self)
         self._clock_task: asyncio.Task[None] | None = None
         self._running = False
@@ -148,11 +150,21 @@ class Station:
             seen = orjson.loads(payload) if payload else {}
         except orjson.JSONDecodeError:
             seen = {}
-        if not isinstance(seen, dict) or seen.get("state") != "online" or seen.get("boot") != self.boot:
+        if not isinstance(seen, dict):
+            return
+        if seen.get("state") == "online" and seen.get("boot") != self.boot:
+            # Not a stale will: another daemon publishes as this station. Answering would ping-pong.
+            if not self._twin_warned:
+                self._twin_warned = True
+                log.error(
+                    "another daemon publishes as station %s (boot %s): give each station its own id",
+                    self.station_id,
+                    seen.get("boot"),
+                )
+            return
+        if seen.get("state") != "online":
             log.warning(
-                "status was overwritten (%s, boot %s): publishing online again",
-                seen.get("state") if isinstance(seen, dict) else "?",
-                seen.get("boot") if isinstance(seen, dict) else "?",
+                "status was overwritten (%s, boot %s): publishing online again", seen.get("state"), seen.get("boot")
             )
             self.publisher.set_retained(self.topics.status, self._status_payload("online", ""))
 
@@ -233,12 +245,15 @@ class Station:
             self._online = False
             if not publisher.done():
                 self.publisher.set_retained(self.topics.health, dumps(self.health.payload()))
-                self.publisher.set_retained(self.topics.status, self._status_payload("offline", "stopped"))
+                # `offline` goes last, after the drain, so no sample follows it.
+                self.publisher.final = (self.topics.status, self._status_payload("offline", "stopped"))
                 publisher_stop.set()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(publisher, DRAIN_TIMEOUT_S)
-                except TimeoutError:
-                    log.error("broker unreachable at exit: %d samples not delivered", self.outbox.pending)
+            left = self.outbox.pending + self.outbox.inflight
+            if left:
+                kept = "kept in the outbox for the next start" if isinstance(self.outbox, DiskOutbox) else "LOST"
+                log.error("broker not reachable at exit: %d samples not delivered (%s)", left, kept)
             self.outbox.close()
 
     async def _supervise(self, reader: DeviceReader) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from daq.mediaclock.base import ClockState, MediaPosition, Segment, SegmentHistory
@@ -22,7 +23,8 @@ class SessionClock:
 
     def _start_media_ns(self) -> int:
         seconds = frame_to_seconds(timecode_to_frame(self.start_timecode, self._rate), self._rate)
-        return int(seconds * 1_000_000_000)
+        # Round up: flooring would put the start just before its frame's first instant (one frame early).
+        return math.ceil(seconds * 1_000_000_000)
 
     def _change(self, state: ClockState, media_ns: int | None = None, mono_ns: int | None = None) -> Segment:
         now = time.monotonic_ns() if mono_ns is None else mono_ns
