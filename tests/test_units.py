@@ -173,3 +173,13 @@ class TestClocks:
         assert abs(rc.wall_ns(mono) - time.time_ns()) < 50_000_000
         assert rc.mono_ns(rc.wall_ns(mono)) == mono
         assert rc.check() is None
+
+
+def test_session_clock_starts_on_the_frame_it_was_given() -> None:
+    for rate, label in (("29.97df", "00:00:00;01"), ("23.976", "00:00:10:05"), ("59.94df", "00:10:00;00")):
+        clock = SessionClock(FrameRate.parse(rate), label)
+        t0 = time.monotonic_ns()
+        clock.start(mono_ns=t0)
+        pos = clock.position_at(t0)
+        assert pos is not None
+        assert pos.timecode == label, rate
