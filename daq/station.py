@@ -253,7 +253,7 @@ class Station:
             left = self.outbox.pending + self.outbox.inflight
             if left:
                 kept = "kept in the outbox for the next start" if isinstance(self.outbox, DiskOutbox) else "LOST"
-                log.error("broker not reachable at exit: %d samples not delivered (%s)", left, kept)
+                log.error("%d samples not delivered at exit (%s)", left, kept)
             self.outbox.close()
 
     async def _supervise(self, reader: DeviceReader) -> None:

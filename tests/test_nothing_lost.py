@@ -247,3 +247,21 @@ def test_a_stale_will_cannot_mark_a_live_station_offline(mosquitto: Mosquitto, t
     finally:
         assert stop_process(daemon) == 0
     assert "status was overwritten" in (tmp_path / "daq.log").read_text()
+
+
+def test_a_refused_message_is_kept_not_dropped(tmp_path: Path) -> None:
+    """MQTT 5: the broker acknowledges a denied publish with a failure code. The sample stays in the outbox."""
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite daq/#\ntopic deny daq/{STATION}/dials/+/samples\n")
+    broker = Mosquitto(tmp_path / "broker", extra_conf=[f"acl_file {acl}"]).start()
+    try:
+        daemon = start_daq(
+            ["run", "--broker", broker.url, "--station", STATION, "--simulate", "1", "--rate", "20", "--duration", "3"],
+            tmp_path,
+        )
+        assert daemon.wait(30) == 0
+    finally:
+        broker.stop()
+    log = (tmp_path / "daq.log").read_text()
+    assert "the broker refused a message: Not authorized" in log
+    assert "samples not delivered at exit (kept in the outbox for the next start)" in log
