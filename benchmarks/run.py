@@ -618,6 +618,8 @@ def write_config(path: Path, station: str, port: int, dials: list[str], opts: Op
     if opts.max_inflight is not None:
         publish.append(f"max_inflight = {opts.max_inflight}")
     text = f'[station]\nid = "{station}"\n[broker]\nurl = "mqtt://127.0.0.1:{port}"\n'
+    # The outbox on disk, as shipped; in this configuration's own folder, so no run replays another's.
+    text += f'[outbox]\npath = "{path.parent / "outbox"}"\n'
     if publish:
         text += "[publish]\n" + "\n".join(publish) + "\n"
     for i, dial_path in enumerate(dials):
