@@ -56,9 +56,5 @@ class DeviceGone(TransientError):
     """A device that was open stopped answering (unplugged)."""
 
 
-class BrokerUnavailable(TransientError):
-    """The broker could not be reached."""
-
-
 class BrokerRefused(FatalError):
     """The broker refused us for a reason retrying will not fix (bad password, not authorised)."""

@@ -103,9 +103,6 @@ class Publisher:
         self._control.append((topic, payload, False))
         self._wake.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     # -- the connection loop ----------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
