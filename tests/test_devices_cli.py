@@ -83,9 +83,7 @@ def test_on_this_machine_json() -> None:
 
 def test_help() -> None:
     done = subprocess.run([*DAQ, "--help"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
-    assert "with the firmware profile that fits each" in " ".join(
-        done.stdout.split()
-    )
+    assert "with the firmware profile that fits each" in " ".join(done.stdout.split())
 
 
 # ------------------------------------------------------------------------ in-process, faked
