@@ -116,8 +116,9 @@ def test_status_is_restored_after_reconnect(tmp_path: Path) -> None:
         status = [m["payload"] for m in sub.messages() if m["topic"].endswith("/status")][-1]
         assert status["state"] == "online"
     finally:
-        assert stop_process(daemon) == 0
+        code = stop_process(daemon)
         broker.stop()
+    assert code == 0
     assert json.loads(json.dumps(status))["boot"]
 
 
@@ -200,8 +201,9 @@ def test_unwritable_outbox_degrades_and_publishing_goes_on(mosquitto: Mosquitto,
             what="samples despite the outbox",
         )
     finally:
-        assert stop_process(daemon) == 0
+        code = stop_process(daemon)
         sub.stop()
+    assert code == 0
     events = [m["payload"] for m in sub.messages() if m["topic"].endswith("/events")]
     degraded = [e for e in events if e["kind"] == "outbox.degraded"]
     assert degraded and str(blocker) in degraded[0]["message"]
