@@ -46,6 +46,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.procs import free_port, render_conf, stop_process, wait_port  # noqa: E402
+
 BROKERS = REPO / "config" / "brokers"
 LADDER = ((4, 16, 100), (4, 16, 250), (4, 16, 500), (8, 16, 500), (8, 32, 500), (16, 32, 500))
 QUICK = ((2, 8, 100), (4, 16, 100), (4, 16, 250))
@@ -54,38 +58,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
-def stop(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
-    """SIGTERM by pid, then SIGKILL if it does not exit in time."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def cpu_ticks(pid: int) -> int:
@@ -101,23 +73,6 @@ def machine_ticks() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def render(template: Path, values: dict[str, str], head: Sequence[str]) -> str:
-    out = list(head)
-    done: set[str] = set()
-    for line in template.read_text(encoding="utf-8").splitlines():
-        words = line.split(maxsplit=1)
-        key = words[0] if words and not line.startswith("#") else ""
-        if key in values and key not in done:
-            out.append(f"{key} {values[key]}")
-            done.add(key)
-        else:
-            out.append(line)
-    missing = set(values) - done
-    if missing:
-        raise SystemExit(f"{template} has no {', '.join(sorted(missing))} line")
-    return "\n".join(out) + "\n"
-
-
 def start_broker(folder: Path, stations: Sequence[str]) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     passwd = folder / "passwd"
@@ -129,7 +84,7 @@ def start_broker(folder: Path, stations: Sequence[str]) -> tuple[subprocess.Pope
     conf = folder / "mosquitto.conf"
     # As root, Mosquitto would switch to the `mosquitto` user, who cannot read a private tmp folder.
     conf.write_text(
-        render(
+        render_conf(
             BROKERS / "central.conf",
             {
                 "listener": f"{port} 127.0.0.1",
@@ -292,7 +247,7 @@ def run_step(stations: int, dials: int, rate: float, seconds: float, work: Path)
         for proc in procs:
             os.kill(proc.pid, signal.SIGTERM)
         for proc in procs:
-            stop(proc, 60)
+            stop_process(proc, timeout=60)
         # The final health of each station comes just before its `offline`.
         if not wait_until(lambda: len(read_control(control_file).offline) >= stations, 60):
             step.notes.append("not every station's offline status arrived")
@@ -306,10 +261,10 @@ def run_step(stations: int, dials: int, rate: float, seconds: float, work: Path)
         step.catch_up_s = round(last_change - stopped_at, 1)
     finally:
         for proc in procs:
-            stop(proc)
-        stop(sub)
-        stop(control_sub)
-        stop(broker)
+            stop_process(proc, timeout=30)
+        stop_process(sub, timeout=30)
+        stop_process(control_sub, timeout=30)
+        stop_process(broker, timeout=30)
     control = read_control(control_file)
     unique, step.duplicates, messages, in_window, seen = count_samples(samples_file, wall0, wall1)
     if seen < stations:

@@ -14,32 +14,27 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.procs import REPO, Mosquitto, Sub, clean_env, daq_cmd, need, start_daq, stop_process, wait_for
+from tests.support.procs import (
+    REPO,
+    Mosquitto,
+    Sub,
+    clean_env,
+    daq_cmd,
+    need,
+    render_conf,
+    start_daq,
+    stop_process,
+    wait_for,
+)
 
 BROKERS = REPO / "config" / "brokers"
 STATIONS = ("lab-a", "lab-b")
 DIALS = 4
 RATE = 200
 PASSWORDS = {"lab-a": "pw-lab-a", "lab-b": "pw-lab-b", "recorder": "pw-recorder"}
-
-
-def render(template: Path, values: Mapping[str, str], head: Sequence[str] = ()) -> str:
-    """The template with the value of each named directive replaced (its first uncommented line)."""
-    out: list[str] = list(head)
-    done: set[str] = set()
-    for line in template.read_text(encoding="utf-8").splitlines():
-        words = line.split(maxsplit=1)
-        key = words[0] if words and not line.startswith("#") else ""
-        if key in values and key not in done:
-            out.append(f"{key} {values[key]}")
-            done.add(key)
-        else:
-            out.append(line)
-    assert done == set(values), f"{template.name} lacks {set(values) - done}"
-    return "\n".join(out) + "\n"
 
 
 class ConfiguredMosquitto(Mosquitto):
@@ -74,7 +69,7 @@ def password_file(path: Path, users: Sequence[str]) -> Path:
 def central_broker(folder: Path) -> ConfiguredMosquitto:
     broker = ConfiguredMosquitto(folder)
     acl = shutil.copy(BROKERS / "acl-many-stations", folder / "acl")
-    broker.conf = render(
+    broker.conf = render_conf(
         BROKERS / "central.conf",
         {
             "listener": f"{broker.port} 127.0.0.1",
@@ -90,7 +85,7 @@ def central_broker(folder: Path) -> ConfiguredMosquitto:
 def edge_broker(folder: Path, station: str, central: Mosquitto) -> ConfiguredMosquitto:
     broker = ConfiguredMosquitto(folder)
     acl = shutil.copy(REPO / "config" / "mosquitto" / "acl", folder / "acl")
-    broker.conf = render(
+    broker.conf = render_conf(
         BROKERS / "edge-bridge.conf",
         {
             "listener": f"{broker.port} 127.0.0.1",

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,24 @@ class Sub:
             if line.strip():
                 out.append(json.loads(line))
         return out
+
+
+def render_conf(template: Path, values: Mapping[str, str], head: Sequence[str] = ()) -> str:
+    """A shipped Mosquitto config with the value of each named directive replaced (its first
+    uncommented line), so tests and benchmarks run the very file a lab copies."""
+    out: list[str] = list(head)
+    done: set[str] = set()
+    for line in template.read_text(encoding="utf-8").splitlines():
+        words = line.split(maxsplit=1)
+        key = words[0] if words and not line.startswith("#") else ""
+        if key in values and key not in done:
+            out.append(f"{key} {values[key]}")
+            done.add(key)
+        else:
+            out.append(line)
+    if done != set(values):
+        raise ValueError(f"{template.name} has no {', '.join(sorted(set(values) - done))} line")
+    return "\n".join(out) + "\n"
 
 
 def samples_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
