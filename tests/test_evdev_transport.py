@@ -27,7 +27,7 @@ from daq.station import Station
 from daq.transports import evdev_input, hid_enum, make_transport
 from daq.transports.attachment import Attachment
 from daq.transports.evdev_input import EvdevTransport
-from tests.support.fake_inputs import AbsInfo, FakeEvdevModule, FakeInputDial
+from tests.support.fake_inputs import AbsInfo, FakeEvdevModule, FakeInputDial, read_n
 from tests.support.procs import REPO
 
 T = TypeVar("T")
@@ -87,14 +87,6 @@ def transport_for(profile_id: str, attachment: Attachment | None = None) -> Evde
     made = make_transport(REGISTRY.get(profile_id).profile, attachment or Attachment())
     assert isinstance(made, EvdevTransport)
     return made
-
-
-async def read_n(t: EvdevTransport, n: int, within_s: float = 3.0) -> list[Any]:
-    chunks: list[Any] = []
-    async with asyncio.timeout(within_s):
-        while len(chunks) < n:
-            chunks += await t.read()
-    return chunks
 
 
 def test_events_packed_exactly_and_stamped_after_the_read(evdev: FakeEvdevModule) -> None:

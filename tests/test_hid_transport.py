@@ -24,7 +24,7 @@ from daq.transports import hid_enum, make_transport
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport
 from daq.transports.hid import HidTransport
-from tests.support.fake_inputs import FakeHidDial, FakeHidModule, SysUsb, make_sysfs
+from tests.support.fake_inputs import FakeHidDial, FakeHidModule, SysUsb, make_sysfs, read_n
 from tests.support.procs import Mosquitto, Sub, wait_for
 
 T = TypeVar("T")
@@ -79,14 +79,6 @@ def transport(attachment: Attachment | None = None, **kwargs: Any) -> HidTranspo
     kwargs.setdefault("ids", SHUTTLE_IDS)
     kwargs.setdefault("timeout_ms", 50)
     return HidTransport(attachment or Attachment(), **kwargs)
-
-
-async def read_n(t: Transport, n: int, within_s: float = 3.0) -> list[Any]:
-    chunks: list[Any] = []
-    async with asyncio.timeout(within_s):
-        while len(chunks) < n:
-            chunks += await t.read()
-    return chunks
 
 
 # ---------------------------------------------------------------- the transport

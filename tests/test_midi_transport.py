@@ -22,7 +22,7 @@ from daq.station import Station
 from daq.transports import make_transport, midi
 from daq.transports.attachment import Attachment
 from daq.transports.midi import MidiTransport, pick_port
-from tests.support.fake_inputs import FakeMidiController, FakeMidoModule, fake_rtmidi
+from tests.support.fake_inputs import FakeMidiController, FakeMidoModule, fake_rtmidi, read_n
 
 T = TypeVar("T")
 REGISTRY = ProfileRegistry.load()
@@ -47,14 +47,6 @@ def nano_transport(attachment: Attachment | None = None) -> MidiTransport:
     made = make_transport(REGISTRY.get("korg-nanokontrol2").profile, attachment or Attachment())
     assert isinstance(made, MidiTransport)
     return made
-
-
-async def read_n(t: MidiTransport, n: int, within_s: float = 3.0) -> list[Any]:
-    chunks: list[Any] = []
-    async with asyncio.timeout(within_s):
-        while len(chunks) < n:
-            chunks += await t.read()
-    return chunks
 
 
 def test_messages_are_chunks_stamped_in_the_callback(mido: FakeMidoModule) -> None:

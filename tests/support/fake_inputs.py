@@ -17,6 +17,7 @@ A `Fake*Dial` is the physical device: tests push reports/events/messages into it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -27,6 +28,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from daq.reading import Chunk
+from daq.transports.base import Transport
 
 # ---------------------------------------------------------------- hidapi
 
@@ -476,3 +480,12 @@ def make_sysfs(root: Any, devices: Iterable[SysUsb]) -> None:
             cls = root / "class" / "input" / event
             cls.mkdir(parents=True)
             (cls / "device").symlink_to(parent)
+
+
+async def read_n(t: Transport, n: int, within_s: float = 3.0) -> list[Chunk]:
+    """At least `n` chunks from a transport, or TimeoutError after `within_s`."""
+    chunks: list[Chunk] = []
+    async with asyncio.timeout(within_s):
+        while len(chunks) < n:
+            chunks += await t.read()
+    return chunks
