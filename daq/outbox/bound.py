@@ -41,7 +41,7 @@ class SizeBound:
 
     def admit(self, size: int) -> bool:
         """Can `size` more bytes be stored (after applying the policy)? False: the new sample is dropped."""
-        return self.usage() + size <= self.max_bytes or self._make_room(size)
+        return self._files.disk_bytes + self._streams.volatile_bytes + size <= self.max_bytes or self._make_room(size)
 
     def check_ok(self) -> None:
         """After acks: leave the full episode once the usage is back under 90 % of the bound."""

@@ -142,7 +142,7 @@ class DiskOutbox:
         if self._closed:
             self._streams.dropped += 1
             return
-        dial_b, topic_b = self._names.encode(dial, topic)
+        dial_b, topic_b = self._names.encoded.get((dial, topic)) or self._names.encode(dial, topic)
         probing = False
         if self._disk.active:
             if not self._disk.may_write(self._skip_unloaded):

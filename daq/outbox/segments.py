@@ -153,7 +153,9 @@ class SegmentFiles:
         size = len(record)
         if seg is None or (seg.size and seg.size + size > segment_bytes):
             seg = self.rotate(ident)
-        append(seg.fd, record)
+        written = _write(seg.fd, record)  # (append() inlined: this is the hot path)
+        if written != size:
+            raise OSError(errno.ENOSPC, f"short write ({written} of {size} bytes)")
         if self.fsync:
             os.fsync(seg.fd)
         offset = seg.size
