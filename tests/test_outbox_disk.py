@@ -374,6 +374,25 @@ def test_enospc_falls_back_to_memory_then_back_to_disk(tmp_path: Path, monkeypat
     again.close()
 
 
+def test_stats_say_what_health_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = DiskOutbox(tmp_path / "ob", retry_s=60)
+    put_many(box, 10)
+    box.ack(box.take(4)[:2])
+    stats = box.stats()
+    assert (stats.kind, stats.pending, stats.inflight, stats.depth, stats.durable) == ("disk", 6, 2, 8, True)
+    assert stats.bytes_on_disk == box.bytes_on_disk > 0 and not stats.degraded and stats.dropped == 0
+    monkeypatch.setattr(segments_module, "_write", disk_full)
+    put_many(box, 1, start=10)
+    assert box.stats().degraded and box.stats().pending == 7
+    box._close_files()
+    again = DiskOutbox(tmp_path / "ob")
+    assert again.stats().recovered == 8
+    assert list(again.stats().as_dict()) == [
+        "kind", "pending", "inflight", "dropped", "degraded", "bytes_on_disk", "recovered"
+    ]  # fmt: skip
+    again.close()
+
+
 def test_a_folder_unusable_at_start_up_is_used_once_it_works(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("a file where the folder should be")
     events, sink = events_sink()
