@@ -48,6 +48,15 @@ def wall_mono_offset_ns() -> int:
     return best[1]
 
 
+def sleep_until_due(due_ns: int) -> int:
+    """Sleep until `due_ns` (monotonic); return how late it already was (0 if it was not)."""
+    now = time.monotonic_ns()
+    if due_ns > now:
+        time.sleep((due_ns - now) / 1e9)
+        return 0
+    return now - due_ns
+
+
 def sleep_until_ns(deadline_ns: int) -> None:
     delay = deadline_ns - time.monotonic_ns()
     if delay > 0:

@@ -20,7 +20,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.e2e.common import FLOOR_GIVE_UP_S, FLOOR_INFLIGHT, FLOOR_STATION, dial_id, emit, wall_mono_offset_ns
+from benchmarks.e2e.common import (
+    FLOOR_GIVE_UP_S,
+    FLOOR_INFLIGHT,
+    FLOOR_STATION,
+    dial_id,
+    emit,
+    sleep_until_due,
+    wall_mono_offset_ns,
+)
 
 
 def role_writer(args: argparse.Namespace) -> None:
@@ -53,12 +61,7 @@ def play(dials: list[Any], start_ns: int, ticks: int, rate: float, out: str) -> 
     late_max = 0
     idx = 0
     for k in range(ticks):
-        due = start_ns + int(k * period_ns)
-        now = time.monotonic_ns()
-        if due > now:
-            time.sleep((due - now) / 1e9)
-        else:
-            late_max = max(late_max, now - due)
+        late_max = max(late_max, sleep_until_due(start_ns + int(k * period_ns)))
         line = b"%d\n" % k
         for write in writes:
             times[idx] = write(line)
@@ -262,12 +265,7 @@ def role_lsl_outlet(args: argparse.Namespace) -> None:
             pushes = [o.push_sample for o in outlets]
             late_max = 0
             for k in range(ticks):
-                due = start_ns + int(k * period_ns)
-                now = time.monotonic_ns()
-                if due > now:
-                    time.sleep((due - now) / 1e9)
-                else:
-                    late_max = max(late_max, now - due)
+                late_max = max(late_max, sleep_until_due(start_ns + int(k * period_ns)))
                 x = [float(k)]
                 for push in pushes:
                     push(x, local_clock())

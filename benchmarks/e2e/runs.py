@@ -45,6 +45,17 @@ def drain(sub: Child, expected: int, drain_s: float) -> None:
         time.sleep(0.05)
 
 
+def collect(sub: Child, work: Path, times_path: Path) -> tuple[array.array[int], dict[str, list[Any]]]:
+    """The write times (a child's array file) and what the subscriber received (it dumps and stops)."""
+    got_path = work / "received.json"
+    sub.ask({"cmd": "dump", "out": str(got_path)}, timeout=120)
+    got = json.loads(got_path.read_text())
+    write_ns = array.array("q")
+    with times_path.open("rb") as f:
+        write_ns.frombytes(f.read())
+    return write_ns, got
+
+
 def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -> dict[str, Any]:
     from tests.support.procs import stop_process
 
@@ -114,12 +125,7 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
             opts.notes.append(f"{tag}: the daemon exited {code}; see {work / 'daq.log'}")
         if spy is not None:
             spy.wait(seconds + 30)
-        got_path = work / "received.json"
-        sub.ask({"cmd": "dump", "out": str(got_path)}, timeout=120)
-        got = json.loads(got_path.read_text())
-        write_ns = array.array("q")
-        with times_path.open("rb") as f:
-            write_ns.frombytes(f.read())
+        write_ns, got = collect(sub, work, times_path)
         result.update(
             {
                 "written": played["written"],
@@ -165,12 +171,7 @@ def run_floor(n: int, rate: float, opts: Options, seconds: float) -> dict[str, A
         c1, w1 = proc_cpu_s(pub.proc.pid), time.monotonic()
         done = pub.read(timeout=seconds * 5 + 60)
         drain(sub, done["written"], opts.drain_s)
-        got_path = work / "received.json"
-        sub.ask({"cmd": "dump", "out": str(got_path)}, timeout=120)
-        got = json.loads(got_path.read_text())
-        write_ns = array.array("q")
-        with times_path.open("rb") as f:
-            write_ns.frombytes(f.read())
+        write_ns, got = collect(sub, work, times_path)
         out = analyse(n, write_ns, 0, got, "floor_", ts=False)
         if done["gave_up"]:
             out["floor_gave_up"] = True

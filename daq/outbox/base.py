@@ -10,7 +10,7 @@ which outbox it is. `take_entries` and `requeued` are the queueing steps every o
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 
@@ -47,15 +47,7 @@ class OutboxStats:
 
     def as_dict(self) -> dict[str, object]:
         """The `outbox` object of a health report."""
-        return {
-            "kind": self.kind,
-            "pending": self.pending,
-            "inflight": self.inflight,
-            "dropped": self.dropped,
-            "degraded": self.degraded,
-            "bytes_on_disk": self.bytes_on_disk,
-            "recovered": self.recovered,
-        }
+        return asdict(self)
 
 
 class Outbox(Protocol):

@@ -225,15 +225,8 @@ class DiskOutbox:
         self._close_files()
 
     def stats(self) -> OutboxStats:
-        return OutboxStats(
-            kind="disk",
-            pending=self.pending,
-            inflight=self.inflight,
-            dropped=self.dropped,
-            degraded=self.degraded,
-            bytes_on_disk=self.bytes_on_disk,
-            recovered=self.recovered,
-        )
+        counts = (self.pending, self.inflight, self.dropped, self.degraded, self.bytes_on_disk, self.recovered)
+        return OutboxStats("disk", *counts)
 
     # -- metrics ------------------------------------------------------------------------
 
@@ -256,14 +249,6 @@ class DiskOutbox:
     def dropped(self) -> int:
         """Samples lost to the size bound (or to a corrupt file), never sent."""
         return self._streams.dropped
-
-    @property
-    def max_bytes(self) -> int:
-        return self._bound.max_bytes
-
-    @property
-    def policy(self) -> Policy:
-        return self._bound.policy
 
     # -- the rest -----------------------------------------------------------------------
 
