@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from daq.exceptions import ProfileError
-from daq.profiles.model import SPEC_VERSION, Profile, ProfileProblem
+from daq.profiles.model import Profile
+from daq.profiles.model_types import SPEC_VERSION, ProfileProblem
 from daq.validation import dotted, raise_config_error
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"

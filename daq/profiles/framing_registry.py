@@ -1,0 +1,50 @@
+"""The framing kinds, listed in one place: each kind's model (its [framing] table) and its decoder.
+
+A profile's `framing.kind` picks an entry; `Framing` is the union pydantic tells apart by `kind`;
+daq.profiles.decode builds a kind's decoder from `decoder`, a 'module:Class' string (daq.lazy),
+so this list imports no decoder and the decoders may import the models freely.
+
+Adding a framing: its model class (daq.profiles.model_framings), its decoder class (taking
+`(profile, *, synced: bool)` and following daq.profiles.decode.Decoder), one `FramingKind` line
+in FRAMINGS and its class in the `Framing` union below; then name it in the `framings` of the
+transport kinds that carry it (daq.transports.registry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+from daq.lazy import Ref
+from daq.profiles.model_framings import BinaryFraming, EvdevFraming, LineFraming, MidiFraming, ReportFraming
+from daq.validation import StrictModel
+
+
+@dataclass(frozen=True)
+class FramingKind:
+    """One framing kind (a profile's `framing.kind`)."""
+
+    name: str
+    model: type[StrictModel]
+    decoder: Ref  # (profile, *, synced: bool) -> Decoder
+    fields_in: str | None = None  # where the framing itself names its fields; None: the [fields] table
+
+
+FRAMINGS: tuple[FramingKind, ...] = (
+    FramingKind("line", LineFraming, "daq.profiles.framing:LineDecoder", fields_in="framing"),
+    FramingKind("binary", BinaryFraming, "daq.profiles.framing:BinaryDecoder"),
+    FramingKind("report", ReportFraming, "daq.profiles.framing:ReportDecoder"),
+    FramingKind("evdev", EvdevFraming, "daq.profiles.framing_input:EvdevDecoder", fields_in="framing.events"),
+    FramingKind("midi", MidiFraming, "daq.profiles.framing_input:MidiDecoder", fields_in="framing.controls"),
+)
+
+BY_KIND: dict[str, FramingKind] = {kind.name: kind for kind in FRAMINGS}
+
+# The framings, told apart by `kind`: the models of FRAMINGS, in its order.
+Framing = Annotated[
+    LineFraming | BinaryFraming | ReportFraming | EvdevFraming | MidiFraming, Field(discriminator="kind")
+]
+
+assert tuple(Framing.__origin__.__args__) == tuple(k.model for k in FRAMINGS), "Framing must list FRAMINGS' models"  # type: ignore[attr-defined]
