@@ -78,4 +78,3 @@ def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> D
         profile = profile.profile
     factory: DecoderFactory = resolve(BY_KIND[profile.framing.kind].decoder)
     return _Guarded(factory(profile, synced=synced))
-

@@ -189,4 +189,3 @@ class MidiDecoder:
                 values[slot] = value
             self._interp.emit(values, message, mono, out)
         return out
-

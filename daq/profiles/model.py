@@ -239,4 +239,3 @@ class Profile(StrictModel):
         for name, channel in self.channels.items():
             if channel.number == "decimal" and not line:
                 raise ProfileProblem(f"channels.{name}.number", "binary fields are integers: remove `number`")
-

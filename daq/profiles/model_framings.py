@@ -331,4 +331,3 @@ class MidiFraming(StrictModel):
 
     def field_names(self) -> frozenset[str]:
         return frozenset(self.controls)
-

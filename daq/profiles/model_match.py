@@ -25,4 +25,3 @@ class Match(StrictModel):
 
     def usb_ids(self) -> frozenset[tuple[int, int]]:
         return frozenset((int(v, 16), int(p, 16)) for v, p in (u.split(":") for u in self.usb))
-

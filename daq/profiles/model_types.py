@@ -83,4 +83,3 @@ def parse_hex(text: str) -> bytes:
     if not cleaned or len(cleaned) % 2 or not re.fullmatch(r"[0-9a-fA-F]+", cleaned):
         raise ValueError(f"write bytes as pairs of hex digits, e.g. 'AA 55' (got {text!r})")
     return bytes.fromhex(cleaned)
-

@@ -26,6 +26,8 @@ def make_transport(profile: Profile, attachment: Attachment) -> Transport:
     """
     kind = registry.get(profile.transport)
     if kind is None:
-        raise ConfigError(None, "profile.transport", f"the {profile.transport} transport is not available in this dialdaq")
+        raise ConfigError(
+            None, "profile.transport", f"the {profile.transport} transport is not available in this dialdaq"
+        )
     opened: Transport = resolve(kind.open)(profile, attachment)
     return opened
