@@ -5,7 +5,7 @@ station starts, before any device is touched."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from daq.exceptions import ConfigError
 from daq.lazy import resolve
@@ -13,14 +13,19 @@ from daq.transports import registry
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport
 
-if TYPE_CHECKING:
-    from daq.profiles.model import Profile
-
-__all__ = ["Attachment", "Transport", "make_transport"]
+__all__ = ["Attachment", "NamesTransport", "Transport", "make_transport"]
 
 
-def make_transport(profile: Profile, attachment: Attachment) -> Transport:
-    """The transport for `profile`, attached where the station config says.
+class NamesTransport(Protocol):
+    """What make_transport reads of a profile (a daq.profiles.model.Profile) itself: its kind.
+    Typed so, this package imports nothing of daq.profiles, which imports its registry."""
+
+    @property
+    def transport(self) -> str: ...
+
+
+def make_transport(profile: NamesTransport, attachment: Attachment) -> Transport:
+    """The transport for `profile` (a Profile), attached where the station config says.
 
     Raises MissingExtraError (a FatalError) when the profile's library is not installed.
     """
