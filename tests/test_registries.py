@@ -211,3 +211,15 @@ def test_the_built_in_entries_are_whole() -> None:
     for clock in clock_kinds.BUILTIN:
         assert callable(resolve(clock.build)) and (clock.check is None or callable(resolve(clock.check)))
         assert clock.extra is None or clock.extra.name in extras, clock.name
+
+
+def test_a_framing_without_kind_is_told_every_framing_of_the_list(tmp_path: Path) -> None:
+    # The message used to name line, binary and report only: it now reads the framing list.
+    path = tmp_path / "p.toml"
+    path.write_text(
+        TOY_PROFILE.replace('transport = "toy"', 'transport = "serial"\nserial = { baud = 9600 }').replace(
+            'kind = "line"\n', ""
+        )
+    )
+    with pytest.raises(ProfileError, match="add kind = 'line', 'binary', 'report', 'evdev' or 'midi'"):
+        load_profile(path)

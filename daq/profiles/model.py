@@ -168,7 +168,7 @@ class Profile(StrictModel):
 
     def field_names(self) -> frozenset[str]:
         """Names a channel or button can read."""
-        if isinstance(self.framing, LineFraming | EvdevFraming | MidiFraming):
+        if BY_KIND[self.framing.kind].fields_in is not None:
             return self.framing.field_names()
         return frozenset(self.fields)
 

@@ -189,6 +189,10 @@ class BinaryFraming(StrictModel):
             n = max(n, self.length_field.offset + INT_TYPES[self.length_field.type][1])
         return n
 
+    def field_names(self) -> frozenset[str]:
+        """None of its own: a binary profile names its fields in [fields]."""
+        return frozenset()
+
     @model_validator(mode="after")
     def _shape(self) -> BinaryFraming:
         if (self.length is None) == (self.length_field is None):
@@ -233,6 +237,10 @@ class ReportFraming(StrictModel):
         "kernel driver), auto (hidraw when available). A station overrides it with port = 'libusb:' or "
         "'hidraw:'. macOS and Windows have one backend",
     )
+
+    def field_names(self) -> frozenset[str]:
+        """None of its own: a report profile names its fields in [fields]."""
+        return frozenset()
 
 
 def _event(value: str) -> str:
