@@ -20,8 +20,8 @@ from pydantic_core import PydanticCustomError
 from daq.contract import Scale
 from daq.exceptions import ConfigError
 from daq.ids import IdStr, RootStr, default_station_id
-from daq.lazy import resolve
 from daq.mediaclock import registry as clock_kinds
+from daq.registry import resolve
 from daq.transports.attachment import Attachment
 from daq.validation import StrictModel, raise_config_error
 
@@ -165,11 +165,8 @@ class PublishConfig(StrictModel):
 
 def _known_clock(value: Any) -> Any:
     """A registered media clock kind (daq.mediaclock.registry)."""
-    names = clock_kinds.names()
-    if not isinstance(value, str) or value not in names:
-        quoted = [repr(n) for n in names]
-        expected = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    if not isinstance(value, str) or clock_kinds.get(value) is None:
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": clock_kinds.choices()})
     return value
 
 

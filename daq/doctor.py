@@ -28,10 +28,10 @@ from typing import Literal
 
 from daq.config import DaqConfig, DialConfig
 from daq.exceptions import ConfigError, DeviceUnavailable, FatalError, ProfileError
-from daq.lazy import resolve
 from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
+from daq.registry import resolve
 from daq.transports import hid_enum
 from daq.transports import registry as transport_kinds
 from daq.transports.attachment import Attachment

@@ -17,7 +17,6 @@ from daq.commands.devices import Device, list_devices
 from daq.config import MediaConfig, build_config
 from daq.doctor import DialReport, diagnose_dial
 from daq.exceptions import ConfigError, ProfileError
-from daq.lazy import resolve
 from daq.mediaclock import registry as clock_kinds
 from daq.mediaclock.base import MediaPosition, Segment
 from daq.mediaclock.factory import make_clock
@@ -26,6 +25,7 @@ from daq.profiles.framing_registry import BY_KIND
 from daq.profiles.loader import ProfileRegistry, load_profile
 from daq.profiles.model import Profile
 from daq.reading import Chunk, Reading
+from daq.registry import resolve
 from daq.timecode import FrameRate
 from daq.transports import make_transport
 from daq.transports import registry as transport_kinds

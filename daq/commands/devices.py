@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from daq.exceptions import ProfileError
-from daq.lazy import resolve
 from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
+from daq.registry import resolve
 from daq.transports import hid_enum
 from daq.transports import registry as transport_kinds
 from daq.transports.ports import SerialPort, list_ports

@@ -12,12 +12,12 @@ import importlib
 
 from daq.config import MediaConfig
 from daq.exceptions import MissingExtraError
-from daq.lazy import resolve
 from daq.mediaclock import registry
 from daq.mediaclock.base import MediaClock
 from daq.mediaclock.mpv import MpvClock
 from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.mediaclock.session import SessionClock
+from daq.registry import resolve
 from daq.timecode import FrameRate
 
 CLOCK_KINDS = tuple(kind.name for kind in registry.BUILTIN)

@@ -2,7 +2,7 @@
 
 The station config's `[media] clock` names an entry here (daq.config validates it against
 `names()`); `make_clock` (daq.mediaclock.factory) builds the entry's clock. An entry names its
-code by 'module:attribute' strings (daq.lazy), so this module imports no clock and no optional
+code by 'module:attribute' strings (daq.registry), so this module imports no clock and no optional
 library: a clock's module, and its library, is imported when the clock is made.
 
 Adding a clock is its module (with a `build(media) -> MediaClock` function) plus one `ClockKind`
@@ -15,13 +15,23 @@ Hook signatures (the referenced callables):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from daq.lazy import Extra, Ref
+from daq.registry import Extra, Ref, Registry
 
-__all__ = ["BUILTIN", "ClockKind", "Extra", "get", "kinds", "names", "register", "registered", "unregister"]
+__all__ = [
+    "BUILTIN",
+    "KINDS",
+    "ClockKind",
+    "Extra",
+    "choices",
+    "get",
+    "kinds",
+    "names",
+    "register",
+    "registered",
+    "unregister",
+]
 
 
 @dataclass(frozen=True)
@@ -43,41 +53,13 @@ BUILTIN: tuple[ClockKind, ...] = (
     ClockKind("none", build="daq.mediaclock.factory:build_none"),
 )
 
-_KINDS: dict[str, ClockKind] = {kind.name: kind for kind in BUILTIN}
+KINDS: Registry[ClockKind] = Registry("media clock kind", BUILTIN)
 
-
-def names() -> tuple[str, ...]:
-    """The clock kinds, in the order they were registered (built-in ones first)."""
-    return tuple(_KINDS)
-
-
-def kinds() -> tuple[ClockKind, ...]:
-    return tuple(_KINDS.values())
-
-
-def get(name: str) -> ClockKind | None:
-    return _KINDS.get(name)
-
-
-def register(kind: ClockKind) -> None:
-    """Add a clock kind; a name that is taken is refused (unregister it first)."""
-    if kind.name in _KINDS:
-        raise ValueError(f"the media clock kind {kind.name!r} is registered already")
-    _KINDS[kind.name] = kind
-
-
-def unregister(name: str) -> None:
-    """Remove a kind added with `register` (the built-in ones stay)."""
-    if any(kind.name == name for kind in BUILTIN):
-        raise ValueError(f"{name!r} is a built-in media clock kind")
-    _KINDS.pop(name, None)
-
-
-@contextmanager
-def registered(kind: ClockKind) -> Iterator[ClockKind]:
-    """`register(kind)` for the duration of a with-block (a test's toy clock)."""
-    register(kind)
-    try:
-        yield kind
-    finally:
-        unregister(kind.name)
+# The registry's API, module-level: registry.get("mpv"), registry.register(kind), ...
+names = KINDS.names
+kinds = KINDS.kinds
+get = KINDS.get
+choices = KINDS.choices
+register = KINDS.register
+unregister = KINDS.unregister
+registered = KINDS.registered

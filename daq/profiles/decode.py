@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from daq.lazy import resolve
 from daq.profiles.framing_registry import BY_KIND
 from daq.profiles.loader import LoadedProfile
 from daq.profiles.model import Profile
 from daq.reading import Chunk, Decoded, Garbage
+from daq.registry import resolve
 
 __all__ = ["Decoded", "Decoder", "make_decoder"]
 

@@ -21,6 +21,7 @@ from daq.exceptions import ProfileError
 from daq.profiles.framing_registry import FRAMINGS
 from daq.profiles.model import Profile
 from daq.profiles.model_types import SPEC_VERSION, ProfileProblem
+from daq.registry import one_of
 from daq.validation import dotted, raise_config_error
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"
@@ -107,8 +108,7 @@ def _raise(file: str | Path | None, exc: ValidationError, data: Mapping[str, Any
     first = errors[0]
     loc = user_loc(tuple(first["loc"]))
     if first["type"] == "union_tag_not_found":
-        kinds = [repr(kind.name) for kind in FRAMINGS]
-        listed = f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+        listed = one_of([kind.name for kind in FRAMINGS])
         raise ProfileError(file, "framing.kind", f"required key is missing: add kind = {listed}")
     if first["type"] == "union_tag_invalid":
         raise ProfileError(file, "framing.kind", first["msg"])

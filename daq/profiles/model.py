@@ -80,16 +80,10 @@ __all__ = [
 ]
 
 
-def _choices(names: tuple[str, ...]) -> str:
-    quoted = [repr(n) for n in names]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-
-
 def _known_transport(value: Any) -> Any:
     """A registered transport kind (daq.transports.registry), checked when the profile is read."""
-    names = transport_kinds.names()
-    if not isinstance(value, str) or value not in names:
-        raise ProfileProblem(None, f"Input should be {_choices(names)} (got {value!r})")
+    if not isinstance(value, str) or transport_kinds.get(value) is None:
+        raise ProfileProblem(None, f"Input should be {transport_kinds.choices()} (got {value!r})")
     return value
 
 

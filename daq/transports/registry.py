@@ -6,7 +6,7 @@ what is plugged in, how `daq doctor` checks a configured dial, which device node
 open up (`scripts/gen-udev`), and which optional library it needs (the pip extra and the modules
 to import, which `daq doctor` looks for).
 
-Code is named by 'module:attribute' strings (daq.lazy), so this module imports no transport and
+Code is named by 'module:attribute' strings (daq.registry), so this module imports no transport and
 no optional library: listing the kinds costs nothing, and a kind's library is imported when a
 dial of that kind is made. Adding a transport is its module plus one `TransportKind` line in
 BUILTIN; a lab's or a test's kind can be added at run time with `register` (and `unregister`).
@@ -19,13 +19,23 @@ Hook signatures (the referenced callables):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from daq.lazy import Extra, Ref
+from daq.registry import Extra, Ref, Registry
 
-__all__ = ["BUILTIN", "Extra", "TransportKind", "get", "kinds", "names", "register", "registered", "unregister"]
+__all__ = [
+    "BUILTIN",
+    "KINDS",
+    "Extra",
+    "TransportKind",
+    "choices",
+    "get",
+    "kinds",
+    "names",
+    "register",
+    "registered",
+    "unregister",
+]
 
 
 @dataclass(frozen=True)
@@ -87,41 +97,13 @@ BUILTIN: tuple[TransportKind, ...] = (
     ),
 )
 
-_KINDS: dict[str, TransportKind] = {kind.name: kind for kind in BUILTIN}
+KINDS: Registry[TransportKind] = Registry("transport kind", BUILTIN)
 
-
-def names() -> tuple[str, ...]:
-    """The transport kinds, in the order they were registered (built-in ones first)."""
-    return tuple(_KINDS)
-
-
-def kinds() -> tuple[TransportKind, ...]:
-    return tuple(_KINDS.values())
-
-
-def get(name: str) -> TransportKind | None:
-    return _KINDS.get(name)
-
-
-def register(kind: TransportKind) -> None:
-    """Add a transport kind; a name that is taken is refused (unregister it first)."""
-    if kind.name in _KINDS:
-        raise ValueError(f"the transport kind {kind.name!r} is registered already")
-    _KINDS[kind.name] = kind
-
-
-def unregister(name: str) -> None:
-    """Remove a kind added with `register` (the built-in ones stay)."""
-    if any(kind.name == name for kind in BUILTIN):
-        raise ValueError(f"{name!r} is a built-in transport kind")
-    _KINDS.pop(name, None)
-
-
-@contextmanager
-def registered(kind: TransportKind) -> Iterator[TransportKind]:
-    """`register(kind)` for the duration of a with-block (a test's toy transport)."""
-    register(kind)
-    try:
-        yield kind
-    finally:
-        unregister(kind.name)
+# The registry's API, module-level: registry.get("hid"), registry.register(kind), ...
+names = KINDS.names
+kinds = KINDS.kinds
+get = KINDS.get
+choices = KINDS.choices
+register = KINDS.register
+unregister = KINDS.unregister
+registered = KINDS.registered
