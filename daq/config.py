@@ -21,7 +21,7 @@ from daq.contract import Scale
 from daq.exceptions import ConfigError
 from daq.ids import IdStr, RootStr, default_station_id
 from daq.mediaclock import registry as clock_kinds
-from daq.registry import resolve
+from daq.seams import resolve
 from daq.transports.attachment import Attachment
 from daq.validation import StrictModel, raise_config_error
 

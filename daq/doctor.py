@@ -31,7 +31,7 @@ from daq.exceptions import ConfigError, DeviceUnavailable, FatalError, ProfileEr
 from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
-from daq.registry import resolve
+from daq.seams import resolve
 from daq.transports import hid_enum
 from daq.transports import registry as transport_kinds
 from daq.transports.attachment import Attachment

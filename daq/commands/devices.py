@@ -30,7 +30,7 @@ from daq.exceptions import ProfileError
 from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
-from daq.registry import resolve
+from daq.seams import resolve
 from daq.transports import hid_enum
 from daq.transports import registry as transport_kinds
 from daq.transports.ports import SerialPort, list_ports

@@ -17,7 +17,7 @@ from daq.mediaclock.base import MediaClock
 from daq.mediaclock.mpv import MpvClock
 from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.mediaclock.session import SessionClock
-from daq.registry import resolve
+from daq.seams import resolve
 from daq.timecode import FrameRate
 
 CLOCK_KINDS = tuple(kind.name for kind in registry.BUILTIN)

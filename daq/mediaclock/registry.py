@@ -2,7 +2,7 @@
 
 The station config's `[media] clock` names an entry here (daq.config validates it against
 `names()`); `make_clock` (daq.mediaclock.factory) builds the entry's clock. An entry names its
-code by 'module:attribute' strings (daq.registry), so this module imports no clock and no optional
+code by 'module:attribute' strings (daq.seams), so this module imports no clock and no optional
 library: a clock's module, and its library, is imported when the clock is made.
 
 Adding a clock is its module (with a `build(media) -> MediaClock` function) plus one `ClockKind`
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daq.registry import Extra, Ref, Registry
+from daq.seams import Extra, Ref, Registry
 
 __all__ = [
     "BUILTIN",

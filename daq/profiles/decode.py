@@ -16,7 +16,7 @@ from daq.profiles.framing_registry import BY_KIND
 from daq.profiles.loader import LoadedProfile
 from daq.profiles.model import Profile
 from daq.reading import Chunk, Decoded, Garbage
-from daq.registry import resolve
+from daq.seams import resolve
 
 __all__ = ["Decoded", "Decoder", "make_decoder"]
 

@@ -1,7 +1,7 @@
 """The framing kinds, listed in one place: each kind's model (its [framing] table) and its decoder.
 
 A profile's `framing.kind` picks an entry; `Framing` is the union pydantic tells apart by `kind`;
-daq.profiles.decode builds a kind's decoder from `decoder`, a 'module:Class' string (daq.registry),
+daq.profiles.decode builds a kind's decoder from `decoder`, a 'module:Class' string (daq.seams),
 so this list imports no decoder and the decoders may import the models freely.
 
 Adding a framing: its model class (daq.profiles.model_framings), its decoder class (taking
@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import Field
 
 from daq.profiles.model_framings import BinaryFraming, EvdevFraming, LineFraming, MidiFraming, ReportFraming
-from daq.registry import Ref
+from daq.seams import Ref
 from daq.validation import StrictModel
 
 

@@ -21,7 +21,7 @@ from daq.exceptions import ProfileError
 from daq.profiles.framing_registry import FRAMINGS
 from daq.profiles.model import Profile
 from daq.profiles.model_types import SPEC_VERSION, ProfileProblem
-from daq.registry import one_of
+from daq.seams import one_of
 from daq.validation import dotted, raise_config_error
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"

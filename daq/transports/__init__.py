@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from daq.exceptions import ConfigError
-from daq.registry import resolve
+from daq.seams import resolve
 from daq.transports import registry
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport

@@ -6,7 +6,7 @@ what is plugged in, how `daq doctor` checks a configured dial, which device node
 open up (`scripts/gen-udev`), and which optional library it needs (the pip extra and the modules
 to import, which `daq doctor` looks for).
 
-Code is named by 'module:attribute' strings (daq.registry), so this module imports no transport and
+Code is named by 'module:attribute' strings (daq.seams), so this module imports no transport and
 no optional library: listing the kinds costs nothing, and a kind's library is imported when a
 dial of that kind is made. Adding a transport is its module plus one `TransportKind` line in
 BUILTIN; a lab's or a test's kind can be added at run time with `register` (and `unregister`).
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daq.registry import Extra, Ref, Registry
+from daq.seams import Extra, Ref, Registry
 
 __all__ = [
     "BUILTIN",

@@ -1,4 +1,4 @@
-"""What every seam registry shares: a table of named kinds, lazy references, optional extras.
+"""Seams: what every seam registry shares, a table of named kinds, lazy references, optional extras.
 
 A seam is where dialdaq takes new kinds of a thing: transports (daq.transports.registry),
 media clocks (daq.mediaclock.registry), framings (daq.profiles.framing_registry, a fixed list:
