@@ -4,16 +4,19 @@ A profile's `framing.kind` picks an entry; `Framing` is the union pydantic tells
 daq.profiles.decode builds a kind's decoder from `decoder`, a 'module:Class' string (daq.seams),
 so this list imports no decoder and the decoders may import the models freely.
 
-Adding a framing: its model class (daq.profiles.model_framings), its decoder class (taking
-`(profile, *, synced: bool)` and following daq.profiles.decode.Decoder), one `FramingKind` line
-in FRAMINGS and its class in the `Framing` union below; then name it in the `framings` of the
-transport kinds that carry it (daq.transports.registry).
+Adding a framing: its model class (daq.profiles.model_framings: `kind: Literal[...]` and
+`field_names()`, the fields it names itself, or none when the profile's [fields] names them),
+its decoder class (taking `(profile, *, synced: bool)` and following daq.profiles.decode.Decoder),
+one `FramingKind` line in FRAMINGS and its class in the `Framing` union below (the two are checked
+to agree on import); then name it in the `framings` of the transport kinds that carry it
+(daq.transports.registry). The union is written out, not built from FRAMINGS, so that mypy
+knows the profile's framing types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, get_args
 
 from pydantic import Field
 
@@ -47,4 +50,5 @@ Framing = Annotated[
     LineFraming | BinaryFraming | ReportFraming | EvdevFraming | MidiFraming, Field(discriminator="kind")
 ]
 
-assert tuple(Framing.__origin__.__args__) == tuple(k.model for k in FRAMINGS), "Framing must list FRAMINGS' models"  # type: ignore[attr-defined]
+if get_args(get_args(Framing)[0]) != tuple(kind.model for kind in FRAMINGS):  # pragma: no cover - caught on import
+    raise TypeError("the Framing union must list the models of FRAMINGS, in its order")
