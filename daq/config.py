@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from daq.contract import Scale
 from daq.exceptions import ConfigError
 from daq.ids import IdStr, RootStr, default_station_id
-from daq.mediaclock import registry as clock_kinds
+from daq.mediaclock.registry import CLOCKS
 from daq.seams import resolve
 from daq.transports.attachment import Attachment
 from daq.validation import StrictModel, raise_config_error
@@ -165,13 +165,13 @@ class PublishConfig(StrictModel):
 
 def _known_clock(value: Any) -> Any:
     """A registered media clock kind (daq.mediaclock.registry)."""
-    if not isinstance(value, str) or clock_kinds.get(value) is None:
-        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": clock_kinds.choices()})
+    if not isinstance(value, str) or CLOCKS.get(value) is None:
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": CLOCKS.choices()})
     return value
 
 
 def _clock_enum(schema: dict[str, Any]) -> None:
-    schema["enum"] = list(clock_kinds.names())
+    schema["enum"] = list(CLOCKS.names())
 
 
 ClockName = Annotated[str, BeforeValidator(_known_clock)]
@@ -197,7 +197,7 @@ class MediaConfig(StrictModel):
 
     @model_validator(mode="after")
     def _clock_options(self) -> MediaConfig:
-        kind = clock_kinds.get(self.clock)
+        kind = CLOCKS.get(self.clock)
         if kind is not None and kind.check is not None:
             resolve(kind.check)(self)  # raises ValueError: what this clock also needs
         return self

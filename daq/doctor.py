@@ -33,9 +33,9 @@ from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
 from daq.seams import resolve
 from daq.transports import hid_enum
-from daq.transports import registry as transport_kinds
 from daq.transports.attachment import Attachment
 from daq.transports.ports import list_ports, resolve_port
+from daq.transports.registry import TRANSPORTS
 
 Level = Literal["ok", "warn", "fail", "skip"]
 
@@ -131,7 +131,7 @@ def diagnose_dial(dial: DialConfig, registry: ProfileRegistry) -> DialReport:
         return report
     profile = loaded.profile
     report.profile, report.transport = profile.id, profile.transport
-    kind = transport_kinds.get(profile.transport)
+    kind = TRANSPORTS.get(profile.transport)
     if kind is None or kind.doctor is None:
         report.add("skip", "device", f"no checks for the {profile.transport} transport")
         return report
@@ -385,7 +385,7 @@ def machine() -> list[Finding]:
             out.append(Finding("warn", "udev rules", "dialdaq's udev rules are not installed", INSTALL_RULES))
         if modemmanager_running():
             out.append(Finding("warn", "modemmanager", "ModemManager is running (it probes new serial ports)"))
-    for extra in (kind.extra for kind in transport_kinds.kinds() if kind.extra is not None):
+    for extra in (kind.extra for kind in TRANSPORTS.kinds() if kind.extra is not None):
         for module in extra.modules:
             try:
                 importlib.import_module(module)

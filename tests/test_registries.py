@@ -17,9 +17,9 @@ from daq.commands.devices import Device, list_devices
 from daq.config import MediaConfig, build_config
 from daq.doctor import DialReport, diagnose_dial
 from daq.exceptions import ConfigError, ProfileError
-from daq.mediaclock import registry as clock_kinds
 from daq.mediaclock.base import MediaPosition, Segment
 from daq.mediaclock.factory import make_clock
+from daq.mediaclock.registry import CLOCKS, ClockKind
 from daq.profiles.decode import make_decoder
 from daq.profiles.framing_registry import BY_KIND
 from daq.profiles.loader import ProfileRegistry, load_profile
@@ -28,8 +28,8 @@ from daq.reading import Chunk, Reading
 from daq.seams import resolve
 from daq.timecode import FrameRate
 from daq.transports import make_transport
-from daq.transports import registry as transport_kinds
 from daq.transports.attachment import Attachment
+from daq.transports.registry import TRANSPORTS, TransportKind
 from tests.support.procs import REPO
 
 TOY_PROFILE = """\
@@ -82,7 +82,7 @@ def toy_doctor(report: DialReport, profile: Profile, attachment: Attachment) -> 
     report.add("ok", "present", f"a toy dial for {profile.id}")
 
 
-TOY = transport_kinds.TransportKind(
+TOY = TransportKind(
     "toy",
     framings=("line",),
     open=ToyTransport,
@@ -112,17 +112,17 @@ class ToyClock:
 
 
 @pytest.fixture
-def toy_transport() -> Iterator[transport_kinds.TransportKind]:
-    with transport_kinds.registered(TOY) as kind:
+def toy_transport() -> Iterator[TransportKind]:
+    with TRANSPORTS.registered(TOY) as kind:
         yield kind
-    assert "toy" not in transport_kinds.names()
+    assert "toy" not in TRANSPORTS.names()
 
 
 @pytest.fixture
-def toy_clock() -> Iterator[clock_kinds.ClockKind]:
-    with clock_kinds.registered(clock_kinds.ClockKind("toy", build=ToyClock)) as kind:
+def toy_clock() -> Iterator[ClockKind]:
+    with CLOCKS.registered(ClockKind("toy", build=ToyClock)) as kind:
         yield kind
-    assert "toy" not in clock_kinds.names()
+    assert "toy" not in CLOCKS.names()
 
 
 def toy_file(tmp_path: Path) -> Path:
@@ -132,7 +132,7 @@ def toy_file(tmp_path: Path) -> Path:
 
 
 def test_a_toy_transport_registered_at_test_time_loads_opens_and_decodes(
-    toy_transport: transport_kinds.TransportKind, tmp_path: Path
+    toy_transport: TransportKind, tmp_path: Path
 ) -> None:
     loaded = load_profile(toy_file(tmp_path))
     assert loaded.profile.transport == "toy"
@@ -155,7 +155,7 @@ def test_a_toy_transport_registered_at_test_time_loads_opens_and_decodes(
 
 
 def test_the_toy_transport_is_listed_checked_and_matched(
-    toy_transport: transport_kinds.TransportKind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    toy_transport: TransportKind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from daq.commands import devices as devices_cli
 
@@ -176,26 +176,26 @@ def test_the_toy_transport_is_listed_checked_and_matched(
 
 
 def test_an_unregistered_transport_is_refused(tmp_path: Path) -> None:
-    with transport_kinds.registered(TOY):
+    with TRANSPORTS.registered(TOY):
         load_profile(toy_file(tmp_path))
     with pytest.raises(
         ProfileError, match=r"transport: Input should be 'serial', 'hid', 'evdev' or 'midi' \(got 'toy'\)"
     ):
         load_profile(toy_file(tmp_path))
     with pytest.raises(ValueError, match="built-in"):
-        transport_kinds.unregister("serial")
+        TRANSPORTS.unregister("serial")
     with pytest.raises(ValueError, match="registered already"):
-        transport_kinds.register(transport_kinds.BUILTIN[0])
+        TRANSPORTS.register(TRANSPORTS.builtin[0])
 
 
-def test_a_toy_clock_registered_at_test_time_is_configured_and_built(toy_clock: clock_kinds.ClockKind) -> None:
+def test_a_toy_clock_registered_at_test_time_is_configured_and_built(toy_clock: ClockKind) -> None:
     config = build_config({"media": {"clock": "toy", "rate": "30"}})
     clock = make_clock(config.media)
     assert isinstance(clock, ToyClock) and clock.rate == FrameRate.parse("30")
 
 
 def test_an_unregistered_clock_is_refused() -> None:
-    with clock_kinds.registered(clock_kinds.ClockKind("toy", build=ToyClock)):
+    with CLOCKS.registered(ClockKind("toy", build=ToyClock)):
         build_config({"media": {"clock": "toy"}})
     with pytest.raises(ConfigError, match=r"media.clock: Input should be 'session', .* or 'none' \(got 'toy'\)"):
         build_config({"media": {"clock": "toy"}})
@@ -203,16 +203,16 @@ def test_an_unregistered_clock_is_refused() -> None:
 
 def test_the_built_in_entries_are_whole() -> None:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for kind in transport_kinds.BUILTIN:
+    for kind in TRANSPORTS.builtin:
         for hook in (kind.open, kind.devices, kind.doctor):
             assert hook is not None and callable(resolve(hook)), (kind.name, hook)
         assert kind.framings and all(f in BY_KIND for f in kind.framings), kind.name
         assert kind.extra is None or kind.extra.name in extras, kind.name
-    carried = {f for kind in transport_kinds.BUILTIN for f in kind.framings}
+    carried = {f for kind in TRANSPORTS.builtin for f in kind.framings}
     assert carried == set(BY_KIND)  # every framing has a transport that carries it
     for framing in BY_KIND.values():
         assert callable(resolve(framing.decoder)), framing.name
-    for clock in clock_kinds.BUILTIN:
+    for clock in CLOCKS.builtin:
         assert callable(resolve(clock.build)) and (clock.check is None or callable(resolve(clock.check)))
         assert clock.extra is None or clock.extra.name in extras, clock.name
 

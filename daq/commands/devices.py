@@ -32,8 +32,8 @@ from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
 from daq.seams import resolve
 from daq.transports import hid_enum
-from daq.transports import registry as transport_kinds
 from daq.transports.ports import SerialPort, list_ports
+from daq.transports.registry import TRANSPORTS
 
 HELP = (
     "list serial ports, HID devices, input devices and MIDI ports (the last two with their extras), "
@@ -121,7 +121,7 @@ Lister = Callable[[list[str]], list[Device]]
 def list_devices(notes: list[str]) -> list[Device]:
     """Every transport kind's devices, in the registry's order."""
     devices: list[Device] = []
-    for kind in transport_kinds.kinds():
+    for kind in TRANSPORTS.kinds():
         if kind.devices is not None:
             lister: Lister = resolve(kind.devices)
             devices += lister(notes)
@@ -312,7 +312,7 @@ def render(devices: list[Device], notes: list[str]) -> str:
         out += ["No serial ports or HID devices found.", WHAT_TO_CHECK]
     elif not listed:
         out += ["No USB serial ports or HID devices found.", WHAT_TO_CHECK]
-    for kind, title in ((k.name, k.title) for k in transport_kinds.kinds()):
+    for kind, title in ((k.name, k.title) for k in TRANSPORTS.kinds()):
         shown = [d for d in listed if d.kind == kind]
         if not shown:
             continue

@@ -12,23 +12,23 @@ import importlib
 
 from daq.config import MediaConfig
 from daq.exceptions import MissingExtraError
-from daq.mediaclock import registry
 from daq.mediaclock.base import MediaClock
 from daq.mediaclock.mpv import MpvClock
 from daq.mediaclock.mqtt_follow import MqttFollowClock
+from daq.mediaclock.registry import CLOCKS
 from daq.mediaclock.session import SessionClock
 from daq.seams import resolve
 from daq.timecode import FrameRate
 
-CLOCK_KINDS = tuple(kind.name for kind in registry.BUILTIN)
-"""The built-in clock kinds; `registry.names()` also has those registered at run time."""
+CLOCK_KINDS = tuple(kind.name for kind in CLOCKS.builtin)
+"""The built-in clock kinds; `CLOCKS.names()` also has those registered at run time."""
 
 
 def make_clock(media: MediaConfig) -> MediaClock | None:
     """The clock for `media.clock`; None for "none". Clocks with a background job have `run`."""
-    kind = registry.get(media.clock)
+    kind = CLOCKS.get(media.clock)
     if kind is None:  # the config refuses this; a clock unregistered since may not
-        raise ValueError(f"no media clock {media.clock!r}: give one of {', '.join(registry.names())}")
+        raise ValueError(f"no media clock {media.clock!r}: give one of {CLOCKS.choices()}")
     if kind.extra is not None:
         for module in kind.extra.modules:
             try:

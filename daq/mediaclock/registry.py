@@ -1,12 +1,13 @@
 """The media clock kinds: one entry per kind, what dialdaq needs to know about it.
 
 The station config's `[media] clock` names an entry here (daq.config validates it against
-`names()`); `make_clock` (daq.mediaclock.factory) builds the entry's clock. An entry names its
+`CLOCKS.names()`); `make_clock` (daq.mediaclock.factory) builds the entry's clock. An entry names its
 code by 'module:attribute' strings (daq.seams), so this module imports no clock and no optional
 library: a clock's module, and its library, is imported when the clock is made.
 
 Adding a clock is its module (with a `build(media) -> MediaClock` function) plus one `ClockKind`
-line in BUILTIN; a lab's or a test's clock can be added at run time with `register`.
+line in BUILTIN. `CLOCKS` is the table everything reads (`CLOCKS.get(name)`, `.names()`); a lab's or a
+test's clock is added at run time with `CLOCKS.register(kind)` (or `with CLOCKS.registered(kind):`).
 
 Hook signatures (the referenced callables):
     build(media: MediaConfig) -> MediaClock | None     (None: no clock, readings carry no position)
@@ -19,19 +20,7 @@ from dataclasses import dataclass
 
 from daq.seams import Extra, Ref, Registry
 
-__all__ = [
-    "BUILTIN",
-    "KINDS",
-    "ClockKind",
-    "Extra",
-    "choices",
-    "get",
-    "kinds",
-    "names",
-    "register",
-    "registered",
-    "unregister",
-]
+__all__ = ["BUILTIN", "CLOCKS", "ClockKind", "Extra"]
 
 
 @dataclass(frozen=True)
@@ -53,13 +42,5 @@ BUILTIN: tuple[ClockKind, ...] = (
     ClockKind("none", build="daq.mediaclock.factory:build_none"),
 )
 
-KINDS: Registry[ClockKind] = Registry("media clock kind", BUILTIN)
-
-# The registry's API, module-level: registry.get("mpv"), registry.register(kind), ...
-names = KINDS.names
-kinds = KINDS.kinds
-get = KINDS.get
-choices = KINDS.choices
-register = KINDS.register
-unregister = KINDS.unregister
-registered = KINDS.registered
+CLOCKS: Registry[ClockKind] = Registry("media clock kind", BUILTIN)
+"""The media clock kinds: the built-in ones, then any registered at run time."""

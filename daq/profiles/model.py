@@ -46,7 +46,7 @@ from daq.profiles.model_types import (
     parse_hex,
 )
 from daq.profiles.serial_settings import SerialSettings
-from daq.transports import registry as transport_kinds
+from daq.transports.registry import TRANSPORTS
 from daq.validation import StrictModel
 
 __all__ = [
@@ -82,13 +82,13 @@ __all__ = [
 
 def _known_transport(value: Any) -> Any:
     """A registered transport kind (daq.transports.registry), checked when the profile is read."""
-    if not isinstance(value, str) or transport_kinds.get(value) is None:
-        raise ProfileProblem(None, f"Input should be {transport_kinds.choices()} (got {value!r})")
+    if not isinstance(value, str) or TRANSPORTS.get(value) is None:
+        raise ProfileProblem(None, f"Input should be {TRANSPORTS.choices()} (got {value!r})")
     return value
 
 
 def _transport_enum(schema: dict[str, Any]) -> None:
-    schema["enum"] = list(transport_kinds.names())
+    schema["enum"] = list(TRANSPORTS.names())
 
 
 TransportName = Annotated[str, BeforeValidator(_known_transport)]
@@ -97,7 +97,7 @@ TransportName = Annotated[str, BeforeValidator(_known_transport)]
 
 def framings_for_transport(transport: str) -> frozenset[str]:
     """The framing kinds a transport kind can carry (none for an unknown kind)."""
-    kind = transport_kinds.get(transport)
+    kind = TRANSPORTS.get(transport)
     return frozenset(kind.framings) if kind is not None else frozenset()
 
 

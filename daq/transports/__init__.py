@@ -9,9 +9,9 @@ from typing import Protocol
 
 from daq.exceptions import ConfigError
 from daq.seams import resolve
-from daq.transports import registry
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport
+from daq.transports.registry import TRANSPORTS
 
 __all__ = ["Attachment", "NamesTransport", "Transport", "make_transport"]
 
@@ -29,7 +29,7 @@ def make_transport(profile: NamesTransport, attachment: Attachment) -> Transport
 
     Raises MissingExtraError (a FatalError) when the profile's library is not installed.
     """
-    kind = registry.get(profile.transport)
+    kind = TRANSPORTS.get(profile.transport)
     if kind is None:
         raise ConfigError(
             None, "profile.transport", f"the {profile.transport} transport is not available in this dialdaq"

@@ -9,7 +9,9 @@ to import, which `daq doctor` looks for).
 Code is named by 'module:attribute' strings (daq.seams), so this module imports no transport and
 no optional library: listing the kinds costs nothing, and a kind's library is imported when a
 dial of that kind is made. Adding a transport is its module plus one `TransportKind` line in
-BUILTIN; a lab's or a test's kind can be added at run time with `register` (and `unregister`).
+BUILTIN. `TRANSPORTS` is the table everything reads (`TRANSPORTS.get(name)`, `.names()`, `.kinds()`);
+a lab's or a test's kind is added at run time with `TRANSPORTS.register(kind)` (`.unregister(name)`,
+or `with TRANSPORTS.registered(kind):`).
 
 Hook signatures (the referenced callables):
     open(profile: Profile, attachment: Attachment) -> Transport
@@ -23,19 +25,7 @@ from dataclasses import dataclass
 
 from daq.seams import Extra, Ref, Registry
 
-__all__ = [
-    "BUILTIN",
-    "KINDS",
-    "Extra",
-    "TransportKind",
-    "choices",
-    "get",
-    "kinds",
-    "names",
-    "register",
-    "registered",
-    "unregister",
-]
+__all__ = ["BUILTIN", "TRANSPORTS", "Extra", "TransportKind"]
 
 
 @dataclass(frozen=True)
@@ -97,13 +87,5 @@ BUILTIN: tuple[TransportKind, ...] = (
     ),
 )
 
-KINDS: Registry[TransportKind] = Registry("transport kind", BUILTIN)
-
-# The registry's API, module-level: registry.get("hid"), registry.register(kind), ...
-names = KINDS.names
-kinds = KINDS.kinds
-get = KINDS.get
-choices = KINDS.choices
-register = KINDS.register
-unregister = KINDS.unregister
-registered = KINDS.registered
+TRANSPORTS: Registry[TransportKind] = Registry("transport kind", BUILTIN)
+"""The transport kinds: the built-in ones, then any registered at run time."""
