@@ -10,7 +10,7 @@ from daq.config import MediaConfig
 from daq.mediaclock.base import MediaClock
 from daq.mediaclock.mpv import MpvClock
 from daq.mediaclock.mqtt_follow import MqttFollowClock
-from daq.mediaclock.session import SessionClock
+from daq.mediaclock.session_clock import SessionClock
 from daq.timecode import FrameRate
 
 CLOCK_KINDS = ("session", "mpv", "mqtt", "mtc", "none")

@@ -11,6 +11,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """What the station's health reports about its outbox."""
+
+    kind: str  # "disk" (kept across restarts) or "memory"
+    pending: int
+    inflight: int
+    dropped: int = 0  # samples lost to a size bound, never sent
+    degraded: bool = False  # the disk is unusable; new samples held in memory only
+    bytes_on_disk: int = 0
+    recovered: int = 0  # samples found at start-up, to replay
+
+
 @dataclass(slots=True)
 class Entry:
     id: int
@@ -40,5 +53,7 @@ class Outbox(Protocol):
 
     @property
     def inflight(self) -> int: ...
+
+    def stats(self) -> OutboxStats: ...
 
     def close(self) -> None: ...

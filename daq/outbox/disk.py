@@ -112,7 +112,7 @@ from pathlib import Path
 from typing import Literal
 
 from daq.exceptions import FatalError
-from daq.outbox.base import Entry
+from daq.outbox.base import Entry, OutboxStats
 
 log = logging.getLogger(__name__)
 
@@ -472,6 +472,11 @@ class DiskOutbox:
     def degraded(self) -> bool:
         """True while the disk is unusable and new samples are held in memory only."""
         return self._degraded
+
+    def stats(self) -> OutboxStats:
+        return OutboxStats(
+            "disk", self.pending, self.inflight, self.dropped, self._degraded, self._disk_bytes, self.recovered
+        )
 
     # -- taking -------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from daq.outbox.base import Entry
+from daq.outbox.base import Entry, OutboxStats
 
 
 class MemoryOutbox:
@@ -55,6 +55,9 @@ class MemoryOutbox:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    def stats(self) -> OutboxStats:
+        return OutboxStats("memory", len(self._pending), len(self._inflight))
 
     def close(self) -> None:
         pass

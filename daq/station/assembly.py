@@ -1,18 +1,20 @@
-"""From config to running parts: one DeviceSetup per physical (or simulated) device.
+"""From config to devices: one DeviceSetup per physical (or simulated) device, its dial pipelines built.
 
-Dials that name the same profile and the same attachment share one device (a
-ShuttleXpress's jog and ring are two dials on one USB device).
+Simulated dials are assembled here; dials read through firmware profiles in
+`daq.station.profiled_dials`. Dials that name the same profile and the same attachment share one
+device (a ShuttleXpress's jog and ring are two dials on one USB device).
 """
 
 from __future__ import annotations
 
-from daq.builder_types import DeviceSetup
 from daq.calibration import Calibrator, RawRange
 from daq.config import DaqConfig, DialConfig
 from daq.outbox.base import Outbox
-from daq.pipeline import DialPipeline
 from daq.readclock import ReadClock
-from daq.session import SessionState
+from daq.station.device_reader import DeviceSetup
+from daq.station.dial_pipeline import DialPipeline
+from daq.station.profiled_dials import build_profiled
+from daq.station.session_state import SessionState
 from daq.topics import Topics
 from daq.transports.simulated import RAW_MAX, RAW_MIN, SimulatedDecoder, SimulatedTransport
 
@@ -61,8 +63,6 @@ def build_devices(
         if dial.simulate is not None:
             setups.append(_simulated(parts, dial))
     if profiled:
-        from daq.profiled import build_profiled
-
         setups.extend(build_profiled(config, profiled, parts.pipeline))
     return setups
 
