@@ -31,7 +31,7 @@ from daq.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
 from daq.station.assembly import build_devices
-from daq.station.broker_io import inbound, last_will
+from daq.station.broker_io import Inbound, inbound, last_will
 from daq.station.clock_stage import ClockStage, input_topics
 from daq.station.control import StationControl
 from daq.station.device_reader import DeviceReader, DeviceSetup
@@ -95,8 +95,10 @@ class Station:
         ]
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        """Route a message the broker delivered: our status, a media clock's input, or a command."""
-        msg = inbound(message)
+        await self.route(inbound(message))
+
+    async def route(self, msg: Inbound) -> None:
+        """Hand a message the broker delivered to its part: our status, a media clock's input, a command."""
         if msg.topic == self.topics.status:
             self.status.on_message(msg.payload, msg.retained)
         elif self.clocks.follows(msg.topic):
