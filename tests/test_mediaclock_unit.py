@@ -603,9 +603,7 @@ class ControlParts:
         base = self.topics.base
         self.clocks = ClockStage(self.session, self.announcer, self.read_clock, base, input_topics(base))
         self.installed: list[object] = []
-        self.control = StationControl(
-            self.announcer, self.session, self.read_clock, config.media, self.install, self.topics.cmd_filter
-        )
+        self.control = StationControl(self.announcer, self.session, self.read_clock, config.media, self.install)
 
     def install(self, clock: MediaClock | None) -> None:
         self.installed.append(clock)
@@ -632,9 +630,7 @@ def handle(control: StationControl, verb: str, request: object) -> dict[str, Any
     return asyncio.run(control.handle(verb, request))
 
 
-def test_control_takes_commands_and_the_mqtt_clock_names_the_position_topic() -> None:
-    control, _ = control_for()
-    assert control.subscriptions == ("daq/lab-a/cmd/+",)
+def test_the_mqtt_clock_names_the_position_topic() -> None:
     assert MqttFollowClock.subscriptions("daq/lab-a") == ("daq/lab-a/media/position",)
     assert input_topics("daq/lab-a") == ("daq/lab-a/media/position",)
 

@@ -87,7 +87,7 @@ def test_a_reading_taken_before_session_start_is_not_in_the_session() -> None:
     outlet, read_clock = Outlet(), ReadClock()
     session = SessionState(SessionClock(R25))
     announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, {})
-    control = StationControl(announcer, session, read_clock, config.media, lambda clock: None, TOPICS.cmd_filter)
+    control = StationControl(announcer, session, read_clock, config.media, lambda clock: None)
     pipe = pipeline(session)
     read_before = Reading("position", 0.5, time.monotonic_ns())
     reply = asyncio.run(control.handle("session.start", {}))

@@ -27,8 +27,8 @@ import math
 
 import orjson
 
-from daq.mediaclock.base import ClockInputError, ClockState
-from daq.mediaclock.follow import ClockChange, FollowedClock, seconds_to_ns
+from daq.mediaclock.base import ClockChange, ClockInputError, ClockState
+from daq.mediaclock.follow import FollowedClock, seconds_to_ns
 
 STATES: dict[str, ClockState] = {"playing": "running", "paused": "paused", "stopped": "stopped"}
 

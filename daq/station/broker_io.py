@@ -1,11 +1,12 @@
 """Where the station meets the MQTT client's types: the Last Will it leaves, the messages it hears.
 
 Everything else in `daq.station` works on plain `Inbound` values (topic, payload, response topic,
-retained) and bytes, so a change of MQTT client touches these two functions only.
+retained) and bytes, so a change of MQTT client touches this module only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -30,6 +31,17 @@ def inbound(message: aiomqtt.Message) -> Inbound:
         getattr(message.properties, "ResponseTopic", None) or None,
         bool(message.retain),
     )
+
+
+def message_handler(
+    route: Callable[[Inbound], Awaitable[None]],
+) -> Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]:
+    """The publisher's `on_message` callback: each message, as `Inbound`, to `route`."""
+
+    async def on_message(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        await route(inbound(message))
+
+    return on_message
 
 
 def last_will(topic: str, payload: bytes) -> aiomqtt.Will:

@@ -49,14 +49,12 @@ class StationControl:
         read_clock: ReadClock,
         media: MediaConfig,
         install_clock: InstallClock,
-        cmd_filter: str,
     ) -> None:
         self.announcer = announcer
         self.session = session
         self.read_clock = read_clock
         self.media = media  # the clock settings in force; clock.set changes them
         self.install_clock = install_clock
-        self.cmd_filter = cmd_filter
         self.verbs: dict[str, Handler] = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
@@ -66,10 +64,6 @@ class StationControl:
             "mark": self.mark,
             "clock.set": self.clock_set,
         }
-
-    @property
-    def subscriptions(self) -> tuple[str, ...]:
-        return (self.cmd_filter,)
 
     async def on_command(self, topic: str, payload: bytes, response_topic: str | None) -> None:
         """A request on `cmd/<verb>`: carry it out and reply."""

@@ -22,8 +22,6 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-import aiomqtt
-
 from daq.config import DaqConfig
 from daq.mediaclock.factory import make_clock
 from daq.outbox import make_outbox
@@ -31,7 +29,7 @@ from daq.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
 from daq.station.assembly import build_devices
-from daq.station.broker_io import Inbound, inbound, last_will
+from daq.station.broker_io import Inbound, last_will, message_handler
 from daq.station.clock_stage import ClockStage, input_topics
 from daq.station.control import StationControl
 from daq.station.device_reader import DeviceReader, DeviceSetup
@@ -58,7 +56,7 @@ class Station:
         self.read_clock = ReadClock()
         self.session = SessionState(make_clock(config.media))
         # The outbox reports through the announcer, which needs the publisher, which needs the outbox.
-        self.outbox = make_outbox(config, lambda kind, message, data: self.announcer.event(kind, None, message, data))
+        self.outbox = make_outbox(config, lambda kind, message, data: self.announcer.station_event(kind, message, data))
         self.devices: list[DeviceSetup] = build_devices(
             config, self.station_id, self.boot, topics, self.read_clock, self.session, self.outbox
         )
@@ -71,15 +69,13 @@ class Station:
             self.outbox,
             last_will(topics.status, StatusGuard.will_of(self.who)),
             subscriptions=(topics.cmd_filter, *clock_topics, topics.status),
-            on_message=self._on_message,
+            on_message=message_handler(self.route),
         )
         dial_meta = {dial: meta for s in self.devices for dial, meta in s.meta.items()}
         self.announcer = Announcer(self.publisher, self.who, topics, self.read_clock, self.session, dial_meta)
         self.status = StatusGuard(self.publisher, self.who, topics.status, self.read_clock)
         self.clocks = ClockStage(self.session, self.announcer, self.read_clock, topics.base, clock_topics)
-        self.control = StationControl(
-            self.announcer, self.session, self.read_clock, config.media, self.clocks.install, topics.cmd_filter
-        )
+        self.control = StationControl(self.announcer, self.session, self.read_clock, config.media, self.clocks.install)
         self.health = HealthReporter(
             self.who,
             self.read_clock,
@@ -93,9 +89,6 @@ class Station:
             DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta)
             for s in self.devices
         ]
-
-    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        await self.route(inbound(message))
 
     async def route(self, msg: Inbound) -> None:
         """Hand a message the broker delivered to its part: our status, a media clock's input, a command."""
