@@ -32,6 +32,7 @@ from daq.station.payloads import StationIdentity, session_payload
 from daq.station.session_state import SessionState
 from daq.timecode import FrameRate, frame_to_timecode, ns_to_frame, timecode_to_frame
 from daq.topics import Topics
+from tests.support.outlet import RecordingOutlet
 
 R25 = FrameRate.parse("25")
 MS = 1_000_000
@@ -576,26 +577,12 @@ def test_make_clock_kinds() -> None:
 # -- StationControl and the clock stage: clock.set and the position topic --------------------
 
 
-class FakeOutlet:
-    """Where the announcer's messages go: kept for the test to read."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.retained: dict[str, bytes] = {}
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.sent.append((topic, payload))
-
-    def set_retained(self, topic: str, payload: bytes) -> None:
-        self.retained[topic] = payload
-
-
 class ControlParts:
     """What a station gives StationControl and its clock stage, with the outgoing messages recorded."""
 
     def __init__(self, config: DaqConfig) -> None:
         self.topics = Topics(config.station.root, config.station.id)
-        self.outlet = FakeOutlet()
+        self.outlet = RecordingOutlet()
         self.read_clock = ReadClock()
         self.session = SessionState(make_clock(config.media))
         who = StationIdentity(config.station.id, "b", ())
@@ -610,9 +597,8 @@ class ControlParts:
         self.clocks.install(clock)
 
     @property
-    def events(self) -> list[tuple[str, str, dict[str, object]]]:
-        bodies = [orjson.loads(p) for t, p in self.outlet.sent if t == self.topics.events]
-        return [(b["kind"], b["message"], b["data"]) for b in bodies]
+    def events(self) -> list[tuple[object, object, object]]:
+        return [(b["kind"], b["message"], b["data"]) for b in self.outlet.bodies(self.topics.events)]
 
     def position(self, payload: bytes, arrival_mono_ns: int) -> None:
         """A message on the position topic, as the station routes it."""

@@ -30,27 +30,13 @@ from daq.station.session_state import SessionState
 from daq.station.station import Station
 from daq.timecode import FrameRate
 from daq.topics import Topics
+from tests.support.outlet import RecordingOutlet
 
 S = 1_000_000_000
 R25 = FrameRate.parse("25")
 WHO = StationIdentity("lab-a", "b", ("p01",))
 TOPICS = Topics("daq", "lab-a")
 DAQ = Path(__file__).resolve().parent.parent / "daq"
-
-
-class Outlet:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.retained: dict[str, bytes] = {}
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.sent.append((topic, payload))
-
-    def set_retained(self, topic: str, payload: bytes) -> None:
-        self.retained[topic] = payload
-
-    def bodies(self, topic: str) -> list[dict[str, object]]:
-        return [orjson.loads(p) for t, p in self.sent if t == topic]
 
 
 def pipeline(session: SessionState, outbox: MemoryOutbox | None = None) -> DialPipeline:
@@ -84,7 +70,7 @@ def test_a_reading_keeps_the_session_it_was_read_in() -> None:
 def test_a_reading_taken_before_session_start_is_not_in_the_session() -> None:
     """The bug this guards: the session id was read when a sample was processed, not when it was read."""
     config = build_config({"station": {"id": "lab-a"}})
-    outlet, read_clock = Outlet(), ReadClock()
+    outlet, read_clock = RecordingOutlet(), ReadClock()
     session = SessionState(SessionClock(R25))
     announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, {})
     control = StationControl(announcer, session, read_clock, config.media, lambda clock: None)
@@ -105,7 +91,7 @@ def test_a_reading_taken_before_session_start_is_not_in_the_session() -> None:
 
 
 def test_announcer_payloads_are_the_contract_models() -> None:
-    outlet, read_clock = Outlet(), ReadClock()
+    outlet, read_clock = RecordingOutlet(), ReadClock()
     session = SessionState(SessionClock(R25))
     meta = {"p01": {"profile": "simulated", "transport": "simulated", "scale": {"min": 0, "max": 1}, "rate_hz": None}}
     announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, meta)
@@ -127,7 +113,7 @@ def test_announcer_payloads_are_the_contract_models() -> None:
 def test_status_will_has_no_time_and_the_guard_puts_online_back() -> None:
     config = build_config({"station": {"id": "lab-a"}, "dials": [{"id": "p01", "simulate": {}}]})
     station = Station(config, boot="b1")
-    outlet = Outlet()
+    outlet = RecordingOutlet()
     station.status.outlet = outlet
     will = orjson.loads(station.publisher.will.payload)  # type: ignore[arg-type]
     assert "t_ns" not in will and (will["state"], will["reason"], will["dials"]) == ("offline", "lost", ["p01"])
@@ -150,7 +136,7 @@ def test_station_routes_positions_to_the_clock_and_commands_to_control() -> None
     )
     station = Station(config)
     assert station.publisher.subscriptions == ("daq/lab-a/cmd/+", "daq/lab-a/media/position", "daq/lab-a/status")
-    outlet = Outlet()
+    outlet = RecordingOutlet()
     station.announcer.outlet = outlet
     position = orjson.dumps({"position_s": 10.0, "state": "playing"})
     asyncio.run(station.route(Inbound("daq/lab-a/media/position", position, None, retained=False)))
@@ -188,7 +174,7 @@ class ToyClock:
 
 
 def test_clock_stage_routes_by_the_clocks_subscriptions_and_replays_on_switch() -> None:
-    outlet, read_clock = Outlet(), ReadClock()
+    outlet, read_clock = RecordingOutlet(), ReadClock()
     session = SessionState(SessionClock(R25))
     announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, {})
     toy_topics = ToyClock().subscriptions(TOPICS.base)
@@ -224,7 +210,7 @@ def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
     stats = {"p01": DialStats(samples=4, connected=True, reconnects=1)}
     memory = MemoryOutbox()
     memory.put("p01", "t", b"{}")
-    outlet = Outlet()
+    outlet = RecordingOutlet()
     health = HealthReporter(WHO, ReadClock(), stats, memory, Broker(), outlet, TOPICS.health)
     body = health.payload()
     assert body["outbox"] == {

@@ -7,6 +7,8 @@ device (a ShuttleXpress's jog and ring are two dials on one USB device).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from daq.calibration import Calibrator, RawRange
 from daq.config import DaqConfig, DialConfig
 from daq.outbox.base import Outbox
@@ -19,19 +21,16 @@ from daq.topics import Topics
 from daq.transports.simulated import RAW_MAX, RAW_MIN, SimulatedDecoder, SimulatedTransport
 
 
-class _Parts:
-    def __init__(
-        self,
-        config: DaqConfig,
-        station: str,
-        boot: str,
-        topics: Topics,
-        read_clock: ReadClock,
-        session: SessionState,
-        outbox: Outbox,
-    ) -> None:
-        self.config, self.station, self.boot, self.topics = config, station, boot, topics
-        self.read_clock, self.session, self.outbox = read_clock, session, outbox
+@dataclass(frozen=True, slots=True)
+class PipelineParts:
+    """What every dial pipeline of a station shares."""
+
+    station: str
+    boot: str
+    topics: Topics
+    read_clock: ReadClock
+    session: SessionState
+    outbox: Outbox
 
     def pipeline(self, dial: DialConfig, raw_range: RawRange) -> DialPipeline:
         calibrator = Calibrator(dial.scale, dial.calibration, raw_range)
@@ -47,16 +46,8 @@ class _Parts:
         )
 
 
-def build_devices(
-    config: DaqConfig,
-    station: str,
-    boot: str,
-    topics: Topics,
-    read_clock: ReadClock,
-    session: SessionState,
-    outbox: Outbox,
-) -> list[DeviceSetup]:
-    parts = _Parts(config, station, boot, topics, read_clock, session, outbox)
+def build_devices(config: DaqConfig, parts: PipelineParts) -> list[DeviceSetup]:
+    """Every configured dial's device, simulated ones first, in config order."""
     setups: list[DeviceSetup] = []
     profiled = [d for d in config.dials if d.profile is not None]
     for dial in config.dials:
@@ -67,7 +58,7 @@ def build_devices(
     return setups
 
 
-def _simulated(parts: _Parts, dial: DialConfig) -> DeviceSetup:
+def _simulated(parts: PipelineParts, dial: DialConfig) -> DeviceSetup:
     assert dial.simulate is not None
     transport = SimulatedTransport(dial.id, dial.simulate.rate_hz, dial.simulate.seed)
     decoder = SimulatedDecoder()

@@ -28,7 +28,7 @@ from daq.outbox import make_outbox
 from daq.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
-from daq.station.assembly import build_devices
+from daq.station.assembly import PipelineParts, build_devices
 from daq.station.broker_io import Inbound, last_will, message_handler
 from daq.station.clock_stage import ClockStage, input_topics
 from daq.station.control import StationControl
@@ -57,9 +57,8 @@ class Station:
         self.session = SessionState(make_clock(config.media))
         # The outbox reports through the announcer, which needs the publisher, which needs the outbox.
         self.outbox = make_outbox(config, lambda kind, message, data: self.announcer.station_event(kind, message, data))
-        self.devices: list[DeviceSetup] = build_devices(
-            config, self.station_id, self.boot, topics, self.read_clock, self.session, self.outbox
-        )
+        parts = PipelineParts(self.station_id, self.boot, topics, self.read_clock, self.session, self.outbox)
+        self.devices: list[DeviceSetup] = build_devices(config, parts)
         self.pipelines: dict[str, DialPipeline] = {p.dial: p for s in self.devices for p in s.pipelines}
         clock_topics = input_topics(topics.base)
         self.publisher = Publisher(
