@@ -30,7 +30,7 @@ from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
 from daq.station.assembly import PipelineParts, build_devices
 from daq.station.broker_io import Inbound, last_will, message_handler
-from daq.station.clock_stage import ClockStage, input_topics
+from daq.station.clock_stage import ClockStage, input_topics, topic_matches
 from daq.station.control import StationControl
 from daq.station.device_reader import DeviceReader, DeviceSetup
 from daq.station.dial_pipeline import DialPipeline
@@ -95,8 +95,10 @@ class Station:
             self.status.on_message(msg.payload, msg.retained)
         elif self.clocks.follows(msg.topic):
             self.clocks.on_message(msg.topic, msg.payload, time.monotonic_ns())
-        else:
+        elif topic_matches(self.topics.cmd_filter, msg.topic):
             await self.control.on_command(msg.topic, msg.payload, msg.response_topic)
+        else:
+            log.debug("no part takes messages on %s", msg.topic)
 
     # -- running ----------------------------------------------------------------------
 
