@@ -79,7 +79,10 @@ def surface_dial_nodes() -> list[FakeInputDial]:
 
 
 def joystick(lo: int = 0, hi: int = 255) -> FakeInputDial:
-    caps = {EV_KEY: [0x120], EV_ABS: [(ABS_X, AbsInfo(128, lo, hi)), (ABS_Y, AbsInfo(128, lo, hi))]}
+    caps: dict[int, list[Any]] = {
+        EV_KEY: [0x120],
+        EV_ABS: [(ABS_X, AbsInfo(128, lo, hi)), (ABS_Y, AbsInfo(128, lo, hi))],
+    }
     return FakeInputDial("/dev/input/event9", "Thrustmaster USB Joystick", 0x044F, 0xB10A, caps)
 
 

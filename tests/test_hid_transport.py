@@ -197,7 +197,7 @@ def test_every_hidapi_call_for_a_device_comes_from_its_one_thread(hidraw: FakeHi
         await asyncio.gather(ta.close(), tb.close())
 
     run(main())
-    threads = []
+    threads: list[int] = []
     for handle in hidraw.handles:
         kinds = [c.what for c in handle.calls]
         assert kinds[0] == "open_path" and kinds[-1] == "close" and "read" in kinds
