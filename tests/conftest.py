@@ -51,6 +51,7 @@ TIER_OF_MODULE = {
     "test_session_clock_e2e": "e2e",
     "test_shared_recorders": "e2e",
     "test_timecode_cli": "e2e",
+    "test_wheel_install": "e2e",
     # browser: a real headless Chromium
     "test_watch_browser": "browser",
 }
