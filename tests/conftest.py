@@ -28,7 +28,7 @@ TIER_OF_MODULE = {
     "test_udev_rules": "unit",
     "test_units": "unit",
     "test_watch_unit": "unit",
-    "test_leak_check": "unit",
+    "test_hygiene": "unit",
     # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
     "test_evdev_transport": "transport",
     "test_hid_transport": "transport",
@@ -69,6 +69,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"tests/conftest.py's TIER_OF_MODULE has no tier for {', '.join(unknown)}: add each with one of {TIERS}"
         )
+    here = Path(__file__).parent
+    gone = sorted(name for name in TIER_OF_MODULE if not (here / f"{name}.py").is_file())
+    if gone:
+        raise pytest.UsageError(f"tests/conftest.py's TIER_OF_MODULE names test files that are gone: {', '.join(gone)}")
     for item in items:
         if not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))

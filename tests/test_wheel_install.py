@@ -77,6 +77,12 @@ def test_profiles_list_shows_every_bundled_profile_from_the_installed_package(ve
     assert all("/site-packages/daq/firmware_profiles/" in f for f in site_files), out
 
 
+def test_the_watch_page_is_installed(venv: Path, tmp_path: Path) -> None:
+    code = "from importlib.resources import files\nfor p in (files('daq.watch') / 'static').iterdir(): print(p.name)"
+    installed = sorted(run(venv / "python", "-c", code, cwd=tmp_path).split())
+    assert installed == sorted(p.name for p in (REPO / "daq" / "watch" / "static").iterdir())
+
+
 def test_a_pty_dial_runs_through_daq_run_from_the_install(venv: Path, tmp_path: Path, mosquitto: Mosquitto) -> None:
     with PtyDial(tmp_path) as dial:
         cfg = tmp_path / "daq.toml"

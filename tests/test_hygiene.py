@@ -1,5 +1,6 @@
-"""The leak check every test runs under (tests/support/leaks.py): what it reports, and that it stays
-quiet about what was cleaned up. Each case cleans up its own leak afterwards, for the real check."""
+"""What every test runs under: the leak check (tests/support/leaks.py), what it reports and that it
+stays quiet about what was cleaned up (each case cleans up its own leak afterwards, for the real
+check); and the tier table of tests/conftest.py, which every test file must be in."""
 
 from __future__ import annotations
 
@@ -97,3 +98,9 @@ def test_a_test_module_without_a_tier_fails_collection() -> None:
     item = cast(Any, SimpleNamespace(path=Path("tests/test_not_in_the_table.py")))
     with pytest.raises(pytest.UsageError, match=r"test_not_in_the_table\.py"):
         conftest.pytest_collection_modifyitems(cast(Any, None), [item])
+
+
+def test_a_tier_for_a_test_file_that_is_gone_fails_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(conftest.TIER_OF_MODULE, "test_renamed_away", "unit")
+    with pytest.raises(pytest.UsageError, match="gone: test_renamed_away"):
+        conftest.pytest_collection_modifyitems(cast(Any, None), [])
