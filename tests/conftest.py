@@ -14,7 +14,8 @@ from tests.support.procs import Mosquitto
 TIERS = ("unit", "transport", "e2e", "browser")
 
 TIER_OF_MODULE = {
-    # unit: in process, no broker, no device, no daq subprocess; `scripts/test -m unit` in under 30 s
+    # unit: fast and self-contained: no broker, no device, no daemon (a short subprocess at most);
+    # `scripts/test -m unit` runs them in under 30 s
     "test_contract": "unit",
     "test_decode_garbage": "unit",
     "test_decode_hid_profiles": "unit",
@@ -34,7 +35,7 @@ TIER_OF_MODULE = {
     "test_hid_transport": "transport",
     "test_midi_transport": "transport",
     "test_serial_transport": "transport",
-    # e2e: real processes: the daq CLI, Mosquitto, mpv, an installed wheel
+    # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
     "test_config_errors": "e2e",
     "test_demo": "e2e",
