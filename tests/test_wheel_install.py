@@ -77,6 +77,18 @@ def test_profiles_list_shows_every_bundled_profile_from_the_installed_package(ve
     assert all("/site-packages/daq/firmware_profiles/" in f for f in site_files), out
 
 
+def test_profiles_check_compares_with_the_installed_profiles(venv: Path, tmp_path: Path) -> None:
+    pot = (REPO / "firmware_profiles" / "arduino-pot.toml").read_text()
+    (tmp_path / "lab.toml").write_text(pot.replace('id = "arduino-pot"', 'id = "lab-pot"'))
+    (tmp_path / "clash.toml").write_text(pot)
+    assert run(venv / "daq", "profiles", "check", "lab.toml", cwd=tmp_path).strip() == "ok lab.toml (lab-pot)"
+    clash = subprocess.run(
+        [venv / "daq", "profiles", "check", "clash.toml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert clash.returncode == 2
+    assert "site-packages/daq/firmware_profiles/arduino-pot.toml already" in clash.stderr
+
+
 def test_the_watch_page_is_installed(venv: Path, tmp_path: Path) -> None:
     code = "from importlib.resources import files\nfor p in (files('daq.watch') / 'static').iterdir(): print(p.name)"
     installed = sorted(run(venv / "python", "-c", code, cwd=tmp_path).split())
