@@ -13,7 +13,7 @@ from daq.calibration import Calibrator, RawRange
 from daq.config import Calibration, parse_broker_url
 from daq.contract import Scale
 from daq.ids import check_id, check_root, sanitize_id
-from daq.mediaclock.session import SessionClock
+from daq.mediaclock.session_clock import SessionClock
 from daq.mqtt import Backoff
 from daq.outbox.memory import MemoryOutbox
 from daq.publisher import REPLAY_MARK, batches
@@ -84,6 +84,18 @@ class TestMemoryOutbox:
             again = box.take(10)
             assert [e.payload for e in again] == [b'{"seq":%d}' % i for i in (1, 2, 3, 4)]
             assert [e.replay for e in again] == [True, True, False, False]
+
+        asyncio.run(go())
+
+    def test_stats_count_pending_and_in_flight_and_say_not_durable(self) -> None:
+        async def go() -> None:
+            box = MemoryOutbox()
+            for _ in range(3):
+                box.put("d", "t", b"{}")
+            box.take(1)
+            stats = box.stats()
+            assert (stats.kind, stats.pending, stats.inflight, stats.durable) == ("memory", 2, 1, False)
+            assert stats.as_dict()["bytes_on_disk"] == 0
 
         asyncio.run(go())
 

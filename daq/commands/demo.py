@@ -18,7 +18,7 @@ from daq.commands.run import simulated_dials
 from daq.config import DaqConfig, build_config
 from daq.embedded_broker import EmbeddedBroker, is_listening
 from daq.recorder import Recorder
-from daq.station import Station
+from daq.station.station import Station
 
 DEMO_STATION = "demo"
 
