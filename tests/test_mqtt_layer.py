@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from daq import mqtt
 from daq.config import BrokerConfig, build_config
+from daq.exceptions import ConfigError
 from daq.mqtt.refusal import refused_subscriptions, subscription_failure
 from tests.support.procs import Mosquitto
 
@@ -133,3 +135,43 @@ def test_session_keeps_retrying_after_it_has_once_connected(tmp_path: Path) -> N
     assert seen == [1, 2]
     assert session.stats.disconnects == 2 and session.stats.last_error
     assert not session.connected.is_set()
+
+
+def test_a_password_file_that_goes_away_after_the_first_connect_is_retried(tmp_path: Path) -> None:
+    """Unreadable at start: ConfigError (exit 2). Unreadable later (being rotated): retried until it is back."""
+    proc = Mosquitto(tmp_path / "broker").start()  # anonymous: takes any password
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    data = {"url": f"mqtt://127.0.0.1:{proc.port}", "username": "u", "password_file": str(secret)}
+    broker = build_config({"broker": data}).broker
+    session = mqtt.Session(broker, name="test", backoff=mqtt.Backoff(0.05, 0.2))
+    reasons: list[str | None] = []
+    session.on_disconnected = reasons.append
+    seen: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        async def on_connected(connection: mqtt.Connection) -> None:
+            seen.append(session.stats.connects)
+            if len(seen) == 1:
+                secret.unlink()
+                await loop.run_in_executor(None, proc.stop)
+                await loop.run_in_executor(None, proc.start)
+                loop.call_later(1.0, secret.write_text, "s3cret\n")
+                raise mqtt.MqttError("connection lost")
+            stop.set()
+
+        await asyncio.wait_for(session.run(stop, on_connected), 30)
+
+    try:
+        asyncio.run(main())
+    finally:
+        proc.stop()
+    assert seen == [1, 2]
+    assert any(r and "password_file" in r for r in reasons), reasons
+
+    secret.unlink()
+    with pytest.raises(ConfigError, match="password_file"):  # the same at start: fatal
+        asyncio.run(mqtt.Session(broker).run(asyncio.Event(), lambda connection: asyncio.sleep(0)))
