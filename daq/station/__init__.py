@@ -10,7 +10,7 @@
 - `health`: `HealthReporter`, the retained `health`;
 - `announcer`, `payloads`, `status_guard`: what the station publishes about itself, from the
   contract's models;
-- `broker_io`: the only place here that sees the MQTT client's types.
+- `broker_io`: the only place here that sees the MQTT layer's types (`daq.mqtt`).
 
 Import from the modules (`from daq.station.station import Station`); this package file imports nothing,
 so importing one part never loads the others.
