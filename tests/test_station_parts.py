@@ -115,7 +115,7 @@ def test_status_will_has_no_time_and_the_guard_puts_online_back() -> None:
     station = Station(config, boot="b1")
     outlet = RecordingOutlet()
     station.status.outlet = outlet
-    will = orjson.loads(station.publisher.will.payload)  # type: ignore[arg-type]
+    will = orjson.loads(station.publisher.will.payload)
     assert "t_ns" not in will and (will["state"], will["reason"], will["dials"]) == ("offline", "lost", ["p01"])
     Status.model_validate(will)
     station.status.go_online()
