@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from daq.mediaclock.base import ClockState, MediaPosition, Segment, SegmentHistory
+from daq.mediaclock.base import ClockState, MediaPosition, Segment, SegmentHistory, check_media_s
 from daq.timecode import FrameRate, frame_to_seconds, timecode_to_frame
 
 
@@ -46,8 +46,10 @@ class SessionClock:
         return self._change("running", mono_ns=mono_ns)
 
     def seek(self, media_s: float, mono_ns: int | None = None) -> Segment:
+        """Go to `media_s` (a finite number within +-MAX_MEDIA_S, else ClockInputError, nothing changed)."""
+        media_ns = int(check_media_s(media_s) * 1e9)
         state = self._history.last.state
-        return self._change(state if state != "stopped" else "paused", int(media_s * 1e9), mono_ns)
+        return self._change(state if state != "stopped" else "paused", media_ns, mono_ns)
 
     def stop(self, mono_ns: int | None = None) -> Segment:
         return self._change("stopped", 0, mono_ns)

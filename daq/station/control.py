@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from daq.config import MediaConfig
 from daq.exceptions import MissingExtraError
-from daq.mediaclock.base import MediaClock
+from daq.mediaclock.base import ClockInputError, MediaClock
 from daq.mediaclock.factory import CLOCK_KINDS, make_clock
 from daq.mediaclock.session_clock import SessionClock
 from daq.readclock import ReadClock
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 InstallClock = Callable[[MediaClock | None], None]
+# source, reason: a media clock refused an input (the clock stage's `refuse`: counted, reported)
+OnRefused = Callable[[str, str], None]
 
 
 class CommandError(Exception):
@@ -49,12 +51,14 @@ class StationControl:
         read_clock: ReadClock,
         media: MediaConfig,
         install_clock: InstallClock,
+        on_refused: OnRefused | None = None,
     ) -> None:
         self.announcer = announcer
         self.session = session
         self.read_clock = read_clock
         self.media = media  # the clock settings in force; clock.set changes them
         self.install_clock = install_clock
+        self.on_refused = on_refused
         self.verbs: dict[str, Handler] = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
@@ -88,6 +92,10 @@ class StationControl:
             result = await handler(request)
         except CommandError as exc:
             return {**base, "ok": False, "error": str(exc)}
+        except ClockInputError as exc:  # the media clock refused it: the reply says why, and `events` too
+            if self.on_refused is not None:
+                self.on_refused(f"cmd/{verb}", str(exc))
+            return {**base, "ok": False, "error": f"refused: {exc}"}
         except (TypeError, ValueError, OverflowError) as exc:
             return {**base, "ok": False, "error": f"bad request: {exc}"}
         except Exception as exc:  # never leave a requester waiting for a reply
@@ -144,7 +152,7 @@ class StationControl:
     async def mark(self, request: dict[str, Any]) -> dict[str, Any]:
         label = str(request.get("label", "mark"))
         now = self.read_clock.now_ns()
-        pos = self.session.position_at(self.read_clock.mono_ns(now))
+        pos, _ = self.session.checked_position_at(self.read_clock.mono_ns(now))  # a mark never fails on the clock
         data = {
             "label": label,
             "media_s": pos.media_s if pos else None,

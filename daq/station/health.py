@@ -1,6 +1,7 @@
 """The station's health: retained on `<root>/<station>/health` every few seconds, read by `daq status`.
 
-Per dial: samples, measured rate, garbage, connected, reconnects; the outbox depth; the broker
+Per dial: samples, measured rate, garbage, media errors (samples sent with null media fields
+because the clock could not place them), connected, reconnects; the outbox depth; the broker
 connection's counts. An addition to the contract's topics, inside the station's subtree.
 
 The reporter reads what it is given: the dials' stats, the outbox's `stats()` (the outbox
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -51,6 +52,7 @@ class HealthReporter:
         broker: BrokerStats,
         outlet: Outlet,
         topic: str,
+        media_refused: Callable[[], int] = lambda: 0,
     ) -> None:
         self.who = who
         self.read_clock = read_clock
@@ -59,6 +61,7 @@ class HealthReporter:
         self.broker = broker
         self.outlet = outlet
         self.topic = topic
+        self.media_refused = media_refused  # inputs the media clocks refused (the clock stage's count)
         self.started_mono_ns = time.monotonic_ns()
         self._last_counts: dict[str, int] = {}
         self._last_mono = time.monotonic()
@@ -84,6 +87,7 @@ class HealthReporter:
                 "samples": stats.samples,
                 "rate_hz": round((stats.samples - before) / elapsed, 2) if elapsed >= 1.0 else None,
                 "garbage": stats.garbage,
+                "media_errors": stats.media_errors,
                 "buttons": stats.buttons,
                 "reconnects": max(stats.reconnects - 1, 0),
                 "last_value": stats.last_value,
@@ -107,5 +111,6 @@ class HealthReporter:
                 "samples": pub.samples,
                 "last_error": pub.last_error,
             },
+            "media_refused": self.media_refused(),
             "dials": dials,
         }

@@ -57,7 +57,15 @@ class Station:
         self.session = SessionState(make_clock(config.media))
         # The outbox reports through the announcer, which needs the publisher, which needs the outbox.
         self.outbox = make_outbox(config, lambda kind, message, data: self.announcer.station_event(kind, message, data))
-        parts = PipelineParts(self.station_id, self.boot, topics, self.read_clock, self.session, self.outbox)
+        parts = PipelineParts(
+            self.station_id,
+            self.boot,
+            topics,
+            self.read_clock,
+            self.session,
+            self.outbox,
+            lambda kind, dial, message, data: self.announcer.event(kind, dial, message, data),
+        )
         self.devices: list[DeviceSetup] = build_devices(config, parts)
         self.pipelines: dict[str, DialPipeline] = {p.dial: p for s in self.devices for p in s.pipelines}
         clock_topics = input_topics(topics.base)
@@ -74,7 +82,9 @@ class Station:
         self.announcer = Announcer(self.publisher, self.who, topics, self.read_clock, self.session, dial_meta)
         self.status = StatusGuard(self.publisher, self.who, topics.status, self.read_clock)
         self.clocks = ClockStage(self.session, self.announcer, self.read_clock, topics.base, clock_topics)
-        self.control = StationControl(self.announcer, self.session, self.read_clock, config.media, self.clocks.install)
+        self.control = StationControl(
+            self.announcer, self.session, self.read_clock, config.media, self.clocks.install, self.clocks.refuse
+        )
         self.health = HealthReporter(
             self.who,
             self.read_clock,
@@ -83,6 +93,7 @@ class Station:
             self.publisher.stats,
             self.publisher,
             topics.health,
+            lambda: self.clocks.refused,
         )
         self.readers = [
             DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta)
