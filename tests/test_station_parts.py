@@ -150,8 +150,9 @@ def test_station_routes_positions_to_the_clock_and_commands_to_control() -> None
     clock = station.session.clock
     assert isinstance(clock, MqttFollowClock) and clock.current().state == "running"
     assert [e["kind"] for e in outlet.bodies(TOPICS.events)] == ["clock.found"]
-    asyncio.run(station.route(Inbound("daq/lab-a/cmd/mark", b'{"label": "x", "id": 3}', "app/r", retained=False)))
-    [reply] = outlet.bodies("app/r")
+    mark = b'{"label": "x", "id": 3}'
+    asyncio.run(station.route(Inbound("daq/lab-a/cmd/mark", mark, "daq/lab-a/replies/r", retained=False)))
+    [reply] = outlet.bodies("daq/lab-a/replies/r")
     assert reply["ok"] and reply["id"] == 3 and reply["media_s"] is not None
 
 

@@ -5,8 +5,10 @@ session.seek {"media_s"}, mark {"label", "dial"?}, clock.set {"clock": session|m
 "socket"? (mpv), "port"? (mtc), "rate"?, "timecode"? (session)}.
 
 A request is a JSON object (or empty). The reply goes to the request's MQTT 5 response
-topic, or to `<root>/<station>/cmd/<verb>/reply`, and always carries `ok` and, when
-the request had one, its `id`.
+topic if that is allowed (see daq.station.reply_topics: under `cmd/<verb>/reply` or the reply
+prefix, never the station's own topics), or to `<root>/<station>/cmd/<verb>/reply`, and always
+carries `ok` and, when the request had one, its `id`. A request with a response topic that is
+not allowed is not carried out; its reply (on the default topic) says why.
 
 Control works on what it is given: the session state, the read clock, an announcer (events, the
 retained session, replies) and a way to switch the media clock (the clock stage's `install`).
@@ -29,6 +31,7 @@ from daq.mediaclock.factory import CLOCK_KINDS, make_clock
 from daq.mediaclock.session_clock import SessionClock
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
+from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class StationControl:
         media: MediaConfig,
         install_clock: InstallClock,
         on_refused: OnRefused | None = None,
+        reply_topics: ReplyTopics | None = None,
     ) -> None:
         self.announcer = announcer
         self.session = session
@@ -59,6 +63,7 @@ class StationControl:
         self.media = media  # the clock settings in force; clock.set changes them
         self.install_clock = install_clock
         self.on_refused = on_refused
+        self.reply_topics = reply_topics or ReplyTopics(announcer.topics)
         self.verbs: dict[str, Handler] = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
@@ -76,8 +81,15 @@ class StationControl:
             request = orjson.loads(payload) if payload else {}
         except orjson.JSONDecodeError:
             request = None
-        reply = await self.handle(verb, request)
-        self.announcer.reply(verb, reply, response_topic)
+        reply_to, refusal = self.reply_topics.choose(verb, response_topic)
+        if refusal is not None:
+            log.warning("command %s not carried out: %s", verb, refusal)
+            reply: dict[str, Any] = {"verb": verb, "ok": False, "error": f"{refusal}; the command was not carried out"}
+            if isinstance(request, dict) and "id" in request:
+                reply["id"] = request["id"]
+        else:
+            reply = await self.handle(verb, request)
+        self.announcer.reply(verb, reply, reply_to)
 
     async def handle(self, verb: str, request: object) -> dict[str, Any]:
         if not isinstance(request, dict):

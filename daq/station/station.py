@@ -36,6 +36,7 @@ from daq.station.device_reader import DeviceReader, DeviceSetup
 from daq.station.dial_pipeline import DialPipeline
 from daq.station.health import HealthReporter
 from daq.station.payloads import StationIdentity
+from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.status_guard import StatusGuard
 from daq.topics import Topics
@@ -83,7 +84,13 @@ class Station:
         self.status = StatusGuard(self.publisher, self.who, topics.status, self.read_clock)
         self.clocks = ClockStage(self.session, self.announcer, self.read_clock, topics.base, clock_topics)
         self.control = StationControl(
-            self.announcer, self.session, self.read_clock, config.media, self.clocks.install, self.clocks.refuse
+            self.announcer,
+            self.session,
+            self.read_clock,
+            config.media,
+            self.clocks.install,
+            self.clocks.refuse,
+            ReplyTopics(topics, config.control.reply_prefix),
         )
         self.health = HealthReporter(
             self.who,
