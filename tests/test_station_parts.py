@@ -214,6 +214,7 @@ def test_topic_matches() -> None:
 
 class Broker:
     connected, connects, messages, samples, last_error = True, 3, 10, 8, ""
+    refused, samples_refused = 1, 2
 
 
 def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
@@ -233,6 +234,8 @@ def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
         "recovered": 0,
     }
     assert body["broker"]["reconnects"] == 2 and body["dials"]["p01"]["samples"] == 4
+    assert (body["broker"]["refused"], body["broker"]["samples_refused"]) == (1, 2)
+    assert body["dials"]["p01"]["media_errors"] == 0 and body["media_refused"] == 0
     disk = DiskOutbox(tmp_path / "outbox")
     try:
         disk.put("p01", "t", b"{}")

@@ -40,6 +40,10 @@ class BrokerStats(Protocol):
     def samples(self) -> int: ...
     @property
     def last_error(self) -> str: ...
+    @property
+    def refused(self) -> int: ...
+    @property
+    def samples_refused(self) -> int: ...
 
 
 class HealthReporter:
@@ -110,6 +114,8 @@ class HealthReporter:
                 "messages": pub.messages,
                 "samples": pub.samples,
                 "last_error": pub.last_error,
+                "refused": pub.refused,
+                "samples_refused": pub.samples_refused,
             },
             "media_refused": self.media_refused(),
             "dials": dials,

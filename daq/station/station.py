@@ -39,6 +39,7 @@ from daq.station.payloads import StationIdentity
 from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.status_guard import StatusGuard
+from daq.station.throttle import Throttle
 from daq.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class Station:
             subscriptions=(topics.cmd_filter, *clock_topics, topics.status),
             on_message=message_handler(self.route),
         )
+        self._refusals = Throttle()
+        self.publisher.on_refused = self._message_refused
         dial_meta = {dial: meta for s in self.devices for dial, meta in s.meta.items()}
         self.announcer = Announcer(self.publisher, self.who, topics, self.read_clock, self.session, dial_meta)
         self.status = StatusGuard(self.publisher, self.who, topics.status, self.read_clock)
@@ -117,6 +120,19 @@ class Station:
             await self.control.on_command(msg.topic, msg.payload, msg.response_topic)
         else:
             log.debug("no part takes messages on %s", msg.topic)
+
+    def _message_refused(self, topic: str, reason: str, count: int) -> None:
+        """The broker refused a control message (a reply, an event): it is gone; say so (rate-limited).
+
+        Not for a refused event: the report would be refused in turn (the log and health have it)."""
+        if topic == self.topics.events or not self._refusals.hit():
+            return
+        self.announcer.event(
+            "error",
+            None,
+            f"the broker refused a message on {topic}: {reason}; it was dropped ({count} refused so far)",
+            {"topic": topic, "reason": reason, "refused": count},
+        )
 
     # -- running ----------------------------------------------------------------------
 
