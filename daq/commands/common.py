@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.config import BrokerConfig, DaqConfig, apply_env, build_config, read_config_data
+from daq.url_password import warn_password_in_url
 
 
 def add_broker_args(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
@@ -27,6 +28,7 @@ def config_data_from_args(args: argparse.Namespace) -> dict[str, Any]:
     config_path: Path | None = getattr(args, "config", None)
     data = read_config_data(config_path) if config_path is not None else apply_env({}, os.environ)
     if args.broker:
+        warn_password_in_url(args.broker)
         data.setdefault("broker", {})["url"] = args.broker
     if getattr(args, "root", None):
         data.setdefault("station", {})["root"] = args.root
