@@ -32,6 +32,7 @@ TIER_OF_MODULE = {
     "test_hygiene": "unit",
     "test_registries": "unit",
     "test_station_parts": "unit",
+    "test_hostile_input": "unit",
     # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
     "test_evdev_transport": "transport",
     "test_hid_transport": "transport",
