@@ -46,6 +46,7 @@ TIER_OF_MODULE = {
     "test_demo": "e2e",
     "test_devices_cli": "e2e",
     "test_doctor": "e2e",
+    "test_hostile_e2e": "e2e",
     "test_lsl": "e2e",
     "test_mpv_clock": "e2e",
     "test_nothing_lost": "e2e",
