@@ -122,9 +122,8 @@ def sitting(clock: Clock, feeder: Feeder, start_s: float, timecode: str, pause_a
 def write_config(path: Path, broker: Mosquitto, dials: list[PtyDial]) -> Path:
     parts = [f'[station]\nid = "{STATION}"\n\n[broker]\nurl = "{broker.url}"\n\n[media]\nclock = "session"\n']
     for name, dial in zip(("pa", "pb"), dials, strict=True):
-        parts.append(
-            f'[[dials]]\nid = "{name}"\nprofile = "arduino-pot"\nport = "{dial.path}"\n[dials.scale]\nmin = 0\nmax = 100\n'
-        )
+        dial_line = f'[[dials]]\nid = "{name}"\nprofile = "arduino-pot"\nport = "{dial.path}"\n'
+        parts.append(dial_line + "[dials.scale]\nmin = 0\nmax = 100\n")
     path.write_text("\n".join(parts))
     return path
 
