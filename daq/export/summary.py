@@ -211,9 +211,26 @@ def format_summary(summary: dict[str, Any]) -> str:
         else f"media {span['start_timecode'] or _num(span['start_s'])} .. {span['end_timecode'] or _num(span['end_s'])}"
         f" ({span['duration_s']:.1f} s)"
     )
-    lines.append(f"session {summary['session']} (station {summary['station']}): {where}")
+    sittings = summary.get("sittings", [])
+    several = len(sittings) > 1
+    if several:
+        names = ", ".join(f"{x['station']}/{x['session']}" for x in sittings)
+        lines.append(f"{len(sittings)} sittings ({names}), {len(summary['dials'])} raters: {where}")
+    else:
+        lines.append(f"session {summary['session']} (station {summary['station']}): {where}")
     lines.append(f"grid: {step}, max hold {grid['max_hold_s']:g} s, {grid['points']} points")
-    head = ("dial", "samples", "media", "coverage", "mean", "sd", "min", "max", "missing", "empty s")
+    head = (
+        "rater" if several else "dial",
+        "samples",
+        "media",
+        "coverage",
+        "mean",
+        "sd",
+        "min",
+        "max",
+        "missing",
+        "empty s",
+    )
     rows = [head]
     for dial, d in summary["dials"].items():
         rows.append(
@@ -237,8 +254,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     agree = summary["agreement"]
     if agree is not None:
+        who = "raters" if several else "dials"
         lines.append(
-            f"agreement of {agree['k']} dials over {agree['complete_points']} complete grid points: "
+            f"agreement of {agree['k']} {who} over {agree['complete_points']} complete grid points: "
             f"ICC(2,1) = {_num(agree['icc_2_1'])}, ICC(3,k) = {_num(agree['icc_3_k'])}"
         )
         lines += format_agreement_details(agree)
