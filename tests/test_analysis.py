@@ -21,6 +21,7 @@ import pytest
 
 from daq.cli import main
 from daq.export.agreement import krippendorff_interval
+from daq.export.reader import ExportError
 from tests.support.procs import clean_env, daq_cmd
 from tests.support.sittings import rater_samples, smooth_signal, write_dial_file, write_summary
 
@@ -326,3 +327,41 @@ def test_empty_or_corrupt_session_folder_is_a_clear_error(tmp_path: Path) -> Non
     assert done.returncode == 2 and "given twice" in done.stderr
     done = run_cli("export", str(good), str(empty), cwd=tmp_path)
     assert done.returncode == 2 and "give --out" in done.stderr
+
+
+def test_video_identity_matching() -> None:
+    from daq.export.sittings import VideoIdentity
+
+    a = VideoIdentity("a.mp4", 10, "ab")
+    assert a.same_video(VideoIdentity("renamed.mp4", 10, "AB".lower()))  # the hash decides
+    assert not a.same_video(VideoIdentity("a.mp4", 10, "cd"))
+    assert a.same_video(VideoIdentity("a.mp4", 10, None))  # no hash on one side: name and size
+    assert not a.same_video(VideoIdentity("a.mp4", 11, None))
+    assert VideoIdentity.parse({}, "x") is None and VideoIdentity.parse(None, "x") is None
+    with pytest.raises(ExportError, match="not an object"):
+        VideoIdentity.parse("a.mp4", "x")
+
+
+def test_refusals_name_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = make_sittings(tmp_path)[:1]
+    two = make_sittings(tmp_path)[:2]
+    cases = [
+        (one, ["--lag", "auto"], "--lag auto needs at least two raters"),
+        (two, ["--lag", "soon"], "--lag soon: give 'auto' or a number of seconds"),
+        (two, ["--lag", "-1"], "--lag -1: give a lag from 0 to 60 seconds"),
+        (two, ["--target", "nobody"], "--target 'nobody': not one of the raters: client, therapist"),
+        (two, ["--target", "client", "--epoch", "0"], "--epoch 0: give a length above 0 seconds"),
+        (two, ["--segments", "2", "--window", "10", "--gap", "-1"], "--gap -1: give 0 or more seconds"),
+    ]
+    for folders, args, message in cases:
+        code = main(["export", *map(str, folders), "--out", str(tmp_path / "out"), "--rate", "10", *args])
+        assert code == 2, args
+        assert message in capsys.readouterr().err, args
+
+
+def test_labels_that_collide_get_their_source(tmp_path: Path) -> None:
+    lags = {"observer": 0.0, "client": 1.0}
+    folders = make_sittings(tmp_path, lags=lags)
+    write_summary(folders[1], "lab-a", folders[1].name, ["p07"], rater="observer", video=VIDEO)
+    summary = export(folders, tmp_path / "out")
+    assert sorted(summary["raters"]) == sorted(f"observer (lab-a/{f.name}/p07)" for f in folders)

@@ -116,6 +116,11 @@ def best_shift(x: Vector, y: Vector, max_q: int) -> tuple[float, float | None]:
     return d, scores[q]
 
 
+def related(r: float | None) -> bool:
+    """Whether a rater's best r with the others says anything (None: not computed yet)."""
+    return r is None or r >= MIN_R
+
+
 def estimate_lags(
     signals: dict[str, HeldSignal],
     *,
@@ -145,7 +150,7 @@ def estimate_lags(
     for rounds in range(MAX_ROUNDS):
         moved = 0.0
         # a rater found unrelated to the others (r below MIN_R) in the last round is left out of their mean
-        references = [o for o in labels if (reached[o] or MIN_R) >= MIN_R] if rounds else labels
+        references = [o for o in labels if not rounds or related(reached[o])]
         for label in labels:
             pool = [o for o in references if o != label] or [o for o in labels if o != label]
             others = mean_of([trace(o, lags[o]) for o in pool])
@@ -157,7 +162,7 @@ def estimate_lags(
             lags[label] = d * step
         if moved <= step / 10 and rounds:
             break
-    reliable = [label for label in labels if (reached[label] or 0.0) >= MIN_R]
+    reliable = [label for label in labels if reached[label] is not None and related(reached[label])]
     for label in labels:
         if label not in reliable:
             lags[label] = 0.0
