@@ -10,6 +10,7 @@ screenshot goes to tmp_path (and to benchmarks/screenshots/report.png when DAQ_U
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -105,6 +106,18 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     for outside in ("http://", "https://", " src=", "<link", "@import", "url("):
         assert outside not in page, outside
     assert "She named what I was &lt;feeling&gt;" in page  # escaped, never markup
+    # `daq export` carries the interview answers with their segments' times
+    done = subprocess.run(
+        daq_cmd("export", *map(str, folders), "--out", str(tmp_path / "export")),
+        env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "export" / "interview.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["sitting"], r["kind"], r["rank"], r["start_timecode"], r["start_s"], r["tags"]) for r in rows] == [
+        ("lab-a/s-client", "helpful", "1", "00:01:10:00", "", "empathy; processing emotion"),
+        ("lab-a/s-client", "hindering", "1", "", "30", "too soon"),
+    ]
     done = subprocess.run(
         daq_cmd("report", str(tmp_path / "nowhere"), "--out", str(out)),
         env=clean_env(), capture_output=True, text=True, timeout=60, check=False,

@@ -18,7 +18,7 @@ from daq.export.writers import (
     write_json,
     write_table,
 )
-from daq.export.writers_sittings import sittings_tidy_table, windows_json
+from daq.export.writers_sittings import interview_table, sittings_tidy_table, windows_json
 
 DEFAULT_RATE_HZ = 10.0
 
@@ -174,6 +174,9 @@ def handle(args: argparse.Namespace) -> int:
     }
     tidy = tidy_table(result.sittings.sittings[0]) if result.sittings.single else sittings_tidy_table(result.sittings)
     written = [write_table(tidy, out, "samples", args.format, meta)]
+    answers = interview_table(result.sittings)
+    if answers is not None:
+        written.append(write_table(answers, out, "interview", args.format, meta))
     if result.grid_made:
         if wants_grid:
             written.append(write_table(resampled_table(result.grid), out, "resampled", args.format, meta))
