@@ -55,5 +55,6 @@ def handle(args: argparse.Namespace) -> int:
         raise ExportError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
     for note in result.segment_notes:
         print(f"note: {note}")
-    print(f"wrote {out} ({len(page) // 1024} KiB, {len(result.sittings.raters)} raters)")
+    count = len(result.sittings.raters)
+    print(f"wrote {out} ({len(page) // 1024} KiB, {count} rater{'' if count == 1 else 's'})")
     return 0
