@@ -365,3 +365,32 @@ def test_labels_that_collide_get_their_source(tmp_path: Path) -> None:
     write_summary(folders[1], "lab-a", folders[1].name, ["p07"], rater="observer", video=VIDEO)
     summary = export(folders, tmp_path / "out")
     assert sorted(summary["raters"]) == sorted(f"observer (lab-a/{f.name}/p07)" for f in folders)
+
+
+def test_box_means_are_the_held_signals_time_weighted_means() -> None:
+    from daq.export.lag import box_means
+    from daq.export.resample import HeldSignal, Segment
+
+    signal = HeldSignal([Segment(0.0, 1.0, 2.0), Segment(1.0, 1.5, 4.0), Segment(2.0, 3.0, 6.0)])
+    centres = np.array([0.5, 1.0, 1.75, 2.6, 5.0])
+    got = box_means(signal, centres, 1.0)
+    for centre, value in zip(centres, got, strict=True):
+        mean, covered = signal.mean_over(centre - 0.5, centre + 0.5)
+        if covered >= 0.5:
+            assert mean is not None and abs(value - mean) < 1e-12, centre
+        else:
+            assert np.isnan(value), centre
+
+
+def test_a_dials_sample_phase_is_not_taken_for_lag(tmp_path: Path) -> None:
+    """Two raters read at 20 Hz, one 11 ms past the other's readings: the lag found is the true one."""
+    lags = {"a": 0.0, "b": 1.1}
+    signal = smooth_signal(3, 180)
+    folders = []
+    for i, (label, lag) in enumerate(lags.items()):
+        folder = tmp_path / "rec" / "lab-a" / f"s-{i}"
+        write_dial_file(folder, "lab-a", f"s-{i}", "p07", rater_samples(signal, lag, 0.05, i, 180, phase=0.011 * i))
+        write_summary(folder, "lab-a", f"s-{i}", ["p07"], rater=label)
+        folders.append(folder)
+    summary = export(folders, tmp_path / "out", "--lag", "auto")
+    assert abs(summary["lag"]["raters"]["b"]["lag_s"] - 1.1) < 0.01

@@ -4,8 +4,9 @@ A rater who reacts L seconds late rates at media time t + L what the video showe
 the trace by L (its value at t becomes the rating given at t + L) puts the rating on the moment it
 is about. `--lag S` shifts every rater by S seconds. `--lag auto` estimates one lag per rater:
 
-1. Every rater's held signal (see `daq.export.resample`) is sampled every `step` seconds
-   (default 0.05) over the raters' common media span.
+1. Every rater's held signal (see `daq.export.resample`) is taken every `step` seconds (default
+   0.05) over the raters' media span, as its mean over a box as wide as the step or the dials'
+   typical reading interval, whichever is longer (at most 0.5 s; see `box_means`).
 2. All lags start at 0. In rounds (at most 10, until no lag moves by more than a tenth of a step), each
    rater in turn is compared with the mean of the others, each of those shifted by its current
    lag: the shift d (a whole number of steps within +/- max_lag) that maximises the Pearson r
@@ -40,6 +41,7 @@ DEFAULT_STEP_S = 0.05
 DEFAULT_MAX_LAG_S = 6.0
 MIN_POINTS = 20
 MAX_ROUNDS = 10
+MAX_BOX_S = 0.5
 MIN_R = 0.2  # a rater whose best r with the others is below this gives no lag (and no anchor)
 
 
@@ -51,17 +53,40 @@ class LagEstimate:
     points: int
 
 
-def sample(signal: HeldSignal, times: Vector) -> Vector:
-    """The held value at each time (NaN where there is none): `HeldSignal.value_at`, vectorised."""
+def box_means(signal: HeldSignal, centres: Vector, width: float) -> Vector:
+    """The time-weighted mean of the held signal over [c - width/2, c + width/2) around each centre.
+
+    NaN where the signal covers less than half of that. Point samples on a grid as fine as the
+    dial's own readings would put each dial's sample phase into its lag (a dial read at 0.011 s
+    past every grid point would look 0.039 s later than one read on the grid); a box mean does not.
+    """
     if not signal.segments:
-        return np.full(times.shape, np.nan)
+        return np.full(centres.shape, np.nan)
     starts = np.array([s.start for s in signal.segments])
-    ends = np.array([s.end for s in signal.segments])
+    lengths = np.array([s.end - s.start for s in signal.segments])
     values = np.array([s.value for s in signal.segments])
-    index = np.searchsorted(starts, times + EPS, side="right") - 1
-    safe = np.clip(index, 0, len(starts) - 1)
-    ok = (index >= 0) & (times <= ends[safe] + EPS)
-    return np.where(ok, values[safe], np.nan)
+    area_before = np.concatenate(([0.0], np.cumsum(values * lengths)[:-1]))
+    cover_before = np.concatenate(([0.0], np.cumsum(lengths)[:-1]))
+
+    def integrals(t: Vector) -> tuple[Vector, Vector]:
+        index = np.searchsorted(starts, t, side="right") - 1
+        safe = np.clip(index, 0, len(starts) - 1)
+        inside = np.clip(t - starts[safe], 0.0, lengths[safe])
+        area = np.where(index >= 0, area_before[safe] + values[safe] * inside, 0.0)
+        cover = np.where(index >= 0, cover_before[safe] + inside, 0.0)
+        return area, cover
+
+    area_hi, cover_hi = integrals(centres + width / 2)
+    area_lo, cover_lo = integrals(centres - width / 2)
+    covered = cover_hi - cover_lo
+    ok = covered >= width / 2
+    return np.where(ok, (area_hi - area_lo) / np.where(ok, covered, 1.0), np.nan)
+
+
+def typical_interval(signals: dict[str, HeldSignal]) -> float:
+    """The median length of the held pieces: about the dials' reading interval (at most MAX_BOX_S)."""
+    lengths = [s.end - s.start for signal in signals.values() for s in signal.segments]
+    return min(float(np.median(lengths)), MAX_BOX_S) if lengths else 0.0
 
 
 def masked_r(x: Vector, y: Vector) -> tuple[float | None, int]:
@@ -142,8 +167,10 @@ def estimate_lags(
     max_q = round(max_lag / step)
     notes: list[str] = []
 
+    width = max(step, typical_interval(signals))
+
     def trace(label: str, lag: float) -> Vector:
-        return sample(signals[label], times + lag)
+        return box_means(signals[label], times + lag, width)
 
     lags = dict.fromkeys(labels, 0.0)
     reached: dict[str, float | None] = dict.fromkeys(labels)
