@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -44,7 +45,7 @@ def therapist_samples() -> list[tuple[int, float | None, float]]:
         nonlocal t_ns
         media = start
         while media < end - 1e-9:
-            out.append((t_ns, media, round(float(signal(__import__("numpy").array([media - 1.5]))[0]), 6)))
+            out.append((t_ns, media, round(float(signal(np.array([media - 1.5]))[0]), 6)))
             t_ns += 50_000_000
             media = round(media + 0.05, 6)
 
