@@ -30,6 +30,7 @@ TIER_OF_MODULE = {
     "test_units": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
+    "test_analysis": "unit",
     "test_registries": "unit",
     "test_station_parts": "unit",
     # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
@@ -39,6 +40,7 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_sittings_e2e": "e2e",
     "test_broker_refusal": "e2e",
     "test_mqtt_layer": "e2e",
     "test_config_errors": "e2e",
@@ -59,6 +61,7 @@ TIER_OF_MODULE = {
     "test_wheel_install": "e2e",
     # browser: a real headless Chromium
     "test_watch_browser": "browser",
+    "test_report_browser": "browser",
 }
 """Every test module's tier. A new test file goes here, or collection fails. A test marked with a tier
 of its own (`@pytest.mark.e2e`) keeps it: that is how a slow test leaves a fast module's tier."""
