@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "daq.commands.devices",
     "daq.commands.watch",
     "daq.commands.export",
+    "daq.commands.rate",
+    "daq.commands.review",
     "daq.commands.lsl",
     "daq.commands.doctor",
 )
