@@ -47,7 +47,12 @@ class Codebook:
     extra: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "helpful": list(self.helpful), "hindering": list(self.hindering), "source": self.source}
+        return {
+            "name": self.name,
+            "helpful": list(self.helpful),
+            "hindering": list(self.hindering),
+            "source": self.source,
+        }
 
 
 def _tags(path: Path, data: dict[str, object], key: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ sitting of the same video can be matched to this one and `daq review` can check 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,18 +71,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError:
         return
     try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
 def with_suppress_unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def read_sitting(folder: Path) -> dict[str, Any] | None:
