@@ -157,7 +157,8 @@ async def api_settings(request: web.Request) -> web.Response:
 async def api_answer(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     body = await _body(request)
-    segment = body.get("segment") if isinstance(body.get("segment"), dict) else {}
+    raw_segment = body.get("segment")
+    segment: dict[str, Any] = raw_segment if isinstance(raw_segment, dict) else {}
     tags = body.get("tags", [])
     try:
         entry = review.interview.answer(str(body.get("key", "")), segment, body.get("text", ""), list(tags))
