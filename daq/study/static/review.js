@@ -158,6 +158,8 @@
     app.stopAt = seg.end_s;
     app.stoppedAt = null;
     app.playedFrom = from;
+    app.landedAt = null;
+    app.awaitSeek = true;
     video.currentTime = from;
     video.play().catch((err) => app.errors.push(String(err)));
   }
@@ -175,6 +177,9 @@
   }
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) video.requestVideoFrameCallback(onFrame);
   video.addEventListener("timeupdate", () => { checkStop(video.currentTime); $("now").textContent = fmt(video.currentTime); draw(); });
+  video.addEventListener("seeked", () => {
+    if (app.awaitSeek) { app.landedAt = video.currentTime; app.awaitSeek = false; }
+  });
   video.addEventListener("seeked", () => { $("now").textContent = fmt(video.currentTime); draw(); });
 
   // -- trace -----------------------------------------------------------------------------
