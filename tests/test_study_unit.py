@@ -126,6 +126,14 @@ def test_review_refuses_a_folder_that_is_not_a_session(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not a folder" in missing.stderr
 
 
+def test_the_session_still_reads_with_an_interview_beside_it(tmp_path: Path) -> None:
+    folder = tmp_path / "rec" / STATION / SESSION
+    write_dial(folder, "a", [(float(i), v) for i, v in enumerate(SERIES)])
+    Interview.open(folder, STATION, SESSION).answer("helpful:1.000-2.000", {"kind": "helpful"}, "x", [])
+    assert (folder / "interview.csv").is_file()
+    assert [d.dial for d in read_session(folder).dials] == ["a"]
+
+
 def test_interview_json_is_what_the_page_reads(tmp_path: Path) -> None:
     interview = Interview.open(tmp_path, STATION, SESSION)
     interview.answer("hindering:1.000-3.000", {"kind": "hindering"}, "x", [])

@@ -7,7 +7,7 @@
   const FRAMES_KEPT = 20000;
   const st = {
     hello: null, value: null, offsetNs: 0, bestRtt: Infinity, frames: [], sent: 0, session: null,
-    state: "waiting", done: null, errors: [], rvfc: "requestVideoFrameCallback" in HTMLVideoElement.prototype,
+    state: "waiting", done: null, stalls: 0, errors: [], rvfc: "requestVideoFrameCallback" in HTMLVideoElement.prototype,
   };
   window.rateState = st;
   let ws = null;
@@ -25,20 +25,45 @@
   }
 
   // -- the media clock ----------------------------------------------------------------------
+  // A frame is reported "playing" only when it follows the previous one on time: the first frame after
+  // play, a seek or a stall may stay on screen for a while (the decoder catching up), so it is reported
+  // "paused" there. A watchdog reports "paused" at the last frame when no frame comes for 1.5 frames.
+  let last = null; // the last presented frame: {shown (performance ms), media (s)}
+  let clockPlaying = false;
+  let lastShownAt = -Infinity;
+  function frameMs() { return (1000 * st.rate.den) / st.rate.num / (video.playbackRate || 1); }
   function onFrame(now, meta) {
-    const shown = meta.expectedDisplayTime || meta.presentationTime || now;
-    const t = serverNs(shown);
-    st.frames.push([t, frameOf(meta.mediaTime), meta.mediaTime]);
+    // display times never go backwards (a frame after a seek may carry an earlier vsync than the one before)
+    const shown = Math.max(meta.expectedDisplayTime || meta.presentationTime || now, last ? last.shown : -Infinity, lastShownAt);
+    lastShownAt = shown;
+    st.frames.push([serverNs(shown), frameOf(meta.mediaTime), meta.mediaTime]);
     if (st.frames.length > FRAMES_KEPT) st.frames.splice(0, st.frames.length - FRAMES_KEPT);
-    position(video.paused || video.seeking ? "paused" : "playing", meta.mediaTime, shown);
+    const onTime = last !== null && !video.paused && !video.seeking && meta.mediaTime > last.media &&
+      Math.abs((shown - last.shown) * (video.playbackRate || 1) - (meta.mediaTime - last.media) * 1000) <= 1.5 * frameMs();
+    last = { shown, media: meta.mediaTime };
+    clockPlaying = onTime;
+    position(onTime ? "playing" : "paused", meta.mediaTime, shown);
     video.requestVideoFrameCallback(onFrame);
   }
+  function watchdog() {
+    if (clockPlaying && last && performance.now() - last.shown > 1.5 * frameMs()) {
+      clockPlaying = false;
+      st.stalls += 1;
+      position("paused", last.media, performance.now());
+    }
+    requestAnimationFrame(watchdog);
+  }
+  requestAnimationFrame(watchdog);
   if (st.rvfc) video.requestVideoFrameCallback(onFrame);
   else st.errors.push("this browser has no requestVideoFrameCallback: use Chromium, Chrome, Edge or Safari");
-  function lastShown() { return st.frames.length ? st.frames[st.frames.length - 1][2] : video.currentTime; }
-  video.addEventListener("pause", () => { if (!video.ended) position("paused", lastShown(), performance.now()); });
-  // While a seek is under way the old frame stays on screen: hold the clock there until the new frame shows.
-  video.addEventListener("seeking", () => position("paused", lastShown(), performance.now()));
+  function held(reason) {
+    clockPlaying = false;
+    if (last) last = { shown: -Infinity, media: last.media }; // the next frame starts afresh
+    position("paused", last ? last.media : video.currentTime, performance.now());
+  }
+  video.addEventListener("pause", () => { if (!video.ended) held("pause"); });
+  // While a seek is under way the old frame stays on screen: hold the clock there until new frames come on time.
+  video.addEventListener("seeking", () => held("seek"));
   video.addEventListener("seeked", () => { if (video.paused) position("paused", video.currentTime, performance.now()); });
   video.addEventListener("ended", () => {
     send({ type: "ended", t_ns: serverNs(performance.now()) });

@@ -157,17 +157,23 @@
     const from = Math.max(0, seg.start_s - (app.settings.lead_s || 0));
     app.stopAt = seg.end_s;
     app.stoppedAt = null;
+    app.reachedAt = null;
+    app.stopping = false;
     app.playedFrom = from;
     app.landedAt = null;
     app.awaitSeek = true;
-    video.currentTime = from;
-    video.play().catch((err) => app.errors.push(String(err)));
+    video.pause();
+    video.currentTime = from; // plays once the seek has landed (the seeked handler)
   }
   function checkStop(now) {
     if (app.stopAt !== null && now >= app.stopAt - 1e-3) {
-      video.pause();
-      app.stoppedAt = video.currentTime;
+      // Played up to the end: pause, and show the frame at the segment's end exactly.
+      const end = app.stopAt;
       app.stopAt = null;
+      app.reachedAt = now;
+      app.stopping = true;
+      video.pause();
+      video.currentTime = end;
     }
   }
   function onFrame(_now, meta) {
@@ -178,7 +184,12 @@
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) video.requestVideoFrameCallback(onFrame);
   video.addEventListener("timeupdate", () => { checkStop(video.currentTime); $("now").textContent = fmt(video.currentTime); draw(); });
   video.addEventListener("seeked", () => {
-    if (app.awaitSeek) { app.landedAt = video.currentTime; app.awaitSeek = false; }
+    if (app.stopping) { app.stopping = false; app.stoppedAt = video.currentTime; }
+    if (app.awaitSeek) {
+      app.landedAt = video.currentTime;
+      app.awaitSeek = false;
+      video.play().catch((err) => app.errors.push(String(err)));
+    }
   });
   video.addEventListener("seeked", () => { $("now").textContent = fmt(video.currentTime); draw(); });
 
