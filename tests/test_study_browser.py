@@ -93,7 +93,7 @@ def browser_context(pw: Any, tmp_path: Path) -> BrowserContext:
         executable_path=CHROMIUM,
         headless=True,
         args=[*CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"],
-        viewport={"width": 1100, "height": 720},
+        viewport={"width": 1280, "height": 800},
     )
     return context
 
@@ -310,6 +310,7 @@ def interview(page: Page, tmp_path: Path, folder: Path, procs: list[subprocess.P
     second.locator("input[value='listening']").check()
     wait_js(page, "window.reviewState.pending === 0 && window.reviewState.saves >= 3", "the answer to be saved")
     assert page.inner_text("#saved") == "all saved"
+    page.evaluate("window.scrollTo(0, 0)")
     shoot(page, tmp_path, "review.png")
     os.kill(review.pid, signal.SIGKILL)
     review.wait(10)

@@ -134,6 +134,28 @@ def test_the_session_still_reads_with_an_interview_beside_it(tmp_path: Path) -> 
     assert [d.dial for d in read_session(folder).dials] == ["a"]
 
 
+def test_export_carries_the_interview_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "rec" / STATION / SESSION
+    write_dial(folder, "a", [(float(i), v) for i, v in enumerate(SERIES)])
+    segment = {
+        "kind": "helpful",
+        "rank": 1,
+        "start_s": 2.0,
+        "end_s": 4.0,
+        "start_timecode": "00:00:02:00",
+        "end_timecode": "00:00:04:00",
+        "mean": 8.5,
+    }
+    Interview.open(folder, STATION, SESSION).answer(segment_key("helpful", 2.0, 4.0), segment, "ok", ["empathy"])
+    out = subprocess.run(
+        daq_cmd("export", str(folder), "--segments", "1", "--window", "2", "--rate", "1", "--out", str(tmp_path / "x")),
+        env=clean_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = (tmp_path / "x" / "interview.csv").read_text().splitlines()
+    assert rows[1].startswith("helpful,1,2.0,4.0,00:00:02:00,00:00:04:00,8.5,0.0,empathy,ok,")
+
+
 def test_interview_json_is_what_the_page_reads(tmp_path: Path) -> None:
     interview = Interview.open(tmp_path, STATION, SESSION)
     interview.answer("hindering:1.000-3.000", {"kind": "hindering"}, "x", [])

@@ -18,6 +18,7 @@ from daq.export.writers import (
     write_json,
     write_table,
 )
+from daq.study.interview import export_interview
 
 DEFAULT_RATE_HZ = 10.0
 
@@ -126,6 +127,9 @@ def handle(args: argparse.Namespace) -> int:
                     f"  {w.target:<12} {w.kind:<9} #{w.rank}  {w.start_timecode or f'{w.start_s:.3f}'}"
                     f" .. {w.end_timecode or f'{w.end_s:.3f}'}  ({w.start_s:.3f}-{w.end_s:.3f} s)  mean {w.mean:.3f}"
                 )
+    interview = export_interview(folder, out)  # the answers of `daq review`, beside the segments
+    if interview is not None:
+        written.append(interview)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -133,3 +133,13 @@ class Interview:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def export_interview(folder: Path, out: Path) -> Path | None:
+    """`daq export`: the session's interview answers (if any) as `<out>/interview.csv`, with their timecodes."""
+    if not (folder / JSON_FILE).is_file() or out.resolve() == folder.resolve():
+        return None
+    interview = Interview.open(folder, "", "")
+    path = out / CSV_FILE
+    write_text_atomic(path, interview.csv_text())
+    return path

@@ -80,7 +80,7 @@
       head.append(play, title, when, mean);
       const answer = app.answers[seg.key] || {};
       const text = document.createElement("textarea");
-      text.rows = 3;
+      text.rows = 2;
       text.placeholder = "what was happening, and why did it help or hinder?";
       text.setAttribute("aria-label", `answer for segment ${i + 1}`);
       text.value = answer.text || "";
