@@ -156,6 +156,19 @@ def test_export_carries_the_interview_rows(tmp_path: Path) -> None:
     assert rows[1].startswith("helpful,1,2.0,4.0,00:00:02:00,00:00:04:00,8.5,0.0,empathy,ok,")
 
 
+def test_rate_refuses_a_video_that_is_not_the_earlier_sittings(tmp_path: Path) -> None:
+    one, other = tmp_path / "one.webm", tmp_path / "other.webm"
+    one.write_bytes(b"video one")
+    other.write_bytes(b"video two!")
+    write_json_atomic(tmp_path / SITTING_FILE, {"video": video_id(one).as_json()})
+    out = subprocess.run(
+        daq_cmd("rate", "--video", str(other), "--same-as", str(tmp_path), "--simulate", "--no-open", "--port", "0"),
+        env=clean_env(), capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "not the video of the session" in out.stderr and "one.webm" in out.stderr
+
+
 def test_interview_json_is_what_the_page_reads(tmp_path: Path) -> None:
     interview = Interview.open(tmp_path, STATION, SESSION)
     interview.answer("hindering:1.000-3.000", {"kind": "hindering"}, "x", [])

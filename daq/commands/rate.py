@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--dial", help="the dial the rater turns (default: the config's only or first dial)")
     parser.add_argument("--rater", default="rater", help="who rates: client, therapist, observer-1 ... (default rater)")
     parser.add_argument("--dimension", help="what is rated (default: the dial's scale unit, else 'rating')")
+    parser.add_argument(
+        "--same-as",
+        type=Path,
+        metavar="SESSION_DIR",
+        help="an earlier sitting of this video: refuse a video whose sha256 differs from the one it rated",
+    )
     parser.add_argument("--simulate", action="store_true", help="a simulated dial instead of the config's")
     parser.add_argument("--out", type=Path, default=Path("recordings"), help="recordings folder (default recordings)")
     parser.add_argument("--fps", help="the video's frame rate label, e.g. 25 or 29.97 (default: ffprobe, else 25)")
@@ -128,7 +134,7 @@ def handle(args: argparse.Namespace) -> int:
             raise MissingExtraError("aiohttp", "watch", "daq rate") from None
         raise
     from daq.station import Station
-    from daq.study.sitting import video_id
+    from daq.study.sitting import check_video, read_sitting, video_id
     from daq.study.sitting_recorder import SittingRecorder
 
     video: Path = args.video
@@ -138,6 +144,13 @@ def handle(args: argparse.Namespace) -> int:
     print(f"daq rate: hashing {video} ...", flush=True)
     identity = video_id(video)
     video_path = video.resolve()
+    if args.same_as is not None:
+        earlier = read_sitting(args.same_as)
+        if earlier is None:
+            raise FatalError(f"--same-as {args.same_as}: no sitting.json there (not a session of daq rate)")
+        mismatch = check_video(earlier, identity)
+        if mismatch is not None:
+            raise FatalError(f"--same-as {args.same_as}: {mismatch}")
     configured = (
         config_data_from_args(argparse.Namespace(config=args.config, broker=None, root=None, mqtt_protocol=None))
         .get("broker", {})

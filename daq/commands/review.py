@@ -75,7 +75,10 @@ def handle(args: argparse.Namespace) -> int:
             if sitting is None or not (sitting.get("video") or {}).get("sha256"):
                 note = "the session recorded no video hash (not a daq rate sitting): the video could not be checked"
                 print(f"daq review: note: {note}", file=sys.stderr, flush=True)
-    review = server.Review(session, grid, interview, codebook, video, note, ok, sitting)
+    # The sitting's own dial when the session holds others too (as `daq export --segments-of DIAL`).
+    rated = str((sitting or {}).get("dial") or "")
+    target = rated if len(grid.dials) > 1 and rated in grid.values else "mean"
+    review = server.Review(session, grid, interview, codebook, video, note, ok, sitting, target)
 
     def ready(bound: list[tuple[str, int]]) -> None:
         for host, port in bound:

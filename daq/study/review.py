@@ -42,13 +42,14 @@ class Review:
     video_note: str  # what the page says about the video ("" when it plays)
     video_ok: bool
     sitting: dict[str, Any] | None
+    target: str = "mean"  # the dial whose segments are found, or the group mean
 
     def settings(self) -> dict[str, float]:
         return {**DEFAULTS, **self.interview.settings}
 
     def segments(self, settings: dict[str, float]) -> list[dict[str, Any]]:
         windows = pick_segments(
-            self.grid, int(settings["count"]), settings["window_s"], settings["gap_s"], settings["lag_s"]
+            self.grid, int(settings["count"]), settings["window_s"], settings["gap_s"], settings["lag_s"], self.target
         )
         return [segment_json(w) for w in windows]
 
@@ -67,7 +68,8 @@ class Review:
             "dials": self.grid.dials,
             "scale": scale,
             "sitting": self.sitting,
-            "trace": {"step": self.grid.step, "starts": self.grid.starts, "mean": self.grid.group_mean()},
+            "target": self.target,
+            "trace": {"step": self.grid.step, "starts": self.grid.starts, "mean": self.grid.series(self.target)},
             "codebook": self.codebook.as_json(),
             "settings": settings,
             "segments": segments,

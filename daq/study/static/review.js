@@ -286,7 +286,8 @@
     app.answers = data.answers || {};
     const sit = data.sitting || {};
     $("who").textContent = `${data.station} / ${data.session}` + (sit.rater ? ` · rater ${sit.rater}` : "") +
-      (sit.dimension ? ` · ${sit.dimension}` : "") + ` · ${data.codebook.name}`;
+      (sit.dimension ? ` · ${sit.dimension}` : "") +
+      ` · segments of ${data.target === "mean" ? "the group mean" : "dial " + data.target} · ${data.codebook.name}`;
     for (const k of SETTINGS) {
       const input = $("set-" + k);
       input.value = data.settings[k];
