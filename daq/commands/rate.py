@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--broker", metavar="URL", help="use this broker (default: the config's, localhost, else embedded)"
     )
+    parser.add_argument("--embedded", action="store_true", help="always start the embedded broker")
     parser.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), help="MQTT protocol version of --broker")
     parser.add_argument("--station", help="station id (default: the config's, else the host name)")
     parser.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
@@ -159,9 +160,9 @@ def handle(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         embedded: EmbeddedBroker | None = None
-        url, protocol = args.broker or configured, args.mqtt_protocol
+        url, protocol = (None, None) if args.embedded else (args.broker or configured, args.mqtt_protocol)
         if url is None:
-            if is_listening("127.0.0.1", 1883):
+            if not args.embedded and is_listening("127.0.0.1", 1883):
                 url = "mqtt://127.0.0.1:1883"
                 print("daq rate: using the broker on localhost:1883", flush=True)
             else:
