@@ -301,12 +301,23 @@ def interview(page: Page, tmp_path: Path, folder: Path, procs: list[subprocess.P
     page.locator("body").click(position={"x": 5, "y": 5})  # focus off the button: keys go to the page
     played(3, lambda: page.keyboard.press("4"))  # number keys pick a segment
     assert page.evaluate("window.reviewState.selected") == 3
+    # The keyboard alone: space plays and pauses, an arrow steps 1 s.
+    video = "document.getElementById('video')"
+    page.keyboard.press(" ")
+    wait_js(page, f"!{video}.paused", "space to play")
+    page.keyboard.press(" ")
+    wait_js(page, f"{video}.paused", "space to pause")
+    before = page.evaluate(f"{video}.currentTime")
+    page.keyboard.press("ArrowRight")
+    wait_js(page, f"!{video}.seeking && Math.abs({video}.currentTime - {before} - 1) < 0.01", "→ to step 1 s")
 
     # An answer with two tags, saved on every change; the server killed; started again; the page reloaded.
     second = items.nth(1)
     second.locator("textarea").click()
     second.locator("textarea").press_sequentially("the therapist named what I felt", delay=5)
-    second.locator("input[value='empathy']").check()
+    second.locator("input[value='empathy']").focus()
+    page.keyboard.press(" ")  # space ticks a focused tag
+    page.keyboard.press("Escape")
     second.locator("input[value='listening']").check()
     wait_js(page, "window.reviewState.pending === 0 && window.reviewState.saves >= 3", "the answer to be saved")
     assert page.inner_text("#saved") == "all saved"

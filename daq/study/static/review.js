@@ -262,6 +262,11 @@
       if (ev.key === "Escape") ev.target.blur();
       return;
     }
+    // On a tag's checkbox, space ticks it (as everywhere); Esc leaves it, so space plays again.
+    if (ev.target instanceof HTMLInputElement && ev.target.type === "checkbox") {
+      if (ev.key === "Escape") ev.target.blur();
+      if (ev.key === " ") return;
+    }
     if (ev.key === " ") {
       ev.preventDefault();
       if (!app.data.video.ok) return;
