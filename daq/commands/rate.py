@@ -211,6 +211,7 @@ def handle(args: argparse.Namespace) -> int:
             raise FatalError(f"cannot serve the page on {args.host}:{args.port}: {exc}")
         if not sitting.finished.is_set() and sitting.session is not None:
             await station.control.handle("session.stop", {})
+            sitting.state = "ended"
             print(f"daq rate: stopped by the researcher: session {sitting.session} stopped", flush=True)
         expected = {d: p.seq for d, p in station.pipelines.items()}
         await asyncio.sleep(0.5)  # the page sees "done" before the server goes

@@ -54,7 +54,7 @@ class Sitting:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     session: str | None = None
     folder: Path | None = None
-    state: str = "waiting"  # waiting, playing, paused, ended
+    state: str = "waiting"  # waiting, playing, paused, gone (no page), ended
     listeners: set[asyncio.Queue[bytes]] = field(default_factory=set)
 
     @property
@@ -116,6 +116,14 @@ class Sitting:
         self.state = "playing"
         print(f"daq rate: session {self.session} started; recording into {self.folder}", flush=True)
         self.broadcast({"type": "session", "session": self.session, "state": self.state})
+
+    async def page_gone(self) -> None:
+        """The last page closed mid-sitting: nobody sees the video, so the clock has no position until a page plays."""
+        if self.session is None or self.state in ("ended", "gone"):
+            return
+        await self.position({"state": "stopped", "t_ns": self.station.read_clock.now_ns()})
+        self.state = "gone"
+        print(f"daq rate: the page closed: session {self.session} goes on, without a media position", flush=True)
 
     async def ended(self, body: dict[str, Any]) -> None:
         if self.session is None or self.state == "ended":
@@ -186,6 +194,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 await sitting.ended(body)
     finally:
         sitting.listeners.discard(queue)
+        if not sitting.listeners:
+            await sitting.page_gone()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
     return ws
