@@ -4,5 +4,6 @@
 - `picks`: the segments to ask about, from `daq.export.segments`, with a minimum gap and a reaction-lag shift;
 - `interview`: the answers, saved atomically to `<session>/interview.json` and `interview.csv`;
 - `sitting`: the video's identity (file, size, sha256) and the sitting's `sitting.json` in the session folder;
+- `sitting_recorder`: the recorder of a sitting (only the session's samples);
 - `review`: the interview page's web server; `rate`: the sitting page's web server and station glue.
 """
