@@ -233,6 +233,11 @@
     ctx.stroke();
     ctx.fillStyle = "#555";
     ctx.font = "11px sans-serif";
+    const labels = scale.labels || {};
+    const named = (v) => labels[String(v)] || labels[String(Number(v).toFixed(1))] || String(Math.round(v * 100) / 100);
+    const top = named(hi), bottom = named(lo);
+    ctx.fillText(top, w - ctx.measureText(top).width - 2, 12);
+    ctx.fillText(bottom, w - ctx.measureText(bottom).width - 2, h - 16);
     ctx.fillText(fmt(t0), 2, h - 2);
     const end = fmt(t1);
     ctx.fillText(end, w - ctx.measureText(end).width - 2, h - 2);
