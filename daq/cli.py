@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "daq.commands.watch",
     "daq.commands.export",
     "daq.commands.report",
+    "daq.commands.rate",
+    "daq.commands.review",
     "daq.commands.lsl",
     "daq.commands.doctor",
 )

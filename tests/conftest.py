@@ -30,6 +30,7 @@ TIER_OF_MODULE = {
     "test_units": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
+    "test_study_unit": "unit",
     "test_analysis": "unit",
     "test_registries": "unit",
     "test_station_parts": "unit",
@@ -40,6 +41,7 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_rate_ws": "e2e",
     "test_sittings_e2e": "e2e",
     "test_broker_refusal": "e2e",
     "test_mqtt_layer": "e2e",
@@ -62,6 +64,7 @@ TIER_OF_MODULE = {
     # browser: a real headless Chromium
     "test_watch_browser": "browser",
     "test_report_browser": "browser",
+    "test_study_browser": "browser",
 }
 """Every test module's tier. A new test file goes here, or collection fails. A test marked with a tier
 of its own (`@pytest.mark.e2e`) keeps it: that is how a slow test leaves a fast module's tier."""

@@ -116,7 +116,7 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     with (tmp_path / "export" / "interview.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["sitting"], r["kind"], r["rank"], r["start_timecode"], r["start_s"], r["tags"]) for r in rows] == [
-        ("lab-a/s-client", "helpful", "1", "00:01:10:00", "", "empathy; processing emotion"),
+        ("lab-a/s-client", "helpful", "1", "00:01:10:00", "", "empathy;processing emotion"),
         ("lab-a/s-client", "hindering", "1", "", "30", "too soon"),
     ]
     done = subprocess.run(

@@ -16,6 +16,7 @@ from typing import Any
 from daq.exceptions import FatalError
 
 REQUIRED = ("boot", "seq", "t_ns", "media_s", "timecode", "frame", "value", "raw")
+NOT_DIAL_FILES = frozenset({"interview.csv"})  # `daq review` writes it into the session folder
 
 
 class ExportError(FatalError):
@@ -160,7 +161,7 @@ def read_session(folder: Path) -> SessionRecording:
     """Read every `<dial>.csv` in a session folder (`<out>/<station>/<session>/`), sorted by dial id."""
     if not folder.is_dir():
         raise ExportError(f"{folder}: not a folder; give a session folder <out>/<station>/<session>/")
-    files = sorted(p for p in folder.glob("*.csv") if p.is_file())
+    files = sorted(p for p in folder.glob("*.csv") if p.is_file() and p.name not in NOT_DIAL_FILES)
     dials = [read_dial_file(p) for p in files]
     dials = [d for d in dials if d.header or d.rows]
     if not dials:

@@ -104,6 +104,9 @@ def interview(session: SessionRecording) -> list[dict[str, Any]]:
             if isinstance(data.get(key), list):
                 data = data[key]
                 break
+            if isinstance(data.get(key), dict):  # `daq review`'s file: answers keyed by segment
+                data = list(data[key].values())
+                break
         else:
             data = [v for v in data.values() if isinstance(v, dict)]
     return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []

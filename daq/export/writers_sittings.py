@@ -52,6 +52,7 @@ def windows_json(windows: Sequence[Window]) -> list[dict[str, Any]]:
     ]
 
 
+# `daq review`'s interview.csv columns (daq.study.interview.CSV_COLUMNS), after the sitting they belong to.
 INTERVIEW_COLUMNS: list[tuple[str, ColumnType]] = [
     ("sitting", "string"),
     ("kind", "string"),
@@ -60,8 +61,11 @@ INTERVIEW_COLUMNS: list[tuple[str, ColumnType]] = [
     ("end_s", "float64"),
     ("start_timecode", "string"),
     ("end_timecode", "string"),
+    ("mean", "float64"),
+    ("lag_s", "float64"),
     ("tags", "string"),
-    ("answer", "string"),
+    ("text", "string"),
+    ("updated_utc", "string"),
 ]
 
 
@@ -73,7 +77,7 @@ def interview_table(sittings: Sittings) -> Table | None:
     """The answers of every sitting's `interview.json` (see `daq.export.report_data`), or None without any."""
     rows: list[list[Any]] = []
     for sitting, answers in interviews(sittings.sittings):
-        for a in answers:
+        for a in sorted(answers, key=lambda a: (_float(a.get("start_s")) or 0.0, str(a.get("kind")))):
             tags = a.get("tags", a.get("categories", []))
             rank = a.get("rank")
             rows.append(
@@ -85,8 +89,11 @@ def interview_table(sittings: Sittings) -> Table | None:
                     _float(a.get("end_s")),
                     str(a.get("start_timecode") or "") or None,
                     str(a.get("end_timecode") or "") or None,
-                    "; ".join(map(str, tags)) if isinstance(tags, list) else str(tags),
-                    str(a.get("answer", a.get("text", ""))),
+                    _float(a.get("mean")),
+                    _float(a.get("lag_s")),
+                    ";".join(map(str, tags)) if isinstance(tags, list) else str(tags),
+                    str(a.get("text", a.get("answer", ""))),
+                    str(a.get("updated_utc") or "") or None,
                 ]
             )
     return Table(list(INTERVIEW_COLUMNS), rows) if rows else None
