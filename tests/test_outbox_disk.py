@@ -60,6 +60,11 @@ def disk_full(fd: int, data: bytes) -> int:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+def kinds(events: list[Event]) -> list[str]:
+    """The kinds of these events, without the rate-limited `outbox.dropped` counts."""
+    return [kind for kind, _, _ in events if kind != "outbox.dropped"]
+
+
 def events_sink() -> tuple[list[Event], EventSink]:
     events: list[Event] = []
     return events, lambda kind, message, data: events.append((kind, message, data))
@@ -264,15 +269,18 @@ def test_drop_oldest_deletes_oldest_unsent_counts_them_and_says_so_once(tmp_path
     put_many(box, 1000)
     assert box.bytes_on_disk <= 40_000
     assert box.dropped > 0 and box.depth + box.dropped == 1000
-    assert [k for k, _, _ in events] == ["outbox.full"]
+    assert kinds(events) == ["outbox.full"]
     _kind, message, data = events[0]
     assert str(tmp_path / "ob") in message and data["policy"] == "drop-oldest"
     got = drain(box)
     assert [e.id for e in got] == list(range(1001 - len(got), 1001))  # the newest survive
-    assert [k for k, _, _ in events] == ["outbox.full", "outbox.ok"]
+    assert kinds(events) == ["outbox.full", "outbox.ok"]
     put_many(box, 1000, start=1000)
-    assert [k for k, _, _ in events] == ["outbox.full", "outbox.ok", "outbox.full"]
+    assert kinds(events) == ["outbox.full", "outbox.ok", "outbox.full"]
     box.close()
+    dropped = [data for kind, _, data in events if kind == "outbox.dropped"]
+    assert dropped[0]["records"] == dropped[0]["total"] > 0  # the first drop is said at once
+    assert sum(d["records"] for d in dropped) == dropped[-1]["total"] == box.dropped  # and all are said
 
 
 def test_refuse_new_drops_new_samples_and_counts_them(tmp_path: Path) -> None:
@@ -281,11 +289,13 @@ def test_refuse_new_drops_new_samples_and_counts_them(tmp_path: Path) -> None:
     put_many(box, 1000)
     kept = box.pending
     assert box.dropped == 1000 - kept and box.bytes_on_disk <= 40_000
-    assert [k for k, _, _ in events] == ["outbox.full"]
+    assert kinds(events) == ["outbox.full"]
     got = drain(box)
     assert [e.id for e in got] == list(range(1, kept + 1))  # the oldest are kept
-    assert [k for k, _, _ in events] == ["outbox.full", "outbox.ok"]
+    assert kinds(events) == ["outbox.full", "outbox.ok"]
     box.close()
+    dropped = [data for kind, _, data in events if kind == "outbox.dropped"]
+    assert sum(d["records"] for d in dropped) == box.dropped and dropped[0]["policy"] == "refuse-new"
 
 
 def test_drop_oldest_while_backlog_and_requeued_entries_wait(tmp_path: Path) -> None:

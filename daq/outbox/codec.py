@@ -1,8 +1,16 @@
-"""The disk outbox's record format: encode one record, find whole records, scan a torn segment.
+"""The disk outbox's record format: encode one record, find whole records, scan a segment past damage.
 
-A record is `crc32 u32 | body length u32 | id u64 | dial length u16 | topic length u16 | dial
-| topic | payload` (little-endian); the CRC covers everything after itself, so a torn tail
-(power loss) is found and cut at start-up. Ids are consecutive within a segment.
+Format 2 (written since issue 13): a segment starts with the 8-byte header `SEG_HEADER` (a magic
+and the format version), then records `magic 4 bytes | crc32 u32 | body length u32 | id u64 |
+dial length u16 | topic length u16 | dial | topic | payload` (little-endian). The CRC covers
+everything after itself. Ids are consecutive within a segment. A damaged record (flipped bytes,
+a torn tail) fails its CRC; `scan` then looks for the next record magic whose record is whole,
+passes its CRC and has a later id, and goes on from there: every intact record after the damage
+is kept, and the ids in between are what was lost.
+
+Format 1 (before issue 13): no segment header, records without the magic. Such segments are
+still read; a damaged record in one ends it (there is no magic to resync on), and the records
+after it are reported lost.
 """
 
 from __future__ import annotations
@@ -10,11 +18,32 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-HEAD = struct.Struct("<IIQHH")  # crc32, body length, id, dial length, topic length
+SEG_HEADER = b"DQOBX\x00\x00\x02"  # magic + format version 2
+MAGIC = b"\xd1\xa1\r\x5a"  # a record's start (CR: never raw in a JSON payload)
 _HEAD_NOCRC = struct.Struct("<IQHH")
 _CRC = struct.Struct("<I")
 READ_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """Where a format's records start and what their header is: (magic, crc, length, id, dial len, topic len)."""
+
+    version: int
+    head: struct.Struct
+    magic: bytes  # b"" in format 1
+    crc_from: int  # offset in a record where the CRC'd bytes start
+    data_start: int  # offset in a segment of its first record
+
+
+V1 = Format(1, struct.Struct("<0sIIQHH"), b"", 4, 0)
+V2 = Format(2, struct.Struct("<4sIIQHH"), MAGIC, 8, len(SEG_HEADER))
+HEAD = V2.head
+MIN_RECORD = V1.head.size  # no record of any format is smaller
 
 
 class Names:
@@ -35,48 +64,141 @@ class Names:
     def decode(self, raw: bytes) -> str:
         name = self.decoded.get(raw)
         if name is None:
-            name = self.decoded[raw] = raw.decode()
+            name = self.decoded[raw] = raw.decode(errors="replace")
         return name
 
 
 def encode(ident: int, dial_b: bytes, topic_b: bytes, body: bytes) -> bytes:
-    """The record of id `ident`; `body` is `dial_b + topic_b + payload`."""
+    """The format-2 record of id `ident`; `body` is `dial_b + topic_b + payload`."""
     head = _HEAD_NOCRC.pack(len(body), ident, len(dial_b), len(topic_b))
-    return b"".join((_CRC.pack(zlib.crc32(body, zlib.crc32(head))), head, body))
+    return b"".join((MAGIC, _CRC.pack(zlib.crc32(body, zlib.crc32(head))), head, body))
 
 
-def whole_record(buf: bytes, pos: int) -> bool:
+def whole_record(buf: bytes, pos: int, fmt: Format = V2) -> bool:
     """Does `buf` hold the whole record starting at `pos`?"""
-    return pos >= 0 and pos + HEAD.size <= len(buf) and pos + HEAD.size + HEAD.unpack_from(buf, pos)[1] <= len(buf)
+    head = fmt.head
+    return pos >= 0 and pos + head.size <= len(buf) and pos + head.size + head.unpack_from(buf, pos)[2] <= len(buf)
 
 
-def read_record_chunk(fd: int, start: int, end: int) -> bytes:
+def read_record_chunk(fd: int, start: int, end: int, fmt: Format = V2) -> bytes:
     """Bytes from `start` (a record boundary) up to `end`: a chunk, or at least one whole record."""
+    head = fmt.head
     buf = os.pread(fd, min(READ_CHUNK, end - start), start)
-    if len(buf) >= HEAD.size:
-        need = HEAD.size + HEAD.unpack_from(buf, 0)[1]
+    if len(buf) >= head.size:
+        need = head.size + head.unpack_from(buf, 0)[2]
         if len(buf) < need <= end - start:
             buf = os.pread(fd, need, start)
     return buf
 
 
-def scan(fd: int, first: int) -> tuple[int, int]:
-    """The valid records of an unsealed segment: (count, bytes). Stops at the first bad one."""
-    count = 0
-    offset = 0
-    end = os.fstat(fd).st_size
-    while offset < end:
-        buf = read_record_chunk(fd, offset, end)
-        if not whole_record(buf, 0):
-            break
-        view = memoryview(buf)
-        pos = 0
-        while whole_record(buf, pos):
-            crc, length, ident, dial_len, topic_len = HEAD.unpack_from(buf, pos)
-            stop = pos + HEAD.size + length
-            if ident != first + count or dial_len + topic_len > length or zlib.crc32(view[pos + 4 : stop]) != crc:
-                return count, offset + pos
-            count += 1
-            pos = stop
-        offset += pos
-    return count, offset
+def detect(buf: bytes) -> Format:
+    """The format of a segment whose bytes are `buf`: 2 unless it starts with a valid format-1 record."""
+    if buf[: len(SEG_HEADER)] == SEG_HEADER:
+        return V2
+    if record_end(buf, memoryview(buf), 0, V1) > 0:
+        return V1
+    return V2  # a damaged header: the records still resync on their magic
+
+
+def record_end(buf: bytes, view: memoryview, pos: int, fmt: Format) -> int:
+    """The end of a whole, valid record at `pos`, or -1."""
+    head = fmt.head
+    if pos + head.size > len(buf):
+        return -1
+    magic, crc, length, _ident, dial_len, topic_len = head.unpack_from(buf, pos)
+    end = pos + head.size + length
+    if magic != fmt.magic or end > len(buf) or dial_len + topic_len > length:
+        return -1
+    return end if zlib.crc32(view[pos + fmt.crc_from : end]) == crc else -1
+
+
+@dataclass(slots=True)
+class Run:
+    """Valid records with consecutive ids `first`..: bytes [start, end) of a segment."""
+
+    start: int
+    end: int
+    first: int
+    count: int
+    left: int = 0  # of them not acked yet (set at start-up)
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What a scan of one segment found."""
+
+    fmt: Format
+    runs: list[Run] = field(default_factory=list)
+    last_id: int = 0  # the id of the last valid record (0: none)
+    valid_end: int = 0  # the end of the last valid record
+    damaged_bytes: int = 0  # bytes skipped between valid records
+    dials: Counter[bytes] = field(default_factory=Counter)  # records per dial name, not counting `skip`
+    first_payload: bytes | None = None  # of the first valid record not in `skip`
+    last_payload: bytes | None = None
+
+    @property
+    def found(self) -> int:
+        return sum(run.count for run in self.runs)
+
+
+def scan(buf: bytes, first: int, count: int | None, skip: bytearray | None = None) -> ScanResult:
+    """The valid records of a segment's bytes `buf` whose ids are `first`..`first + count - 1`
+    (`count` None: not known, a segment not sealed). Damage is skipped (format 2: on to the next
+    record magic); `skip[i]` set: record `first + i` is acked (not counted in `dials`)."""
+    fmt = detect(buf)
+    head = fmt.head
+    head_size = head.size
+    view = memoryview(buf)
+    out = ScanResult(fmt)
+    size = len(buf)
+    limit = first + count if count is not None else 1 << 64
+    pos = fmt.data_start if buf[: fmt.data_start] == SEG_HEADER else 0
+    expect = first
+    run: Run | None = None
+    dials = out.dials
+    while pos + head_size <= size:
+        end = record_end(buf, view, pos, fmt)
+        ident = head.unpack_from(buf, pos)[3] if end > 0 else 0
+        if end < 0 or not expect <= ident < limit:
+            if fmt is V1:
+                break
+            nxt = buf.find(MAGIC, pos + 1)
+            if nxt < 0:
+                break
+            out.damaged_bytes += nxt - pos
+            pos = nxt
+            run = None
+            continue
+        if run is None or ident != expect:
+            run = Run(pos, end, ident, 0)
+            out.runs.append(run)
+        run.end = end
+        run.count += 1
+        _m, _c, _l, _i, dial_len, topic_len = head.unpack_from(buf, pos)
+        if skip is None or not (0 <= ident - first < len(skip) and skip[ident - first]):
+            at = pos + head_size
+            dials[buf[at : at + dial_len]] += 1
+            payload = buf[at + dial_len + topic_len : end]
+            if out.first_payload is None:
+                out.first_payload = payload
+            out.last_payload = payload
+        expect = ident + 1
+        out.last_id = ident
+        out.valid_end = end
+        pos = end
+    if out.valid_end == 0:
+        out.valid_end = min(size, fmt.data_start)
+    return out
+
+
+def records(buf: bytes, fmt: Format, runs: list[Run]) -> Iterator[tuple[int, bytes, bytes, int]]:
+    """(id, dial, payload, record size) of every record in `runs` (found by `scan` in `buf`)."""
+    head = fmt.head
+    for run in runs:
+        pos = run.start
+        while pos < run.end:
+            _m, _c, length, ident, dial_len, topic_len = head.unpack_from(buf, pos)
+            at = pos + head.size
+            end = at + length
+            yield ident, buf[at : at + dial_len], buf[at + dial_len + topic_len : end], end - pos
+            pos = end
