@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "daq.commands.export",
     "daq.commands.lsl",
     "daq.commands.doctor",
+    "daq.commands.outbox",
 )
 
 EXIT_USAGE = 2
