@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -132,7 +131,7 @@ class ScanResult:
     last_id: int = 0  # the id of the last valid record (0: none)
     valid_end: int = 0  # the end of the last valid record
     damaged_bytes: int = 0  # bytes skipped between valid records
-    dials: Counter[bytes] = field(default_factory=Counter)  # records per dial name, not counting `skip`
+    dials: set[bytes] = field(default_factory=set)  # dial names of the records not in `skip`
     first_payload: bytes | None = None  # of the first valid record not in `skip`
     last_payload: bytes | None = None
 
@@ -144,22 +143,34 @@ class ScanResult:
 def scan(buf: bytes, first: int, count: int | None, skip: bytearray | None = None) -> ScanResult:
     """The valid records of a segment's bytes `buf` whose ids are `first`..`first + count - 1`
     (`count` None: not known, a segment not sealed). Damage is skipped (format 2: on to the next
-    record magic); `skip[i]` set: record `first + i` is acked (not counted in `dials`)."""
+    record magic); `skip[i]` set: record `first + i` is acked (not in `dials` nor the payloads)."""
     fmt = detect(buf)
     head = fmt.head
+    unpack = head.unpack_from
     head_size = head.size
+    magic_ok, crc_from = fmt.magic, fmt.crc_from
+    crc32 = zlib.crc32
     view = memoryview(buf)
     out = ScanResult(fmt)
+    runs, dials = out.runs, out.dials
     size = len(buf)
     limit = first + count if count is not None else 1 << 64
+    skip = skip if skip is not None else bytearray()
+    n_skip = len(skip)
     pos = fmt.data_start if buf[: fmt.data_start] == SEG_HEADER else 0
     expect = first
     run: Run | None = None
-    dials = out.dials
+    first_at = last_at = -1  # the first and last record not skipped
     while pos + head_size <= size:
-        end = record_end(buf, view, pos, fmt)
-        ident = head.unpack_from(buf, pos)[3] if end > 0 else 0
-        if end < 0 or not expect <= ident < limit:
+        magic, crc, length, ident, dial_len, topic_len = unpack(buf, pos)
+        end = pos + head_size + length
+        if (
+            magic != magic_ok
+            or end > size
+            or dial_len + topic_len > length
+            or not expect <= ident < limit
+            or crc32(view[pos + crc_from : end]) != crc
+        ):
             if fmt is V1:
                 break
             nxt = buf.find(MAGIC, pos + 1)
@@ -171,23 +182,27 @@ def scan(buf: bytes, first: int, count: int | None, skip: bytearray | None = Non
             continue
         if run is None or ident != expect:
             run = Run(pos, end, ident, 0)
-            out.runs.append(run)
+            runs.append(run)
         run.end = end
         run.count += 1
-        _m, _c, _l, _i, dial_len, topic_len = head.unpack_from(buf, pos)
-        if skip is None or not (0 <= ident - first < len(skip) and skip[ident - first]):
+        i = ident - first
+        if i >= n_skip or not skip[i]:
             at = pos + head_size
-            dials[buf[at : at + dial_len]] += 1
-            payload = buf[at + dial_len + topic_len : end]
-            if out.first_payload is None:
-                out.first_payload = payload
-            out.last_payload = payload
+            dials.add(buf[at : at + dial_len])
+            if first_at < 0:
+                first_at = pos
+            last_at = pos
         expect = ident + 1
-        out.last_id = ident
-        out.valid_end = end
         pos = end
-    if out.valid_end == 0:
+    if runs:
+        out.last_id = expect - 1
+        out.valid_end = runs[-1].end
+    else:
         out.valid_end = min(size, fmt.data_start)
+    for at, name in ((first_at, "first_payload"), (last_at, "last_payload")):
+        if at >= 0:
+            _m, _c, length, _i, dial_len, topic_len = unpack(buf, at)
+            setattr(out, name, buf[at + head_size + dial_len + topic_len : at + head_size + length])
     return out
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ class LeftRun:
 
     boot: str
     records: int = 0
-    dials: Counter[str] = field(default_factory=Counter)
+    dials: set[str] = field(default_factory=set)
     t_ns_first: int | None = None
     t_ns_last: int | None = None
 
@@ -72,7 +71,7 @@ def left_runs(segments: list[Segment]) -> list[LeftRun]:
         _, t_last = sample_fields(res.last_payload)
         run = runs.setdefault(boot, LeftRun(boot))
         run.records += seg.count - seg.n_done
-        run.dials.update({name.decode(errors="replace"): n for name, n in res.dials.items()})
+        run.dials.update(name.decode(errors="replace") for name in res.dials)
         if t_first is not None and (run.t_ns_first is None or t_first < run.t_ns_first):
             run.t_ns_first = t_first
         if t_last is not None and (run.t_ns_last is None or t_last > run.t_ns_last):
