@@ -788,3 +788,32 @@ def test_drops_are_said_at_most_once_a_second_with_their_count(tmp_path: Path, m
     assert len(dropped) == 2 and dropped[1]["total"] == box.dropped == sum(d["records"] for d in dropped)
     assert dropped[1]["policy"] == "refuse-new" and dropped[1]["path"] == str(tmp_path / "ob")
     box.close()
+
+
+@pytest.mark.parametrize("where", ["payload", "length"])
+def test_a_record_damaged_while_running_costs_only_itself(tmp_path: Path, where: str) -> None:
+    from daq.outbox.codec import records, scan
+
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=16 << 20)
+    put_many(box, 6000)  # over 256 KiB: read from disk in several chunks
+    box.close()
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)  # intact at start-up
+    first = again.take(10)
+    (segment,) = sealed_segments(folder)
+    buf = segment.read_bytes()
+    at = 8
+    for ident, _dial, _payload, size in records(buf, scan(buf, 1, 6000).fmt, scan(buf, 1, 6000).runs):
+        if ident == 5000:
+            break
+        at += size
+    at += size // 2 if where == "payload" else 8  # record 5000: its middle, or its length field
+    with segment.open("r+b") as f:
+        f.seek(at)
+        f.write(b"\xff\xff\xff")
+    got = first + drain(again)
+    corrupt = [d for k, _, d in events if k == "outbox.corrupt"]
+    assert len(corrupt) == 1 and corrupt[0]["records"] == 1 and again.dropped == 1
+    assert [e.id for e in got] == [*range(1, 5000), *range(5001, 6001)]
+    again.close()

@@ -145,6 +145,12 @@ def scan(buf: bytes, first: int, count: int | None, skip: bytearray | None = Non
     (`count` None: not known, a segment not sealed). Damage is skipped (format 2: on to the next
     record magic); `skip[i]` set: record `first + i` is acked (not in `dials` nor the payloads)."""
     fmt = detect(buf)
+    pos = fmt.data_start if buf[: fmt.data_start] == SEG_HEADER else 0
+    return scan_from(buf, fmt, pos, first, first + count if count is not None else 1 << 64, skip)
+
+
+def scan_from(buf: bytes, fmt: Format, pos: int, first: int, limit: int, skip: bytearray | None) -> ScanResult:
+    """`scan` of bytes of format `fmt` from `pos`: records with ids in [first, limit), rising."""
     head = fmt.head
     unpack = head.unpack_from
     head_size = head.size
@@ -154,10 +160,8 @@ def scan(buf: bytes, first: int, count: int | None, skip: bytearray | None = Non
     out = ScanResult(fmt)
     runs, dials = out.runs, out.dials
     size = len(buf)
-    limit = first + count if count is not None else 1 << 64
     skip = skip if skip is not None else bytearray()
     n_skip = len(skip)
-    pos = fmt.data_start if buf[: fmt.data_start] == SEG_HEADER else 0
     expect = first
     run: Run | None = None
     first_at = last_at = -1  # the first and last record not skipped

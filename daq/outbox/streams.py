@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import os
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ from itertools import islice
 from pathlib import Path
 
 from daq.outbox.base import Entry, requeued, take_entries
-from daq.outbox.codec import Names, read_record_chunk, whole_record
+from daq.outbox.codec import Names, read_record_chunk, scan_from, whole_record
 from daq.outbox.segments import Segment, SegmentFiles
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class MemPiece:
 class DiskPiece:
     """Records waiting only on disk: bytes [start, end) of one segment."""
 
-    __slots__ = ("buf", "buf_at", "count", "end", "seg", "start")
+    __slots__ = ("bad_at", "buf", "buf_at", "count", "end", "seg", "start")
 
     def __init__(self, seg: Segment, start: int, end: int, count: int) -> None:
         self.seg = seg
@@ -59,6 +60,7 @@ class DiskPiece:
         self.count = count  # records in [start, end) not acked yet
         self.buf = b""
         self.buf_at = 0
+        self.bad_at = -1  # where reading found a damaged record
 
 
 class Stream:
@@ -237,10 +239,14 @@ class Streams:
                     pieces.popleft()
                     piece.buf = b""
                     if piece.count > 0:  # cut short by a corrupt or unreadable record
+                        after = self._resync(piece)
+                        pieces.extendleft(reversed(after))
+                        piece.seg.refs += len(after)
+                        piece.count -= sum(p.count for p in after)
                         lost = piece.count
                         self._lost(piece, stream)
                         self.damaged += lost
-                        if self.on_damage is not None:
+                        if self.on_damage is not None and lost:
                             self.on_damage(piece.seg.name, lost)
                     piece.seg.refs -= 1
                     self.files.maybe_delete(piece.seg)
@@ -277,6 +283,7 @@ class Streams:
                 piece.buf, piece.buf_at, pos = buf, piece.start, 0
                 if not whole_record(buf, 0, fmt):
                     log.error("outbox %s: %s ends in a partial record at byte %d", self.path, seg.name, piece.start)
+                    piece.bad_at = piece.start
                     piece.start = piece.end
                     return got
             view = memoryview(buf)
@@ -294,6 +301,7 @@ class Streams:
                     or zlib.crc32(view[pos + crc_from : end]) != crc
                 ):
                     log.error("outbox %s: corrupt record in %s at byte %d", self.path, seg.name, piece.buf_at + pos)
+                    piece.bad_at = piece.buf_at + pos
                     piece.start = piece.end
                     return got
                 if not done[i]:
@@ -312,6 +320,24 @@ class Streams:
                 pos = end
             piece.start = piece.buf_at + pos
         return got
+
+    def _resync(self, piece: DiskPiece) -> list[DiskPiece]:
+        """Pieces for the intact records after the damaged one at `piece.bad_at` (format 1: none)."""
+        seg, at = piece.seg, piece.bad_at
+        if at < 0:
+            return []
+        try:
+            buf = os.pread(seg.fd, piece.end - at, at)
+        except OSError:
+            return []
+        res = scan_from(buf, seg.fmt, 0, seg.first, seg.first + seg.count, seg.done)
+        out: list[DiskPiece] = []
+        for run in res.runs:
+            lo = run.first - seg.first
+            left = run.count - seg.done[lo : lo + run.count].count(1)
+            if left:
+                out.append(DiskPiece(seg, at + run.start, at + run.end, left))
+        return out
 
     def _lost(self, piece: DiskPiece, stream: Stream) -> None:
         self.dropped += piece.count
