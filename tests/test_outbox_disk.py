@@ -817,3 +817,23 @@ def test_a_record_damaged_while_running_costs_only_itself(tmp_path: Path, where:
     assert len(corrupt) == 1 and corrupt[0]["records"] == 1 and again.dropped == 1
     assert [e.id for e in got] == [*range(1, 5000), *range(5001, 6001)]
     again.close()
+
+
+def test_an_ack_file_without_its_segment_is_a_missing_segment_even_without_the_journal(tmp_path: Path) -> None:
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=4_000)
+    put_many(box, 200)
+    taken = box.take(1000)
+    segs = sealed_segments(folder)
+    second = segment_ids(segs[1])
+    box.ack([e for e in taken if e.id == second.start])  # one of the second segment was delivered
+    box.close()
+    segs[1].unlink()
+    (folder / "SEGMENTS").unlink()  # a folder of an older version: no journal
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)
+    again.take(0)
+    (missing,) = [d for k, _, d in events if k == "outbox.segment_missing"]
+    assert (missing["first_id"], missing["records"], missing["delivered"]) == (second.start, len(second) - 1, 1)
+    assert again.pending == 200 - len(second) and again.dropped == len(second) - 1
+    again.close()
