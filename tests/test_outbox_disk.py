@@ -65,6 +65,11 @@ def kinds(events: list[Event]) -> list[str]:
     return [kind for kind, _, _ in events if kind != "outbox.dropped"]
 
 
+def drops(events: list[Event]) -> list[tuple[int, int]]:
+    """(records, total) of each `outbox.dropped` event."""
+    return [(int(str(d["records"])), int(str(d["total"]))) for k, _, d in events if k == "outbox.dropped"]
+
+
 def events_sink() -> tuple[list[Event], EventSink]:
     events: list[Event] = []
     return events, lambda kind, message, data: events.append((kind, message, data))
@@ -278,9 +283,9 @@ def test_drop_oldest_deletes_oldest_unsent_counts_them_and_says_so_once(tmp_path
     put_many(box, 1000, start=1000)
     assert kinds(events) == ["outbox.full", "outbox.ok", "outbox.full"]
     box.close()
-    dropped = [data for kind, _, data in events if kind == "outbox.dropped"]
-    assert dropped[0]["records"] == dropped[0]["total"] > 0  # the first drop is said at once
-    assert sum(d["records"] for d in dropped) == dropped[-1]["total"] == box.dropped  # and all are said
+    dropped = drops(events)
+    assert dropped[0][0] == dropped[0][1] > 0  # the first drop is said at once
+    assert sum(n for n, _ in dropped) == dropped[-1][1] == box.dropped  # and all are said
 
 
 def test_refuse_new_drops_new_samples_and_counts_them(tmp_path: Path) -> None:
@@ -294,8 +299,8 @@ def test_refuse_new_drops_new_samples_and_counts_them(tmp_path: Path) -> None:
     assert [e.id for e in got] == list(range(1, kept + 1))  # the oldest are kept
     assert kinds(events) == ["outbox.full", "outbox.ok"]
     box.close()
-    dropped = [data for kind, _, data in events if kind == "outbox.dropped"]
-    assert sum(d["records"] for d in dropped) == box.dropped and dropped[0]["policy"] == "refuse-new"
+    assert sum(n for n, _ in drops(events)) == box.dropped
+    assert next(d["policy"] for k, _, d in events if k == "outbox.dropped") == "refuse-new"
 
 
 def test_drop_oldest_while_backlog_and_requeued_entries_wait(tmp_path: Path) -> None:
@@ -771,22 +776,22 @@ def test_leftovers_are_announced_with_boot_dials_times_and_folder(
 
 
 def test_drops_are_said_at_most_once_a_second_with_their_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import daq.outbox.bound as bound_module
+    from types import SimpleNamespace
 
     now = [1000.0]
-    monkeypatch.setattr(bound_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("daq.outbox.bound.time", SimpleNamespace(monotonic=lambda: now[0]))
     events, sink = events_sink()
     box = DiskOutbox(tmp_path / "ob", max_bytes=40_000, policy="refuse-new", on_event=sink)
     put_many(box, 400)  # full after ~330
     box.take(1)
-    dropped = [d for k, _, d in events if k == "outbox.dropped"]
-    assert [d["records"] for d in dropped] == [1]  # the first at once, the rest waits a second
+    assert [n for n, _ in drops(events)] == [1]  # the first at once, the rest waits a second
     put_many(box, 50, start=400)
     now[0] += 1.0
     put_many(box, 1, start=450)
-    dropped = [d for k, _, d in events if k == "outbox.dropped"]
-    assert len(dropped) == 2 and dropped[1]["total"] == box.dropped == sum(d["records"] for d in dropped)
-    assert dropped[1]["policy"] == "refuse-new" and dropped[1]["path"] == str(tmp_path / "ob")
+    dropped = drops(events)
+    assert len(dropped) == 2 and dropped[1][1] == box.dropped == sum(n for n, _ in dropped)
+    (last, *_) = [d for k, _, d in reversed(events) if k == "outbox.dropped"]
+    assert last["policy"] == "refuse-new" and last["path"] == str(tmp_path / "ob")
     box.close()
 
 
