@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "daq.commands.review",
     "daq.commands.lsl",
     "daq.commands.doctor",
+    "daq.commands.outbox",
 )
 
 EXIT_USAGE = 2
