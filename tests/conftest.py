@@ -41,6 +41,8 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_outbox_cli": "e2e",
+    "test_outbox_e2e": "e2e",
     "test_rate_ws": "e2e",
     "test_sittings_e2e": "e2e",
     "test_broker_refusal": "e2e",
