@@ -21,7 +21,7 @@ from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.reading import Chunk
 from daq.replay import Check, guided_checks, replay
 from daq.station.profiled_dials import resolve_profile
-from daq.transports import make_transport
+from daq.transports import make_transport, port_check
 
 OPEN_TIMEOUT_S = 15.0
 
@@ -70,7 +70,10 @@ async def capture(
         await asyncio.wait_for(transport.open(), OPEN_TIMEOUT_S)
     except (DeviceUnavailable, TimeoutError) as exc:
         await transport.close()
-        raise DeviceUnavailable(f"cannot open {transport.describe}: {exc or 'timed out'}") from None
+        why = str(exc) or "timed out"
+        if "in use" in why and dial.port:
+            why += f" ({port_check.in_use_text(dial.port)})"
+        raise DeviceUnavailable(f"cannot open {transport.describe}: {why}") from None
     header = {
         "profile": profile.id,
         "transport": profile.transport,

@@ -23,7 +23,7 @@ from typing import Any
 
 from daq.capture import read_capture
 from daq.config import build_config, read_config_data
-from daq.exceptions import ConfigError, ProfileError
+from daq.exceptions import ConfigError, DeviceUnavailable, ProfileError
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
@@ -261,7 +261,11 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if args.seconds is not None and not 0 < args.seconds <= 86400:
         raise ConfigError(None, "--seconds", "give seconds above 0")
     config = build_config(read_config_data(args.config), args.config)
-    outcome = asyncio.run(capture(config, args.dial, args.out, args.seconds, args.guided, terminal_ask))
+    try:
+        outcome = asyncio.run(capture(config, args.dial, args.out, args.seconds, args.guided, terminal_ask))
+    except DeviceUnavailable as exc:
+        print(f"daq: error: {exc} (`daq doctor --config {args.config}` says why)", file=sys.stderr)
+        return EXIT_NO_READING
     print(f"captured {outcome.chunks} reads, {outcome.bytes} bytes to {args.out}")
     if args.guided:
         print(_render_checks(outcome.checks))
