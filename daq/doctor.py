@@ -437,7 +437,8 @@ def machine() -> list[Finding]:
 MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "--  "}
 
 
-def render(reports: list[DialReport], facts: list[Finding], configured: bool) -> str:
+def render(reports: list[DialReport], facts: list[Finding], configured: bool, listened: bool = True) -> str:
+    """The report as text; `listened=False` adds how to check what the dials send as well."""
     out: list[str] = []
     for report in reports:
         what = f"profile {report.profile} ({report.transport})" if report.profile else (report.transport or "")
@@ -462,6 +463,8 @@ def render(reports: list[DialReport], facts: list[Finding], configured: bool) ->
         ready = [r for r in reports if r.ready]
         if len(ready) == len(reports):
             out.append(f"All {len(reports)} dials are ready.")
+            if not listened and any(r.transport not in (None, "simulated") for r in reports):
+                out.append("(That is: found and openable. `daq doctor --listen 5` also decodes what they send.)")
         else:
             waiting = ", ".join(r.dial for r in reports if not r.ready)
             out.append(f"{len(ready)} of {len(reports)} dials ready; not ready: {waiting}. See FAIL lines above.")

@@ -184,6 +184,7 @@ def test_a_present_readable_hid_dial_is_ready(machine: SimpleNamespace, capsys: 
     assert f["readable"] == ("ok", f"{node} is readable and writable by you", None)
     assert f["driver"] == ("ok", "0b33:0020 (1-3): usbhid", None)
     assert "All 1 dials are ready." in text
+    assert "`daq doctor --listen 5` also decodes what they send" in text  # ready is not yet decoding
 
     machine.readable.clear()  # the same dial, without the udev rules
     code, text, reports = run_doctor(capsys, cfg)

@@ -58,5 +58,5 @@ def handle(args: argparse.Namespace) -> int:
         }
         print(json.dumps(body, indent=2))
     else:
-        print(render(reports, facts, configured=config is not None))
+        print(render(reports, facts, configured=config is not None, listened=args.listen is not None))
     return 0 if all(r.ready for r in reports) else 1
