@@ -30,6 +30,8 @@ TIER_OF_MODULE = {
     "test_units": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
+    "test_capture_unit": "unit",
+    "test_captures": "unit",
     "test_study_unit": "unit",
     "test_analysis": "unit",
     "test_registries": "unit",
@@ -41,6 +43,8 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_doctor_listen": "e2e",
+    "test_capture_e2e": "e2e",
     "test_outbox_cli": "e2e",
     "test_outbox_e2e": "e2e",
     "test_rate_ws": "e2e",
@@ -78,7 +82,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by the tier markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    unknown = sorted({item.path.name for item in items if item.path.stem not in TIER_OF_MODULE})
+    hardware = [item for item in items if item.get_closest_marker("hardware")]
+    if not config.getoption("--hardware"):  # not collected at all without a dial: deselected, never skipped
+        if hardware:
+            config.hook.pytest_deselected(items=hardware)
+            items[:] = [item for item in items if not item.get_closest_marker("hardware")]
+        hardware = []
+    unknown = sorted(
+        {item.path.name for item in items if item.path.stem not in TIER_OF_MODULE} - {i.path.name for i in hardware}
+    )
     if unknown:
         raise pytest.UsageError(
             f"tests/conftest.py's TIER_OF_MODULE has no tier for {', '.join(unknown)}: add each with one of {TIERS}"
@@ -88,14 +100,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gone:
         raise pytest.UsageError(f"tests/conftest.py's TIER_OF_MODULE names test files that are gone: {', '.join(gone)}")
     for item in items:
-        if not any(item.get_closest_marker(tier) for tier in TIERS):
+        if item.get_closest_marker("hardware") is None and not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))
-    if config.getoption("--hardware"):
-        return
-    skip = pytest.mark.skip(reason="needs a real dial attached: run with --hardware")
-    for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
