@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import operator
-import re
 import struct
 from collections.abc import Callable
 
 from daq.profiles.fields import Extractor, Interpreter, Value, parse_int
+from daq.profiles.linear_regex import compile_linear
 from daq.profiles.model import Profile
 from daq.profiles.model_fields import BinaryField
 from daq.profiles.model_framings import BinaryFraming, LineFraming, ReportFraming
@@ -115,10 +115,12 @@ class LineDecoder:
         self._max_buffered = framing.max_length + 1 + len(self._term) - 1
         self._encoding = framing.encoding
         self._discard_first = framing.discard_first_line
-        self._ignore = [re.compile(p, re.ASCII) for p in framing.ignore]
-        self._pattern = re.compile(framing.pattern, re.ASCII) if framing.pattern is not None else None
+        self._ignore = [compile_linear(p) for p in framing.ignore]
+        self._pattern = compile_linear(framing.pattern) if framing.pattern is not None else None
         self._delimiter = framing.delimiter
         self._interp = Interpreter(profile)
+        if self._pattern is not None:
+            self._group_indices = [self._pattern.groupindex[f] for f in self._interp.fields]
         self._parsers = [s.parse for s in self._interp.channels] + [parse_int for _ in self._interp.buttons]
         if framing.fields is not None:
             self._columns = [framing.fields[name] for name in self._interp.fields]
@@ -180,11 +182,11 @@ class LineDecoder:
                 return
         texts: list[str | None]
         if self._pattern is not None:
-            m = self._pattern.fullmatch(text)
-            if m is None:
+            matched = self._pattern.groups(text, self._group_indices)
+            if matched is None:
                 out.append(Garbage("line does not match the profile's pattern", line, mono))
                 return
-            texts = [m.group(f) for f in self._interp.fields]
+            texts = matched
         else:
             cols = text.split(self._delimiter)
             if len(cols) < self._min_columns:

@@ -5,12 +5,12 @@ list of kinds, with each one's decoder, is daq.profiles.framing_registry.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from daq.profiles.input_codes import parse_event
+from daq.profiles.linear_regex import compile_linear
 from daq.profiles.model_types import INT_TYPES, IntType, ProfileProblem, Regex, parse_hex
 from daq.validation import StrictModel
 
@@ -80,7 +80,7 @@ class LineFraming(StrictModel):
         if self.pattern is not None:
             if self.fields is not None:
                 raise ProfileProblem("fields", "with `pattern` the fields are its named groups: remove `fields`")
-            if not re.compile(self.pattern, re.ASCII).groupindex:
+            if not compile_linear(self.pattern).groupindex:
                 raise ProfileProblem("pattern", "needs at least one named group, e.g. (?P<position>[0-9]+)")
         if self.delimiter is not None and not self.fields:
             raise ProfileProblem("fields", "required with `delimiter`: e.g. fields = { position = 1 }")
@@ -88,7 +88,7 @@ class LineFraming(StrictModel):
 
     def field_names(self) -> frozenset[str]:
         if self.pattern is not None:
-            return frozenset(re.compile(self.pattern, re.ASCII).groupindex)
+            return frozenset(compile_linear(self.pattern).groupindex)
         return frozenset(self.fields or {})
 
 
