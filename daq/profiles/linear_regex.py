@@ -16,8 +16,8 @@ one line can cost the loop is bounded: pattern size (RE2 caps a compiled program
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -55,7 +55,8 @@ class LinePattern:
             compiled = re2.compile(pattern, options=_OPTIONS)
         except re2.error as exc:
             why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-            raise PatternRefused(f"not a pattern dialdaq can run: {why} (got {pattern!r}); {_UNSUPPORTED_HINT}") from None
+            problem = f"not a pattern dialdaq can run: {why} (got {pattern!r}); {_UNSUPPORTED_HINT}"
+            raise PatternRefused(problem) from None
         self.pattern = pattern
         self.groupindex: dict[str, int] = dict(compiled.groupindex)
         self._match: Callable[[Any, bytes, int, int], list[tuple[int, int]]] = compiled._regexp.Match
