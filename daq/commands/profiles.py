@@ -21,7 +21,7 @@ from daq.exceptions import ProfileError
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
-from daq.reading import ButtonEvent, Chunk, Decoded, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Reading
 
 EXIT_OK = 0
 EXIT_NO_READING = 1
@@ -176,6 +176,10 @@ def _as_json(item: Decoded) -> dict[str, Any]:
         return {"channel": item.channel, "raw": item.raw}
     if isinstance(item, ButtonEvent):
         return {"button": item.button, "pressed": item.pressed}
+    if isinstance(item, DeviceLoss):
+        return {"device_lost": item.lost, "expected": item.expected, "got": item.got}
+    if isinstance(item, Discarded):
+        return {"discarded": item.reason, "hex": item.data.hex(" ")}
     return {"garbage": item.reason, "hex": item.data.hex(" ")}
 
 

@@ -1,5 +1,6 @@
 """What a profile's numbers mean: [fields] (integers at fixed places in a binary frame or
-report), [channels] (the values a dial reports) and [buttons]."""
+report), [channels] (the values a dial reports), [buttons] and [sequence] (the device's own
+report counter)."""
 
 from __future__ import annotations
 
@@ -139,3 +140,26 @@ class Button(StrictModel):
     bit: int | None = Field(default=None, ge=0, le=31, description="the bit of the field, 0 = least significant")
     active_low: bool = Field(default=False, description="pressed when the bit is 0")
     description: str = Field(default="", description="free text for people")
+
+
+class SequenceCounter(StrictModel):
+    """The device's own report counter: a field that rises by one per line, frame or report it sends.
+
+    A jump in it means reports were sent and never arrived (loss on the link: a USB-serial
+    bridge's overflowing buffer, a radio link): each missing count is counted as `device_lost`
+    in health and announced (an input.device_lost event). The first report after the port opens
+    is the baseline; a repeated value is not a loss; a jump back by more than half the wrap (or
+    any jump back, without a wrap) is taken as the device restarting its count, not as loss.
+    """
+
+    field: str = Field(
+        description="the field (binary/report) or pattern group / column (line) holding the counter; it may "
+        "also feed a channel, but need not"
+    )
+    wrap: int | None = Field(
+        default=None,
+        ge=2,
+        le=2**32,
+        description="the counter's modulus (it goes wrap-1, 0, 1, ...). Default: 2**bits of a binary field "
+        "(a uint8 wraps at 256); a line field has no width, so without `wrap` it is an unbounded count",
+    )

@@ -39,10 +39,12 @@ class LineFraming(StrictModel):
     )
     encoding: Literal["ascii", "utf-8"] = Field(default="ascii", description="text encoding; undecodable is garbage")
     discard_first_line: bool = Field(
-        default=True,
+        default=False,
         description="drop everything up to the first terminator after the port opens (and after a "
-        "reconnect): the port may open mid-line, and a cut line parses as a wrong number "
-        "('512' cut to '12')",
+        "reconnect), for boards that reset when the port opens (an Arduino, through DTR) or that "
+        "stream without pause, so the port opens mid-line and a cut line would parse as a wrong "
+        "number ('512' cut to '12'). The dropped line is counted (`discarded` in health) and "
+        "announced (an input.discarded event). Default false: every line is read",
     )
     ignore: tuple[Regex, ...] = Field(
         default=(),
