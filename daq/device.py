@@ -14,7 +14,8 @@ from typing import Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.pipeline import DialPipeline
-from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.profiles.losses import LossCounter
+from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
 from daq.transports.base import Transport
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class DeviceReader:
         self.retry_first, self.retry_max = retry_s
         self.garbage = 0
         self._garbage_reported = 0
+        self.losses = LossCounter()  # discarded lines, device-side loss (daq.profiles.losses)
         self._unavailable_said = ""
 
     @property
@@ -111,8 +113,23 @@ class DeviceReader:
                         self._count_garbage(item)
                     elif isinstance(item, ButtonEvent):
                         self._button(item)
+                    elif isinstance(item, Discarded | DeviceLoss):
+                        self._count_loss(item)
+
+    def _count_loss(self, item: Discarded | DeviceLoss) -> None:
+        """Input lost before it became a reading: counted in health, announced on events."""
+        notice = self.losses.count(item)
+        for pipeline in self.routes.values():
+            pipeline.stats.extra[notice.key] = pipeline.stats.extra.get(notice.key, 0) + notice.amount
+            break
+        if notice.kind is not None:
+            dials = self.dial_ids
+            data = {**notice.data, "device": self.transport.describe}
+            self.on_event(notice.kind, dials[0] if len(dials) == 1 else None, notice.message, data)
 
     def _count_garbage(self, item: Garbage) -> None:
+        if item.continues:
+            return  # more of a run counted already: one count per undecodable run, not per read
         self.garbage += 1
         for pipeline in self.routes.values():
             pipeline.stats.garbage += 1
