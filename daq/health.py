@@ -2,7 +2,8 @@
 
 Per dial: samples, measured rate, garbage (undecodable runs of input), discarded (lines dropped on
 purpose), device_lost (reports the device's own counter says never arrived), connected,
-reconnects; the outbox depth; the broker connection's counts. An addition to the contract's topics, inside the station's subtree.
+reconnects; the outbox depth; the broker connection's counts. An addition to the contract's topics,
+inside the station's subtree.
 """
 
 from __future__ import annotations
