@@ -11,6 +11,9 @@ from pydantic import Field, model_validator
 from daq.profiles.model_types import INT_TYPES, IntType, ProfileProblem
 from daq.validation import StrictModel
 
+MAX_MAGNITUDE = 1e15
+"""Bound on a channel's range ends and steps: beyond any device, and a span that cannot overflow."""
+
 
 class Condition(StrictModel):
     """A byte that must have a value for a field to be read from this report."""
@@ -97,11 +100,12 @@ class Channel(StrictModel):
     max_delta: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_MAGNITUDE,
         description="relative/counter: a bigger step is garbage (noise, or a device reset the decoder "
         "did not see); a counter then takes the new value as its baseline",
     )
     counts_per_turn: float | None = Field(
-        default=None, gt=0, description="counts per full turn (calibration of relative dials)"
+        default=None, ge=1e-3, le=1e9, description="counts per full turn (calibration of relative dials)"
     )
     detents_per_turn: int | None = Field(
         default=None, gt=0, description="clicks per full turn, if the dial has detents"
@@ -120,6 +124,8 @@ class Channel(StrictModel):
                 raise ProfileProblem("range", f"only absolute channels have a range; a {self.kind} sum is unbounded")
             if self.range[0] >= self.range[1]:
                 raise ProfileProblem("range", "write it as [min, max] with min < max")
+            if max(abs(self.range[0]), abs(self.range[1])) > MAX_MAGNITUDE:
+                raise ProfileProblem("range", f"a device's range lies within ±{MAX_MAGNITUDE:g} (got {self.range!r})")
         if self.wrap is not None and self.kind != "counter":
             raise ProfileProblem("wrap", "only counter channels wrap")
         if self.max_delta is not None and self.kind == "absolute":

@@ -40,4 +40,4 @@ class SerialSettings(StrictModel):
             raise ValueError("stopbits is 1, 1.5 or 2")
         return value
 
-    read_timeout_s: float = Field(0.5, gt=0, le=10, description="how long one blocking read waits")
+    read_timeout_s: float = Field(0.5, ge=0.001, le=10, description="how long one blocking read waits")
