@@ -14,7 +14,7 @@ from typing import Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.pipeline import DialPipeline
-from daq.profiles.losses import LossCounter
+from daq.profiles.losses import LossCounter, LossNotice
 from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
 from daq.transports.base import Transport
 
@@ -52,6 +52,7 @@ class DeviceReader:
         self.garbage = 0
         self._garbage_reported = 0
         self.losses = LossCounter()  # discarded lines, device-side loss (daq.profiles.losses)
+        self._loss_timer: asyncio.TimerHandle | None = None
         self._unavailable_said = ""
 
     @property
@@ -114,11 +115,23 @@ class DeviceReader:
                     elif isinstance(item, ButtonEvent):
                         self._button(item)
                     elif isinstance(item, Discarded | DeviceLoss):
-                        self._count_loss(item)
+                        self._count_loss(self.losses.count(item))
+            self._flush_losses()
 
-    def _count_loss(self, item: Discarded | DeviceLoss) -> None:
+    def _flush_losses(self) -> None:
+        """Announce device-side loss held back by the throttle; a timer makes sure it is said
+        even when the device sends nothing more."""
+        if (held := self.losses.flush()) is not None:
+            self._count_loss(held)
+        elif self._loss_timer is None and (wait := self.losses.held_for()) is not None:
+            self._loss_timer = asyncio.get_running_loop().call_later(wait + 0.01, self._loss_timer_fired)
+
+    def _loss_timer_fired(self) -> None:
+        self._loss_timer = None
+        self._flush_losses()
+
+    def _count_loss(self, notice: LossNotice) -> None:
         """Input lost before it became a reading: counted in health, announced on events."""
-        notice = self.losses.count(item)
         for pipeline in self.routes.values():
             pipeline.stats.extra[notice.key] = pipeline.stats.extra.get(notice.key, 0) + notice.amount
             break

@@ -320,6 +320,19 @@ def test_device_lost_events_are_throttled_but_every_count_kept() -> None:
     assert [n.kind for n in notices] == ["input.device_lost", None, "input.device_lost"]
     assert notices[2].data["lost"] == 5 and notices[2].data["jumps"] == 2 and notices[2].data["total"] == 7
     assert counter.device_lost == 7
+    # A burst's last jump, held back, is announced at the first read after the interval.
+    now[0] = 1.5
+    notices.append(counter.count(DeviceLoss(3, 16, 19, 0)))
+    assert notices[-1].kind is None and counter.flush() is None
+    now[0] = 2.3
+    held = counter.flush()
+    assert held is not None and (held.kind, held.amount, held.data["lost"], held.data["total"]) == (
+        "input.device_lost",
+        0,
+        3,
+        10,
+    )
+    assert counter.flush() is None
     discarded = counter.count(Discarded("the first line", b"12\r\n", 0))
     assert (discarded.key, discarded.kind, discarded.data["input"]) == ("discarded", "input.discarded", "12")
 

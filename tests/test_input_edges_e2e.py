@@ -164,3 +164,44 @@ def test_the_arduinos_discarded_first_line_is_counted_and_announced(
     assert [e["data"]["input"] for e in events] == ["23", "9"]
     assert "first line" in events[0]["data"]["reason"] and "device" in events[0]["data"]
     assert last_health(run)["dials"]["p1"]["discarded"] == 2
+
+
+COUNTING_PROFILE = """
+spec = 1
+id = "counting"
+name = "A dial that numbers its lines: '<n>,<value>', n wrapping at 256"
+transport = "serial"
+source = "issue 14"
+sequence = { field = "n", wrap = 256 }
+[serial]
+baud = 115200
+[framing]
+kind = "line"
+pattern = '(?P<n>[0-9]{1,3}),(?P<pos>[0-9]{1,4})'
+[channels.pos]
+kind = "absolute"
+range = [0, 1023]
+"""
+
+
+def test_a_jump_in_the_devices_counter_is_device_side_loss(
+    tmp_path: Path, mosquitto: Mosquitto, runs: list[Run]
+) -> None:
+    head = profile_dir(tmp_path, COUNTING_PROFILE, "counting")
+    sent = [n for n in range(300) if n not in (10, 11, 12, 200)]  # four lines lost on the link, one at 255 -> 0
+    with PtyDial(tmp_path) as dial:
+        run = Run(tmp_path, mosquitto, config(tmp_path, mosquitto, dial_toml("c1", "counting", dial.path), head))
+        runs.append(run)
+        run.wait_connected("c1")
+        play_lines(dial, [b"%d,%d\n" % (n % 256, n % 1024) for n in sent], 400)
+        wait_for(lambda: len(run.samples("c1")) >= len(sent), what="samples")
+        # The second jump comes within a second of the first: its event is held back, then said
+        # (within a second) though the dial sends nothing more.
+        wait_for(lambda: sum(e["data"]["lost"] for e in run.events("input.device_lost")) >= 4, what="all loss said")
+        run.stop()
+    assert [s["raw"] for s in run.samples("c1")] == [n % 1024 for n in sent]
+    events = run.events("input.device_lost")
+    assert [e["data"]["lost"] for e in events] == [3, 1] and events[0]["dial"] == "c1"
+    assert events[0]["data"]["expected"] == 10 and events[0]["data"]["got"] == 13
+    health = last_health(run)["dials"]["c1"]
+    assert (health["device_lost"], health["garbage"], health["discarded"]) == (4, 0, 0)

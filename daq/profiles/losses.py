@@ -10,8 +10,9 @@ Two kinds, both yielded by the decoders (daq.reading):
   `input.device_lost` event, later ones at most once a second (a lossy link must not flood the
   broker), each event carrying the total so far and the jumps since the last one.
 
-`LossCounter.count(item)` returns the `LossNotice` to publish, or None; the station side (the
-device reader) only adds `notice.key`'s `amount` to the dial's stats and publishes the event.
+`LossCounter.count(item)` returns a `LossNotice`, and `flush()` (called after every read) one
+for jumps whose event was held back, or None; the station side (the device reader) only adds
+`notice.amount` to the dial's `notice.key` count and publishes the event when `notice.kind` is set.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class LossCounter:
         self.device_lost = 0
         self._jumps_unsaid = 0
         self._lost_unsaid = 0
+        self._expected = self._got = 0  # of the latest jump
         self._last_said: float | None = None
 
     def count(self, item: Discarded | DeviceLoss) -> LossNotice:
@@ -71,23 +73,45 @@ class LossCounter:
         self.device_lost += item.lost
         self._jumps_unsaid += 1
         self._lost_unsaid += item.lost
+        self._expected, self._got = item.expected, item.got
+        event = self._due_event()
+        return LossNotice("device_lost", item.lost, *event) if event else LossNotice("device_lost", item.lost)
+
+    def flush(self) -> LossNotice | None:
+        """The input.device_lost event for jumps not announced yet, once the interval has passed;
+        call it after every read, so that a burst's last jumps are announced too. It adds no count
+        (`amount` 0): `count` added them."""
+        event = self._due_event()
+        return LossNotice("device_lost", 0, *event) if event else None
+
+    def held_for(self) -> float | None:
+        """Seconds until a held-back event is due (0: now), None when nothing is held back."""
+        if not self._jumps_unsaid:
+            return None
+        if self._last_said is None:
+            return 0.0
+        return max(0.0, DEVICE_LOST_EVERY_S - (self._now() - self._last_said))
+
+    def _due_event(self) -> tuple[str, str, dict[str, object]] | None:
+        if not self._jumps_unsaid:
+            return None
         now = self._now()
         if self._last_said is not None and now - self._last_said < DEVICE_LOST_EVERY_S:
-            return LossNotice("device_lost", item.lost)
+            return None
         self._last_said = now
-        notice = LossNotice(
-            "device_lost",
-            item.lost,
-            "input.device_lost",
-            f"the device's report counter went to {item.got}, not {item.expected}: {item.lost} reports never "
-            f"arrived ({self.device_lost} lost on the link so far)",
-            {
-                "lost": self._lost_unsaid,
-                "jumps": self._jumps_unsaid,
-                "expected": item.expected,
-                "got": item.got,
-                "total": self.device_lost,
-            },
-        )
+        lost, jumps = self._lost_unsaid, self._jumps_unsaid
         self._jumps_unsaid = self._lost_unsaid = 0
-        return notice
+        message = (
+            f"the device's report counter went to {self._got}, not {self._expected}: "
+            f"{lost} reports never arrived"
+            + (f" in {jumps} jumps" if jumps > 1 else "")
+            + f" ({self.device_lost} lost on the link so far)"
+        )
+        data: dict[str, object] = {
+            "lost": lost,
+            "jumps": jumps,
+            "expected": self._expected,
+            "got": self._got,
+            "total": self.device_lost,
+        }
+        return "input.device_lost", message, data
