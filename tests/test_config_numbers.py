@@ -82,3 +82,28 @@ def test_sane_numbers_still_load(tmp_path: Path) -> None:
     )
     config = load_config(path, env={})
     assert config.dials[0].scale.step == 1e-6 and len(config.dials[0].id) == 64
+
+
+def test_the_contract_bounds_ids_too() -> None:
+    import jsonschema
+
+    from daq.contract import json_schemas
+
+    schema = json_schemas()["payloads"]["samples"]
+    sample = {
+        "v": 1,
+        "station": "lab",
+        "dial": "p" * 64,
+        "session": None,
+        "boot": "b",
+        "seq": 0,
+        "t_ns": 1,
+        "media_s": None,
+        "timecode": None,
+        "frame": None,
+        "value": 1.0,
+        "raw": 1,
+    }
+    jsonschema.validate(sample, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**sample, "dial": "p" * 65}, schema)
