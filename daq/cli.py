@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "daq.commands.devices",
     "daq.commands.watch",
     "daq.commands.export",
+    "daq.commands.report",
     "daq.commands.lsl",
     "daq.commands.doctor",
 )

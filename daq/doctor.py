@@ -122,7 +122,7 @@ def diagnose_dial(dial: DialConfig, registry: ProfileRegistry) -> DialReport:
         return report
     assert dial.profile is not None
     try:
-        from daq.profiled import resolve_profile
+        from daq.station.profiled_dials import resolve_profile
 
         loaded: LoadedProfile = resolve_profile(registry, dial.profile)
     except ProfileError as exc:

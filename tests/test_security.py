@@ -22,7 +22,7 @@ import pytest
 from daq import redact
 from daq.config import apply_env, build_config
 from daq.exceptions import ConfigError
-from daq.station import Station
+from daq.station.station import Station
 from tests.support.certs import Ca, Pki, make_pki
 from tests.support.procs import REPO, Mosquitto, Sub, clean_env, daq_cmd, need, wait_for
 
@@ -34,8 +34,8 @@ TEST_TAIL = ["user root", "persistence false", "log_dest stderr", "log_type all"
 
 PASSWORD_HINT = "Check broker.username and the password"
 PUBLISHER_FIX = (
-    "daq/publisher.py Publisher.run must build the fatal message with daq.mqtt_client.connect_failure(exc, "
-    "self.broker) instead of appending the password hint to every refusal: a TLS problem is not a password problem"
+    "daq/mqtt/client.py connect() must build the fatal message with daq.mqtt.refusal.connect_failure(exc, "
+    "broker) instead of appending the password hint to every refusal: a TLS problem is not a password problem"
 )
 
 

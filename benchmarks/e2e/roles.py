@@ -81,6 +81,7 @@ def role_sub(args: argparse.Namespace) -> None:
     """paho-mqtt, QoS 1: receipt time of every sample message; dials whose meta says connected."""
     import orjson
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     received: list[tuple[int, bytes]] = []
     connected: set[str] = set()
@@ -105,7 +106,7 @@ def role_sub(args: argparse.Namespace) -> None:
         ready.set()
 
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
     )
     client.on_message = on_sample
     client.message_callback_add(f"daq/{args.station}/dials/+/meta", on_meta)
@@ -173,7 +174,7 @@ async def floor_main(args: argparse.Namespace) -> tuple[array.array[int], dict[s
     client = aiomqtt.Client(
         "127.0.0.1", args.port, identifier=f"bench-floor-{uuid.uuid4().hex[:8]}", protocol=aiomqtt.ProtocolVersion.V5
     )
-    client.pending_calls_threshold = 10**9  # pipelining on purpose, as the daemon (daq/mqtt_client.py)
+    client.pending_calls_threshold = 10**9  # pipelining on purpose, as the daemon (daq/mqtt/client.py)
 
     def finished(task: asyncio.Task[None]) -> None:
         inflight.discard(task)
@@ -226,7 +227,7 @@ async def floor_main(args: argparse.Namespace) -> tuple[array.array[int], dict[s
 
 
 def sample_payload(dial: str, raw: int, t_ns: int) -> dict[str, object]:
-    """A sample object shaped (and sized) like the daemon's (daq/pipeline.py), for the floor."""
+    """A sample object shaped (and sized) like the daemon's (daq/station/dial_pipeline.py), for the floor."""
     return {
         "v": 1,
         "station": FLOOR_STATION,

@@ -16,7 +16,7 @@ from daq.mediaclock.base import MediaClock
 from daq.mediaclock.mpv import MpvClock
 from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.mediaclock.registry import CLOCKS
-from daq.mediaclock.session import SessionClock
+from daq.mediaclock.session_clock import SessionClock
 from daq.seams import resolve
 from daq.timecode import FrameRate
 
