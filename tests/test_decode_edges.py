@@ -128,6 +128,14 @@ def test_a_discarded_first_line_is_an_item_not_silence() -> None:
     assert [type(i) for i in feed(dec, b"1\n2\n")] == [Discarded, Reading]
 
 
+def test_an_empty_or_banner_first_line_drops_no_reading() -> None:
+    profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", discard_first_line=True, ignore=["^#"]))
+    for first in (b"\r\n", b"# v2\n"):
+        dec = make_decoder(profile)
+        assert feed(dec, first + b"5\n") == [Reading("pos", 5, 1000)]  # synced by it: nothing to announce
+        assert dec.ignored == 1
+
+
 @pytest.mark.parametrize("split", [False, True])
 def test_an_overlong_first_line_is_discarded_however_it_is_read(split: bool) -> None:
     dec = make_decoder(

@@ -161,7 +161,10 @@ class LineDecoder:
                 self._skipping = False
             elif self._first:
                 self._first = False
-                out.append(Discarded(_FIRST_LINE, line, mono))
+                if self._not_data(line):
+                    self.ignored += 1  # an empty line or a banner: no reading was dropped
+                else:
+                    out.append(Discarded(_FIRST_LINE, line, mono))
             else:
                 self._line(line, mono, out)
         del buf[:start]
@@ -177,6 +180,14 @@ class LineDecoder:
                 self._first = False
             del buf[:cut]
         return out
+
+    def _not_data(self, line: bytes) -> bool:
+        """An empty line or one `ignore` drops: dropping it loses no reading."""
+        try:
+            text = line.decode(self._encoding).strip()
+        except UnicodeDecodeError:
+            return False
+        return not text or any(rx.search(text) for rx in self._ignore)
 
     def _line(self, line: bytes, mono: int, out: list[Decoded]) -> None:
         raw = line[:-1] if line.endswith(b"\r") else line

@@ -44,7 +44,8 @@ class LineFraming(StrictModel):
         "reconnect), for boards that reset when the port opens (an Arduino, through DTR) or that "
         "stream without pause, so the port opens mid-line and a cut line would parse as a wrong "
         "number ('512' cut to '12'). The dropped line is counted (`discarded` in health) and "
-        "announced (an input.discarded event). Default false: every line is read",
+        "announced (an input.discarded event), unless it is empty or a line `ignore` drops anyway. "
+        "Default false: every line is read",
     )
     ignore: tuple[Regex, ...] = Field(
         default=(),
