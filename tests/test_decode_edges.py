@@ -357,6 +357,7 @@ def test_device_lost_events_are_throttled_but_every_count_kept() -> None:
         ({"kind": "relative", "max_delta": float("inf")}, "channels.pos.max_delta"),
         ({"kind": "relative", "counts_per_turn": 1e-320}, "channels.pos.counts_per_turn"),
         ({"kind": "relative", "counts_per_turn": float("nan")}, "channels.pos.counts_per_turn"),
+        ({"kind": "relative", "detents_per_turn": 10**400}, "channels.pos.detents_per_turn"),
     ],
 )
 def test_non_finite_profile_numbers_are_refused(channel: dict[str, Any], key: str) -> None:

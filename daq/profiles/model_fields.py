@@ -108,7 +108,7 @@ class Channel(StrictModel):
         default=None, ge=1e-3, le=1e9, description="counts per full turn (calibration of relative dials)"
     )
     detents_per_turn: int | None = Field(
-        default=None, gt=0, description="clicks per full turn, if the dial has detents"
+        default=None, gt=0, le=1_000_000, description="clicks per full turn, if the dial has detents"
     )
     springs_back: bool = Field(default=False, description="returns to centre when let go (a shuttle ring, a joystick)")
     default: bool = Field(

@@ -11,7 +11,7 @@ from daq.validation import StrictModel
 
 
 class SerialSettings(StrictModel):
-    baud: int = Field(9600, gt=0, description="bits per second, e.g. 9600 or 115200")
+    baud: int = Field(9600, gt=0, le=20_000_000, description="bits per second, e.g. 9600 or 115200")
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["none", "even", "odd", "mark", "space"] = "none"
     stopbits: float = Field(1, description="1, 1.5 or 2")
