@@ -1,8 +1,9 @@
-"""`daq record`: a subscriber that writes one CSV per session and dial, and `merge` for shared groups.
+"""`daq record`: the subscriber that turns sample messages into rows, dropping duplicates and reporting gaps.
 
 It is one subscriber among many and gets nothing the others don't: it reads only the
 topics in CONTRACT.md. Duplicates (after a reconnect) are dropped by (boot, dial, seq);
-gaps are reported as they appear and listed in each session's summary.json.
+gaps are reported as they appear and listed in each session's summary.json. The files are
+`session_files`' job, their format `daq.recording`'s, the merge of a group's parts `record_merge`'s.
 
 Stations: one id, several (`["lab-a", "lab-b"]`), or `+` for every station, including
 those that appear later; each station's sessions go to `<out>/<station>/<session>/`.
@@ -18,8 +19,7 @@ when it is reopened, and its (boot, seq) pairs count as seen.
 Shared subscriptions (`share="GROUP"`, MQTT `$share/GROUP/...`) split the samples between the
 recorders of a group; status, session and meta stay plain subscriptions so that every recorder
 writes complete headers. Each recorder then holds only a part of each dial, in a file of its own,
-`<dial>@<recorder-id>.csv`; `merge_recordings` combines the parts into `<dial>.csv`, drops
-duplicates by (boot, seq), sorts by seq per boot and reports what is missing.
+`<dial>@<recorder-id>.csv`; `record_merge.merge_recordings` combines the parts into `<dial>.csv`.
 What the broker guarantees inside a group (measured with Mosquitto 2.0) is in
 config/brokers/README.md.
 """
@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
-import json
 import logging
-import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -49,22 +45,20 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from daq.config import BrokerConfig
 from daq.exceptions import BrokerRefused
-from daq.ids import ID_PATTERN, ID_RULE, sanitize_id
+from daq.ids import ID_PATTERN, ID_RULE
 from daq.mqtt_client import make_client, refusal
 from daq.publisher import Backoff
 from daq.seqtrack import SeqTracker
+from daq.subscribers.session_files import DialFile, SessionFiles, header_fields
 from daq.topics import parse_topic, subscriber_filters
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("boot", "seq", "t_ns", "media_s", "timecode", "frame", "value", "raw", "replay")
-PART_SEPARATOR = "@"  # not allowed in ids, so `<dial>@<recorder>.csv` cannot be mistaken for a dial
 DEFAULT_SESSION_EXPIRY_S = 86400
 RECEIVE_MAXIMUM = 200  # MQTT 5: messages the broker may have in flight to us, unacknowledged
 ACK_BATCH = 100  # acknowledge at the latest after this many messages, even if more are waiting
 DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for this long
 DRAIN_MAX_S = 10.0
-HEADER_DROP_ON_MERGE = ("recorder", "share", "merged_from")
 
 _ID = re.compile(ID_PATTERN)
 
@@ -90,12 +84,6 @@ def check_name(value: str, what: str) -> str:
     if not _ID.match(value):
         raise ValueError(f"{value!r} is not a valid {what}: use {ID_RULE}")
     return value
-
-
-def safe_name(text: str) -> str:
-    """A file or folder name from a topic level or payload field: never a path, never '.' or '..'."""
-    name = sanitize_id(text, "unnamed")
-    return "_" + name if set(name) == {"."} else name
 
 
 @dataclass
@@ -125,15 +113,6 @@ class RecentSeqs:
 
 
 @dataclass
-class DialFile:
-    path: Path
-    handle: TextIO
-    writer: Any  # csv writer
-    rows: int = 0
-    late: int = 0  # rows written after a row with a higher seq: the file is not in seq order
-
-
-@dataclass
 class RecorderStats:
     rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (station, dial) -> rows written
     duplicates: int = 0
@@ -145,6 +124,8 @@ class RecorderStats:
 
 
 class Recorder:
+    """One `daq record`: subscribe, write each sample once, acknowledge what is written."""
+
     def __init__(
         self,
         broker: BrokerConfig,
@@ -182,9 +163,8 @@ class Recorder:
         self.seen_stations: set[str] = set()
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
-        self.files: dict[tuple[str, str, str], DialFile] = {}  # (station, session, dial)
+        self.output = SessionFiles(out_dir, self.recorder_id, share, self._resumed)
         self.connected = asyncio.Event()
-        self._dirty: set[int] = set()  # ids of DialFiles written since the last flush
 
     @property
     def recorder_id(self) -> str | None:
@@ -365,7 +345,7 @@ class Recorder:
             self.stats.invalid += 1
             return
         session = str(sample.get("session") or "no-session")
-        handle = self._file(station, session, dial, sample)  # first: an existing file tells what is seen
+        handle = self._file(station, session, dial)  # first: an existing file tells what is seen
         gap: tuple[int, int] | None = None
         behind = False
         if self.share is None:
@@ -399,296 +379,44 @@ class Recorder:
                 gap[1],
                 info["count"],
             )
-        handle.writer.writerow([sample.get(c, "") if sample.get(c) is not None else "" for c in COLUMNS])
-        handle.rows += 1
-        self._dirty.add(id(handle))
+        self.output.write(handle, sample)
         key = (station, dial)
         self.stats.rows[key] = self.stats.rows.get(key, 0) + 1
         self.stats.last_seq[key] = max(seq, self.stats.last_seq.get(key, -1))
 
-    def _file(self, station: str, session: str, dial: str, sample: dict[str, Any]) -> DialFile:
-        key = (station, session, dial)
-        found = self.files.get(key)
-        if found is not None:
-            if found.handle.closed:  # a late sample of an earlier session of this dial
-                found.handle = found.path.open("a", encoding="utf-8", newline="")
-                found.writer = csv.writer(found.handle)
-            return found
-        # A new session of this dial: its earlier sessions' files are done; one open file per dial,
-        # not per session and dial, so a recorder running for days does not run out of descriptors.
-        for (st, _, d), entry in self.files.items():
-            if st == station and d == dial and not entry.handle.closed:
-                entry.handle.close()
-        folder = self.out_dir / safe_name(station) / safe_name(session)
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = safe_name(dial)
-        rid = self.recorder_id
-        path = folder / (f"{stem}{PART_SEPARATOR}{rid}.csv" if rid is not None else f"{stem}.csv")
-        fresh = not path.exists() or path.stat().st_size == 0
-        existing = 0 if fresh else self._resume(path, station, dial)
-        handle = path.open("a", encoding="utf-8", newline="")
-        if fresh:
-            handle.write(self._header(station, session, dial, sample))
-        writer = csv.writer(handle)
-        if fresh:
-            writer.writerow(COLUMNS)
-        entry = DialFile(path, handle, writer, rows=existing)
-        self.files[key] = entry
-        return entry
+    def _file(self, station: str, session: str, dial: str) -> DialFile:
+        def header() -> dict[str, object]:
+            meta = self.metas.get((station, dial), {})
+            clock = self.sessions.get(station, {}).get("clock", {})
+            return header_fields(station, session, dial, meta, clock, self.client_id, self.share)
 
-    def _resume(self, path: Path, station: str, dial: str) -> int:
-        """Reopening a file of an earlier run: its samples count as seen; a torn last line is ended."""
-        _, columns, rows, _ = read_recording(path)
-        seen: dict[str, list[int]] = {}
-        for row in rows:
-            record = dict(zip(columns, row, strict=False))
-            try:
-                seen.setdefault(record["boot"], []).append(int(record["seq"]))
-            except (KeyError, ValueError):
-                continue
+        return self.output.file(station, session, dial, header)
+
+    def _resumed(self, station: str, dial: str, seen: dict[str, list[int]]) -> None:
+        """A file of an earlier run is continued: the samples in it count as seen."""
         for boot, seqs in seen.items():
             for seq in sorted(seqs):
                 if self.share is None:
                     self.trackers.setdefault((station, boot, dial), SeqTracker()).offer(seq)
                 else:
                     self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
-        with path.open("rb") as raw:
-            raw.seek(-1, os.SEEK_END)
-            torn = raw.read(1) != b"\n"
-        if torn:
-            with path.open("a", encoding="utf-8") as out:
-                out.write("\n")
-        log.info("recorder: continuing %s (%d rows already there)", path, len(rows))
-        return len(rows)
 
-    def _header(self, station: str, session: str, dial: str, sample: dict[str, Any]) -> str:
-        meta = self.metas.get((station, dial), {})
-        clock = self.sessions.get(station, {}).get("clock", {})
-        lines = {
-            "dialdaq recording": "",
-            "station": station,
-            "dial": dial,
-            "session": session,
-            "profile": meta.get("profile", ""),
-            "device": meta.get("device", ""),
-            "scale": json.dumps(meta.get("scale", {}), sort_keys=True),
-            "rate_hz": meta.get("rate_hz", ""),
-            "timecode_rate": clock.get("rate", ""),
-            "media_clock": clock.get("kind", ""),
-        }
-        if self.share is not None:
-            lines["recorder"] = self.client_id or ""
-            lines["share"] = self.share
-        out = io.StringIO()
-        for key, value in lines.items():
-            out.write(f"# {key}: {value}\n" if value != "" or key != "dialdaq recording" else f"# {key}\n")
-        return out.getvalue()
+    def _gaps(self, station: str, dials: set[str]) -> list[dict[str, Any]]:
+        return [
+            {"dial": d, "boot": b, "missing": t.missing}
+            for (st, b, d), t in self.trackers.items()
+            if st == station and d in dials and t.missing
+        ]
 
     # -- files ------------------------------------------------------------------------
 
+    @property
+    def files(self) -> dict[tuple[str, str, str], DialFile]:
+        """The files by (station, session, dial)."""
+        return self.output.files
+
     def _flush(self) -> None:
-        if not self._dirty:
-            return
-        for entry in self.files.values():
-            if id(entry) in self._dirty and not entry.handle.closed:
-                entry.handle.flush()
-        self._dirty.clear()
+        self.output.flush()
 
     def close(self) -> None:
-        summaries: dict[Path, dict[str, Any]] = {}
-        for (station, session, dial), entry in self.files.items():
-            entry.handle.close()
-            summary = summaries.setdefault(entry.path.parent, {"station": station, "session": session, "dials": {}})
-            summary["dials"][dial] = {"rows": entry.rows, "file": entry.path.name}
-            if entry.late:
-                summary["dials"][dial]["out_of_order"] = entry.late
-        self.files.clear()
-        self._dirty.clear()
-        for folder, summary in summaries.items():
-            station = summary["station"]
-            name = "summary.json"
-            if self.share is not None:
-                # A part: which seqs are missing is known only after `merge` (the others hold them).
-                summary["recorder"] = self.client_id
-                summary["share"] = self.share
-                summary["partial"] = True
-                name = f"summary{PART_SEPARATOR}{self.client_id}.json"
-            else:
-                summary["gaps"] = [
-                    {"dial": d, "boot": b, "missing": t.missing}
-                    for (st, b, d), t in self.trackers.items()
-                    if st == station and d in summary["dials"] and t.missing
-                ]
-            summary["duplicates_dropped"] = self.stats.duplicates
-            (folder / name).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-
-
-# -- merge ----------------------------------------------------------------------------------
-
-
-@dataclass
-class MergedDial:
-    dial: str
-    path: Path
-    rows: int
-    sources: dict[str, int]  # file name -> rows read from it
-    duplicates: int
-    bad_rows: int
-    gaps: list[dict[str, Any]]  # {"boot", "missing": [[lo, hi], ...], "count"}
-
-    @property
-    def missing(self) -> int:
-        return sum(int(g["count"]) for g in self.gaps)
-
-
-@dataclass
-class MergedSession:
-    folder: Path
-    dials: list[MergedDial]
-    skipped: list[str] = field(default_factory=list)  # files that are not dialdaq recordings
-
-
-def read_recording(path: Path, header_only: bool = False) -> tuple[dict[str, str], list[str], list[list[str]], int]:
-    """A recording's header (`# key: value`), columns, rows, and the number of torn/short rows."""
-    header: dict[str, str] = {}
-    body: list[str] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for line in handle:
-            if line.startswith("#"):
-                key, _, value = line[1:].strip().partition(":")
-                header[key.strip()] = value.strip()
-            else:
-                body.append(line)
-                if header_only:
-                    break
-    reader = csv.reader(body)
-    columns = next(reader, [])
-    rows: list[list[str]] = []
-    bad = 0
-    for row in reader:
-        if len(row) == len(columns) and row[0]:
-            rows.append(row)
-        elif row:
-            bad += 1
-    return header, columns, rows, bad
-
-
-def _missing_ranges(seqs: Sequence[int]) -> list[list[int]]:
-    """Seqs missing between the lowest and the highest one seen (seqs sorted, unique).
-
-    From the lowest, not from 0: one boot can span several sessions (`daq session stop`/`start`),
-    and a later session's folder starts mid-boot. A loss before a session's first sample is in the
-    recorder's own summary.json, which follows the boot across sessions."""
-    out: list[list[int]] = []
-    expected = seqs[0] if seqs else 0
-    for seq in seqs:
-        if seq > expected:
-            out.append([expected, seq - 1])
-        expected = seq + 1
-    return out
-
-
-def _render(row: Sequence[str]) -> str:
-    if any(ch in value for value in row for ch in ',"\r\n'):
-        out = io.StringIO()
-        csv.writer(out).writerow(row)
-        return out.getvalue().rstrip("\r\n") + "\n"
-    return ",".join(row) + "\n"
-
-
-def merge_session(folder: Path) -> MergedSession:
-    """Merge every recording of one session folder into `<dial>.csv` per dial (and summary.json)."""
-    groups: dict[str, list[Path]] = {}
-    result = MergedSession(folder, [])
-    station = session = ""
-    for path in sorted(folder.glob("*.csv")):
-        header, columns, _, _ = read_recording(path, header_only=True)
-        if "dialdaq recording" not in header or "boot" not in columns or "seq" not in columns:
-            result.skipped.append(path.name)
-            continue
-        station = station or header.get("station", "")
-        session = session or header.get("session", "")
-        groups.setdefault(header.get("dial") or path.stem.split(PART_SEPARATOR)[0], []).append(path)
-    for dial, paths in sorted(groups.items()):
-        result.dials.append(_merge_dial(folder, dial, paths))
-    if result.dials:
-        summary = {
-            "station": station or folder.parent.name,
-            "session": session or folder.name,
-            "merged_from": sorted({name for d in result.dials for name in d.sources}),
-            "dials": {
-                d.dial: {"rows": d.rows, "file": d.path.name, "sources": d.sources, "duplicates_dropped": d.duplicates}
-                for d in result.dials
-            },
-            "gaps": [
-                {"dial": d.dial, "boot": g["boot"], "missing": g["missing"]} for d in result.dials for g in d.gaps
-            ],
-            "duplicates_dropped": sum(d.duplicates for d in result.dials),
-        }
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return result
-
-
-def _merge_dial(folder: Path, dial: str, paths: Sequence[Path]) -> MergedDial:
-    """One dial's parts -> `<dial>.csv`: first copy of each (boot, seq), boots by first t_ns, seq order."""
-    by_boot: dict[str, dict[int, str]] = {}  # boot -> seq -> the row as a CSV line
-    first_t: dict[str, int] = {}
-    sources: dict[str, int] = {}
-    headers: list[dict[str, str]] = []
-    out_columns = list(COLUMNS)
-    duplicates = bad_rows = 0
-    for path in paths:
-        header, columns, rows, bad = read_recording(path)
-        headers.append(header)
-        sources[path.name] = len(rows)
-        bad_rows += bad
-        out_columns += [c for c in columns if c not in out_columns]
-        pick = [columns.index(c) if c in columns else -1 for c in out_columns]
-        i_boot, i_seq = columns.index("boot"), columns.index("seq")
-        i_t = columns.index("t_ns") if "t_ns" in columns else -1
-        for row in rows:
-            try:
-                boot, seq = row[i_boot], int(row[i_seq])
-            except ValueError:
-                bad_rows += 1
-                continue
-            seqs = by_boot.setdefault(boot, {})
-            if seq in seqs:
-                duplicates += 1
-                continue
-            seqs[seq] = _render(row if columns == out_columns else [row[i] if i >= 0 else "" for i in pick])
-            try:
-                t_ns = int(row[i_t]) if i_t >= 0 else 0
-            except ValueError:
-                t_ns = 0
-            first_t[boot] = min(t_ns, first_t.get(boot, t_ns))
-    boots = sorted(by_boot, key=lambda b: (first_t.get(b, 0), b))
-    gaps: list[dict[str, Any]] = []
-    for boot in boots:
-        missing = _missing_ranges(sorted(by_boot[boot]))
-        if missing:
-            gaps.append({"boot": boot, "missing": missing, "count": sum(hi - lo + 1 for lo, hi in missing)})
-    # The header of the part that knows most (a part begun before meta arrived has empty fields).
-    best = max(headers, key=lambda h: sum(1 for v in h.values() if v))
-    lines = ["# dialdaq recording\n"]
-    lines += [f"# {k}: {v}\n" for k, v in best.items() if k != "dialdaq recording" and k not in HEADER_DROP_ON_MERGE]
-    lines.append(f"# merged_from: {', '.join(p.name for p in paths)}\n")
-    target = folder / f"{safe_name(dial)}.csv"
-    temp = target.with_name(f".{target.name}.merging")
-    rows_out = 0
-    with temp.open("w", encoding="utf-8", newline="") as handle:
-        handle.writelines(lines)
-        handle.write(_render(out_columns))
-        for boot in boots:
-            seqs = by_boot[boot]
-            for seq in sorted(seqs):
-                handle.write(seqs[seq])
-                rows_out += 1
-    os.replace(temp, target)
-    return MergedDial(dial, target, rows_out, sources, duplicates, bad_rows, gaps)
-
-
-def merge_recordings(path: Path) -> list[MergedSession]:
-    """Merge every session folder under `path` (the --out folder, a station's, or one session's)."""
-    folders = sorted({p.parent for p in path.rglob("*.csv")} if path.is_dir() else set())
-    return [merge_session(folder) for folder in folders]
+        self.output.close(self._gaps, self.stats.duplicates)
