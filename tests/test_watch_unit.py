@@ -13,19 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-import daq.watch
+import daq.subscribers.watch
 from daq.cli import main
 from daq.config import BrokerConfig
-from daq.watch.bridge import (
-    DialTrace,
-    GroupMean,
-    StationState,
-    WatchBridge,
-    WatchState,
-    mean_sd,
-    media_at,
-    timebase,
-)
+from daq.subscribers.watch.bridge import WatchBridge
+from daq.subscribers.watch.state import StationState, WatchState, media_at, timebase
+from daq.subscribers.watch.trace import DialTrace, GroupMean, mean_sd
 
 S = 1_000_000_000
 T0 = 1_795_000_000 * S
@@ -323,7 +316,7 @@ def broker() -> BrokerConfig:
 def test_the_server_serves_the_page_its_files_the_video_and_a_websocket(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from daq.watch.server import make_app
+    from daq.subscribers.watch.server import make_app
 
     video = tmp_path / "clip.webm"
     video.write_bytes(bytes(range(256)) * 40)
@@ -370,7 +363,7 @@ def test_watch_without_aiohttp_says_which_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "aiohttp", None)
-    monkeypatch.delitem(sys.modules, "daq.watch.server", raising=False)
-    monkeypatch.delattr(daq.watch, "server", raising=False)
+    monkeypatch.delitem(sys.modules, "daq.subscribers.watch.server", raising=False)
+    monkeypatch.delattr(daq.subscribers.watch, "server", raising=False)
     assert main(["watch", "--broker", "mqtt://127.0.0.1:1", "--port", "0"]) == 2
     assert "pip install 'dialdaq[watch]'" in capsys.readouterr().err

@@ -66,12 +66,12 @@ def handle(args: argparse.Namespace) -> int:
     check_args(args)
     config = config_from_args(args)
     try:
-        server = importlib.import_module("daq.watch.server")
+        server = importlib.import_module("daq.subscribers.watch.server")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("aiohttp", "multidict", "yarl"):
             raise MissingExtraError("aiohttp", "watch", "daq watch") from None
         raise
-    from daq.watch.bridge import WatchBridge
+    from daq.subscribers.watch.bridge import WatchBridge
 
     bridge = WatchBridge(
         config.broker,
