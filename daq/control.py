@@ -20,10 +20,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import aiomqtt
 import orjson
 from pydantic import ValidationError
 
+from daq import mqtt
 from daq.config import MediaConfig
 from daq.exceptions import MissingExtraError
 from daq.mediaclock.base import MediaClock
@@ -63,17 +63,17 @@ class StationControl:
     def subscriptions(self) -> tuple[str, ...]:
         return (self.station.topics.cmd_filter, self.position_topic)
 
-    async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        topic = str(message.topic)
+    async def on_message(self, message: mqtt.Message) -> None:
+        topic = message.topic
         if topic == self.position_topic:
-            self.on_position(bytes(message.payload or b""), time.monotonic_ns())
+            self.on_position(message.payload, time.monotonic_ns())
             return
         verb = topic.rsplit("/", 1)[-1]
         try:
-            request = orjson.loads(bytes(message.payload)) if message.payload else {}
+            request = orjson.loads(message.payload) if message.payload else {}
         except orjson.JSONDecodeError:
             request = None
-        reply_topic = getattr(message.properties, "ResponseTopic", None) or self.station.topics.cmd_reply(verb)
+        reply_topic = message.response_topic or self.station.topics.cmd_reply(verb)
         reply = await self.handle(verb, request)
         self.station.publisher.send(reply_topic, orjson.dumps(reply))
 

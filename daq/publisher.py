@@ -14,47 +14,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
-import ssl
-import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiomqtt
-
+from daq import mqtt
 from daq.config import BrokerConfig, PublishConfig
-from daq.exceptions import BrokerRefused, ConfigError
-from daq.mqtt_client import DaqClient, connect_failure, make_client
+from daq.mqtt.session import Backoff, SessionStats
 from daq.outbox.base import Entry, Outbox
+
+__all__ = ["REPLAY_MARK", "Backoff", "MessageHandler", "Publisher", "PublisherStats", "batches"]
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
+MessageHandler = Callable[[mqtt.Message], Awaitable[None]]
 REPLAY_MARK = b',"replay":true}'
-STABLE_CONNECTION_S = 5.0
 
 
 @dataclass(slots=True)
-class PublisherStats:
-    connected: bool = False
-    connects: int = 0
-    disconnects: int = 0
+class PublisherStats(SessionStats):
     messages: int = 0
     samples: int = 0
-    last_error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    first_s: float = 0.2
-    max_s: float = 10.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        """Jittered: uniform in [cap/2, cap], cap = min(max, first * factor**attempt)."""
-        cap = min(self.max_s, self.first_s * self.factor**attempt)
-        return random.uniform(cap / 2, cap)
 
 
 class Publisher:
@@ -64,7 +44,7 @@ class Publisher:
         publish: PublishConfig,
         client_id: str,
         outbox: Outbox,
-        will: aiomqtt.Will,
+        will: mqtt.Will,
         subscriptions: tuple[str, ...] = (),
         on_message: MessageHandler | None = None,
         backoff: Backoff | None = None,
@@ -76,8 +56,20 @@ class Publisher:
         self.will = will
         self.subscriptions = subscriptions
         self.on_message = on_message
-        self.backoff = backoff or Backoff()
         self.stats = PublisherStats()
+        # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
+        options = mqtt.ConnectOptions(client_id, will=will, clean=True, max_inflight=publish.max_inflight)
+        self.session = mqtt.Session(
+            broker,
+            options,
+            name="station",
+            subscriptions=subscriptions,
+            check_subscriptions=False,  # a subscription the ACL refuses is logged; the samples still go out
+            backoff=backoff,
+            stats=self.stats,
+            drain_on_stop=True,
+            on_disconnected=self._disconnected,
+        )
         self._retained: OrderedDict[str, bytes] = OrderedDict()
         self._control: deque[tuple[str, bytes, bool]] = deque(maxlen=100_000)
         self._control_unacked: dict[int, tuple[str, bytes, bool]] = {}
@@ -85,10 +77,10 @@ class Publisher:
         # Published last, after the drain at stop (the station's `offline`): a subscriber sees it after every sample.
         self.final: tuple[str, bytes] | None = None
         self._wake = asyncio.Event()
-        self._stopping = False
-        self._connected_once = asyncio.Event()
-        self._connected_at = 0.0
-        self._client: aiomqtt.Client | None = None
+
+    @property
+    def backoff(self) -> Backoff:
+        return self.session.backoff
 
     # -- what the station hands over ------------------------------------------------
 
@@ -108,78 +100,18 @@ class Publisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set and everything read has been acknowledged, then `final`.
 
-        The caller bounds the drain (the station waits DRAIN_TIMEOUT_S, then cancels)."""
-        attempt = 0
-        while True:
-            try:
-                await self._connect_once(stop)
-                return
-            except aiomqtt.MqttError as exc:
-                fatal = connect_failure(exc, self.broker)
-                if fatal and not self._connected_once.is_set():
-                    raise BrokerRefused(fatal) from None
-                self.stats.last_error = str(exc)
-            except (OSError, ssl.SSLError, ConfigError) as exc:
-                # The password file or a certificate cannot be read: fatal at start; later on it is
-                # retried (a file being rotated must not stop a station in the middle of a session).
-                if not self._connected_once.is_set():
-                    raise ConfigError(None, "broker", f"cannot set up the connection: {exc}") from None
-                self.stats.last_error = f"connection setup: {exc}"
-            finally:
-                self._client = None
-                if self.stats.connected:
-                    self.stats.connected = False
-                    self.stats.disconnects += 1
-                    attempt = 0 if self._lasted() else attempt
-                back = self.outbox.requeue()
-                if back:
-                    log.info("requeued %d unacknowledged messages", back)
-            if stop.is_set() and (self._stopping or not self._connected_once.is_set()):
-                return
-            delay = self.backoff.delay(attempt)
-            attempt += 1
-            log.warning(
-                "broker %s: %s; retrying in %.1f s",
-                self.broker.address.display(),
-                self.stats.last_error or "connection lost",
-                delay,
-            )
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                continue
-            # Stopping while disconnected: one more try to hand over what we hold, then give up.
-            if self._stopping:
-                return
-            self._stopping = True
+        A fatal refusal before the first connect raises BrokerRefused, a connection that cannot be
+        set up ConfigError; after that every fault is retried (see `daq.mqtt.session`). The caller
+        bounds the drain (the station waits DRAIN_TIMEOUT_S, then cancels)."""
+        await self.session.run(stop, functools.partial(self._connected, stop=stop))
 
-    def _lasted(self) -> bool:
-        """A connection that held for a while resets the backoff; one kicked off at once does not
-        (a second daemon with the same client id would otherwise make both reconnect in a tight loop)."""
-        return time.monotonic() - self._connected_at > STABLE_CONNECTION_S
+    def _disconnected(self, reason: str | None) -> None:
+        """After every connection (closed now: no PUBACK can come for what was in flight): requeue it."""
+        back = self.outbox.requeue()
+        if back:
+            log.info("requeued %d unacknowledged messages", back)
 
-    async def _connect_once(self, stop: asyncio.Event) -> None:
-        # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
-        client = make_client(
-            self.broker,
-            self.client_id,
-            will=self.will,
-            clean=True,
-            max_inflight_messages=self.publish_config.max_inflight,
-        )
-        async with client:
-            self._client = client
-            self._connected_at = time.monotonic()
-            self.stats.connected = True
-            self.stats.connects += 1
-            self._connected_once.set()
-            log.info("connected to %s as %s", self.broker.address.display(), self.client_id)
-            if not await self._connected(client, stop):
-                raise aiomqtt.MqttError("connection lost")
-
-    async def _connected(self, client: DaqClient, stop: asyncio.Event) -> bool:
-        for topic in self.subscriptions:
-            await client.subscribe(topic, qos=1)
+    async def _connected(self, client: mqtt.Connection, stop: asyncio.Event) -> None:
         # Control messages sent but not acknowledged on the last connection go first again (an event
         # or a reply lost to the outage would be gone for good); then the retained state, which
         # supersedes any queued retained update; then what was queued.
@@ -195,21 +127,22 @@ class Publisher:
             done, _ = await asyncio.wait({listener, pump}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raises the MqttError that ended the connection
-            return pump in done
+            if pump not in done:
+                raise mqtt.MqttError("connection lost")
         finally:
             for task in (listener, pump):
                 task.cancel()
             await asyncio.gather(listener, pump, return_exceptions=True)
 
-    async def _listen(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
+    async def _listen(self, client: mqtt.Connection) -> None:
+        async for message in client.messages():
             if self.on_message is not None:
                 try:
-                    await self.on_message(client, message)
+                    await self.on_message(message)
                 except Exception:
                     log.exception("handling a message on %s failed", message.topic)
 
-    async def _pump(self, client: DaqClient, stop: asyncio.Event) -> bool:
+    async def _pump(self, client: mqtt.Connection, stop: asyncio.Event) -> bool:
         """Send control messages and samples until stopped and drained."""
         cfg = self.publish_config
         stats = self.stats
@@ -240,7 +173,7 @@ class Publisher:
         try:
             while True:
                 if refused:
-                    raise aiomqtt.MqttError(f"the broker refused a message: {refused[0]}")
+                    raise mqtt.MqttError(f"the broker refused a message: {refused[0]}")
                 if inflight >= cfg.max_inflight:
                     room.clear()
                     await room.wait()
@@ -266,7 +199,7 @@ class Publisher:
                         inflight += 1
                     continue
                 if stop.is_set():
-                    self._stopping = True
+                    self.session.draining = True
                     if inflight:
                         room.clear()
                         await room.wait()

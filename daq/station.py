@@ -14,10 +14,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-import aiomqtt
 import orjson
 
-from daq import __version__
+from daq import __version__, mqtt
 from daq.builder import build_devices
 from daq.builder_types import DeviceSetup
 from daq.config import DaqConfig
@@ -55,7 +54,7 @@ class Station:
         self.outbox = make_outbox(config, self._outbox_event)
         self.session = SessionState(make_clock(config.media))
         self.control = StationControl(self)
-        will = aiomqtt.Will(self.topics.status, self._status_payload("offline", "lost", will=True), qos=1, retain=True)
+        will = mqtt.Will(self.topics.status, self._status_payload("offline", "lost", will=True), qos=1, retain=True)
         self.publisher = Publisher(
             config.broker,
             config.publish,
@@ -134,13 +133,13 @@ class Station:
     def _on_connection(self, dial: str, connected: bool) -> None:
         self.publish_meta(dial, connected)
 
-    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        if str(message.topic) == self.topics.status:
+    async def _on_message(self, message: mqtt.Message) -> None:
+        if message.topic == self.topics.status:
             if message.retain:  # an earlier run's state, handed over at subscribe; our online follows it
                 return
-            self._guard_status(bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b"")
+            self._guard_status(message.payload)
             return
-        await self.control.on_message(client, message)
+        await self.control.on_message(message)
 
     def _guard_status(self, payload: bytes) -> None:
         """A stale Last Will (an earlier connection's, delivered late) must not mark a live station offline."""

@@ -14,8 +14,9 @@ from daq.config import Calibration, parse_broker_url
 from daq.contract import Scale
 from daq.ids import check_id, check_root, sanitize_id
 from daq.mediaclock.session import SessionClock
+from daq.mqtt import Backoff
 from daq.outbox.memory import MemoryOutbox
-from daq.publisher import REPLAY_MARK, Backoff, batches
+from daq.publisher import REPLAY_MARK, batches
 from daq.readclock import ReadClock
 from daq.seqtrack import SeqTracker
 from daq.timecode import FrameRate
