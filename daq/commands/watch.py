@@ -7,7 +7,6 @@ import asyncio
 import errno
 import importlib
 import socket
-import sys
 from pathlib import Path
 
 from daq.commands.common import add_broker_args, config_from_args, run_until_signal
@@ -99,9 +98,6 @@ def handle(args: argparse.Namespace) -> int:
                     f"cannot serve on {args.host}:{args.port}: {exc.strerror}; choose another with --port"
                 ) from None
             raise
-        if bridge.fatal:
-            print(f"daq watch: {bridge.fatal}", file=sys.stderr)
-            return 1
         return 0
 
     return run_until_signal(main)

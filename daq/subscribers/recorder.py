@@ -27,27 +27,19 @@ config/brokers/README.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import orjson
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
+from daq import mqtt
 from daq.config import BrokerConfig
-from daq.exceptions import BrokerRefused
 from daq.ids import ID_PATTERN, ID_RULE
-from daq.mqtt_client import make_client, refusal
-from daq.publisher import Backoff
 from daq.seqtrack import SeqTracker
 from daq.subscribers.session_files import DialFile, SessionFiles, header_fields
 from daq.topics import parse_topic, subscriber_filters
@@ -56,7 +48,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_EXPIRY_S = 86400
 RECEIVE_MAXIMUM = 200  # MQTT 5: messages the broker may have in flight to us, unacknowledged
-ACK_BATCH = 100  # acknowledge at the latest after this many messages, even if more are waiting
 DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for this long
 DRAIN_MAX_S = 10.0
 
@@ -164,7 +155,8 @@ class Recorder:
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
         self.output = SessionFiles(out_dir, self.recorder_id, share, self._resumed)
-        self.connected = asyncio.Event()
+        self.session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
+        self.connected = self.session.connected  # set while connected and subscribed
 
     @property
     def recorder_id(self) -> str | None:
@@ -184,132 +176,54 @@ class Recorder:
         prefix = f"$share/{self.share}/" if self.share is not None else ""
         return [f"{prefix}{self.root}/{station}/dials/+/samples" for station in self.stations]
 
-    def _client(self) -> aiomqtt.Client:
-        extra: dict[str, Any] = {}
-        if self.broker.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.ReceiveMaximum = RECEIVE_MAXIMUM
-            if self.persistent:
-                props.SessionExpiryInterval = self.session_expiry_s
-            extra["properties"] = props
-        client = make_client(self.broker, self.client_id, clean=not self.persistent, **extra)
-        # Acknowledge only what is written: paho would acknowledge on receipt, before we hold it.
-        client._client.manual_ack_set(True)
-        return client
+    def connect_options(self) -> mqtt.ConnectOptions:
+        """Acknowledge only what is written (manual acks); a persistent session outlives us on the broker."""
+        return mqtt.ConnectOptions(
+            client_id=self.client_id,
+            clean=not self.persistent,
+            manual_ack=True,
+            receive_maximum=RECEIVE_MAXIMUM,
+            session_expiry_s=self.session_expiry_s if self.persistent else None,
+        )
 
     # -- the connection ---------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        backoff = Backoff()
+        """Record until `stop`; BrokerRefused (exit 2) when the broker refuses us at the start."""
+
+        async def on_connected(connection: mqtt.Connection) -> None:
+            await mqtt.consume(connection, stop, self._take, commit=self._flush)
+            await self._leave(connection)
+
         try:
-            while not stop.is_set():
-                try:
-                    async with self._client() as client:
-                        attempt = 0
-                        await self._subscribe(client)
-                        self.connected.set()
-                        pending = await self._consume(client, stop)
-                        await self._leave(client, pending)
-                        return
-                except aiomqtt.MqttError as exc:
-                    self.connected.clear()
-                    reason = refusal(exc)
-                    if reason is not None:
-                        raise BrokerRefused(f"the broker refused the recorder: {reason}") from exc
-                    delay = backoff.delay(attempt)
-                    attempt += 1
-                    log.warning("recorder: broker unreachable (%s); retrying in %.1f s", exc, delay)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
+            await self.session.run(stop, on_connected)
         finally:
             self.close()
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
-        """One SUBSCRIBE for all filters: retained headers come after every filter is in place."""
-        filters = self.filters()
-        granted: list[ReasonCode | int] = list(await client.subscribe([(topic, 1) for topic in filters], timeout=30))
-        for topic, code in zip(filters, granted, strict=False):
-            failed = code.is_failure if isinstance(code, ReasonCode) else code >= 0x80
-            if failed:
-                name = code.getName() if isinstance(code, ReasonCode) else str(code)
-                raise BrokerRefused(f"the broker refused the subscription to {topic}: {name}")
-        log.info("recorder: connected as %s; subscribed to %s", self.client_id or "(random id)", ", ".join(filters))
-
-    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> asyncio.Future[aiomqtt.Message] | None:
-        """Write and acknowledge until `stop`; return the wait for the next message, if one is pending."""
-        stopper = asyncio.create_task(stop.wait())
-        unacked: list[aiomqtt.Message] = []
-        try:
-            messages = client.messages
-            while True:
-                getter = asyncio.ensure_future(anext(messages))
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    self._take(getter.result(), unacked)
-                    if len(messages) == 0 or len(unacked) >= ACK_BATCH:
-                        self._commit(client, unacked)
-                if stopper in done:
-                    self._commit(client, unacked)
-                    return None if getter in done else getter
-        finally:
-            stopper.cancel()
-            self._flush()  # what was written is kept; what was not acknowledged the broker sends again
-
-    async def _leave(self, client: aiomqtt.Client, pending: asyncio.Future[aiomqtt.Message] | None) -> None:
+    async def _leave(self, connection: mqtt.Connection) -> None:
         """Leaving a shared group: hand our share to the others, then take what is still on its way to us.
 
         Mosquitto keeps a message that it sent to a group member and that was not acknowledged in
         that member's session (it does not give it to another member), and a persistent member that
         is merely disconnected keeps getting its turn. So: unsubscribe the shared filters first (new
         samples now go to the others), write and acknowledge what still arrives until it is quiet,
-        then disconnect with nothing left behind.
+        then disconnect with nothing left behind. Not a group member: what was not acknowledged is
+        sent again anyway.
         """
         if self.share is None:
-            if pending is not None:  # not a group member: what was not acknowledged is sent again anyway
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
             return
         try:
-            await client.unsubscribe(self.sample_filters(), timeout=5)
-        except (aiomqtt.MqttError, TimeoutError) as exc:
+            await connection.unsubscribe(self.sample_filters())
+        except (mqtt.MqttError, TimeoutError) as exc:
             log.warning("recorder: could not leave the shared group cleanly (%s)", exc)
-        messages = client.messages
-        if pending is None:
-            pending = asyncio.ensure_future(anext(messages))
-        unacked: list[aiomqtt.Message] = []
-        deadline = time.monotonic() + DRAIN_MAX_S
-        drained = 0
-        while time.monotonic() < deadline:
-            try:
-                # the wait begun before the stop goes on (cancelling it could drop a message)
-                message = await asyncio.wait_for(asyncio.shield(pending), DRAIN_IDLE_S)
-            except (TimeoutError, aiomqtt.MqttError):
-                break
-            pending = asyncio.ensure_future(anext(messages))
-            self._take(message, unacked)
-            drained += 1
-            if len(messages) == 0 or len(unacked) >= ACK_BATCH:
-                self._commit(client, unacked)
-        self._commit(client, unacked)
-        pending.cancel()
-        await asyncio.gather(pending, return_exceptions=True)
+        drained = await mqtt.consume_until_quiet(
+            connection, self._take, commit=self._flush, idle_s=DRAIN_IDLE_S, max_s=DRAIN_MAX_S
+        )
         log.info("recorder: left shared group %s; %d messages drained", self.share, drained)
 
-    def _take(self, message: aiomqtt.Message, unacked: list[aiomqtt.Message]) -> None:
+    def _take(self, message: mqtt.Message) -> None:
         self.stats.messages += 1
-        payload = message.payload
-        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-        self.handle(str(message.topic), data)
-        if message.qos > 0:
-            unacked.append(message)
-
-    def _commit(self, client: aiomqtt.Client, unacked: list[aiomqtt.Message]) -> None:
-        """Flush what was written, then acknowledge it, in the order it arrived."""
-        self._flush()
-        for message in unacked:
-            client._client.ack(message.mid, message.qos)
-        unacked.clear()
+        self.handle(message.topic, message.payload)
 
     # -- messages ---------------------------------------------------------------------
 

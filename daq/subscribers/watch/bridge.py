@@ -10,17 +10,14 @@ from a lost connection. Once a second the state drops what is older than its win
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
-import aiomqtt
 import orjson
 
+from daq import mqtt
 from daq.config import BrokerConfig
-from daq.mqtt_client import make_client, refusal
-from daq.publisher import Backoff
 from daq.subscribers.watch.state import WINDOW_S, WatchState
 from daq.subscribers.watch.trace import BIN_S, Json
 from daq.topics import subscriber_filters
@@ -34,7 +31,10 @@ Listener = Callable[[bytes], None]
 
 
 class WatchBridge:
-    """The MQTT side: subscribe, feed `state`, push updates to listeners every `PUSH_EVERY_S`."""
+    """The IO: subscribe, feed `state`, push updates to listeners every `PUSH_EVERY_S`.
+
+    `run` raises BrokerRefused (exit 2) when the broker refuses it at the start; once connected,
+    a lost connection is shown on the page (`broker.connected`, `broker.error`) and retried."""
 
     def __init__(
         self,
@@ -48,11 +48,17 @@ class WatchBridge:
     ) -> None:
         self.broker_config = broker
         self.client_id = client_id
+        self.session = mqtt.Session(
+            broker,
+            mqtt.ConnectOptions(client_id=client_id, clean=True),
+            name="watch",
+            subscriptions=subscriber_filters(root, station),
+            on_disconnected=self._disconnected,
+        )
         self.state = WatchState(root, station, bin_s, window_s, page=dict(extra_meta or {}))
         self.state.broker["address"] = broker.address.display()
         self.listeners: set[Listener] = set()
-        self.connected = asyncio.Event()
-        self.fatal: str | None = None
+        self.connected = self.session.connected  # set while connected and subscribed
 
     def snapshot_bytes(self) -> bytes:
         return orjson.dumps(self.state.snapshot())
@@ -100,48 +106,14 @@ class WatchBridge:
                 self._send(orjson.dumps({"type": "tick", "t_ns": time.time_ns()}))
 
     async def _mqtt_loop(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                async with make_client(self.broker_config, self.client_id, clean=True) as client:
-                    attempt = 0
-                    for topic in subscriber_filters(self.state.root, self.state.station_filter):
-                        await client.subscribe(topic, qos=1)
-                    self.state.set_broker(True)
-                    self.connected.set()
-                    await self._consume(client, stop)
-                    return
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                why = refusal(exc)
-                self.state.set_broker(False, why or str(exc))
-                if why is not None:
-                    self.fatal = f"broker {self.broker_config.address.display()} refused the connection: {why}"
-                    log.error("watch: %s", self.fatal)
-                    return
-                delay = backoff.delay(attempt)
-                attempt += 1
-                log.warning("watch: broker unreachable (%s); retrying in %.1f s", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+        async def on_connected(connection: mqtt.Connection) -> None:
+            self.state.set_broker(True)
+            await mqtt.consume(connection, stop, self._take)
 
-    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        stopper = asyncio.create_task(stop.wait())
-        messages = aiter(client.messages)
-        try:
-            while True:
-                getter = asyncio.ensure_future(anext(messages))
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    message = getter.result()
-                    payload = message.payload
-                    data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                    self.state.handle(str(message.topic), data)
-                else:
-                    getter.cancel()
-                    await asyncio.gather(getter, return_exceptions=True)
-                if stopper in done:
-                    return
-        finally:
-            stopper.cancel()
+        await self.session.run(stop, on_connected)
+
+    def _disconnected(self, reason: str | None) -> None:
+        self.state.set_broker(False, reason or "")
+
+    def _take(self, message: mqtt.Message) -> None:
+        self.state.handle(message.topic, message.payload)
