@@ -3,7 +3,7 @@
 It is one subscriber among many and gets nothing the others don't: it reads only the
 topics in CONTRACT.md. Duplicates (after a reconnect) are dropped by (boot, dial, seq);
 gaps are reported as they appear and listed in each session's summary.json. The files are
-`session_files`' job, their format `daq.recording`'s, the merge of a group's parts `record_merge`'s.
+`record_files`' job, their format `daq.recording`'s, the merge of a group's parts `record_merge`'s.
 
 Stations: one id, several (`["lab-a", "lab-b"]`), or `+` for every station, including
 those that appear later; each station's sessions go to `<out>/<station>/<session>/`.
@@ -41,7 +41,7 @@ from daq import mqtt
 from daq.config import BrokerConfig
 from daq.ids import ID_PATTERN, ID_RULE
 from daq.seqtrack import SeqTracker
-from daq.subscribers.session_files import DialFile, SessionFiles, header_fields
+from daq.subscribers.record_files import DialFile, RecordingFiles, header_fields
 from daq.topics import parse_topic, subscriber_filters
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,9 @@ class Recorder:
         self.seen_stations: set[str] = set()
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
-        self.output = SessionFiles(out_dir, self.recorder_id, share, self._resumed)
-        self.session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
-        self.connected = self.session.connected  # set while connected and subscribed
+        self.output = RecordingFiles(out_dir, self.recorder_id, share, self._resumed)
+        self.mqtt_session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
+        self.connected = self.mqtt_session.connected  # set while connected and subscribed
 
     @property
     def recorder_id(self) -> str | None:
@@ -196,7 +196,7 @@ class Recorder:
             await self._leave(connection)
 
         try:
-            await self.session.run(stop, on_connected)
+            await self.mqtt_session.run(stop, on_connected)
         finally:
             self.close()
 

@@ -48,7 +48,7 @@ class WatchBridge:
     ) -> None:
         self.broker_config = broker
         self.client_id = client_id
-        self.session = mqtt.Session(
+        self.mqtt_session = mqtt.Session(
             broker,
             mqtt.ConnectOptions(client_id=client_id, clean=True),
             name="watch",
@@ -58,7 +58,7 @@ class WatchBridge:
         self.state = WatchState(root, station, bin_s, window_s, page=dict(extra_meta or {}))
         self.state.broker["address"] = broker.address.display()
         self.listeners: set[Listener] = set()
-        self.connected = self.session.connected  # set while connected and subscribed
+        self.connected = self.mqtt_session.connected  # set while connected and subscribed
 
     def snapshot_bytes(self) -> bytes:
         return orjson.dumps(self.state.snapshot())
@@ -110,7 +110,7 @@ class WatchBridge:
             self.state.set_broker(True)
             await mqtt.consume(connection, stop, self._take)
 
-        await self.session.run(stop, on_connected)
+        await self.mqtt_session.run(stop, on_connected)
 
     def _disconnected(self, reason: str | None) -> None:
         self.state.set_broker(False, reason or "")

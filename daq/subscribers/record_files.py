@@ -80,7 +80,7 @@ def header_fields(
 
 
 @dataclass
-class SessionFiles:
+class RecordingFiles:
     """The recorder's open files by (station, session, dial); writes rows, flushes, summarises."""
 
     out_dir: Path
