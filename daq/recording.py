@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daq.ids import sanitize_id
+
 if TYPE_CHECKING:
     from _csv import Writer
 
     from _typeshed import SupportsWrite
-
-from daq.ids import sanitize_id
 
 MARKER = "dialdaq recording"
 """The first header line of every recording, `# dialdaq recording`."""
@@ -103,9 +104,9 @@ def render_row(cells: Sequence[str]) -> str:
 def ends_torn(path: Path) -> bool:
     """True when the file's last line has no line end (the recorder stopped while writing it)."""
     with path.open("rb") as raw:
-        if raw.seek(0, 2) == 0:
+        if raw.seek(0, os.SEEK_END) == 0:
             return False
-        raw.seek(-1, 2)
+        raw.seek(-1, os.SEEK_END)
         return raw.read(1) != b"\n"
 
 
