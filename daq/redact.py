@@ -1,6 +1,6 @@
 """Keep secrets out of what dialdaq writes: log lines, tracebacks, error messages.
 
-`daq.mqtt_client` registers the broker password here when it hands it to a client. A
+`daq.mqtt.client` registers the broker password here when it hands it to a client. A
 `RedactFilter` on the log handlers masks any registered secret in a record before it is
 written, and `scrub` does the same for text printed directly (the CLI's error line).
 This is a safety net: no code is meant to log a secret in the first place.

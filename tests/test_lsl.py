@@ -21,7 +21,7 @@ import pytest
 
 from daq.cli import main
 from daq.config import BrokerConfig
-from daq.lsl import LslBridge
+from daq.subscribers.lsl import LslBridge
 from tests.support.procs import Mosquitto, Sub, clean_env, start_daq, stop_process, wait_for
 
 LSL_CFG = """\

@@ -34,8 +34,8 @@ TEST_TAIL = ["user root", "persistence false", "log_dest stderr", "log_type all"
 
 PASSWORD_HINT = "Check broker.username and the password"
 PUBLISHER_FIX = (
-    "daq/publisher.py Publisher.run must build the fatal message with daq.mqtt_client.connect_failure(exc, "
-    "self.broker) instead of appending the password hint to every refusal: a TLS problem is not a password problem"
+    "daq/mqtt/client.py connect() must build the fatal message with daq.mqtt.refusal.connect_failure(exc, "
+    "broker) instead of appending the password hint to every refusal: a TLS problem is not a password problem"
 )
 
 

@@ -116,7 +116,16 @@ async def demo(url: str, protocol: str, args: argparse.Namespace, stop: asyncio.
     recorder = Recorder(config.broker, args.out, config.station.root, DEMO_STATION)
     recorder_stop = asyncio.Event()
     recording = asyncio.create_task(recorder.run(recorder_stop))
-    await asyncio.wait_for(recorder.connected.wait(), 10)
+    connected = asyncio.create_task(recorder.connected.wait())
+    await asyncio.wait({connected, recording}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    connected.cancel()
+    if recording.done():
+        recording.result()  # the broker refused the recorder (BrokerRefused: exit 2)
+        return 1
+    if not recorder.connected.is_set():
+        recorder_stop.set()
+        await recording
+        raise TimeoutError(f"the recorder did not connect to {config.broker.address.display()} within 10 s")
     print(
         f"{args.dials} simulated dials at {args.rate:g} Hz for {args.duration:g} s "
         f"(Ctrl-C stops early); topics {station.topics.base}/#",

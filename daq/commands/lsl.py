@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from daq.lsl import LslBridge, load_pylsl  # only here: pylsl and liblsl load on use
+    from daq.subscribers.lsl import LslBridge, load_pylsl  # only here: pylsl and liblsl load on use
 
     if args.wait_inlet < 0:
         raise ConfigError(None, "--wait-inlet", "give 0 or more seconds")

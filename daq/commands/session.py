@@ -3,8 +3,9 @@
 Each action publishes one request on `<root>/<station>/cmd/<verb>` with an MQTT 5 response topic
 (`.../cmd/<verb>/reply/<id>`; with --mqtt-protocol 3.1.1 the station answers on `.../cmd/<verb>/reply`),
 waits for the reply that carries the request's id and prints it as one JSON line.
-Exit status: 0 the station did it, 1 it refused (the reply says why), 3 no reply in time,
-4 the broker could not be reached.
+Exit status: 0 the station did it, 1 it refused (the reply says why), 2 the broker refused us
+(a wrong password, a certificate that does not verify, a subscription the ACL denies), 3 no reply
+in time, 4 the broker could not be reached.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ import secrets
 import sys
 from typing import Any
 
-import aiomqtt
 import orjson
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from daq import mqtt
 from daq.commands.common import add_broker_args, config_data_from_args
 from daq.config import DaqConfig, build_config
 from daq.mediaclock.factory import CLOCK_KINDS
-from daq.mqtt_client import make_client
 from daq.topics import Topics
 
 EXIT_OK = 0
@@ -107,7 +105,7 @@ async def send(config: DaqConfig, verb: str, request: dict[str, Any], wait_s: fl
             file=sys.stderr,
         )
         return EXIT_TIMEOUT
-    except aiomqtt.MqttError as exc:
+    except mqtt.MqttError as exc:
         print(f"daq session: broker {config.broker.address.display()}: {exc}", file=sys.stderr)
         return EXIT_NO_BROKER
     print(orjson.dumps(reply).decode())
@@ -117,18 +115,15 @@ async def send(config: DaqConfig, verb: str, request: dict[str, Any], wait_s: fl
 async def _exchange(config: DaqConfig, topics: Topics, verb: str, request: dict[str, Any]) -> dict[str, Any]:
     v5 = config.broker.protocol == "5"
     reply_topic = f"{topics.cmd_reply(verb)}/{request['id']}" if v5 else topics.cmd_reply(verb)
-    properties: Properties | None = None
-    if v5:
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.ResponseTopic = reply_topic
-    async with make_client(config.broker, f"daq-session-{request['id']}") as client:
-        await client.subscribe(reply_topic, qos=1)
-        await client.publish(topics.cmd(verb), orjson.dumps(request), qos=1, properties=properties)
-        async for message in client.messages:
+    options = mqtt.ConnectOptions(f"daq-session-{request['id']}")
+    async with mqtt.connect(config.broker, options) as connection:
+        await connection.subscribe([reply_topic])
+        await connection.publish(topics.cmd(verb), orjson.dumps(request), response_topic=reply_topic if v5 else None)
+        async for message in connection.messages():
             try:
-                reply = orjson.loads(bytes(message.payload or b""))
+                reply = orjson.loads(message.payload)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(reply, dict) and reply.get("id") == request["id"]:
                 return reply
-    raise aiomqtt.MqttError("the connection closed before the reply came")
+    raise mqtt.MqttError("the connection closed before the reply came")

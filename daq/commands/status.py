@@ -7,11 +7,10 @@ import asyncio
 import json
 from typing import Any
 
-import aiomqtt
 import orjson
 
+from daq import mqtt
 from daq.commands.common import add_broker_args, config_from_args
-from daq.mqtt_client import make_client
 from daq.topics import parse_topic
 
 WAIT_S = 2.0
@@ -30,18 +29,16 @@ async def collect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     root = config.station.root
     found: dict[str, dict[str, Any]] = {}
     try:
-        async with make_client(config.broker, None) as client:
-            for what in ("status", "health"):
-                await client.subscribe(f"{root}/{args.station}/{what}", qos=1)
+        async with mqtt.connect(config.broker) as connection:
+            await connection.subscribe([f"{root}/{args.station}/{what}" for what in ("status", "health")])
             async with asyncio.timeout(WAIT_S):
-                async for message in client.messages:
-                    station, what, _ = parse_topic(root, str(message.topic))
-                    payload = message.payload
-                    if isinstance(payload, bytes | bytearray):
-                        found.setdefault(station, {})[what] = orjson.loads(payload)
+                async for message in connection.messages():
+                    station, what, _ = parse_topic(root, message.topic)
+                    if message.payload:
+                        found.setdefault(station, {})[what] = orjson.loads(message.payload)
     except TimeoutError:
         pass
-    except aiomqtt.MqttError as exc:
+    except mqtt.MqttError as exc:
         raise SystemExit(f"daq: cannot reach the broker {config.broker.address.display()}: {exc}") from None
     return found
 

@@ -19,6 +19,7 @@ from daq.mqtt.client import Connection, MqttError
 from daq.mqtt.message import Message
 
 ACK_BATCH = 100  # acknowledge at the latest after this many messages, even if more are waiting
+YIELD_EVERY = 100  # messages taken from the local queue in a row before giving other tasks a turn
 
 Handle = Callable[[Message], None]
 
@@ -67,10 +68,17 @@ async def consume(
     """
     acks = _Acks(connection, commit, ack_batch)
     stopper: asyncio.Task[bool] | None = None
+    in_a_row = 0  # messages taken without waiting: let the loop's other tasks run now and then
     try:
         while True:
             message = connection.receive_nowait()
-            if message is None:
+            if message is not None:
+                in_a_row += 1
+                if in_a_row >= YIELD_EVERY:
+                    in_a_row = 0
+                    await asyncio.sleep(0)
+            else:
+                in_a_row = 0
                 if stop.is_set():
                     acks.flush()
                     return

@@ -30,7 +30,6 @@ sample; after that time the samples are pushed whether or not anybody listens.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import time
@@ -39,13 +38,11 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-import aiomqtt
 import orjson
 
+from daq import mqtt
 from daq.config import BrokerConfig
 from daq.exceptions import FatalError, MissingExtraError
-from daq.mqtt_client import make_client
-from daq.publisher import Backoff
 from daq.seqtrack import SeqTracker
 from daq.topics import parse_topic
 
@@ -170,7 +167,10 @@ class LslBridge:
         self.pending: dict[tuple[str, str], list[dict[str, Any]]] = {}  # samples waiting for meta
         self.pending_since: dict[tuple[str, str], float] = {}
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}
-        self.connected = asyncio.Event()
+        self.session = mqtt.Session(
+            broker, mqtt.ConnectOptions(client_id, clean=True), name="lsl", subscriptions=self.filters
+        )
+        self.connected = self.session.connected  # set while connected and subscribed
         self._last_check = time.monotonic()
 
     # -- the connection ---------------------------------------------------------------
@@ -180,46 +180,18 @@ class LslBridge:
         return [f"{base}/dials/+/meta", f"{base}/dials/+/samples"]
 
     async def run(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        backoff = Backoff()
+        """Bridge until `stop`. BrokerRefused / ConfigError when the broker refuses us at start."""
+
+        async def on_connected(connection: mqtt.Connection) -> None:
+            await mqtt.consume(connection, stop, self.take, tick=self.tick, tick_s=TICK_S)
+
         try:
-            while not stop.is_set():
-                try:
-                    async with make_client(self.broker, self.client_id, clean=True) as client:
-                        attempt = 0
-                        for topic in self.filters():
-                            await client.subscribe(topic, qos=1)
-                        self.connected.set()
-                        await self._consume(client, stop)
-                        return
-                except aiomqtt.MqttError as exc:
-                    self.connected.clear()
-                    delay = backoff.delay(attempt)
-                    attempt += 1
-                    log.warning("lsl: broker unreachable (%s); retrying in %.1f s", exc, delay)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
+            await self.session.run(stop, on_connected)
         finally:
             self.close()
 
-    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            messages = aiter(client.messages)
-            while True:
-                getter = asyncio.ensure_future(anext(messages))
-                done, _ = await asyncio.wait({getter, stopper}, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    message = getter.result()
-                    self.handle(str(message.topic), bytes(message.payload))
-                else:
-                    getter.cancel()
-                    await asyncio.gather(getter, return_exceptions=True)
-                self.tick()
-                if stopper in done:
-                    return
-        finally:
-            stopper.cancel()
+    def take(self, message: mqtt.Message) -> None:
+        self.handle(message.topic, message.payload)
 
     # -- messages ---------------------------------------------------------------------
 
