@@ -154,7 +154,7 @@ class Recorder:
         self.seen_stations: set[str] = set()
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
-        self.output = RecordingFiles(out_dir, self.recorder_id, share, self._resumed)
+        self.files = RecordingFiles(out_dir, self.recorder_id, share, self._resumed)
         self.mqtt_session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
         self.connected = self.mqtt_session.connected  # set while connected and subscribed
 
@@ -192,7 +192,7 @@ class Recorder:
         """Record until `stop`; BrokerRefused (exit 2) when the broker refuses us at the start."""
 
         async def on_connected(connection: mqtt.Connection) -> None:
-            await mqtt.consume(connection, stop, self._take, commit=self._flush)
+            await mqtt.consume(connection, stop, self._take, commit=self.files.flush)
             await self._leave(connection)
 
         try:
@@ -217,7 +217,7 @@ class Recorder:
         except (mqtt.MqttError, TimeoutError) as exc:
             log.warning("recorder: could not leave the shared group cleanly (%s)", exc)
         drained = await mqtt.consume_until_quiet(
-            connection, self._take, commit=self._flush, idle_s=DRAIN_IDLE_S, max_s=DRAIN_MAX_S
+            connection, self._take, commit=self.files.flush, idle_s=DRAIN_IDLE_S, max_s=DRAIN_MAX_S
         )
         log.info("recorder: left shared group %s; %d messages drained", self.share, drained)
 
@@ -293,7 +293,7 @@ class Recorder:
                 gap[1],
                 info["count"],
             )
-        self.output.write(handle, sample)
+        self.files.write(handle, sample)
         key = (station, dial)
         self.stats.rows[key] = self.stats.rows.get(key, 0) + 1
         self.stats.last_seq[key] = max(seq, self.stats.last_seq.get(key, -1))
@@ -304,7 +304,7 @@ class Recorder:
             clock = self.sessions.get(station, {}).get("clock", {})
             return header_fields(station, session, dial, meta, clock, self.client_id, self.share)
 
-        return self.output.file(station, session, dial, header)
+        return self.files.file(station, session, dial, header)
 
     def _resumed(self, station: str, dial: str, seen: dict[str, list[int]]) -> None:
         """A file of an earlier run is continued: the samples in it count as seen."""
@@ -322,15 +322,6 @@ class Recorder:
             if st == station and d in dials and t.missing
         ]
 
-    # -- files ------------------------------------------------------------------------
-
-    @property
-    def files(self) -> dict[tuple[str, str, str], DialFile]:
-        """The files by (station, session, dial)."""
-        return self.output.files
-
-    def _flush(self) -> None:
-        self.output.flush()
-
     def close(self) -> None:
-        self.output.close(self._gaps, self.stats.duplicates)
+        """Close the files and write each session's summary.json."""
+        self.files.close(self._gaps, self.stats.duplicates)
