@@ -48,29 +48,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.procstats import CLK_TCK, cpu_ticks, cpu_times, machine_busy_pct  # noqa: E402
 from tests.support.procs import free_port, render_conf, stop_process, wait_port  # noqa: E402
 
 BROKERS = REPO / "config" / "brokers"
 LADDER = ((4, 16, 100), (4, 16, 250), (4, 16, 500), (8, 16, 500), (8, 32, 500), (16, 32, 500))
 QUICK = ((2, 8, 100), (4, 16, 100), (4, 16, 250))
 RECORDER_PASSWORD = "bench-recorder"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------- processes
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
 
 
 def start_broker(folder: Path, stations: Sequence[str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -237,11 +224,11 @@ def run_step(stations: int, dials: int, rate: float, seconds: float, work: Path)
         time.sleep(2.0)
         t0, wall0 = time.monotonic(), time.time()
         cpu0 = (cpu_ticks(broker.pid), cpu_ticks(sub.pid), sum(cpu_ticks(p.pid) for p in procs))
-        machine0 = machine_ticks()
+        machine0 = cpu_times()
         time.sleep(seconds)
         elapsed, wall1 = time.monotonic() - t0, time.time()
         cpu1 = (cpu_ticks(broker.pid), cpu_ticks(sub.pid), sum(cpu_ticks(p.pid) for p in procs))
-        machine1 = machine_ticks()
+        machine1 = cpu_times()
         step.backlog = sum(read_control(control_file).pending.values())
         stopped_at = time.monotonic()
         for proc in procs:
@@ -269,11 +256,11 @@ def run_step(stations: int, dials: int, rate: float, seconds: float, work: Path)
     unique, step.duplicates, messages, in_window, seen = count_samples(samples_file, wall0, wall1)
     if seen < stations:
         step.notes.append(f"samples of {seen} stations only")
-    ticks = TICK * elapsed / 100  # ticks per 1% of one core over the window
+    ticks = CLK_TCK * elapsed / 100  # ticks per 1% of one core over the window
     step.broker_cpu = round((cpu1[0] - cpu0[0]) / ticks, 1)
     step.counter_cpu = round((cpu1[1] - cpu0[1]) / ticks, 1)
     step.stations_cpu = round((cpu1[2] - cpu0[2]) / ticks, 1)
-    step.machine_busy = round(100 * (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1), 1)
+    step.machine_busy = machine_busy_pct(machine0, machine1)
     step.offered = sum(control.counts.values())
     step.received = unique
     step.lost = step.offered - step.received

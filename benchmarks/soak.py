@@ -28,6 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.procstats import proc_rss_mb  # noqa: E402
 from tests.support.procs import Mosquitto, start_daq, stop_process  # noqa: E402
 
 STATION = "soak"
@@ -103,13 +104,6 @@ def subscriber(port: int, out: Path) -> None:
     asyncio.run(main())
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def read_json(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text()))
@@ -156,7 +150,7 @@ def main() -> int:
     try:
         while time.monotonic() < end:
             time.sleep(min(10.0, max(0.0, end - time.monotonic())))
-            rss.append(rss_mb(daemon.pid))
+            rss.append(proc_rss_mb(daemon.pid, missing=0.0))
             health = read_json(counts).get("health") or {}
             if health:
                 depth.append(int(health["outbox"]["pending"]) + int(health["outbox"]["inflight"]))

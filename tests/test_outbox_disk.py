@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import daq.outbox.disk as disk_module
+import daq.outbox.segments as segments_module
 from daq.exceptions import FatalError
 from daq.outbox.base import Entry
 from daq.outbox.disk import DiskOutbox
+from daq.outbox.events import EventSink
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def disk_full(fd: int, data: bytes) -> int:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def events_sink() -> tuple[list[Event], disk_module.EventSink]:
+def events_sink() -> tuple[list[Event], EventSink]:
     events: list[Event] = []
     return events, lambda kind, message, data: events.append((kind, message, data))
 
@@ -188,6 +189,7 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from daq.outbox.disk import DiskOutbox
+from daq.outbox.events import EventSink
 
 box = DiskOutbox(Path(sys.argv[1]), segment_bytes=64 * 1024)
 n = int(sys.argv[2])
@@ -333,7 +335,7 @@ def test_unusable_folder_degrades_to_memory_and_never_raises(
     else:
         path = Path("/proc/self/dialdaq-outbox")
     events, sink = events_sink()
-    with caplog.at_level(logging.ERROR, logger="daq.outbox.disk"):
+    with caplog.at_level(logging.ERROR, logger="daq.outbox"):
         box = DiskOutbox(path, on_event=sink)
         assert box.degraded and events == []  # delivered at the first put, not from the constructor
         put_many(box, 50)
@@ -351,12 +353,12 @@ def test_enospc_falls_back_to_memory_then_back_to_disk(tmp_path: Path, monkeypat
     events, sink = events_sink()
     box = DiskOutbox(tmp_path / "ob", on_event=sink, retry_s=0.5)
     put_many(box, 10)
-    monkeypatch.setattr(disk_module, "_write", disk_full)
+    monkeypatch.setattr(segments_module, "_write", disk_full)
     put_many(box, 10, start=10)  # never raises
     assert box.degraded and box.depth == 20
     assert [k for k, _, _ in events] == ["outbox.degraded"]
     assert "ENOSPC" in events[0][1] and str(tmp_path / "ob") in events[0][1]
-    monkeypatch.setattr(disk_module, "_write", os.write)
+    monkeypatch.setattr(segments_module, "_write", os.write)
     put_many(box, 5, start=20)  # the disk works again, but the retry time has not come
     assert box.degraded
     time.sleep(0.55)
@@ -369,6 +371,25 @@ def test_enospc_falls_back_to_memory_then_back_to_disk(tmp_path: Path, monkeypat
     box._close_files()  # crash: the samples put while degraded are gone, the rest is on disk
     again = DiskOutbox(tmp_path / "ob")
     assert [e.id for e in drain(again)] == list(range(26, 31))
+    again.close()
+
+
+def test_stats_say_what_health_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = DiskOutbox(tmp_path / "ob", retry_s=60)
+    put_many(box, 10)
+    box.ack(box.take(4)[:2])
+    stats = box.stats()
+    assert (stats.kind, stats.pending, stats.inflight, stats.depth, stats.durable) == ("disk", 6, 2, 8, True)
+    assert stats.bytes_on_disk == box.bytes_on_disk > 0 and not stats.degraded and stats.dropped == 0
+    monkeypatch.setattr(segments_module, "_write", disk_full)
+    put_many(box, 1, start=10)
+    assert box.stats().degraded and box.stats().pending == 7
+    box._close_files()
+    again = DiskOutbox(tmp_path / "ob")
+    assert again.stats().recovered == 8
+    assert list(again.stats().as_dict()) == [
+        "kind", "pending", "inflight", "dropped", "degraded", "bytes_on_disk", "recovered"
+    ]  # fmt: skip
     again.close()
 
 
@@ -394,9 +415,9 @@ def test_a_folder_unusable_at_start_up_is_used_once_it_works(tmp_path: Path) -> 
 def test_short_write_is_cut_and_degrades(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     box = DiskOutbox(tmp_path / "ob")
     put_many(box, 3)
-    monkeypatch.setattr(disk_module, "_write", lambda fd, data: os.write(fd, data[:5]))
+    monkeypatch.setattr(segments_module, "_write", lambda fd, data: os.write(fd, data[:5]))
     put_many(box, 1, start=3)
-    monkeypatch.setattr(disk_module, "_write", os.write)
+    monkeypatch.setattr(segments_module, "_write", os.write)
     assert box.degraded
     box._close_files()
     again = DiskOutbox(tmp_path / "ob")
@@ -444,7 +465,7 @@ class OutboxMachine(RuleBasedStateMachine):
     def disk(self, full: bool) -> None:
         """The disk fills up (every write fails with ENOSPC) or works again (the next put finds out)."""
         self.full = full
-        disk_module._write = disk_full if full else os.write
+        segments_module._write = disk_full if full else os.write
 
     @rule(dial=st.sampled_from(["d0", "d1", "d2"]), n=st.integers(1, 40))
     def put(self, dial: str, n: int) -> None:
@@ -516,7 +537,7 @@ class OutboxMachine(RuleBasedStateMachine):
             assert dropped + self.lost_in_memory - len(self.acked_unsaved) <= missing
             assert missing <= dropped + self.lost_in_memory
         finally:
-            disk_module._write = os.write
+            segments_module._write = os.write
             self.box.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 

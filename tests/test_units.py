@@ -87,6 +87,18 @@ class TestMemoryOutbox:
 
         asyncio.run(go())
 
+    def test_stats_count_pending_and_in_flight_and_say_not_durable(self) -> None:
+        async def go() -> None:
+            box = MemoryOutbox()
+            for _ in range(3):
+                box.put("d", "t", b"{}")
+            box.take(1)
+            stats = box.stats()
+            assert (stats.kind, stats.pending, stats.inflight, stats.durable) == ("memory", 2, 1, False)
+            assert stats.as_dict()["bytes_on_disk"] == 0
+
+        asyncio.run(go())
+
     def test_wait_returns_when_something_is_put(self) -> None:
         async def go() -> float:
             box = MemoryOutbox()

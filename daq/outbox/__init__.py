@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from daq.config import DaqConfig, default_outbox_dir
-from daq.outbox.base import Entry, Outbox
+from daq.outbox.base import Entry, Outbox, OutboxStats
 from daq.outbox.disk import DiskOutbox
 from daq.outbox.memory import MemoryOutbox
 
-__all__ = ["DiskOutbox", "Entry", "MemoryOutbox", "Outbox", "make_outbox"]
+__all__ = ["DiskOutbox", "Entry", "MemoryOutbox", "Outbox", "OutboxStats", "make_outbox"]
 
 
 def make_outbox(config: DaqConfig, on_event: Callable[[str, str, Mapping[str, object]], None]) -> Outbox:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from daq.outbox.base import Entry
+from daq.outbox.base import Entry, OutboxStats, requeued, take_entries
 
 
 class MemoryOutbox:
@@ -27,11 +27,7 @@ class MemoryOutbox:
 
     def take(self, max_entries: int) -> list[Entry]:
         out: list[Entry] = []
-        pending = self._pending
-        while pending and len(out) < max_entries:
-            entry = pending.popleft()
-            self._inflight[entry.id] = entry
-            out.append(entry)
+        take_entries(self._pending, max_entries, self._inflight, out)
         return out
 
     def ack(self, entries: list[Entry]) -> None:
@@ -39,11 +35,8 @@ class MemoryOutbox:
             self._inflight.pop(entry.id, None)
 
     def requeue(self) -> int:
-        back = sorted(self._inflight.values(), key=lambda e: e.id)
-        self._inflight.clear()
-        for entry in reversed(back):
-            entry.replay = True
-            self._pending.appendleft(entry)
+        back = requeued(self._inflight)
+        self._pending.extendleft(reversed(back))
         if back:
             self._ready.set()
         return len(back)
@@ -55,6 +48,9 @@ class MemoryOutbox:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    def stats(self) -> OutboxStats:
+        return OutboxStats(kind="memory", pending=self.pending, inflight=self.inflight)
 
     def close(self) -> None:
         pass
