@@ -11,14 +11,17 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from daq.contract import Scale
 from daq.exceptions import ConfigError
 from daq.ids import IdStr, RootStr, default_station_id
+from daq.mediaclock.registry import CLOCKS
+from daq.seams import resolve
 from daq.transports.attachment import Attachment
 from daq.validation import StrictModel, raise_config_error
 
@@ -160,9 +163,25 @@ class PublishConfig(StrictModel):
     max_inflight: int = Field(256, ge=1, le=65535, description="messages sent but not yet acknowledged")
 
 
+def _known_clock(value: Any) -> Any:
+    """A registered media clock kind (daq.mediaclock.registry)."""
+    if not isinstance(value, str) or CLOCKS.get(value) is None:
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": CLOCKS.choices()})
+    return value
+
+
+def _clock_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(CLOCKS.names())
+
+
+ClockName = Annotated[str, BeforeValidator(_known_clock)]
+"""`[media] clock`: the name of a kind in daq.mediaclock.registry."""
+
+
 class MediaConfig(StrictModel):
-    clock: Literal["session", "mpv", "mqtt", "mtc", "none"] = Field(
+    clock: ClockName = Field(
         "session",
+        json_schema_extra=_clock_enum,
         description="where media positions come from: session (free-running, by command), mpv (its IPC "
         "socket), mqtt (<root>/<station>/media/position), mtc (MIDI Time Code; the midi extra) or none",
     )
@@ -178,11 +197,9 @@ class MediaConfig(StrictModel):
 
     @model_validator(mode="after")
     def _clock_options(self) -> MediaConfig:
-        if self.clock == "mpv" and self.mpv_socket is None:
-            raise ValueError(
-                "clock = 'mpv' needs mpv_socket: the path mpv was started with, as in "
-                "mpv --input-ipc-server=/tmp/mpv.sock"
-            )
+        kind = CLOCKS.get(self.clock)
+        if kind is not None and kind.check is not None:
+            resolve(kind.check)(self)  # raises ValueError: what this clock also needs
         return self
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 These models are the source of the JSON Schema (`daq schema`) and what tests validate
 payloads against. The hot path does not build models: it writes dicts with exactly these
-fields (see `daq.pipeline`), and a test keeps the two in step.
+fields (see `daq.station.dial_pipeline`), and a test keeps the two in step.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ fixes it); whether a kernel driver holds it (a PowerMate held by `powermate` has
 node); for serial dials, whether ModemManager is running and would probe the port. Nothing is
 opened for reading and nothing is changed.
 
-Every check yields a `Finding`; a dial is ready when none of its findings failed.
+Every check yields a `Finding`; a dial is ready when none of its findings failed. Which checks
+run for a dial is its transport kind's `doctor` entry in daq.transports.registry (the built-in
+kinds' checks are the check_* functions here); the extras looked for are the kinds' `extra`.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from daq.exceptions import ConfigError, DeviceUnavailable, FatalError, ProfileEr
 from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
+from daq.seams import resolve
 from daq.transports import hid_enum
 from daq.transports.attachment import Attachment
 from daq.transports.ports import list_ports, resolve_port
+from daq.transports.registry import TRANSPORTS
 
 Level = Literal["ok", "warn", "fail", "skip"]
 
@@ -94,6 +98,10 @@ def rules_cover(usb: str, mm_ignore: bool = False) -> bool:
     return False
 
 
+Check = Callable[[DialReport, Profile, Attachment], None]
+"""A transport kind's `doctor` hook: add the dial's findings to the report."""
+
+
 # ---------------------------------------------------------------- per dial
 
 
@@ -114,7 +122,7 @@ def diagnose_dial(dial: DialConfig, registry: ProfileRegistry) -> DialReport:
         return report
     assert dial.profile is not None
     try:
-        from daq.profiled import resolve_profile
+        from daq.station.profiled_dials import resolve_profile
 
         loaded: LoadedProfile = resolve_profile(registry, dial.profile)
     except ProfileError as exc:
@@ -123,13 +131,16 @@ def diagnose_dial(dial: DialConfig, registry: ProfileRegistry) -> DialReport:
         return report
     profile = loaded.profile
     report.profile, report.transport = profile.id, profile.transport
-    attachment = dial.attachment
-    check = CHECKS[profile.transport]
-    check(report, profile, attachment)
+    kind = TRANSPORTS.get(profile.transport)
+    if kind is None or kind.doctor is None:
+        report.add("skip", "device", f"no checks for the {profile.transport} transport")
+        return report
+    check: Check = resolve(kind.doctor)
+    check(report, profile, dial.attachment)
     return report
 
 
-def _check_serial(report: DialReport, profile: Profile, attachment: Attachment) -> None:
+def check_serial(report: DialReport, profile: Profile, attachment: Attachment) -> None:
     report.add("ok", "library", "pyserial (installed with dialdaq)")
     try:
         path = resolve_port(attachment)
@@ -167,7 +178,7 @@ def _check_modemmanager(report: DialReport, usb: str | None) -> None:
     )
 
 
-def _check_hid(report: DialReport, profile: Profile, attachment: Attachment) -> None:
+def check_hid(report: DialReport, profile: Profile, attachment: Attachment) -> None:
     requested = profile.framing.backend if isinstance(profile.framing, ReportFraming) else "auto"
     backend, port = hid_enum.resolve_backend(requested, attachment.port)
     ids = {attachment.vid_pid} if attachment.vid_pid else profile.match.usb_ids()
@@ -227,7 +238,7 @@ def _check_usb_drivers(
         return
 
 
-def _check_evdev(report: DialReport, profile: Profile, attachment: Attachment) -> None:
+def check_evdev(report: DialReport, profile: Profile, attachment: Attachment) -> None:
     from daq.transports import evdev_input
 
     framing = profile.framing
@@ -290,7 +301,7 @@ def _check_input_nodes(
         report.add("skip", "present", "no input device of it found in sysfs (is it plugged in or paired?)")
 
 
-def _check_midi(report: DialReport, profile: Profile, attachment: Attachment) -> None:
+def check_midi(report: DialReport, profile: Profile, attachment: Attachment) -> None:
     from daq.transports import midi
 
     try:
@@ -315,14 +326,6 @@ def _check_midi(report: DialReport, profile: Profile, attachment: Attachment) ->
         return
     report.node = name
     report.add("ok", "present", f"MIDI input port {name!r}")
-
-
-CHECKS: dict[str, Callable[[DialReport, Profile, Attachment], None]] = {
-    "serial": _check_serial,
-    "hid": _check_hid,
-    "evdev": _check_evdev,
-    "midi": _check_midi,
-}
 
 
 def _check_access(report: DialReport, node: str, usual_group: str | None) -> None:
@@ -382,13 +385,13 @@ def machine() -> list[Finding]:
             out.append(Finding("warn", "udev rules", "dialdaq's udev rules are not installed", INSTALL_RULES))
         if modemmanager_running():
             out.append(Finding("warn", "modemmanager", "ModemManager is running (it probes new serial ports)"))
-    for module, extra in (("evdev", "evdev"), ("mido", "midi"), ("rtmidi", "midi")):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            out.append(
-                Finding("skip", "extras", f"{module} not installed (pip install 'dialdaq[{extra}]' to use such dials)")
-            )
+    for extra in (kind.extra for kind in TRANSPORTS.kinds() if kind.extra is not None):
+        for module in extra.modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                needs = f"pip install 'dialdaq[{extra.name}]' to use such dials"
+                out.append(Finding("skip", "extras", f"{module} not installed ({needs})"))
     return out
 
 

@@ -62,12 +62,12 @@ def test_pipeline_writes_the_model_fields() -> None:
     from daq.calibration import Calibrator, RawRange
     from daq.config import Calibration
     from daq.contract import Scale
-    from daq.mediaclock.session import SessionClock
+    from daq.mediaclock.session_clock import SessionClock
     from daq.outbox.memory import MemoryOutbox
-    from daq.pipeline import DialPipeline
     from daq.readclock import ReadClock
     from daq.reading import Reading
-    from daq.session import SessionState
+    from daq.station.dial_pipeline import DialPipeline
+    from daq.station.session_state import SessionState
     from daq.timecode import FrameRate
 
     async def make() -> dict[str, object]:
@@ -75,7 +75,7 @@ def test_pipeline_writes_the_model_fields() -> None:
         base = time.monotonic_ns()
         clock.start(mono_ns=base)
         session = SessionState(clock)
-        session.session_id = "s-1"
+        session.set_session("s-1", 0)
         pipe = DialPipeline(
             "st",
             "d1",

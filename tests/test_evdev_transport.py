@@ -23,7 +23,7 @@ from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExt
 from daq.profiles.framing_input import pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN
 from daq.profiles.loader import ProfileRegistry
-from daq.station import Station
+from daq.station.station import Station
 from daq.transports import evdev_input, hid_enum, make_transport
 from daq.transports.attachment import Attachment
 from daq.transports.evdev_input import EvdevTransport

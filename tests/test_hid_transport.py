@@ -19,7 +19,7 @@ import pytest
 from daq.config import build_config
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError
 from daq.profiles.loader import ProfileRegistry, profile_from_dict
-from daq.station import Station
+from daq.station.station import Station
 from daq.transports import hid_enum, make_transport
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport

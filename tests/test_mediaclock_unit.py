@@ -16,19 +16,23 @@ from hypothesis import strategies as st
 
 from daq.commands.session import request_of
 from daq.config import DaqConfig, MediaConfig, build_config
-from daq.control import StationControl
 from daq.exceptions import ConfigError, MissingExtraError
-from daq.mediaclock.base import Segment, SegmentHistory
+from daq.mediaclock.base import MediaClock, Segment, SegmentHistory
 from daq.mediaclock.factory import make_clock
 from daq.mediaclock.follow import ClockChange, FollowedClock, seconds_to_ns
 from daq.mediaclock.mpv import HOLD_NS, MpvClock, observe_commands
 from daq.mediaclock.mqtt_follow import MqttFollowClock, PositionError, position_topic
 from daq.mediaclock.mtc import STALL_NS, MtcClock, MtcDecoder
-from daq.mediaclock.session import SessionClock
+from daq.mediaclock.session_clock import SessionClock
 from daq.readclock import ReadClock
-from daq.session import SessionState
+from daq.station.announcer import Announcer
+from daq.station.clock_stage import ClockStage, input_topics
+from daq.station.control import StationControl
+from daq.station.payloads import StationIdentity, session_payload
+from daq.station.session_state import SessionState
 from daq.timecode import FrameRate, frame_to_timecode, ns_to_frame, timecode_to_frame
 from daq.topics import Topics
+from tests.support.outlet import RecordingOutlet
 
 R25 = FrameRate.parse("25")
 MS = 1_000_000
@@ -319,9 +323,8 @@ def test_mpv_quit_and_lost_socket() -> None:
 
 def test_mpv_clock_in_the_session_payload() -> None:
     f = MpvFeed().hello(0, 12.0, pause=True)
-    state = SessionState(f.clock)
-    info = state.payload("lab-a", "b", wall_ns_of=0)["clock"]
-    assert isinstance(info, dict)
+    payload = session_payload(StationIdentity("lab-a", "b", ()), None, f.clock, wall_offset_ns=0, t_ns=1)
+    info = orjson.loads(payload)["clock"]
     assert (info["kind"], info["state"], info["position_s"], info["speed"]) == ("mpv", "paused", 12.0, 0.0)
 
 
@@ -571,73 +574,65 @@ def test_make_clock_kinds() -> None:
     assert make_clock(MediaConfig(clock="none")) is None
 
 
-# -- StationControl: clock.set and the position topic ----------------------------------------
+# -- StationControl and the clock stage: clock.set and the position topic --------------------
 
 
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.sent.append((topic, payload))
-
-
-class FakeStation:
-    """The parts of Station that StationControl uses."""
+class ControlParts:
+    """What a station gives StationControl and its clock stage, with the outgoing messages recorded."""
 
     def __init__(self, config: DaqConfig) -> None:
-        self.config = config
         self.topics = Topics(config.station.root, config.station.id)
+        self.outlet = RecordingOutlet()
         self.read_clock = ReadClock()
         self.session = SessionState(make_clock(config.media))
-        self.publisher = FakePublisher()
-        self.events: list[tuple[str, str, dict[str, object]]] = []
-        self.sessions = 0
+        who = StationIdentity(config.station.id, "b", ())
+        self.announcer = Announcer(self.outlet, who, self.topics, self.read_clock, self.session, {})
+        base = self.topics.base
+        self.clocks = ClockStage(self.session, self.announcer, self.read_clock, base, input_topics(base))
         self.installed: list[object] = []
+        self.control = StationControl(self.announcer, self.session, self.read_clock, config.media, self.install)
 
-    def emit_event(self, kind: str, dial: str | None, message: str, data: dict[str, object]) -> None:
-        self.events.append((kind, message, data))
-
-    def publish_session(self) -> None:
-        self.sessions += 1
-
-    def start_session(self, timecode: str | None = None) -> None:
-        clock = self.session.clock
-        if isinstance(clock, SessionClock):
-            clock.start(timecode)
-        self.session.session_id = "s-test"
-
-    def set_clock(self, clock: object) -> None:
+    def install(self, clock: MediaClock | None) -> None:
         self.installed.append(clock)
-        self.session.clock = clock  # type: ignore[assignment]
+        self.clocks.install(clock)
+
+    @property
+    def events(self) -> list[tuple[object, object, object]]:
+        return [(b["kind"], b["message"], b["data"]) for b in self.outlet.bodies(self.topics.events)]
+
+    def position(self, payload: bytes, arrival_mono_ns: int) -> None:
+        """A message on the position topic, as the station routes it."""
+        topic = position_topic(self.topics.base)
+        assert self.clocks.follows(topic)
+        self.clocks.on_message(topic, payload, arrival_mono_ns)
 
 
-def control_for(**media: object) -> tuple[StationControl, FakeStation]:
-    station = FakeStation(build_config({"station": {"id": "lab-a"}, "media": media}))
-    return StationControl(station), station  # type: ignore[arg-type]
+def control_for(**media: object) -> tuple[StationControl, ControlParts]:
+    parts = ControlParts(build_config({"station": {"id": "lab-a"}, "media": media}))
+    return parts.control, parts
 
 
 def handle(control: StationControl, verb: str, request: object) -> dict[str, Any]:
     return asyncio.run(control.handle(verb, request))
 
 
-def test_control_subscribes_to_the_position_topic() -> None:
-    control, _ = control_for()
-    assert control.subscriptions == ("daq/lab-a/cmd/+", "daq/lab-a/media/position")
+def test_the_mqtt_clock_names_the_position_topic() -> None:
+    assert MqttFollowClock.subscriptions("daq/lab-a") == ("daq/lab-a/media/position",)
+    assert input_topics("daq/lab-a") == ("daq/lab-a/media/position",)
 
 
 def test_clock_set_switches_and_replays_the_last_position() -> None:
     control, station = control_for()
-    control.on_position(pos_msg(position_s=40.0, state="paused"), 123)  # heard while on the session clock
+    station.position(pos_msg(position_s=40.0, state="paused"), 123)  # heard while on the session clock
     reply = handle(control, "clock.set", {"clock": "mqtt", "id": 7})
     assert reply["ok"] and reply["id"] == 7
     clock = station.session.clock
     assert isinstance(clock, MqttFollowClock) and station.installed == [clock]
     assert [e[0] for e in station.events] == ["clock.found", "clock.set"]
     assert clock.current().state == "paused" and clock.current().media_ns == 40 * S
-    control.on_position(pos_msg(position_s=41.0, state="playing"), 10**15)
+    station.position(pos_msg(position_s=41.0, state="playing"), 10**15)
     assert station.events[-1][0] == "clock.resume"
-    control.on_position(b"{oops", 10**15 + 1)  # logged, not raised
+    station.position(b"{oops", 10**15 + 1)  # logged, not raised
     assert handle(control, "clock.set", {"clock": "none"})["ok"] and station.session.clock is None
 
 
@@ -660,7 +655,9 @@ def test_clock_set_mpv_keeps_the_socket_for_later() -> None:
 
 def test_session_verbs_on_a_followed_clock() -> None:
     control, station = control_for(clock="mqtt")
-    assert handle(control, "session.start", {})["ok"] and station.session.session_id == "s-test"
+    reply = handle(control, "session.start", {})
+    assert reply["ok"] and reply["session"] == station.session.session_id
+    assert str(station.session.session_id).startswith("s-")
     assert "not the session clock" in handle(control, "session.pause", {})["error"]
     assert handle(control, "session.stop", {})["ok"] and station.session.session_id is None
 

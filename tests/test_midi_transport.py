@@ -18,7 +18,7 @@ import pytest
 from daq.config import build_config, read_config_data
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
 from daq.profiles.loader import ProfileRegistry
-from daq.station import Station
+from daq.station.station import Station
 from daq.transports import make_transport, midi
 from daq.transports.attachment import Attachment
 from daq.transports.midi import MidiTransport, pick_port

@@ -22,7 +22,7 @@ import pytest
 from daq import redact
 from daq.config import apply_env, build_config
 from daq.exceptions import ConfigError
-from daq.station import Station
+from daq.station.station import Station
 from tests.support.certs import Ca, Pki, make_pki
 from tests.support.procs import REPO, Mosquitto, Sub, clean_env, daq_cmd, need, wait_for
 

@@ -13,7 +13,7 @@ from daq.calibration import Calibrator, RawRange
 from daq.config import Calibration, parse_broker_url
 from daq.contract import Scale
 from daq.ids import check_id, check_root, sanitize_id
-from daq.mediaclock.session import SessionClock
+from daq.mediaclock.session_clock import SessionClock
 from daq.mqtt import Backoff
 from daq.outbox.memory import MemoryOutbox
 from daq.publisher import REPLAY_MARK, batches

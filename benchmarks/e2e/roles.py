@@ -226,7 +226,7 @@ async def floor_main(args: argparse.Namespace) -> tuple[array.array[int], dict[s
 
 
 def sample_payload(dial: str, raw: int, t_ns: int) -> dict[str, object]:
-    """A sample object shaped (and sized) like the daemon's (daq/pipeline.py), for the floor."""
+    """A sample object shaped (and sized) like the daemon's (daq/station/dial_pipeline.py), for the floor."""
     return {
         "v": 1,
         "station": FLOOR_STATION,

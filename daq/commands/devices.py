@@ -10,7 +10,9 @@ without it the rest is still listed, with a note. For each device the profiles w
 fits its VID:PID (and product string or name) are named, the most specific first, with a
 [[dials]] snippet for the station config: `port` = the /dev/serial/by-id (or /dev/input/by-id)
 link when udev made one (it survives replugging), else `usb` + `serial_number`, else the
-device path; a MIDI port by its name.
+device path; a MIDI port by its name. Which lists are made, and under which title, is the
+transport kinds' `devices` and `title` in daq.transports.registry (the built-in kinds' lists are
+the *_devices functions here).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import importlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,8 +30,10 @@ from daq.exceptions import ProfileError
 from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
+from daq.seams import resolve
 from daq.transports import hid_enum
 from daq.transports.ports import SerialPort, list_ports
+from daq.transports.registry import TRANSPORTS
 
 HELP = (
     "list serial ports, HID devices, input devices and MIDI ports (the last two with their extras), "
@@ -89,10 +94,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     notes: list[str] = []
-    devices = [serial_device(p) for p in list_ports()]
-    devices += hid_devices(notes)
-    devices += input_devices(notes)
-    devices += midi_ports(notes)
+    devices = list_devices(notes)
 
     code = 0
     try:
@@ -110,6 +112,25 @@ def handle(args: argparse.Namespace) -> int:
         return code
     print(render(devices, notes))
     return code
+
+
+Lister = Callable[[list[str]], list[Device]]
+"""A transport kind's `devices` hook: what is plugged in; what cannot be listed is a note."""
+
+
+def list_devices(notes: list[str]) -> list[Device]:
+    """Every transport kind's devices, in the registry's order."""
+    devices: list[Device] = []
+    for kind in TRANSPORTS.kinds():
+        if kind.devices is not None:
+            lister: Lister = resolve(kind.devices)
+            devices += lister(notes)
+    return devices
+
+
+def serial_devices(notes: list[str]) -> list[Device]:
+    """Serial ports from pyserial (installed with dialdaq)."""
+    return [serial_device(p) for p in list_ports()]
 
 
 def serial_device(port: SerialPort) -> Device:
@@ -283,9 +304,6 @@ def snippet(device: Device, dial_id: str, profile_ids: list[str]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = (("serial", "Serial ports"), ("hid", "HID devices"), ("evdev", "Input devices"), ("midi", "MIDI ports"))
-
-
 def render(devices: list[Device], notes: list[str]) -> str:
     listed = [d for d in devices if d.usb or d.kind != "serial"]
     other = [d for d in devices if d.kind == "serial" and not d.usb]
@@ -294,7 +312,7 @@ def render(devices: list[Device], notes: list[str]) -> str:
         out += ["No serial ports or HID devices found.", WHAT_TO_CHECK]
     elif not listed:
         out += ["No USB serial ports or HID devices found.", WHAT_TO_CHECK]
-    for kind, title in SECTIONS:
+    for kind, title in ((k.name, k.title) for k in TRANSPORTS.kinds()):
         shown = [d for d in listed if d.kind == kind]
         if not shown:
             continue

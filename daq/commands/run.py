@@ -9,7 +9,7 @@ import logging
 from daq.commands.common import add_broker_args, config_data_from_args, run_until_signal
 from daq.config import DaqConfig, build_config
 from daq.exceptions import ConfigError
-from daq.station import Station
+from daq.station.station import Station
 
 log = logging.getLogger(__name__)
 

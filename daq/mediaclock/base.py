@@ -2,13 +2,23 @@
 
 Clocks keep a short history of segments (position = anchor + speed * elapsed), so a sample
 is placed by its own read time even when it is processed after a pause or a seek.
+
+Two optional parts, found by `isinstance` on their protocols:
+
+- `RunningClock`: `async run(on_change)`, a background job that follows something outside (mpv's
+  socket, a MIDI port); the station runs and supervises it while the clock is in use;
+- `MessageFedClock`: `subscriptions(base_topic)` names the MQTT topics the clock follows and
+  `on_message(...)` applies one message from them; the station subscribes and routes.
+
+Both report what a subscriber should hear of as `ClockChange`s.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
 
 from daq.timecode import FrameRate, frame_to_timecode, ns_to_frame
 
@@ -32,6 +42,23 @@ class Segment:
     state: ClockState
 
 
+@dataclass(frozen=True, slots=True)
+class ClockChange:
+    """Something a subscriber should hear of: kind (`clock.pause`...), a sentence, and the numbers."""
+
+    kind: str
+    message: str
+    data: dict[str, object] = field(default_factory=dict)
+
+
+OnChange = Callable[[str, str, dict[str, object]], None]
+"""`on_change(kind, message, data)`: a clock's background job reports a change (see ClockChange)."""
+
+
+class ClockInputError(ValueError):
+    """A message on a clock's topic that it cannot use; the message says what is wrong."""
+
+
 class MediaClock(Protocol):
     kind: str
 
@@ -41,6 +68,29 @@ class MediaClock(Protocol):
     def position_at(self, mono_ns: int) -> MediaPosition | None: ...
 
     def current(self) -> Segment: ...
+
+
+@runtime_checkable
+class RunningClock(Protocol):
+    """A clock with a background job: `run` follows its source until cancelled, reporting changes."""
+
+    async def run(self, on_change: OnChange) -> None: ...
+
+
+@runtime_checkable
+class MessageFedClock(Protocol):
+    """A clock fed by MQTT messages: it names its topics, the station routes their messages to it."""
+
+    def subscriptions(self, base_topic: str) -> tuple[str, ...]:
+        """The topic filters to follow, given the station's `<root>/<station>`."""
+        ...
+
+    def on_message(self, topic: str, payload: bytes, arrival_mono_ns: int, wall_offset_ns: int) -> list[ClockChange]:
+        """Apply one message that arrived at `arrival_mono_ns`; `wall_offset_ns` is wall - monotonic.
+
+        Returns what to announce; raises ClockInputError for a message it cannot use.
+        """
+        ...
 
 
 class SegmentHistory:

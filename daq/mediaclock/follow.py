@@ -6,20 +6,18 @@ A report starts a new segment only when it changes something: the state, the spe
 more than half a frame away from the model. Plain progress reports are dropped, so the model stays
 smooth instead of stepping with the arrival jitter.
 
-Every change that a subscriber should hear of comes back as a `ClockChange`; the station publishes it
-on `events` and republishes the retained `session`.
+Every change that a subscriber should hear of comes back as a `ClockChange` (daq.mediaclock.base);
+the station publishes it on `events` and republishes the retained `session`. How a report reaches
+the clock is each clock's own business: a background job (mpv's socket, a MIDI port) or MQTT
+messages the clock subscribes to (`subscriptions` / `on_message`, see `MessageFedClock`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from daq.mediaclock.base import ClockState, MediaPosition, Segment, SegmentHistory
+from daq.mediaclock.base import ClockChange, ClockState, MediaPosition, OnChange, Segment, SegmentHistory
 from daq.timecode import FrameRate
 
-OnChange = Callable[[str, str, dict[str, object]], None]
-"""`on_change(kind, message, data)`: a clock's background job reports a change (see ClockChange)."""
+__all__ = ["SEEK_ANNOUNCE_NS", "ClockChange", "FollowedClock", "OnChange", "seconds_to_ns"]
 
 # A running position that lands this far from the model without any other sign of a seek is
 # announced as one; smaller corrections only re-anchor the model.
@@ -33,15 +31,6 @@ def seconds_to_ns(seconds: float) -> int:
     so flooring it would put a position that sits exactly on a frame start on the frame before.
     """
     return round(seconds * 1_000_000) * 1000
-
-
-@dataclass(frozen=True, slots=True)
-class ClockChange:
-    """Something a subscriber should hear of: kind (`clock.pause`...), a sentence, and the numbers."""
-
-    kind: str
-    message: str
-    data: dict[str, object] = field(default_factory=dict)
 
 
 class FollowedClock:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from daq.mediaclock.follow import ClockChange, FollowedClock, OnChange, seconds_to_ns
+from daq.mediaclock.base import ClockChange, OnChange
+from daq.mediaclock.follow import FollowedClock, seconds_to_ns
 from daq.timecode import FrameRate
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,9 @@ rewrites what samples were already placed by). Between messages the position is 
 speed; a message only re-anchors it when it changes the state or speed or lands more than half a
 frame from the model. A player that may vanish should set its MQTT Last Will to
 `{"state": "stopped"}` on this topic, so the station stops placing samples on a dead clock.
+
+The clock names its topic (`subscriptions`) and takes its messages (`on_message`): the station
+subscribes to it and routes what arrives there (see `daq.mediaclock.base.MessageFedClock`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import math
 
 import orjson
 
-from daq.mediaclock.base import ClockState
-from daq.mediaclock.follow import ClockChange, FollowedClock, seconds_to_ns
+from daq.mediaclock.base import ClockChange, ClockInputError, ClockState
+from daq.mediaclock.follow import FollowedClock, seconds_to_ns
 
 STATES: dict[str, ClockState] = {"playing": "running", "paused": "paused", "stopped": "stopped"}
 
@@ -35,7 +38,7 @@ def position_topic(base: str) -> str:
     return f"{base}/media/position"
 
 
-class PositionError(ValueError):
+class PositionError(ClockInputError):
     """A position message that cannot be used; the message says what is wrong."""
 
 
@@ -51,6 +54,15 @@ def _number(body: dict[str, object], key: str) -> float | None:
 class MqttFollowClock(FollowedClock):
     kind = "mqtt"
     source = "the MQTT position"
+
+    @staticmethod
+    def subscriptions(base_topic: str) -> tuple[str, ...]:
+        """The position topic; static, so the station can subscribe before this clock is chosen."""
+        return (position_topic(base_topic),)
+
+    def on_message(self, topic: str, payload: bytes, arrival_mono_ns: int, wall_offset_ns: int) -> list[ClockChange]:
+        """A message on the position topic (the only one this clock follows): see `feed`."""
+        return self.feed(payload, arrival_mono_ns, wall_offset_ns)
 
     def feed(self, payload: bytes, arrival_mono_ns: int, wall_offset_ns: int) -> list[ClockChange]:
         """Apply one position message; `wall_offset_ns` (wall - monotonic) converts its `t_ns`.

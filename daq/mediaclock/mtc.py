@@ -24,8 +24,8 @@ from fractions import Fraction
 from typing import Any
 
 from daq.exceptions import MissingExtraError
-from daq.mediaclock.base import ClockState
-from daq.mediaclock.follow import ClockChange, FollowedClock, OnChange
+from daq.mediaclock.base import ClockChange, ClockState, OnChange
+from daq.mediaclock.follow import FollowedClock
 from daq.timecode import FrameRate, TimecodeError, frame_to_timecode, timecode_to_frame
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -48,6 +48,10 @@ PUBLISH_TIMEOUT_S = 10.0
 PAHO_LOG = logging.getLogger("daq.mqtt.paho")
 
 AckCallback = Callable[[str | None], None]
+
+
+class PublishNowait(Protocol):
+    def __call__(self, topic: str, payload: bytes, on_ack: AckCallback, retain: bool = False) -> None: ...
 
 
 def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
@@ -245,6 +249,11 @@ class Connection:
         self.options = options
         self._messages = client.messages
         self._next: asyncio.Future[aiomqtt.Message] | None = None
+        # publish_nowait(topic, payload, on_ack, retain=False): QoS 1 without a task or a future;
+        # `on_ack(failure)` runs on PUBACK (failure: None, or the reason an MQTT 5 PUBACK refused it).
+        # MqttError when paho does not take the message (not connected). Bound straight to the
+        # client's: the publisher calls it once per message.
+        self.publish_nowait: PublishNowait = client.publish_nowait
 
     @property
     def manual_ack(self) -> bool:
@@ -300,12 +309,6 @@ class Connection:
             if correlation_data is not None:
                 properties.CorrelationData = correlation_data
         await self._client.publish(topic, payload, qos, retain, properties=properties, timeout=PUBLISH_TIMEOUT_S)
-
-    def publish_nowait(self, topic: str, payload: bytes, on_ack: AckCallback, retain: bool = False) -> None:
-        """QoS 1 without a task or a future: `on_ack(failure)` runs on PUBACK (see DaqClient.publish_nowait).
-
-        MqttError when paho does not take the message (not connected)."""
-        self._client.publish_nowait(topic, payload, on_ack, retain)
 
     # -- receiving --------------------------------------------------------------------
 

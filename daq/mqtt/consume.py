@@ -68,6 +68,7 @@ async def consume(
     """
     acks = _Acks(connection, commit, ack_batch)
     stopper: asyncio.Task[bool] | None = None
+    getter: asyncio.Task[Message] | None = None
     in_a_row = 0  # messages taken without waiting: let the loop's other tasks run now and then
     try:
         while True:
@@ -102,8 +103,9 @@ async def consume(
                 acks.flush()
                 return
     finally:
-        if stopper is not None:
-            stopper.cancel()
+        for task in (stopper, getter):
+            if task is not None:
+                task.cancel()  # safe for the getter: what it was waiting for stays with the connection
         if acks.uncommitted and commit is not None:
             commit()
 

@@ -1,7 +1,8 @@
 """Decoders: a profile turned into code that turns chunks into readings.
 
-`make_decoder(profile)` builds the decoder for the profile's framing; the framing classes live
-in daq.profiles.framing, the channel semantics in daq.profiles.fields. A decoder never raises
+`make_decoder(profile)` builds the decoder for the profile's framing, the one its entry in
+daq.profiles.framing_registry names (the decoder classes live in daq.profiles.framing and
+daq.profiles.framing_input, the channel semantics in daq.profiles.fields). A decoder never raises
 on input: what does not decode comes back as `Garbage`. Regexes and struct formats are
 compiled here, once, so `feed` stays cheap (thousands of lines a second per dial).
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from daq.profiles.framing import BinaryDecoder, LineDecoder, ReportDecoder
+from daq.profiles.framing_registry import BY_KIND
 from daq.profiles.loader import LoadedProfile
 from daq.profiles.model import Profile
 from daq.reading import Chunk, Decoded, Garbage
+from daq.seams import resolve
 
-__all__ = ["Decoded", "Decoder", "make_decoder", "register_decoder"]
+__all__ = ["Decoded", "Decoder", "make_decoder"]
 
 
 class Decoder(Protocol):
@@ -37,18 +39,7 @@ class Decoder(Protocol):
 
 
 DecoderFactory = Callable[..., Decoder]
-
-# framing kind -> decoder class. A new framing registers here (one place), see register_decoder.
-_FACTORIES: dict[str, DecoderFactory] = {
-    "line": LineDecoder,
-    "binary": BinaryDecoder,
-    "report": ReportDecoder,
-}
-
-
-def register_decoder(kind: str, factory: DecoderFactory) -> None:
-    """Add the decoder of a framing kind: `factory(profile, *, synced: bool) -> Decoder`."""
-    _FACTORIES[kind] = factory
+"""`factory(profile, *, synced: bool) -> Decoder`: what a framing kind's `decoder` names."""
 
 
 class _Guarded:
@@ -85,12 +76,5 @@ def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> D
     """
     if isinstance(profile, LoadedProfile):
         profile = profile.profile
-    factory = _FACTORIES.get(profile.framing.kind)
-    if factory is None:  # pragma: no cover - the model only admits framings that have a decoder
-        raise NotImplementedError(f"no decoder for {profile.framing.kind!r} framing")
+    factory: DecoderFactory = resolve(BY_KIND[profile.framing.kind].decoder)
     return _Guarded(factory(profile, synced=synced))
-
-
-# The input-device framings (evdev, midi) register themselves; imported last, as they use
-# register_decoder.
-import daq.profiles.framing_input  # noqa: E402, F401

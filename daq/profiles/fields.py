@@ -13,7 +13,9 @@ import re
 import struct
 from collections.abc import Callable, Sequence
 
-from daq.profiles.model import INT_TYPES, BinaryField, Button, Channel, Profile
+from daq.profiles.model import Profile
+from daq.profiles.model_fields import BinaryField, Button, Channel
+from daq.profiles.model_types import INT_TYPES
 from daq.reading import ButtonEvent, Decoded, Garbage, Reading
 
 Value = int | float

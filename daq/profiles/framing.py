@@ -13,7 +13,10 @@ import struct
 from collections.abc import Callable
 
 from daq.profiles.fields import Extractor, Interpreter, Value, parse_int
-from daq.profiles.model import INT_TYPES, BinaryField, BinaryFraming, LineFraming, Profile, ReportFraming
+from daq.profiles.model import Profile
+from daq.profiles.model_fields import BinaryField
+from daq.profiles.model_framings import BinaryFraming, LineFraming, ReportFraming
+from daq.profiles.model_types import INT_TYPES
 from daq.reading import Chunk, Decoded, Garbage
 
 # ---------------------------------------------------------------- checksums

@@ -1,5 +1,5 @@
 """Framings of input devices that arrive already cut into events: Linux input events (evdev)
-and MIDI messages. Registered with daq.profiles.decode on import.
+and MIDI messages. Listed, with their models, in daq.profiles.framing_registry.
 
 evdev chunk format (what daq.transports.evdev_input hands over, and what a capture holds):
 8-byte records, struct '<HHi' = type, code, value, one per input event, as many as one read
@@ -18,10 +18,10 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from daq.profiles.decode import register_decoder
 from daq.profiles.fields import Interpreter, Value
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN, parse_event
-from daq.profiles.model import EvdevFraming, MidiFraming, Profile
+from daq.profiles.model import Profile
+from daq.profiles.model_framings import EvdevFraming, MidiFraming
 from daq.reading import Chunk, Decoded, Garbage
 
 EVENT = struct.Struct("<HHi")
@@ -189,7 +189,3 @@ class MidiDecoder:
                 values[slot] = value
             self._interp.emit(values, message, mono, out)
         return out
-
-
-register_decoder("evdev", EvdevDecoder)
-register_decoder("midi", MidiDecoder)

@@ -18,7 +18,10 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from daq.exceptions import ProfileError
-from daq.profiles.model import SPEC_VERSION, Profile, ProfileProblem
+from daq.profiles.framing_registry import FRAMINGS
+from daq.profiles.model import Profile
+from daq.profiles.model_types import SPEC_VERSION, ProfileProblem
+from daq.seams import one_of
 from daq.validation import dotted, raise_config_error
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"
@@ -105,7 +108,8 @@ def _raise(file: str | Path | None, exc: ValidationError, data: Mapping[str, Any
     first = errors[0]
     loc = user_loc(tuple(first["loc"]))
     if first["type"] == "union_tag_not_found":
-        raise ProfileError(file, "framing.kind", "required key is missing: add kind = 'line', 'binary' or 'report'")
+        listed = one_of([kind.name for kind in FRAMINGS])
+        raise ProfileError(file, "framing.kind", f"required key is missing: add kind = {listed}")
     if first["type"] == "union_tag_invalid":
         raise ProfileError(file, "framing.kind", first["msg"])
     if first["type"] == "extra_forbidden":

@@ -1,40 +1,38 @@
-"""Transports: where bytes come from. One factory, lazy imports, so a missing optional
-library only matters to the profiles that need it, and says so when the station starts:
-the transports import their library when they are made, before any device is touched."""
+"""Transports: where bytes come from. `make_transport` opens the kind a profile names, through
+its entry in daq.transports.registry; a kind's module (and its optional library) is imported
+only then, so a missing library only matters to the profiles that need it, and says so when the
+station starts, before any device is touched."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from daq.exceptions import ConfigError
-from daq.profiles.model import EvdevFraming, Profile, ReportFraming
-from daq.profiles.serial_settings import SerialSettings
+from daq.seams import resolve
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport
+from daq.transports.registry import TRANSPORTS
+
+__all__ = ["Attachment", "NamesTransport", "Transport", "make_transport"]
 
 
-def make_transport(profile: Profile, attachment: Attachment) -> Transport:
-    """The transport for `profile`, attached where the station config says.
+class NamesTransport(Protocol):
+    """What make_transport reads of a profile (a daq.profiles.model.Profile) itself: its kind.
+    Typed so, this package imports nothing of daq.profiles, which imports its registry."""
+
+    @property
+    def transport(self) -> str: ...
+
+
+def make_transport(profile: NamesTransport, attachment: Attachment) -> Transport:
+    """The transport for `profile` (a Profile), attached where the station config says.
 
     Raises MissingExtraError (a FatalError) when the profile's library is not installed.
     """
-    kind = profile.transport
-    needed_by = f"profile {profile.id}"
-    ids, products = profile.match.usb_ids(), profile.match.product
-    if kind == "serial":
-        from daq.transports.serial import SerialTransport
-
-        return SerialTransport(profile.serial or SerialSettings(), attachment)
-    if kind == "hid":
-        from daq.transports.hid import HidTransport
-
-        backend = profile.framing.backend if isinstance(profile.framing, ReportFraming) else "auto"
-        return HidTransport(attachment, backend=backend, ids=ids, products=products, needed_by=needed_by)
-    if kind == "evdev":
-        from daq.transports.evdev_input import EvdevTransport
-
-        assert isinstance(profile.framing, EvdevFraming)  # the model pairs them
-        return EvdevTransport(attachment, profile.framing, ids=ids, products=products, needed_by=needed_by)
-    if kind == "midi":
-        from daq.transports.midi import MidiTransport
-
-        return MidiTransport(attachment, products=products, needed_by=needed_by)
-    raise ConfigError(None, "profile.transport", f"the {kind} transport is not available in this dialdaq")
+    kind = TRANSPORTS.get(profile.transport)
+    if kind is None:
+        raise ConfigError(
+            None, "profile.transport", f"the {profile.transport} transport is not available in this dialdaq"
+        )
+    opened: Transport = resolve(kind.open)(profile, attachment)
+    return opened

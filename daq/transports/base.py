@@ -1,7 +1,7 @@
 """What every transport provides: open a device, hand over chunks with read times, close.
 
 A transport knows where a device is attached and how to read bytes from it; it knows nothing
-about what the bytes mean (that is the profile's decoder). `DeviceReader` (daq.device) runs it:
+about what the bytes mean (that is the profile's decoder). `DeviceReader` (daq.station.device_reader) runs it:
 opens with backoff, reads, decodes, and reopens after `DeviceGone`.
 """
 

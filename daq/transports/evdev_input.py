@@ -35,16 +35,19 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
 from daq.profiles.framing_input import pack_absinfo, pack_events
 from daq.profiles.input_codes import event_name, parse_event
-from daq.profiles.model import EvdevFraming
+from daq.profiles.model_framings import EvdevFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
 from daq.transports.attachment import Attachment
 from daq.transports.handoff import Handoff
+
+if TYPE_CHECKING:
+    from daq.profiles.model import Profile
 
 log = logging.getLogger(__name__)
 
@@ -397,3 +400,15 @@ def by_id_links(folder: Path | None = None) -> dict[str, str]:
         if "-event-" in entry.name:
             links.setdefault(os.path.realpath(entry), str(entry))
     return links
+
+
+def open_evdev(profile: Profile, attachment: Attachment) -> EvdevTransport:
+    """The evdev transport of `profile` (its registry entry's `open`, daq.transports.registry)."""
+    assert isinstance(profile.framing, EvdevFraming)  # the transport registry pairs them
+    return EvdevTransport(
+        attachment,
+        profile.framing,
+        ids=profile.match.usb_ids(),
+        products=profile.match.product,
+        needed_by=f"profile {profile.id}",
+    )

@@ -26,9 +26,10 @@ import threading
 import time
 from collections.abc import Collection
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError
+from daq.profiles.model_framings import ReportFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
 from daq.transports.attachment import Attachment
@@ -42,6 +43,9 @@ from daq.transports.hid_enum import (
     resolve_backend,
     usb_devices,
 )
+
+if TYPE_CHECKING:
+    from daq.profiles.model import Profile
 
 log = logging.getLogger(__name__)
 
@@ -212,4 +216,16 @@ def _open_problem(info: HidInfo, error: str) -> str:
     return (
         f"cannot open {shown}: {error}. Another program may hold it (a second daq, a vendor app), or it was "
         "unplugged; `daq doctor` checks permissions and kernel drivers"
+    )
+
+
+def open_hid(profile: Profile, attachment: Attachment) -> HidTransport:
+    """The HID transport of `profile` (its registry entry's `open`, daq.transports.registry)."""
+    backend = profile.framing.backend if isinstance(profile.framing, ReportFraming) else "auto"
+    return HidTransport(
+        attachment,
+        backend=backend,
+        ids=profile.match.usb_ids(),
+        products=profile.match.product,
+        needed_by=f"profile {profile.id}",
     )

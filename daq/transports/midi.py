@@ -20,12 +20,15 @@ import threading
 import time
 from collections.abc import Collection
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
 from daq.transports.handoff import Handoff
+
+if TYPE_CHECKING:
+    from daq.profiles.model import Profile
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +171,8 @@ def _close_port(port: Any) -> None:
             port.close()
     except Exception as exc:  # a port whose device is gone may fail to close; it is released anyway
         log.debug("closing MIDI port: %s", exc)
+
+
+def open_midi(profile: Profile, attachment: Attachment) -> MidiTransport:
+    """The MIDI transport of `profile` (its registry entry's `open`, daq.transports.registry)."""
+    return MidiTransport(attachment, products=profile.match.product, needed_by=f"profile {profile.id}")

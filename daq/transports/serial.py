@@ -60,6 +60,7 @@ import re
 import select
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import serial
 
@@ -68,6 +69,9 @@ from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
 from daq.transports.ports import resolve_port
+
+if TYPE_CHECKING:
+    from daq.profiles.model import Profile
 
 log = logging.getLogger(__name__)
 
@@ -395,3 +399,8 @@ def _open_error(shown: str, exc: BaseException) -> DeviceUnavailable:
             "or ModemManager probing it: config/udev rules tell it to keep away)"
         )
     return DeviceUnavailable(f"cannot open serial port {shown}: {exc}")
+
+
+def open_serial(profile: Profile, attachment: Attachment) -> SerialTransport:
+    """The serial transport of `profile` (its registry entry's `open`, daq.transports.registry)."""
+    return SerialTransport(profile.serial or SerialSettings(), attachment)

@@ -3,7 +3,9 @@
     transport -> decode -> [calibrate -> timestamp -> media clock -> sample] -> outbox -> MQTT
 
 This module is the bracketed part: it runs on every reading, so it does plain work only:
-no models, no lookups that could be done once at start-up.
+no models, no lookups that could be done once at start-up. A sample is placed by its read time:
+the media position and the session id both are those of `reading.mono_ns`, not of the moment
+the reading is processed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from daq.contract import CONTRACT_VERSION
 from daq.outbox.base import Outbox
 from daq.readclock import ReadClock
 from daq.reading import Reading
-from daq.session import SessionState
+from daq.station.session_state import SessionState
 
 
 @dataclass(slots=True)
@@ -67,7 +69,7 @@ class DialPipeline:
             "v": CONTRACT_VERSION,
             "station": self.station,
             "dial": self.dial,
-            "session": self.session.session_id,
+            "session": self.session.session_at(reading.mono_ns),
             "boot": self.boot,
             "seq": self.seq,
             "t_ns": t_ns,

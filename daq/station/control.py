@@ -1,4 +1,4 @@
-"""Control requests on `<root>/<station>/cmd/<verb>`, and the position the MQTT clock follows.
+"""Control requests on `<root>/<station>/cmd/<verb>`: the session and the media clock, by command.
 
 Verbs: session.start {"timecode"?}, session.stop, session.pause, session.resume,
 session.seek {"media_s"}, mark {"label", "dial"?}, clock.set {"clock": session|mpv|mqtt|mtc|none,
@@ -8,35 +8,33 @@ A request is a JSON object (or empty). The reply goes to the request's MQTT 5 re
 topic, or to `<root>/<station>/cmd/<verb>/reply`, and always carries `ok` and, when
 the request had one, its `id`.
 
-Messages on `<root>/<station>/media/position` (see `daq.mediaclock.mqtt_follow`) go to the
-MQTT-followed clock when it is the station's clock; the last one is kept, so `clock.set` to
-"mqtt" starts from the player's last word.
+Control works on what it is given: the session state, the read clock, an announcer (events, the
+retained session, replies) and a way to switch the media clock (the clock stage's `install`).
+Messages for a media clock (the MQTT position) never come here: the clock stage takes them.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from daq import mqtt
 from daq.config import MediaConfig
 from daq.exceptions import MissingExtraError
 from daq.mediaclock.base import MediaClock
 from daq.mediaclock.factory import CLOCK_KINDS, make_clock
-from daq.mediaclock.mqtt_follow import MqttFollowClock, PositionError, position_topic
-from daq.mediaclock.session import SessionClock
-
-if TYPE_CHECKING:
-    from daq.station import Station
+from daq.mediaclock.session_clock import SessionClock
+from daq.readclock import ReadClock
+from daq.station.announcer import Announcer
+from daq.station.session_state import SessionState
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+InstallClock = Callable[[MediaClock | None], None]
 
 
 class CommandError(Exception):
@@ -44,11 +42,19 @@ class CommandError(Exception):
 
 
 class StationControl:
-    def __init__(self, station: Station) -> None:
-        self.station = station
-        self.media: MediaConfig = station.config.media  # the clock settings in force; clock.set changes them
-        self.position_topic = position_topic(station.topics.base)
-        self._last_position: tuple[bytes, int] | None = None  # payload, arrival (monotonic ns)
+    def __init__(
+        self,
+        announcer: Announcer,
+        session: SessionState,
+        read_clock: ReadClock,
+        media: MediaConfig,
+        install_clock: InstallClock,
+    ) -> None:
+        self.announcer = announcer
+        self.session = session
+        self.read_clock = read_clock
+        self.media = media  # the clock settings in force; clock.set changes them
+        self.install_clock = install_clock
         self.verbs: dict[str, Handler] = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
@@ -59,23 +65,15 @@ class StationControl:
             "clock.set": self.clock_set,
         }
 
-    @property
-    def subscriptions(self) -> tuple[str, ...]:
-        return (self.station.topics.cmd_filter, self.position_topic)
-
-    async def on_message(self, message: mqtt.Message) -> None:
-        topic = message.topic
-        if topic == self.position_topic:
-            self.on_position(message.payload, time.monotonic_ns())
-            return
+    async def on_command(self, topic: str, payload: bytes, response_topic: str | None) -> None:
+        """A request on `cmd/<verb>`: carry it out and reply."""
         verb = topic.rsplit("/", 1)[-1]
         try:
-            request = orjson.loads(message.payload) if message.payload else {}
+            request = orjson.loads(payload) if payload else {}
         except orjson.JSONDecodeError:
             request = None
-        reply_topic = message.response_topic or self.station.topics.cmd_reply(verb)
         reply = await self.handle(verb, request)
-        self.station.publisher.send(reply_topic, orjson.dumps(reply))
+        self.announcer.reply(verb, reply, response_topic)
 
     async def handle(self, verb: str, request: object) -> dict[str, Any]:
         if not isinstance(request, dict):
@@ -97,24 +95,10 @@ class StationControl:
             return {**base, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         return {**base, "ok": True, **result}
 
-    def on_position(self, payload: bytes, arrival_mono_ns: int) -> None:
-        """A message on media/position: feed the MQTT-followed clock, announce what changed."""
-        self._last_position = (payload, arrival_mono_ns)
-        clock = self.station.session.clock
-        if not isinstance(clock, MqttFollowClock):
-            return
-        try:
-            changes = clock.feed(payload, arrival_mono_ns, self.station.read_clock.offset_ns)
-        except PositionError as exc:
-            log.warning("ignored a message on %s: %s", self.position_topic, exc)
-            return
-        for change in changes:
-            self._changed(change.kind, change.message, change.data)
-
     # -- verbs ------------------------------------------------------------------------
 
     def _session_clock(self) -> SessionClock:
-        clock = self.station.session.clock
+        clock = self.session.clock
         if not isinstance(clock, SessionClock):
             kind = clock.kind if clock is not None else "none"
             raise CommandError(
@@ -124,26 +108,24 @@ class StationControl:
         return clock
 
     def _changed(self, kind: str, message: str, data: dict[str, Any]) -> dict[str, Any]:
-        self.station.emit_event(kind, None, message, data)
-        self.station.publish_session()
-        return {"session": self.station.session.session_id}
+        self.announcer.session_changed(kind, message, data)
+        return {"session": self.session.session_id}
 
     async def session_start(self, request: dict[str, Any]) -> dict[str, Any]:
         """A new session id; the session clock also starts (at `timecode`), other clocks keep following."""
         timecode = request.get("timecode")
         if timecode is not None:
             self._session_clock()
-        self.station.start_session(str(timecode) if timecode is not None else None)
+        self.session.start(self.read_clock.now_ns(), str(timecode) if timecode is not None else None)
         return self._changed("session.start", "session started", {"timecode": timecode})
 
     async def session_stop(self, request: dict[str, Any]) -> dict[str, Any]:
-        clock = self.station.session.clock
-        if isinstance(clock, SessionClock):
-            clock.stop()
-        result = self._changed("session.stop", "session stopped", {})
-        self.station.session.session_id = None
-        self.station.publish_session()
-        return result
+        """The session ends: readings from now on carry no session; the session clock stops."""
+        stopping = self.session.session_id
+        self.session.stop()
+        self.announcer.event("session.stop", None, "session stopped", {})
+        self.announcer.session()
+        return {"session": stopping}
 
     async def session_pause(self, request: dict[str, Any]) -> dict[str, Any]:
         seg = self._session_clock().pause()
@@ -161,14 +143,14 @@ class StationControl:
 
     async def mark(self, request: dict[str, Any]) -> dict[str, Any]:
         label = str(request.get("label", "mark"))
-        now = self.station.read_clock.now_ns()
-        pos = self.station.session.position_at(self.station.read_clock.mono_ns(now))
+        now = self.read_clock.now_ns()
+        pos = self.session.position_at(self.read_clock.mono_ns(now))
         data = {
             "label": label,
             "media_s": pos.media_s if pos else None,
             "timecode": pos.timecode if pos else None,
         }
-        self.station.emit_event("mark", request.get("dial"), label, data)
+        self.announcer.event("mark", request.get("dial"), label, data)
         return data
 
     async def clock_set(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -190,16 +172,11 @@ class StationControl:
         except MissingExtraError as exc:
             raise CommandError(str(exc)) from None
         timecode = request.get("timecode")
-        if isinstance(clock, SessionClock) and self.station.session.session_id is not None:
+        if isinstance(clock, SessionClock) and self.session.session_id is not None:
             clock.start(str(timecode) if timecode is not None else None)  # the session goes on, on this clock
         self.media = media
-        self._install(clock)
-        if isinstance(clock, MqttFollowClock) and self._last_position is not None:
-            self.on_position(*self._last_position)
+        self.install_clock(clock)  # a clock fed by messages starts from the last one heard
         data: dict[str, Any] = {"clock": kind, **{k: v for k, v in changes.items() if k != "clock"}}
         if media.mpv_socket is not None and kind == "mpv":
             data["mpv_socket"] = str(media.mpv_socket)
         return self._changed("clock.set", f"media clock: {kind}", data)
-
-    def _install(self, clock: MediaClock | None) -> None:
-        self.station.set_clock(clock)  # swaps session.clock and (re)starts the clock's run() task

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from daq.builder_types import DeviceSetup
 from daq.calibration import RawRange
 from daq.config import DaqConfig, DialConfig
 from daq.exceptions import ConfigError, ProfileError
-from daq.pipeline import DialPipeline
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import Channel
+from daq.station.device_reader import DeviceSetup
+from daq.station.dial_pipeline import DialPipeline
 from daq.transports import make_transport
 
 PipelineFactory = Callable[[DialConfig, RawRange], DialPipeline]

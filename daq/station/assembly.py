@@ -1,35 +1,36 @@
-"""From config to running parts: one DeviceSetup per physical (or simulated) device.
+"""From config to devices: one DeviceSetup per physical (or simulated) device, its dial pipelines built.
 
-Dials that name the same profile and the same attachment share one device (a
-ShuttleXpress's jog and ring are two dials on one USB device).
+Simulated dials are assembled here; dials read through firmware profiles in
+`daq.station.profiled_dials`. Dials that name the same profile and the same attachment share one
+device (a ShuttleXpress's jog and ring are two dials on one USB device).
 """
 
 from __future__ import annotations
 
-from daq.builder_types import DeviceSetup
+from dataclasses import dataclass
+
 from daq.calibration import Calibrator, RawRange
 from daq.config import DaqConfig, DialConfig
 from daq.outbox.base import Outbox
-from daq.pipeline import DialPipeline
 from daq.readclock import ReadClock
-from daq.session import SessionState
+from daq.station.device_reader import DeviceSetup
+from daq.station.dial_pipeline import DialPipeline
+from daq.station.profiled_dials import build_profiled
+from daq.station.session_state import SessionState
 from daq.topics import Topics
 from daq.transports.simulated import RAW_MAX, RAW_MIN, SimulatedDecoder, SimulatedTransport
 
 
-class _Parts:
-    def __init__(
-        self,
-        config: DaqConfig,
-        station: str,
-        boot: str,
-        topics: Topics,
-        read_clock: ReadClock,
-        session: SessionState,
-        outbox: Outbox,
-    ) -> None:
-        self.config, self.station, self.boot, self.topics = config, station, boot, topics
-        self.read_clock, self.session, self.outbox = read_clock, session, outbox
+@dataclass(frozen=True, slots=True)
+class PipelineParts:
+    """What every dial pipeline of a station shares."""
+
+    station: str
+    boot: str
+    topics: Topics
+    read_clock: ReadClock
+    session: SessionState
+    outbox: Outbox
 
     def pipeline(self, dial: DialConfig, raw_range: RawRange) -> DialPipeline:
         calibrator = Calibrator(dial.scale, dial.calibration, raw_range)
@@ -45,29 +46,19 @@ class _Parts:
         )
 
 
-def build_devices(
-    config: DaqConfig,
-    station: str,
-    boot: str,
-    topics: Topics,
-    read_clock: ReadClock,
-    session: SessionState,
-    outbox: Outbox,
-) -> list[DeviceSetup]:
-    parts = _Parts(config, station, boot, topics, read_clock, session, outbox)
+def build_devices(config: DaqConfig, parts: PipelineParts) -> list[DeviceSetup]:
+    """Every configured dial's device, simulated ones first, in config order."""
     setups: list[DeviceSetup] = []
     profiled = [d for d in config.dials if d.profile is not None]
     for dial in config.dials:
         if dial.simulate is not None:
             setups.append(_simulated(parts, dial))
     if profiled:
-        from daq.profiled import build_profiled
-
         setups.extend(build_profiled(config, profiled, parts.pipeline))
     return setups
 
 
-def _simulated(parts: _Parts, dial: DialConfig) -> DeviceSetup:
+def _simulated(parts: PipelineParts, dial: DialConfig) -> DeviceSetup:
     assert dial.simulate is not None
     transport = SimulatedTransport(dial.id, dial.simulate.rate_hz, dial.simulate.seed)
     decoder = SimulatedDecoder()

@@ -3,6 +3,9 @@
 A device may feed several dials (a ShuttleXpress's jog wheel and ring): readings are routed
 by channel. An unplug (`DeviceGone`) closes the device and opens it again when it is back;
 the dial pipelines live on, so dial ids and `seq` run on without a gap.
+
+`DeviceSetup` is what the assembly (daq.station.assembly) builds for one device and what a
+reader runs: transport, decoder, the pipelines its channels feed, and each dial's static meta.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
-from daq.pipeline import DialPipeline
 from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.station.dial_pipeline import DialPipeline
 from daq.transports.base import Transport
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,20 @@ class Decoder(Protocol):
     def feed(self, chunk: Chunk) -> list[Decoded]: ...
 
     def reset(self) -> None: ...
+
+
+@dataclass
+class DeviceSetup:
+    """One device: its transport and decoder, and the dial pipelines its channels feed."""
+
+    transport: Transport
+    decoder: Decoder
+    routes: dict[str, DialPipeline] = field(default_factory=dict)  # channel -> pipeline
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # dial -> static part of its meta
+
+    @property
+    def pipelines(self) -> list[DialPipeline]:
+        return list(self.routes.values())
 
 
 # kind, dial id (or None), message, data

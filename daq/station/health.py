@@ -1,0 +1,111 @@
+"""The station's health: retained on `<root>/<station>/health` every few seconds, read by `daq status`.
+
+Per dial: samples, measured rate, garbage, connected, reconnects; the outbox depth; the broker
+connection's counts. An addition to the contract's topics, inside the station's subtree.
+
+The reporter reads what it is given: the dials' stats, the outbox's `stats()` (the outbox
+protocol), the broker connection's counters, and the read clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+
+from daq.contract import CONTRACT_VERSION
+from daq.outbox.base import Outbox
+from daq.readclock import ReadClock
+from daq.station.announcer import Outlet
+from daq.station.dial_pipeline import DialStats
+from daq.station.payloads import StationIdentity
+
+HEALTH_EVERY_S = 5.0
+
+
+class BrokerStats(Protocol):
+    """The broker connection's counters (the publisher's `stats`)."""
+
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def connects(self) -> int: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def last_error(self) -> str: ...
+
+
+class HealthReporter:
+    def __init__(
+        self,
+        who: StationIdentity,
+        read_clock: ReadClock,
+        dials: Mapping[str, DialStats],
+        outbox: Outbox,
+        broker: BrokerStats,
+        outlet: Outlet,
+        topic: str,
+    ) -> None:
+        self.who = who
+        self.read_clock = read_clock
+        self.dials = dials
+        self.outbox = outbox
+        self.broker = broker
+        self.outlet = outlet
+        self.topic = topic
+        self.started_mono_ns = time.monotonic_ns()
+        self._last_counts: dict[str, int] = {}
+        self._last_mono = time.monotonic()
+
+    def publish(self) -> None:
+        """Publish the health as it is now (retained)."""
+        self.outlet.set_retained(self.topic, orjson.dumps(self.payload()))
+
+    async def run(self) -> None:
+        """Publish now and every HEALTH_EVERY_S, until cancelled."""
+        while True:
+            self.publish()
+            await asyncio.sleep(HEALTH_EVERY_S)
+
+    def payload(self) -> dict[str, Any]:
+        now = time.monotonic()
+        elapsed = max(now - self._last_mono, 1e-9)
+        dials: dict[str, Any] = {}
+        for dial, stats in self.dials.items():
+            before = self._last_counts.get(dial, 0)
+            dials[dial] = {
+                "connected": stats.connected,
+                "samples": stats.samples,
+                "rate_hz": round((stats.samples - before) / elapsed, 2) if elapsed >= 1.0 else None,
+                "garbage": stats.garbage,
+                "buttons": stats.buttons,
+                "reconnects": max(stats.reconnects - 1, 0),
+                "last_value": stats.last_value,
+            }
+            self._last_counts[dial] = stats.samples
+        self._last_mono = now
+        outbox = self.outbox.stats()
+        pub = self.broker
+        return {
+            "v": CONTRACT_VERSION,
+            "station": self.who.station,
+            "boot": self.who.boot,
+            "t_ns": self.read_clock.now_ns(),
+            "uptime_s": round((time.monotonic_ns() - self.started_mono_ns) / 1e9, 1),
+            "outbox": outbox.as_dict(),
+            "broker": {
+                "connected": pub.connected,
+                "connects": pub.connects,
+                "reconnects": max(pub.connects - 1, 0),
+                "messages": pub.messages,
+                "samples": pub.samples,
+                "last_error": pub.last_error,
+            },
+            "dials": dials,
+        }

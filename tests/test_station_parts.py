@@ -1,0 +1,252 @@
+"""The station's parts on their own: session ids by read time, message routing, health, the wiring rule."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+
+from daq.calibration import Calibrator, RawRange
+from daq.config import Calibration, build_config
+from daq.contract import Event, Meta, Scale, Session, Status
+from daq.mediaclock.base import ClockChange, ClockInputError, MediaPosition, Segment
+from daq.mediaclock.mqtt_follow import MqttFollowClock
+from daq.mediaclock.session_clock import SessionClock
+from daq.outbox.disk import DiskOutbox
+from daq.outbox.memory import MemoryOutbox
+from daq.readclock import ReadClock
+from daq.reading import Reading
+from daq.station.announcer import Announcer
+from daq.station.broker_io import Inbound
+from daq.station.clock_stage import ClockStage, topic_matches
+from daq.station.control import StationControl
+from daq.station.dial_pipeline import DialPipeline, DialStats
+from daq.station.health import HealthReporter
+from daq.station.payloads import StationIdentity
+from daq.station.session_state import SessionState
+from daq.station.station import Station
+from daq.timecode import FrameRate
+from daq.topics import Topics
+from tests.support.outlet import RecordingOutlet
+
+S = 1_000_000_000
+R25 = FrameRate.parse("25")
+WHO = StationIdentity("lab-a", "b", ("p01",))
+TOPICS = Topics("daq", "lab-a")
+DAQ = Path(__file__).resolve().parent.parent / "daq"
+
+
+def pipeline(session: SessionState, outbox: MemoryOutbox | None = None) -> DialPipeline:
+    calibrator = Calibrator(Scale(min=0, max=1), Calibration(), RawRange(0, 1))
+    return DialPipeline("lab-a", "p01", "b", "t", calibrator, ReadClock(), session, outbox or MemoryOutbox())
+
+
+# -- the session a sample carries: that of its read time ----------------------------------
+
+
+def test_a_reading_keeps_the_session_it_was_read_in() -> None:
+    session = SessionState(SessionClock(R25))
+    pipe = pipeline(session)
+    t0 = time.monotonic_ns()
+    first = session.start(time.time_ns(), mono_ns=t0 + S)
+    before_start = pipe.on_reading(Reading("position", 0.5, t0))  # read before the start, processed after
+    in_first = pipe.on_reading(Reading("position", 0.5, t0 + 2 * S))
+    session.stop(mono_ns=t0 + 3 * S)
+    second = session.start(time.time_ns(), mono_ns=t0 + 4 * S)
+    late = pipe.on_reading(Reading("position", 0.5, t0 + 3 * S - 1))  # read in the first, processed in the second
+    between = pipe.on_reading(Reading("position", 0.5, t0 + 3 * S + 1))
+    now = pipe.on_reading(Reading("position", 0.5, t0 + 5 * S))
+    assert (before_start["session"], before_start["media_s"]) == (None, None)
+    assert (in_first["session"], in_first["media_s"]) == (first, 1.0)
+    assert (late["session"], late["media_s"]) == (first, 2.0 - 1e-9)
+    assert (between["session"], between["media_s"]) == (None, None)
+    assert (now["session"], now["media_s"]) == (second, 1.0)
+    assert first != second and session.session_id == second
+
+
+def test_a_reading_taken_before_session_start_is_not_in_the_session() -> None:
+    """The bug this guards: the session id was read when a sample was processed, not when it was read."""
+    config = build_config({"station": {"id": "lab-a"}})
+    outlet, read_clock = RecordingOutlet(), ReadClock()
+    session = SessionState(SessionClock(R25))
+    announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, {})
+    control = StationControl(announcer, session, read_clock, config.media, lambda clock: None)
+    pipe = pipeline(session)
+    read_before = Reading("position", 0.5, time.monotonic_ns())
+    reply = asyncio.run(control.handle("session.start", {}))
+    read_after = Reading("position", 0.5, time.monotonic_ns())
+    assert reply["ok"] and reply["session"]
+    assert pipe.on_reading(read_before)["session"] is None
+    assert pipe.on_reading(read_after)["session"] == reply["session"]
+    read_in_session = Reading("position", 0.5, time.monotonic_ns())
+    assert asyncio.run(control.handle("session.stop", {}))["session"] == reply["session"]
+    assert pipe.on_reading(read_in_session)["session"] == reply["session"]
+    assert pipe.on_reading(Reading("position", 0.5, time.monotonic_ns()))["session"] is None
+
+
+# -- what the announcer publishes: the contract's payloads ---------------------------------
+
+
+def test_announcer_payloads_are_the_contract_models() -> None:
+    outlet, read_clock = RecordingOutlet(), ReadClock()
+    session = SessionState(SessionClock(R25))
+    meta = {"p01": {"profile": "simulated", "transport": "simulated", "scale": {"min": 0, "max": 1}, "rate_hz": None}}
+    announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, meta)
+    session.start(read_clock.now_ns())
+    announcer.session_changed("session.start", "session started", {"timecode": None})
+    announcer.meta("p01", True)
+    announcer.reply("mark", {"ok": True}, None)
+    announcer.reply("mark", {"ok": True}, "app/replies/1")
+    [event] = outlet.bodies(TOPICS.events)
+    Event.model_validate(event)
+    assert (event["kind"], event["dial"], event["data"]) == ("session.start", None, {"timecode": None})
+    body = Session.model_validate_json(outlet.retained[TOPICS.session])
+    assert body.session == session.session_id and body.clock.state == "running"
+    dial = Meta.model_validate_json(outlet.retained[TOPICS.meta("p01")])
+    assert dial.connected and dial.rate_hz is None and dial.scale.max == 1
+    assert [t for t, _ in outlet.sent[1:]] == [TOPICS.cmd_reply("mark"), "app/replies/1"]
+
+
+def test_status_will_has_no_time_and_the_guard_puts_online_back() -> None:
+    config = build_config({"station": {"id": "lab-a"}, "dials": [{"id": "p01", "simulate": {}}]})
+    station = Station(config, boot="b1")
+    outlet = RecordingOutlet()
+    station.status.outlet = outlet
+    will = orjson.loads(station.publisher.will.payload)  # type: ignore[arg-type]
+    assert "t_ns" not in will and (will["state"], will["reason"], will["dials"]) == ("offline", "lost", ["p01"])
+    Status.model_validate(will)
+    station.status.go_online()
+    lost = {**will, "boot": "b0"}
+    asyncio.run(station.route(Inbound(TOPICS.status, orjson.dumps(lost), None, retained=True)))  # an earlier run's
+    assert len(outlet.retained) == 1
+    outlet.retained.clear()
+    asyncio.run(station.route(Inbound(TOPICS.status, orjson.dumps(lost), None, retained=False)))  # a late will
+    assert orjson.loads(outlet.retained[TOPICS.status])["state"] == "online"
+
+
+# -- routing: commands to control, a clock's topics to the clock ---------------------------
+
+
+def test_station_routes_positions_to_the_clock_and_commands_to_control() -> None:
+    config = build_config(
+        {"station": {"id": "lab-a"}, "media": {"clock": "mqtt"}, "dials": [{"id": "p01", "simulate": {}}]}
+    )
+    station = Station(config)
+    assert station.publisher.subscriptions == ("daq/lab-a/cmd/+", "daq/lab-a/media/position", "daq/lab-a/status")
+    outlet = RecordingOutlet()
+    station.announcer.outlet = outlet
+    position = orjson.dumps({"position_s": 10.0, "state": "playing"})
+    asyncio.run(station.route(Inbound("daq/lab-a/media/position", position, None, retained=False)))
+    clock = station.session.clock
+    assert isinstance(clock, MqttFollowClock) and clock.current().state == "running"
+    assert [e["kind"] for e in outlet.bodies(TOPICS.events)] == ["clock.found"]
+    asyncio.run(station.route(Inbound("daq/lab-a/cmd/mark", b'{"label": "x", "id": 3}', "app/r", retained=False)))
+    [reply] = outlet.bodies("app/r")
+    assert reply["ok"] and reply["id"] == 3 and reply["media_s"] is not None
+
+
+class ToyClock:
+    """A clock that follows two topics of its own: what a new message-fed clock kind declares."""
+
+    kind = "toy"
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, bytes]] = []
+        self.rate = R25
+
+    def subscriptions(self, base_topic: str) -> tuple[str, ...]:
+        return (f"{base_topic}/toy/+", f"{base_topic}/toy-all/#")
+
+    def on_message(self, topic: str, payload: bytes, arrival_mono_ns: int, wall_offset_ns: int) -> list[ClockChange]:
+        if payload == b"bad":
+            raise ClockInputError("bad")
+        self.heard.append((topic, payload))
+        return [ClockChange("clock.toy", topic)]
+
+    def position_at(self, mono_ns: int) -> MediaPosition | None:
+        return None
+
+    def current(self) -> Segment:
+        return Segment(0, 0, 1.0, "lost")
+
+
+def test_clock_stage_routes_by_the_clocks_subscriptions_and_replays_on_switch() -> None:
+    outlet, read_clock = RecordingOutlet(), ReadClock()
+    session = SessionState(SessionClock(R25))
+    announcer = Announcer(outlet, WHO, TOPICS, read_clock, session, {})
+    toy_topics = ToyClock().subscriptions(TOPICS.base)
+    stage = ClockStage(session, announcer, read_clock, TOPICS.base, toy_topics)
+    assert stage.follows("daq/lab-a/toy/a") and stage.follows("daq/lab-a/toy-all/x/y")
+    assert not stage.follows("daq/lab-a/toy/a/b") and not stage.follows("daq/lab-a/cmd/mark")
+    stage.on_message("daq/lab-a/toy/a", b"1", 1)  # heard on the session clock: kept
+    stage.on_message("daq/lab-a/toy/b", b"2", 2)
+    stage.on_message("daq/lab-a/toy/a", b"3", 3)
+    toy = ToyClock()
+    stage.install(toy)  # a clock by its shape alone: no base class
+    assert toy.heard == [("daq/lab-a/toy/b", b"2"), ("daq/lab-a/toy/a", b"3")]  # the last of each, in order
+    stage.on_message("daq/lab-a/toy-all/x", b"bad", 4)  # logged, not raised
+    stage.on_message("daq/lab-a/toy-all/x", b"4", 5)
+    assert toy.heard[-1] == ("daq/lab-a/toy-all/x", b"4")
+    assert [e["kind"] for e in outlet.bodies(TOPICS.events)] == ["clock.toy"] * 3
+    assert TOPICS.session in outlet.retained
+
+
+def test_topic_matches() -> None:
+    assert topic_matches("a/+/c", "a/b/c") and topic_matches("a/#", "a/b/c") and topic_matches("a/#", "a")
+    assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/c")
+
+
+# -- health: the outbox through its protocol -----------------------------------------------
+
+
+class Broker:
+    connected, connects, messages, samples, last_error = True, 3, 10, 8, ""
+
+
+def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
+    stats = {"p01": DialStats(samples=4, connected=True, reconnects=1)}
+    memory = MemoryOutbox()
+    memory.put("p01", "t", b"{}")
+    outlet = RecordingOutlet()
+    health = HealthReporter(WHO, ReadClock(), stats, memory, Broker(), outlet, TOPICS.health)
+    body = health.payload()
+    assert body["outbox"] == {
+        "kind": "memory",
+        "pending": 1,
+        "inflight": 0,
+        "dropped": 0,
+        "degraded": False,
+        "bytes_on_disk": 0,
+        "recovered": 0,
+    }
+    assert body["broker"]["reconnects"] == 2 and body["dials"]["p01"]["samples"] == 4
+    disk = DiskOutbox(tmp_path / "outbox")
+    try:
+        disk.put("p01", "t", b"{}")
+        health.outbox = disk
+        health.publish()
+        outbox = orjson.loads(outlet.retained[TOPICS.health])["outbox"]
+        assert (outbox["kind"], outbox["pending"]) == ("disk", 1) and outbox["bytes_on_disk"] > 0
+    finally:
+        disk.close()
+
+
+# -- the wiring rule: no part holds a Station ------------------------------------------------
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_no_part_of_the_station_imports_the_station() -> None:
+    holders = sorted(str(p.relative_to(DAQ)) for p in DAQ.rglob("*.py") if "daq.station.station" in imports_of(p))
+    assert holders == ["commands/demo.py", "commands/run.py"]  # the commands that run one
