@@ -87,7 +87,7 @@ def subscriber(port: int, out: Path) -> None:
                         except TimeoutError:
                             msg = None
                         if msg is not None:
-                            body = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
+                            body = json.loads(bytes(msg.payload))
                             if str(msg.topic).endswith("/health"):
                                 health = body
                             else:

@@ -1,3 +1,6 @@
+"""What every test gets: its tier marker (the table below), the leak check `verify_cleanup`, an outbox
+of its own, and the `mosquitto` fixture; `--hardware` opts in to the tests that need a real dial."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -5,20 +8,95 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.leaks import CleanupWatch
 from tests.support.procs import Mosquitto
+
+TIERS = ("unit", "transport", "e2e", "browser")
+
+TIER_OF_MODULE = {
+    # unit: fast and self-contained: no broker, no device, no daemon (a short subprocess at most);
+    # `scripts/test -m unit` runs them in under 30 s
+    "test_contract": "unit",
+    "test_decode_garbage": "unit",
+    "test_decode_hid_profiles": "unit",
+    "test_decode_serial_profiles": "unit",
+    "test_export": "unit",
+    "test_mediaclock_unit": "unit",
+    "test_outbox_disk": "unit",
+    "test_ports": "unit",
+    "test_profiles_model": "unit",
+    "test_timecode": "unit",
+    "test_udev_rules": "unit",
+    "test_units": "unit",
+    "test_watch_unit": "unit",
+    "test_hygiene": "unit",
+    "test_registries": "unit",
+    "test_station_parts": "unit",
+    # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
+    "test_evdev_transport": "transport",
+    "test_hid_transport": "transport",
+    "test_midi_transport": "transport",
+    "test_serial_transport": "transport",
+    # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
+    "test_bridged_brokers": "e2e",
+    "test_config_errors": "e2e",
+    "test_demo": "e2e",
+    "test_devices_cli": "e2e",
+    "test_doctor": "e2e",
+    "test_lsl": "e2e",
+    "test_mpv_clock": "e2e",
+    "test_nothing_lost": "e2e",
+    "test_profiles_cli": "e2e",
+    "test_record_e2e": "e2e",
+    "test_run_e2e": "e2e",
+    "test_security": "e2e",
+    "test_serial_e2e": "e2e",
+    "test_session_clock_e2e": "e2e",
+    "test_shared_recorders": "e2e",
+    "test_timecode_cli": "e2e",
+    "test_wheel_install": "e2e",
+    # browser: a real headless Chromium
+    "test_watch_browser": "browser",
+}
+"""Every test module's tier. A new test file goes here, or collection fails. A test marked with a tier
+of its own (`@pytest.mark.e2e`) keeps it: that is how a slow test leaves a fast module's tier."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--hardware", action="store_true", help="run tests that need a real dial attached")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by the tier markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unknown = sorted({item.path.name for item in items if item.path.stem not in TIER_OF_MODULE})
+    if unknown:
+        raise pytest.UsageError(
+            f"tests/conftest.py's TIER_OF_MODULE has no tier for {', '.join(unknown)}: add each with one of {TIERS}"
+        )
+    here = Path(__file__).parent
+    gone = sorted(name for name in TIER_OF_MODULE if not (here / f"{name}.py").is_file())
+    if gone:
+        raise pytest.UsageError(f"tests/conftest.py's TIER_OF_MODULE names test files that are gone: {', '.join(gone)}")
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))
     if config.getoption("--hardware"):
         return
     skip = pytest.mark.skip(reason="needs a real dial attached: run with --hardware")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def verify_cleanup() -> Iterator[None]:
+    """Fails the test that leaves asyncio tasks or timers, threads or child processes behind
+    (tests/support/leaks.py says what counts and how long each may take to end)."""
+    watch = CleanupWatch()
+    yield
+    left = watch.leftovers()
+    if left:
+        pytest.fail("the test left behind:\n  " + "\n  ".join(left), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

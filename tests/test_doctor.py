@@ -4,6 +4,7 @@ readable, claimed by a kernel driver, ModemManager, each with what to do."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -307,7 +308,7 @@ def test_devices_lists_input_devices_and_midi_ports_with_the_profile_that_fits(
     code = (
         cli.main(["devices"])
         if "daq.commands.devices" in cli.COMMAND_MODULES
-        else devices.handle(SimpleNamespace(json=False, dir=[]))
+        else devices.handle(argparse.Namespace(json=False, dir=[]))
     )
     out = capsys.readouterr().out
     assert code == 0

@@ -9,9 +9,8 @@ import asyncio
 import errno
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,15 +37,6 @@ SYN = (EV_SYN, 0, 0)
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-@pytest.fixture(autouse=True)
-def no_reader_left() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + 2
-    while any(t.name.startswith("reader evdev:") for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not [t for t in threading.enumerate() if t.name.startswith("reader evdev:")]
 
 
 @pytest.fixture
@@ -79,7 +69,10 @@ def surface_dial_nodes() -> list[FakeInputDial]:
 
 
 def joystick(lo: int = 0, hi: int = 255) -> FakeInputDial:
-    caps = {EV_KEY: [0x120], EV_ABS: [(ABS_X, AbsInfo(128, lo, hi)), (ABS_Y, AbsInfo(128, lo, hi))]}
+    caps: dict[int, list[Any]] = {
+        EV_KEY: [0x120],
+        EV_ABS: [(ABS_X, AbsInfo(128, lo, hi)), (ABS_Y, AbsInfo(128, lo, hi))],
+    }
     return FakeInputDial("/dev/input/event9", "Thrustmaster USB Joystick", 0x044F, 0xB10A, caps)
 
 

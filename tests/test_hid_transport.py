@@ -9,7 +9,7 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,19 +34,6 @@ REGISTRY = ProfileRegistry.load()
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("reader hid:")]
-
-
-@pytest.fixture(autouse=True)
-def no_reader_left() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + 2
-    while reader_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not reader_threads(), "a test left a reader thread running"
 
 
 @pytest.fixture
@@ -197,7 +184,7 @@ def test_every_hidapi_call_for_a_device_comes_from_its_one_thread(hidraw: FakeHi
         await asyncio.gather(ta.close(), tb.close())
 
     run(main())
-    threads = []
+    threads: list[int] = []
     for handle in hidraw.handles:
         kinds = [c.what for c in handle.calls]
         assert kinds[0] == "open_path" and kinds[-1] == "close" and "read" in kinds

@@ -297,7 +297,7 @@ def test_delimiter_columns() -> None:
 def test_profiles_are_frozen() -> None:
     profile = profile_from_dict(LINE)
     with pytest.raises(ValueError, match="frozen"):
-        profile.id = "other"  # type: ignore[misc]
+        profile.id = "other"
 
 
 # ---------------------------------------------------------------- registry

@@ -35,16 +35,6 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("reader serial:")]
-
-
-@pytest.fixture(autouse=True)
-def no_reader_left() -> Iterator[None]:
-    yield
-    assert not reader_threads(), "a test left a reader thread running"
-
-
 @pytest.fixture
 def dial(tmp_path: Path) -> Iterator[PtyDial]:
     with PtyDial(tmp_path) as d:
@@ -364,6 +354,37 @@ def test_close_wakes_a_waiting_read_and_the_port_can_be_opened_again(dial: PtyDi
             assert b"".join(c.data for c in chunks) == b"7\r\n"
         finally:
             await transport.close()
+
+    run(main())
+
+
+def poller_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "serial readers"]
+
+
+def test_the_poller_thread_stops_when_its_last_port_closes(tmp_path: Path) -> None:
+    """One poller thread for every open port; closing the last one ends it (joined by that close),
+    and the next open starts a new one that reads as well."""
+
+    async def main() -> None:
+        with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
+            ta, tb = transport_for(a), transport_for(b)
+            await asyncio.gather(ta.open(), tb.open())
+            assert len(poller_threads()) == 1
+            await ta.close()
+            b.write(b"1\r\n")
+            assert b"".join(c.data for c in await read_bytes(tb, 3)) == b"1\r\n"  # still read
+            assert len(poller_threads()) == 1
+            await tb.close()
+            assert poller_threads() == []  # gone as the last close returned, no grace needed
+            await ta.open()
+            try:
+                assert len(poller_threads()) == 1
+                a.write(b"2\r\n")
+                assert b"".join(c.data for c in await read_bytes(ta, 3)) == b"2\r\n"
+            finally:
+                await ta.close()
+            assert poller_threads() == []
 
     run(main())
 

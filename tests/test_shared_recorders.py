@@ -160,7 +160,7 @@ def test_shared_group_every_sample_once_after_merge(tmp_path: Path, how: str) ->
         assert not any(h.startswith("# recorder:") for h in header)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["gaps"] == [] and summary["duplicates_dropped"] == duplicates
-    per_recorder = Counter()
+    per_recorder: Counter[str] = Counter()
     for path in out.glob(f"{STATION}/*/*@*.csv"):
         per_recorder[path.stem.split("@")[1]] += len(read_rows(path))
     print(

@@ -81,6 +81,7 @@ def role_sub(args: argparse.Namespace) -> None:
     """paho-mqtt, QoS 1: receipt time of every sample message; dials whose meta says connected."""
     import orjson
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     received: list[tuple[int, bytes]] = []
     connected: set[str] = set()
@@ -105,7 +106,7 @@ def role_sub(args: argparse.Namespace) -> None:
         ready.set()
 
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
     )
     client.on_message = on_sample
     client.message_callback_add(f"daq/{args.station}/dials/+/meta", on_meta)

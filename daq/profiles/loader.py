@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,8 +25,20 @@ from daq.profiles.model_types import SPEC_VERSION, ProfileProblem
 from daq.seams import one_of
 from daq.validation import dotted, raise_config_error
 
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"
-"""The profiles shipped with dialdaq (the repository's folder; the package is installed editable)."""
+
+def bundled_dir() -> Path:
+    """The folder of the profiles shipped with dialdaq: the package data `daq.firmware_profiles`, found
+    through importlib.resources wherever dialdaq is installed (a wheel: site-packages/daq/firmware_profiles;
+    editable: the repository's firmware_profiles/, which setup.py maps there)."""
+    try:
+        return Path(str(resources.files("daq.firmware_profiles")))
+    except ModuleNotFoundError:
+        # Not installed, run from a clone on PYTHONPATH (or an editable install older than the mapping).
+        return Path(__file__).resolve().parents[2] / "firmware_profiles"
+
+
+BUNDLED_DIR = bundled_dir()
+"""The profiles shipped with dialdaq (see `bundled_dir`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """The serial transport: on POSIX one shared reader thread polls every open port (`_Hub`) and
-stamps each chunk right after its read returned; off POSIX one reader thread per port.
+stamps each chunk right after its read returned (the thread ends when the last port closes);
+off POSIX one reader thread per port.
 
 Update (benchmarks/README.md, 16 dials x 100 Hz through the whole daemon): one thread per port
 made 16 threads and the loop convoy on the GIL at every tick, and a thread stamps only once it
@@ -243,17 +244,43 @@ class _Hub:
     thread contend for the GIL, and a thread stamps only once it holds it (a convoy: the last one
     waits for all the others and for the loop's switch intervals). One thread contends with the loop
     only, and one wake-up of the loop carries all the chunks of a round.
+
+    Lives while a port is open: the first `attach` starts the thread, the `detach` of the last port
+    ends it (and the next `attach` starts a new one), so no thread outlives the ports it reads.
     """
 
     _instance: _Hub | None = None
-    _lock = threading.Lock()
+    _lock = threading.Lock()  # guards _instance and every hub's _attached
 
     @classmethod
-    def get(cls) -> _Hub:
+    def attach(cls, reader: _Reader) -> _Hub:
+        """The running hub (started if none), now reading `reader`."""
         with cls._lock:
-            if cls._instance is None or not cls._instance._thread.is_alive():
-                cls._instance = cls()
-            return cls._instance
+            hub = cls._instance
+            if hub is None or not hub._thread.is_alive():
+                hub = cls._instance = cls()
+            hub._attached += 1
+            hub._op("add", reader)
+            return hub
+
+    def detach(self, reader: _Reader) -> bool:
+        """Stop reading `reader` (its `stopped` is set once done). True if it was the last port:
+        the thread then ends after handling this; `join` waits for that."""
+        with _Hub._lock:
+            self._attached -= 1
+            last = self._attached == 0
+            if last and _Hub._instance is self:
+                _Hub._instance = None
+            if self._thread.is_alive():
+                self._op("remove", reader, last=last)
+            else:  # the thread died (it logged why): nothing reads this port any more
+                reader.stopped.set()
+        return last
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait for the thread to end; False if it still runs after timeout_s."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def __init__(self) -> None:
         self._poller = select.poll()
@@ -263,25 +290,24 @@ class _Hub:
         self._ports: dict[int, _Reader] = {}
         self._ops: list[tuple[str, _Reader]] = []
         self._ops_lock = threading.Lock()
+        self._attached = 0
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="serial readers", daemon=True)
         self._thread.start()
 
-    def add(self, reader: _Reader) -> None:
-        self._op("add", reader)
-
-    def remove(self, reader: _Reader) -> None:
-        self._op("remove", reader)
-
-    def _op(self, op: str, reader: _Reader) -> None:
+    def _op(self, op: str, reader: _Reader, *, last: bool = False) -> None:
         with self._ops_lock:
             self._ops.append((op, reader))
+            self._closing = self._closing or last
         os.write(self._wake_w, b"x")
 
-    def _apply_ops(self) -> None:
+    def _apply_ops(self) -> bool:
+        """Apply the queued adds and removes; True when the last port is gone and the thread must end."""
         with contextlib.suppress(BlockingIOError):
             os.read(self._wake_r, 4096)
         with self._ops_lock:
             ops, self._ops = self._ops, []
+            closing = self._closing
         for op, reader in ops:
             if op == "add":
                 self._ports[reader.fd] = reader
@@ -291,8 +317,15 @@ class _Hub:
                 self._poller.unregister(reader.fd)
             if op == "remove":
                 reader.stopped.set()
+        return closing
 
     def _run(self) -> None:
+        self._poll_until_closed()
+        # Only once the last port is detached: nobody writes to the wake pipe any more.
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _poll_until_closed(self) -> None:
         poll, ports, wake_r = self._poller.poll, self._ports, self._wake_r
         monotonic_ns = time.monotonic_ns
         while True:
@@ -322,11 +355,12 @@ class _Hub:
                     del ports[fd]
                     self._poller.unregister(fd)
                 rounds.setdefault(reader.loop, []).append((reader.queue, item))
-            if any(fd == wake_r for fd, _ in ready):
-                self._apply_ops()
+            closing = any(fd == wake_r for fd, _ in ready) and self._apply_ops()
             for loop, items in rounds.items():
                 with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody is left to read
                     loop.call_soon_threadsafe(_deliver, items)
+            if closing:
+                return
 
 
 def _deliver(items: list[tuple[asyncio.Queue[_Item], _Item]]) -> None:
@@ -347,21 +381,25 @@ class _Reader:
         self._thread: threading.Thread | None = None
         if USE_POLL:
             self.fd = port.fileno()
-            self._hub: _Hub | None = _Hub.get()
-            self._hub.add(self)
+            self._hub: _Hub | None = _Hub.attach(self)
         else:
             self._hub = None
             self._thread = threading.Thread(target=self._run, name=f"reader {describe}", daemon=True)
             self._thread.start()
 
     async def stop(self) -> None:
-        if self._hub is not None:
-            self._hub.remove(self)
-            await asyncio.to_thread(self.stopped.wait, JOIN_TIMEOUT_S)
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            if hub.detach(self):  # the last port: the poller thread ends, joined here
+                if not await asyncio.to_thread(hub.join, JOIN_TIMEOUT_S):
+                    log.warning("serial poller thread did not stop within %.0f s", JOIN_TIMEOUT_S)
+            else:
+                await asyncio.to_thread(self.stopped.wait, JOIN_TIMEOUT_S)
+            return
+        if self._thread is None:  # stopped already
             return
         self.stopped.set()
         self._port.cancel_read()
-        assert self._thread is not None
         await asyncio.to_thread(self._thread.join, JOIN_TIMEOUT_S)
         if self._thread.is_alive():
             log.warning("%s: reader thread did not stop within %.0f s", self.describe, JOIN_TIMEOUT_S)

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ class Mosquitto:
         conf.write_text("\n".join(lines) + "\n")
         return conf
 
-    def start(self) -> Mosquitto:
+    def start(self) -> Self:
         conf = self.write_conf()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
