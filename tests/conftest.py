@@ -40,6 +40,7 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_broker_refusal": "e2e",
     "test_config_errors": "e2e",
     "test_demo": "e2e",
     "test_devices_cli": "e2e",
