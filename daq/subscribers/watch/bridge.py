@@ -10,7 +10,6 @@ from a lost connection. Once a second the state drops what is older than its win
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 
@@ -21,8 +20,6 @@ from daq.config import BrokerConfig
 from daq.subscribers.watch.state import WINDOW_S, WatchState
 from daq.subscribers.watch.trace import BIN_S, Json
 from daq.topics import subscriber_filters
-
-log = logging.getLogger(__name__)
 
 PUSH_EVERY_S = 0.1
 HEARTBEAT_S = 1.0
