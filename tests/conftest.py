@@ -31,6 +31,10 @@ TIER_OF_MODULE = {
     "test_units": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
+    "test_capture_unit": "unit",
+    "test_captures": "unit",
+    "test_study_unit": "unit",
+    "test_analysis": "unit",
     "test_registries": "unit",
     "test_station_parts": "unit",
     # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
@@ -40,7 +44,14 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_doctor_listen": "e2e",
+    "test_capture_e2e": "e2e",
+    "test_outbox_cli": "e2e",
+    "test_outbox_e2e": "e2e",
+    "test_rate_ws": "e2e",
+    "test_sittings_e2e": "e2e",
     "test_broker_refusal": "e2e",
+    "test_mqtt_layer": "e2e",
     "test_config_errors": "e2e",
     "test_demo": "e2e",
     "test_devices_cli": "e2e",
@@ -59,6 +70,8 @@ TIER_OF_MODULE = {
     "test_wheel_install": "e2e",
     # browser: a real headless Chromium
     "test_watch_browser": "browser",
+    "test_report_browser": "browser",
+    "test_study_browser": "browser",
 }
 """Every test module's tier. A new test file goes here, or collection fails. A test marked with a tier
 of its own (`@pytest.mark.e2e`) keeps it: that is how a slow test leaves a fast module's tier."""
@@ -70,7 +83,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by the tier markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    unknown = sorted({item.path.name for item in items if item.path.stem not in TIER_OF_MODULE})
+    hardware = [item for item in items if item.get_closest_marker("hardware")]
+    if not config.getoption("--hardware"):  # not collected at all without a dial: deselected, never skipped
+        if hardware:
+            config.hook.pytest_deselected(items=hardware)
+            items[:] = [item for item in items if not item.get_closest_marker("hardware")]
+        hardware = []
+    unknown = sorted(
+        {item.path.name for item in items if item.path.stem not in TIER_OF_MODULE} - {i.path.name for i in hardware}
+    )
     if unknown:
         raise pytest.UsageError(
             f"tests/conftest.py's TIER_OF_MODULE has no tier for {', '.join(unknown)}: add each with one of {TIERS}"
@@ -80,14 +101,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gone:
         raise pytest.UsageError(f"tests/conftest.py's TIER_OF_MODULE names test files that are gone: {', '.join(gone)}")
     for item in items:
-        if not any(item.get_closest_marker(tier) for tier in TIERS):
+        if item.get_closest_marker("hardware") is None and not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))
-    if config.getoption("--hardware"):
-        return
-    skip = pytest.mark.skip(reason="needs a real dial attached: run with --hardware")
-    for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

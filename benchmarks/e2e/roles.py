@@ -174,7 +174,7 @@ async def floor_main(args: argparse.Namespace) -> tuple[array.array[int], dict[s
     client = aiomqtt.Client(
         "127.0.0.1", args.port, identifier=f"bench-floor-{uuid.uuid4().hex[:8]}", protocol=aiomqtt.ProtocolVersion.V5
     )
-    client.pending_calls_threshold = 10**9  # pipelining on purpose, as the daemon (daq/mqtt_client.py)
+    client.pending_calls_threshold = 10**9  # pipelining on purpose, as the daemon (daq/mqtt/client.py)
 
     def finished(task: asyncio.Task[None]) -> None:
         inflight.discard(task)

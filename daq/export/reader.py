@@ -20,6 +20,8 @@ from daq.recording import REQUIRED, Recording, is_part, part_of, read_recording
 
 log = logging.getLogger(__name__)
 
+NOT_DIAL_FILES = frozenset({"interview.csv"})  # `daq review` writes it into the session folder
+
 
 class ExportError(FatalError):
     """A recording cannot be read or exported; the message names the file and what is wrong."""
@@ -154,7 +156,7 @@ def _typed(recording: Recording) -> DialRecording:
 
 def _whole_files(folder: Path) -> list[Path]:
     """The session's `<dial>.csv` files; ExportError when a dial is in parts of a group not merged yet."""
-    files = sorted(p for p in folder.glob("*.csv") if p.is_file())
+    files = sorted(p for p in folder.glob("*.csv") if p.is_file() and p.name not in NOT_DIAL_FILES)
     whole = [p for p in files if not is_part(p)]
     parted = {part_of(p)[0] for p in files if is_part(p)}
     unmerged = sorted(parted - {p.stem for p in whole})
