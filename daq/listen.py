@@ -24,7 +24,7 @@ from daq.exceptions import DeviceUnavailable, FatalError, ProfileError
 from daq.input_text import expectation, printable_text, shown
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
-from daq.reading import ButtonEvent, Chunk, Garbage, Reading
+from daq.reading import ButtonEvent, Chunk, Discarded, Garbage, Reading
 from daq.station.profiled_dials import raw_range, resolve_profile
 from daq.transports import make_transport, port_check
 
@@ -64,6 +64,7 @@ class DeviceTally:
     presses: Counter[str] = field(default_factory=Counter)
     releases: Counter[str] = field(default_factory=Counter)
     gone: str | None = None
+    discarded: int = 0  # lines the profile drops on purpose (discard_first_line)
 
     @property
     def decoded(self) -> bool:
@@ -124,18 +125,22 @@ async def _listen_device(loaded: LoadedProfile, members: list[tuple[DialConfig, 
                 value = calibrate(item.raw) if calibrate is not None else float(item.raw)
                 tally.channels.setdefault(item.channel, ChannelTally()).add(float(item.raw), value)
             elif isinstance(item, Garbage):
-                tally.garbage[item.reason] += 1
+                if not item.continues:  # one count per undecodable run, as the daemon counts
+                    tally.garbage[item.reason] += 1
                 tally.last_garbage = item
             elif isinstance(item, ButtonEvent):
                 (tally.presses if item.pressed else tally.releases)[item.button] += 1
+            elif isinstance(item, Discarded):
+                tally.discarded += 1
 
     def on_gone(why: str) -> None:
         tally.gone = why
 
     await read_until(transport, deadline_event(seconds), on_chunk, on_gone)
-    discarded = getattr(decoder, "discarded", None)
     for dial, report in members:
-        _findings(report, dial.channel or profile.default_channel, tally, seconds, loaded, decoder.ignored, discarded)
+        _findings(
+            report, dial.channel or profile.default_channel, tally, seconds, loaded, decoder.ignored, tally.discarded
+        )
 
 
 def _add_all(reports: list[DialReport], level: Level, check: str, message: str) -> None:
@@ -150,7 +155,7 @@ def _findings(
     seconds: float,
     loaded: LoadedProfile,
     ignored: int,
-    discarded: object,
+    discarded: int,
 ) -> None:
     profile = loaded.profile
     report.add("ok", "listen", f"read {tally.describe} for {seconds:g} s: {tally.reads} reads, {tally.bytes} bytes")
@@ -198,7 +203,7 @@ def _findings(
         )
     else:
         report.add("ok", "garbage", "none")
-    if isinstance(discarded, int) and discarded:
+    if discarded:
         report.add("ok", "discarded", f"{discarded} (the first line after opening, dropped by design)")
     if ignored:
         report.add("ok", "ignored", f"{ignored} (banners, comments, empty lines, other reports)")

@@ -19,7 +19,7 @@ from daq.contract import Scale
 from daq.input_text import printable_text
 from daq.profiles.decode import make_decoder
 from daq.profiles.model import Profile
-from daq.reading import ButtonEvent, Chunk, Garbage, Reading
+from daq.reading import ButtonEvent, Chunk, DeviceLoss, Discarded, Reading
 from daq.station.profiled_dials import raw_range
 
 END_TOLERANCE = 0.05  # an end is reached within 5% of the scale's span
@@ -42,7 +42,7 @@ class Replayed:
 
     @property
     def garbage(self) -> int:
-        return sum(1 for i in self.items if "garbage" in i)
+        return sum(1 for i in self.items if "garbage" in i and not i.get("continues"))
 
 
 def replay(capture: Capture, profile: Profile) -> Replayed:
@@ -75,19 +75,23 @@ def replay(capture: Capture, profile: Profile) -> Replayed:
                     entry["value"] = calibrate(item.raw)
             elif isinstance(item, ButtonEvent):
                 entry = {"t_ns": t_ns, "button": item.button, "pressed": item.pressed}
+            elif isinstance(item, Discarded):
+                entry = {"t_ns": t_ns, "discarded": item.reason, "text": printable_text(item.data)}
+            elif isinstance(item, DeviceLoss):
+                entry = {"t_ns": t_ns, "device_lost": item.lost, "expected": item.expected, "got": item.got}
             else:
-                assert isinstance(item, Garbage)
                 entry = {
                     "t_ns": t_ns,
                     "garbage": item.reason,
                     "text": printable_text(item.data),
                     "hex": item.data.hex(),
                 }
+                if item.continues:  # more of one undecodable run: counted once, as the daemon does
+                    entry["continues"] = True
             entry["_mono"] = item.mono_ns
             out.items.append(entry)
     out.ignored = decoder.ignored
-    discarded = getattr(decoder, "discarded", None)
-    out.discarded = discarded if isinstance(discarded, int) else None
+    out.discarded = sum(1 for i in out.items if "discarded" in i)
     return out
 
 

@@ -17,6 +17,7 @@ TIER_OF_MODULE = {
     # unit: fast and self-contained: no broker, no device, no daemon (a short subprocess at most);
     # `scripts/test -m unit` runs them in under 30 s
     "test_contract": "unit",
+    "test_decode_edges": "unit",
     "test_decode_garbage": "unit",
     "test_decode_hid_profiles": "unit",
     "test_decode_serial_profiles": "unit",
@@ -53,6 +54,8 @@ TIER_OF_MODULE = {
     "test_broker_refusal": "e2e",
     "test_mqtt_layer": "e2e",
     "test_config_errors": "e2e",
+    "test_config_numbers": "e2e",
+    "test_input_edges_e2e": "e2e",
     "test_demo": "e2e",
     "test_devices_cli": "e2e",
     "test_doctor": "e2e",

@@ -27,7 +27,7 @@ from daq.exceptions import ConfigError, DeviceUnavailable, ProfileError
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
-from daq.reading import ButtonEvent, Chunk, Decoded, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Reading
 from daq.replay import Check, guided_checks, public, replay
 
 EXIT_OK = 0
@@ -206,6 +206,10 @@ def _as_json(item: Decoded) -> dict[str, Any]:
         return {"channel": item.channel, "raw": item.raw}
     if isinstance(item, ButtonEvent):
         return {"button": item.button, "pressed": item.pressed}
+    if isinstance(item, DeviceLoss):
+        return {"device_lost": item.lost, "expected": item.expected, "got": item.got}
+    if isinstance(item, Discarded):
+        return {"discarded": item.reason, "hex": item.data.hex(" ")}
     return {"garbage": item.reason, "hex": item.data.hex(" ")}
 
 

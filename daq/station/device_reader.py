@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.input_text import HEX_BYTES, printable_text, shown
-from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.profiles.losses import LossCounter, LossNotice
+from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
 from daq.station.dial_pipeline import DialPipeline
 from daq.transports.base import Transport
 
@@ -77,6 +78,8 @@ class DeviceReader:
         self.retry_first, self.retry_max = retry_s
         self.garbage = 0
         self._garbage_reported = 0
+        self.losses = LossCounter()  # discarded lines, device-side loss (daq.profiles.losses)
+        self._loss_timer: asyncio.TimerHandle | None = None
         self._unavailable_said = ""
         self.expects = expects
         self._garbage_watch = False  # garbage came since the last reading: the warning is armed or said
@@ -154,6 +157,31 @@ class DeviceReader:
                         if self._garbage_watch:
                             self._decoded()
                         self._button(item)
+                    elif isinstance(item, Discarded | DeviceLoss):
+                        self._count_loss(self.losses.count(item))
+            self._flush_losses()
+
+    def _flush_losses(self) -> None:
+        """Announce device-side loss held back by the throttle; a timer makes sure it is said
+        even when the device sends nothing more."""
+        if (held := self.losses.flush()) is not None:
+            self._count_loss(held)
+        elif self._loss_timer is None and (wait := self.losses.held_for()) is not None:
+            self._loss_timer = asyncio.get_running_loop().call_later(wait + 0.01, self._loss_timer_fired)
+
+    def _loss_timer_fired(self) -> None:
+        self._loss_timer = None
+        self._flush_losses()
+
+    def _count_loss(self, notice: LossNotice) -> None:
+        """Input lost before it became a reading: counted in health, announced on events."""
+        for pipeline in self.routes.values():
+            pipeline.stats.extra[notice.key] = pipeline.stats.extra.get(notice.key, 0) + notice.amount
+            break
+        if notice.kind is not None:
+            dials = self.dial_ids
+            data = {**notice.data, "device": self.transport.describe}
+            self.on_event(notice.kind, dials[0] if len(dials) == 1 else None, notice.message, data)
 
     def _decoded(self) -> None:
         """Something decoded: the garbage warning is called off, and armed again by the next garbage."""
@@ -182,6 +210,8 @@ class DeviceReader:
         )
 
     def _count_garbage(self, item: Garbage) -> None:
+        if item.continues:
+            return  # more of a run counted already: one count per undecodable run, not per read
         self.garbage += 1
         self._last_garbage = item
         if not self._garbage_watch:
