@@ -22,6 +22,7 @@ TIER_OF_MODULE = {
     "test_decode_hid_profiles": "unit",
     "test_decode_serial_profiles": "unit",
     "test_export": "unit",
+    "test_recording": "unit",
     "test_mediaclock_unit": "unit",
     "test_outbox_disk": "unit",
     "test_ports": "unit",
