@@ -28,8 +28,12 @@ COMMAND_MODULES = (
     "daq.commands.devices",
     "daq.commands.watch",
     "daq.commands.export",
+    "daq.commands.report",
+    "daq.commands.rate",
+    "daq.commands.review",
     "daq.commands.lsl",
     "daq.commands.doctor",
+    "daq.commands.outbox",
 )
 
 EXIT_USAGE = 2

@@ -60,6 +60,16 @@ def disk_full(fd: int, data: bytes) -> int:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+def kinds(events: list[Event]) -> list[str]:
+    """The kinds of these events, without the rate-limited `outbox.dropped` counts."""
+    return [kind for kind, _, _ in events if kind != "outbox.dropped"]
+
+
+def drops(events: list[Event]) -> list[tuple[int, int]]:
+    """(records, total) of each `outbox.dropped` event."""
+    return [(int(str(d["records"])), int(str(d["total"]))) for k, _, d in events if k == "outbox.dropped"]
+
+
 def events_sink() -> tuple[list[Event], EventSink]:
     events: list[Event] = []
     return events, lambda kind, message, data: events.append((kind, message, data))
@@ -264,15 +274,18 @@ def test_drop_oldest_deletes_oldest_unsent_counts_them_and_says_so_once(tmp_path
     put_many(box, 1000)
     assert box.bytes_on_disk <= 40_000
     assert box.dropped > 0 and box.depth + box.dropped == 1000
-    assert [k for k, _, _ in events] == ["outbox.full"]
+    assert kinds(events) == ["outbox.full"]
     _kind, message, data = events[0]
     assert str(tmp_path / "ob") in message and data["policy"] == "drop-oldest"
     got = drain(box)
     assert [e.id for e in got] == list(range(1001 - len(got), 1001))  # the newest survive
-    assert [k for k, _, _ in events] == ["outbox.full", "outbox.ok"]
+    assert kinds(events) == ["outbox.full", "outbox.ok"]
     put_many(box, 1000, start=1000)
-    assert [k for k, _, _ in events] == ["outbox.full", "outbox.ok", "outbox.full"]
+    assert kinds(events) == ["outbox.full", "outbox.ok", "outbox.full"]
     box.close()
+    dropped = drops(events)
+    assert dropped[0][0] == dropped[0][1] > 0  # the first drop is said at once
+    assert sum(n for n, _ in dropped) == dropped[-1][1] == box.dropped  # and all are said
 
 
 def test_refuse_new_drops_new_samples_and_counts_them(tmp_path: Path) -> None:
@@ -281,11 +294,13 @@ def test_refuse_new_drops_new_samples_and_counts_them(tmp_path: Path) -> None:
     put_many(box, 1000)
     kept = box.pending
     assert box.dropped == 1000 - kept and box.bytes_on_disk <= 40_000
-    assert [k for k, _, _ in events] == ["outbox.full"]
+    assert kinds(events) == ["outbox.full"]
     got = drain(box)
     assert [e.id for e in got] == list(range(1, kept + 1))  # the oldest are kept
-    assert [k for k, _, _ in events] == ["outbox.full", "outbox.ok"]
+    assert kinds(events) == ["outbox.full", "outbox.ok"]
     box.close()
+    assert sum(n for n, _ in drops(events)) == box.dropped
+    assert next(d["policy"] for k, _, d in events if k == "outbox.dropped") == "refuse-new"
 
 
 def test_drop_oldest_while_backlog_and_requeued_entries_wait(tmp_path: Path) -> None:
@@ -553,3 +568,277 @@ OutboxMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_random_operations_keep_order_and_lose_nothing_uncounted = OutboxMachine.TestCase
+
+
+# -- damage: flipped bytes, deleted segments, old formats (issue 13.5) ---------------------
+
+
+def sealed_segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob("seg-*-*.log"))
+
+
+def segment_ids(path: Path) -> range:
+    first, count = (int(x) for x in path.name[4:-4].split("-"))
+    return range(first, first + count)
+
+
+def flip(path: Path, offset: int, n: int = 3) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(offset, offset + n):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def keys_of(entries: list[Entry]) -> set[tuple[str, str, int]]:
+    return {key(e) for e in entries}
+
+
+def all_keys(n: int, boot: str = "A", dials: int = 3) -> list[tuple[str, str, int]]:
+    return [(boot, f"d{i % dials}", i // dials) for i in range(n)]
+
+
+def test_flipped_bytes_and_a_deleted_segment_cost_only_what_they_hit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The case of issue 13.5: every intact record after the damage is delivered, the rest is
+    reported with counts, as events and log lines."""
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=4_000)
+    put_many(box, 300)
+    box.close()
+    segs = sealed_segments(folder)
+    assert len(segs) >= 5
+    damaged, deleted = segs[1], segs[3]
+    flip(damaged, damaged.stat().st_size // 2)
+    deleted.unlink()
+
+    events, sink = events_sink()
+    with caplog.at_level(logging.WARNING):
+        again = DiskOutbox(folder, on_event=sink)
+    got = drain(again)
+    by_kind = {kind: data for kind, _, data in events}
+    corrupt, missing = by_kind["outbox.corrupt"], by_kind["outbox.segment_missing"]
+    assert corrupt["segment"] == damaged.name and 1 <= int(str(corrupt["records"])) <= 2
+    assert missing["records"] == len(segment_ids(deleted)) and missing["delivered"] == 0
+    lost = int(str(corrupt["records"])) + len(segment_ids(deleted))
+    assert len(got) == 300 - lost and again.dropped == lost
+    ids = {e.id for e in got}
+    assert ids.isdisjoint(segment_ids(deleted))
+    hit = set(segment_ids(damaged)) - ids
+    assert len(hit) == corrupt["records"]
+    assert max(segment_ids(damaged)) in ids  # the records after the damaged one are kept
+    assert keys_of(got) <= set(all_keys(300))
+    text = caplog.text
+    assert f"could not be read ({corrupt['bytes']} damaged bytes" in text and damaged.name in text
+    assert "is missing" in text and f"{len(segment_ids(deleted))} samples in it were never delivered" in text
+    again.close()
+    third = DiskOutbox(folder, on_event=sink)  # said once: nothing is reported again
+    assert third.pending == 0 and third.dropped == 0
+    third.close()
+
+
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_a_deleted_first_or_last_segment_is_reported(tmp_path: Path, which: str) -> None:
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=4_000)
+    put_many(box, 200)
+    box.ack(box.take(5))  # 5 of the first segment were delivered
+    box.close()
+    segs = sealed_segments(folder)
+    gone = segs[0] if which == "first" else segs[-1]
+    gone.unlink()  # its ack file (if any) stays: it says what had been delivered
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)
+    drain(again)
+    (missing,) = [data for kind, _, data in events if kind == "outbox.segment_missing"]
+    delivered = 5 if which == "first" else 0
+    assert missing == {
+        "path": str(folder),
+        "segment": gone.name.split("-")[0] + "-" + gone.name.split("-")[1],
+        "first_id": segment_ids(gone).start,
+        "records": len(segment_ids(gone)) - delivered,
+        "delivered": delivered,
+    }
+    assert not list(folder.glob("*.ack"))
+    again.close()
+
+
+def test_a_segment_deleted_on_purpose_is_not_reported(tmp_path: Path) -> None:
+    """Segments are deleted when all acked, in any order: a gap alone is not a loss."""
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=4_000)
+    put_many(box, 200)
+    box.close()
+    old = DiskOutbox(folder, segment_bytes=4_000)
+    taken = old.take(1000)
+    segs = sealed_segments(folder)
+    middle = segment_ids(segs[2])
+    old.ack([e for e in taken if e.id in middle])  # the middle segment is all acked: deleted
+    old.close()
+    assert len(sealed_segments(folder)) == len(segs) - 1
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)
+    assert again.pending == 200 - len(middle) and again.dropped == 0
+    again.take(0)  # events of the constructor are delivered at first use
+    assert kinds(events) == ["outbox.replay"]
+    again.close()
+
+
+def test_a_crashed_runs_segment_resyncs_past_damage_in_the_middle(tmp_path: Path) -> None:
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder)
+    put_many(box, 100)
+    box._close_files()  # kill -9: the segment is not sealed
+    (segment,) = folder.glob("seg-*.open")
+    flip(segment, segment.stat().st_size // 3, n=1)
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)
+    got = drain(again)
+    (corrupt,) = [data for kind, _, data in events if kind == "outbox.corrupt"]
+    assert corrupt["records"] == 1 and len(got) == 99 and got[-1].id == 100
+    again.close()
+
+
+def test_a_damaged_segment_header_still_resyncs(tmp_path: Path) -> None:
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder)
+    put_many(box, 50)
+    box.close()
+    (segment,) = sealed_segments(folder)
+    flip(segment, 0, n=8)
+    again = DiskOutbox(folder)
+    assert [e.id for e in drain(again)] == list(range(1, 51))
+    again.close()
+
+
+def v1_record(ident: int, dial: str, topic: str, payload: bytes) -> bytes:
+    """A record as the outbox wrote them before format 2 (no segment header, no magic)."""
+    import struct
+    import zlib
+
+    dial_b, topic_b = dial.encode(), topic.encode()
+    body = dial_b + topic_b + payload
+    head = struct.pack("<IQHH", len(body), ident, len(dial_b), len(topic_b))
+    return struct.pack("<I", zlib.crc32(body, zlib.crc32(head))) + head + body
+
+
+@pytest.mark.parametrize("damage", [False, True], ids=["intact", "damaged"])
+def test_format_1_segments_are_still_read(tmp_path: Path, damage: bool) -> None:
+    folder = tmp_path / "ob"
+    folder.mkdir()
+    records = [v1_record(i, "d0", "daq/st/dials/d0/samples", body("OLD", "d0", i - 1)) for i in range(1, 41)]
+    data = bytearray(b"".join(records))
+    if damage:
+        at = sum(len(r) for r in records[:20]) + 30  # inside record 21
+        data[at] ^= 0xFF
+    (folder / f"seg-{1:020d}-40.log").write_bytes(bytes(data))
+    events, sink = events_sink()
+    box = DiskOutbox(folder, on_event=sink)
+    got = drain(box)
+    if damage:  # no magic to resync on: the rest of the segment is lost, and said
+        assert [e.id for e in got] == list(range(1, 21))
+        (corrupt,) = [d for k, _, d in events if k == "outbox.corrupt"]
+        assert corrupt["records"] == 20 and corrupt["format"] == 1
+    else:
+        assert [e.id for e in got] == list(range(1, 41)) and "outbox.corrupt" not in kinds(events)
+    put_many(box, 5, boot="NEW")  # new records go to a format-2 segment
+    assert [key(e)[0] for e in drain(box)] == ["NEW"] * 5
+    box.close()
+
+
+def test_leftovers_are_announced_with_boot_dials_times_and_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder)
+    t0 = 1_795_451_400_000_000_000
+    for i in range(30):
+        payload = json.dumps({"boot": "b0a7", "dial": f"p{i % 2}", "seq": i // 2, "t_ns": t0 + i * 10**9}).encode()
+        box.put(f"p{i % 2}", f"daq/st/dials/p{i % 2}/samples", payload)
+    box.close()
+    events, sink = events_sink()
+    with caplog.at_level(logging.WARNING):
+        again = DiskOutbox(folder, on_event=sink)
+        again.take(1)  # events of the constructor are delivered at first use
+    (replay,) = [(m, d) for k, m, d in events if k == "outbox.replay"]
+    message, data = replay
+    assert data == {
+        "path": str(folder),
+        "records": 30,
+        "runs": [
+            {"boot": "b0a7", "records": 30, "dials": ["p0", "p1"], "t_ns_first": t0, "t_ns_last": t0 + 29 * 10**9}
+        ],
+    }
+    for text in (message, caplog.text):
+        assert str(folder) in text and "30 samples of earlier runs" in text and "boot b0a7" in text
+        assert "dials p0, p1" in text and "2026-11-23 16:30:00 UTC to 2026-11-23 16:30:29 UTC" in text
+    again.close()
+
+
+def test_drops_are_said_at_most_once_a_second_with_their_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    now = [1000.0]
+    monkeypatch.setattr("daq.outbox.bound.time", SimpleNamespace(monotonic=lambda: now[0]))
+    events, sink = events_sink()
+    box = DiskOutbox(tmp_path / "ob", max_bytes=40_000, policy="refuse-new", on_event=sink)
+    put_many(box, 400)  # full after ~330
+    box.take(1)
+    assert [n for n, _ in drops(events)] == [1]  # the first at once, the rest waits a second
+    put_many(box, 50, start=400)
+    now[0] += 1.0
+    put_many(box, 1, start=450)
+    dropped = drops(events)
+    assert len(dropped) == 2 and dropped[1][1] == box.dropped == sum(n for n, _ in dropped)
+    (last, *_) = [d for k, _, d in reversed(events) if k == "outbox.dropped"]
+    assert last["policy"] == "refuse-new" and last["path"] == str(tmp_path / "ob")
+    box.close()
+
+
+@pytest.mark.parametrize("where", ["payload", "length"])
+def test_a_record_damaged_while_running_costs_only_itself(tmp_path: Path, where: str) -> None:
+    from daq.outbox.codec import records, scan
+
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=16 << 20)
+    put_many(box, 6000)  # over 256 KiB: read from disk in several chunks
+    box.close()
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)  # intact at start-up
+    first = again.take(10)
+    (segment,) = sealed_segments(folder)
+    buf = segment.read_bytes()
+    at = 8
+    for ident, _dial, _payload, size in records(buf, scan(buf, 1, 6000).fmt, scan(buf, 1, 6000).runs):
+        if ident == 5000:
+            break
+        at += size
+    at += size // 2 if where == "payload" else 8  # record 5000: its middle, or its length field
+    with segment.open("r+b") as f:
+        f.seek(at)
+        f.write(b"\xff\xff\xff")
+    got = first + drain(again)
+    corrupt = [d for k, _, d in events if k == "outbox.corrupt"]
+    assert len(corrupt) == 1 and corrupt[0]["records"] == 1 and again.dropped == 1
+    assert [e.id for e in got] == [*range(1, 5000), *range(5001, 6001)]
+    again.close()
+
+
+def test_an_ack_file_without_its_segment_is_a_missing_segment_even_without_the_journal(tmp_path: Path) -> None:
+    folder = tmp_path / "ob"
+    box = DiskOutbox(folder, segment_bytes=4_000)
+    put_many(box, 200)
+    taken = box.take(1000)
+    segs = sealed_segments(folder)
+    second = segment_ids(segs[1])
+    box.ack([e for e in taken if e.id == second.start])  # one of the second segment was delivered
+    box.close()
+    segs[1].unlink()
+    (folder / "SEGMENTS").unlink()  # a folder of an older version: no journal
+    events, sink = events_sink()
+    again = DiskOutbox(folder, on_event=sink)
+    again.take(0)
+    (missing,) = [d for k, _, d in events if k == "outbox.segment_missing"]
+    assert (missing["first_id"], missing["records"], missing["delivered"]) == (second.start, len(second) - 1, 1)
+    assert again.pending == 200 - len(second) and again.dropped == len(second) - 1
+    again.close()

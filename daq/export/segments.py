@@ -8,10 +8,16 @@ a window with any empty grid value is not a candidate.
 Selection: the N windows with the highest mean (most helpful) are taken greedily, best first,
 skipping any window that overlaps one already taken; then the N with the lowest mean (most
 hindering) the same way, also skipping windows that overlap a helpful one. So all 2N windows are
-mutually non-overlapping. Ties go to the earlier window. "Helpful" and "hindering" are relative:
+mutually non-overlapping; with a minimum gap G (`--gap`), two chosen windows are also at least G
+seconds apart. Ties go to the earlier window. "Helpful" and "hindering" are relative:
 they are the highest and lowest windows of this signal, whatever side of the scale they are on.
 
 The signal is one dial, or the group mean (the mean of the dials with a value at each grid point).
+A reaction-lag shift (`--lag`) applies before resampling, so the windows are on the shifted traces.
+
+When fewer than N windows of a kind fit, `select_segments` says how many did and why (no stretch
+of complete signal as long as the window, or the rest overlap or lie within the gap of windows
+already taken), instead of returning fewer silently.
 """
 
 from __future__ import annotations
@@ -58,11 +64,20 @@ def candidates(values: list[float | None], n: int) -> list[tuple[int, float]]:
     return out
 
 
-def top_windows(grid: Resampled, target: str, count: int, window_s: float) -> list[Window]:
-    """The `count` most helpful then `count` most hindering non-overlapping windows of `target`."""
+def gap_points(grid: Resampled, gap_s: float) -> int:
+    if not (gap_s >= 0 and math.isfinite(gap_s)):
+        raise ExportError(f"--gap {gap_s:g}: give 0 or more seconds")
+    return math.ceil(gap_s / grid.step - 1e-6)
+
+
+def top_windows(
+    grid: Resampled, target: str, count: int, window_s: float, gap_s: float = 0.0, notes: list[str] | None = None
+) -> list[Window]:
+    """The `count` most helpful then `count` most hindering windows of `target`, apart by `gap_s` at least."""
     if count < 1:
         raise ExportError(f"--segments {count}: give 1 or more")
     n = window_points(grid, window_s)
+    gap = gap_points(grid, gap_s)
     found = candidates(grid.series(target), n)
     taken: list[int] = []  # start indexes of windows already chosen
     out: list[Window] = []
@@ -75,18 +90,40 @@ def top_windows(grid: Resampled, target: str, count: int, window_s: float) -> li
         for start, mean in ordered:
             if rank == count:
                 break
-            if any(abs(start - other) < n for other in taken):
+            if any(abs(start - other) < n + gap for other in taken):
                 continue
             taken.append(start)
             rank += 1
             t0 = grid.starts[start]
             t1 = t0 + n * grid.step
             out.append(Window(target, kind, rank, t0, t1, timecode_at(t0, grid.rate), timecode_at(t1, grid.rate), mean))
+        if rank < count and notes is not None:
+            notes.append(shortfall(target, kind, rank, count, window_s, gap_s, len(found)))
     return out
 
 
-def find_segments(grid: Resampled, count: int, window_s: float, by: str = "mean") -> list[Window]:
+def shortfall(target: str, kind: Kind, got: int, count: int, window_s: float, gap_s: float, candidates: int) -> str:
+    """Why fewer than `count` windows of a kind fit."""
+    head = f"{target}: only {got} of {count} {kind} windows of {window_s:g} s fit"
+    if candidates == 0:
+        return f"{head}: the signal has no {window_s:g} s stretch with a value at every grid point"
+    apart = f" or lie within the {gap_s:g} s minimum gap of" if gap_s > 0 else " with"
+    return (
+        f"{head}: of the {candidates} full windows, the others overlap{apart} windows already taken "
+        f"(the recording is too short for {2 * count} windows of {window_s:g} s"
+        + (f" {gap_s:g} s apart)" if gap_s > 0 else ")")
+    )
+
+
+def find_segments(grid: Resampled, count: int, window_s: float, by: str = "mean", gap_s: float = 0.0) -> list[Window]:
     """Windows of the group mean (`by="mean"`), of each dial (`by="dial"`), or of one dial (its id)."""
+    return select_segments(grid, count, window_s, by, gap_s)[0]
+
+
+def select_segments(
+    grid: Resampled, count: int, window_s: float, by: str = "mean", gap_s: float = 0.0
+) -> tuple[list[Window], list[str]]:
+    """`find_segments`, and a note for every kind of window of which fewer than `count` fit."""
     if by == "mean":
         targets = ["mean"]
     elif by == "dial":
@@ -95,4 +132,6 @@ def find_segments(grid: Resampled, count: int, window_s: float, by: str = "mean"
         targets = [by]
     else:
         raise ExportError(f"--segments-of {by!r}: give 'mean', 'dial' or one of the dials: {', '.join(grid.dials)}")
-    return [w for t in targets for w in top_windows(grid, t, count, window_s)]
+    notes: list[str] = []
+    windows = [w for t in targets for w in top_windows(grid, t, count, window_s, gap_s, notes)]
+    return windows, notes

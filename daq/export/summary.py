@@ -23,8 +23,10 @@ n grid points (targets) and k dials (judges):
     ICC(3,k) = (BMS - EMS) / BMS
         consistency of the mean of the k dials (judges fixed; mean differences between dials ignored)
 
-Grid points of a continuous rating are autocorrelated, so these are descriptive: no F test or
-confidence interval is given.
+`agreement` (in `daq.export.agreement`) also gives ICC(2,k), ICC(3,1), Lin's CCC, Krippendorff's
+alpha, Cronbach's alpha and the mean pairwise r. `icc` here is the plain-Python ICC kept for callers
+without numpy arrays. Grid points of a continuous rating are autocorrelated, so these are
+descriptive: no F test or confidence interval is given.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from daq.export.agreement import agreement
 from daq.export.reader import DialRecording, Row, SessionRecording
 from daq.export.resample import HeldSignal, Resampled, media_span, parse_rate, timecode_at
 
@@ -161,35 +164,6 @@ def dial_summary(
     return out
 
 
-def agreement(grid: Resampled) -> dict[str, Any] | None:
-    """ICC across the dials on the grid; None with fewer than two dials."""
-    if len(grid.values) < 2:
-        return None
-    table = complete_table(grid)
-    result = icc(table)
-    base: dict[str, Any] = {
-        "dials": grid.dials,
-        "k": len(grid.values),
-        "complete_points": len(table),
-        "method": "Shrout & Fleiss (1979), two-way ANOVA over complete grid points",
-    }
-    if result is None:
-        return {
-            **base,
-            "icc_2_1": None,
-            "icc_3_k": None,
-            "note": "fewer than 2 grid points where all dials have a value",
-        }
-    return {
-        **base,
-        "bms": result.bms,
-        "jms": result.jms,
-        "ems": result.ems,
-        "icc_2_1": result.icc_2_1,
-        "icc_3_k": result.icc_3_k,
-    }
-
-
 def session_summary(session: SessionRecording, signals: dict[str, HeldSignal], grid: Resampled) -> dict[str, Any]:
     span = media_span(session)
     rate = parse_rate(session.timecode_rate)
@@ -237,9 +211,26 @@ def format_summary(summary: dict[str, Any]) -> str:
         else f"media {span['start_timecode'] or _num(span['start_s'])} .. {span['end_timecode'] or _num(span['end_s'])}"
         f" ({span['duration_s']:.1f} s)"
     )
-    lines.append(f"session {summary['session']} (station {summary['station']}): {where}")
+    sittings = summary.get("sittings", [])
+    several = len(sittings) > 1
+    if several:
+        names = ", ".join(f"{x['station']}/{x['session']}" for x in sittings)
+        lines.append(f"{len(sittings)} sittings ({names}), {len(summary['dials'])} raters: {where}")
+    else:
+        lines.append(f"session {summary['session']} (station {summary['station']}): {where}")
     lines.append(f"grid: {step}, max hold {grid['max_hold_s']:g} s, {grid['points']} points")
-    head = ("dial", "samples", "media", "coverage", "mean", "sd", "min", "max", "missing", "empty s")
+    head = (
+        "rater" if several else "dial",
+        "samples",
+        "media",
+        "coverage",
+        "mean",
+        "sd",
+        "min",
+        "max",
+        "missing",
+        "empty s",
+    )
     rows = [head]
     for dial, d in summary["dials"].items():
         rows.append(
@@ -263,8 +254,27 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     agree = summary["agreement"]
     if agree is not None:
+        who = "raters" if several else "dials"
         lines.append(
-            f"agreement of {agree['k']} dials over {agree['complete_points']} complete grid points: "
+            f"agreement of {agree['k']} {who} over {agree['complete_points']} complete grid points: "
             f"ICC(2,1) = {_num(agree['icc_2_1'])}, ICC(3,k) = {_num(agree['icc_3_k'])}"
         )
+        lines += format_agreement_details(agree)
     return "\n".join(lines)
+
+
+def format_agreement_details(agree: dict[str, Any]) -> list[str]:
+    """The rest of the agreement figures, one line each."""
+    if agree.get("icc_2_k") is None and agree.get("ccc_mean") is None:
+        return ["  (fewer than 2 grid points where all raters have a value)"]
+    lines = [
+        "  ICC(2,1) = ICC(A,1) {}, ICC(2,k) = ICC(A,k) {}, ICC(3,1) = ICC(C,1) {}, ICC(3,k) = ICC(C,k) {}".format(
+            *(_num(agree.get(key)) for key in ("icc_2_1", "icc_2_k", "icc_3_1", "icc_3_k"))
+        ),
+        f"  Lin's CCC mean {_num(agree.get('ccc_mean'))}, Krippendorff's alpha (interval) "
+        f"{_num(agree.get('krippendorff_alpha'))}, Cronbach's alpha {_num(agree.get('cronbach_alpha'))}, "
+        f"mean pairwise r {_num(agree.get('pearson_mean'))}",
+    ]
+    for pair, r in zip(agree.get("ccc", []), agree.get("pearson", []), strict=False):
+        lines.append(f"    {pair['a']} ~ {pair['b']}: CCC {_num(pair['ccc'])}, r {_num(r['r'])}")
+    return lines

@@ -3,12 +3,16 @@
 `policy="drop-oldest"` deletes the oldest segment and counts its entries that were waiting in
 `dropped`; `policy="refuse-new"` drops the new sample and counts it. When the bound is first
 hit, an `outbox.full` event is emitted once for the episode; when acks bring the usage back
-under 90 % of the bound, `outbox.ok`.
+under 90 % of the bound, `outbox.ok`. What is dropped is said as `outbox.dropped` events
+(`records` since the last one, `total` so far), at most one per `DROP_EVENT_S`: the first drop
+at once, then the count of each second with drops (said at the next drop or ack after it).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Literal
 
 from daq.outbox.events import Events
@@ -19,6 +23,7 @@ log = logging.getLogger(__name__)
 
 Policy = Literal["drop-oldest", "refuse-new"]
 _OK_BELOW = 0.9
+DROP_EVENT_S = 1.0
 
 
 class SizeBound:
@@ -35,6 +40,28 @@ class SizeBound:
         self._files = files
         self._streams = streams
         self._events = events
+        self._reported = 0  # drops said in outbox.dropped events so far
+        self._reported_at = -math.inf
+
+    def bound_dropped(self) -> int:
+        """Samples dropped by the bound (not lost to damage)."""
+        return self._streams.dropped - self._streams.damaged
+
+    def report_drops(self, force: bool = False) -> None:
+        """Say the drops not said yet, unless the last `outbox.dropped` was less than a second ago."""
+        total = self.bound_dropped()
+        if total == self._reported:
+            return
+        now = time.monotonic()
+        if not force and now - self._reported_at < DROP_EVENT_S:
+            return
+        n = total - self._reported
+        self._reported, self._reported_at = total, now
+        path = self._files.path
+        message = f"outbox {path}: {n} samples dropped by its size bound ({self.policy}); {total} so far"
+        log.warning("%s", message)
+        data: dict[str, object] = {"path": str(path), "records": n, "total": total, "policy": self.policy}
+        self._events.emit("outbox.dropped", message, data)
 
     def usage(self) -> int:
         return self._files.disk_bytes + self._streams.volatile_bytes
@@ -44,7 +71,9 @@ class SizeBound:
         return self._files.disk_bytes + self._streams.volatile_bytes + size <= self.max_bytes or self._make_room(size)
 
     def check_ok(self) -> None:
-        """After acks: leave the full episode once the usage is back under 90 % of the bound."""
+        """After acks: say drops not said yet; leave the full episode once the usage is back under 90 % of the bound."""
+        if self._reported != self.bound_dropped():
+            self.report_drops()
         if self.full and self.usage() < _OK_BELOW * self.max_bytes:
             self.full = False
             path, dropped = self._files.path, self._streams.dropped
@@ -63,11 +92,15 @@ class SizeBound:
             self._events.emit("outbox.full", message, data)
         if self.policy == "refuse-new":
             streams.dropped += 1
+            self.report_drops()
             return False
+        admitted = True
         while self.usage() + size > self.max_bytes:
             if files.segments:
                 streams.drop_segment(files.segments[0])
             elif not streams.drop_oldest_in_memory():
                 streams.dropped += 1
-                return False
-        return True
+                admitted = False
+                break
+        self.report_drops()
+        return admitted

@@ -1,4 +1,9 @@
-"""The disk outbox's events (outbox.full, outbox.degraded, outbox.ok): handed to a sink, never raising.
+"""The disk outbox's events, handed to a sink, never raising.
+
+Kinds: outbox.full, outbox.ok, outbox.dropped (daq/outbox/bound.py), outbox.degraded
+(daq/outbox/degraded.py), outbox.replay, outbox.corrupt, outbox.segment_missing
+(daq/outbox/recovery.py; outbox.corrupt also from daq/outbox/disk.py when a record is damaged
+while running).
 
 Events that happen before the outbox is in use (inside its constructor) are held back and
 delivered at the first put(), take() or wait().

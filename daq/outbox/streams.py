@@ -18,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import os
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 from daq.outbox.base import Entry, requeued, take_entries
-from daq.outbox.codec import HEAD, Names, read_record_chunk, whole_record
+from daq.outbox.codec import Names, read_record_chunk, scan_from, whole_record
 from daq.outbox.segments import Segment, SegmentFiles
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class MemPiece:
 class DiskPiece:
     """Records waiting only on disk: bytes [start, end) of one segment."""
 
-    __slots__ = ("buf", "buf_at", "count", "end", "seg", "start")
+    __slots__ = ("bad_at", "buf", "buf_at", "count", "end", "seg", "start")
 
     def __init__(self, seg: Segment, start: int, end: int, count: int) -> None:
         self.seg = seg
@@ -59,6 +60,7 @@ class DiskPiece:
         self.count = count  # records in [start, end) not acked yet
         self.buf = b""
         self.buf_at = 0
+        self.bad_at = -1  # where reading found a damaged record
 
 
 class Stream:
@@ -86,9 +88,11 @@ class Streams:
         self.inflight: dict[int, Entry] = {}
         self.run_first = 1  # the first id of this run: requeue splits the streams there
         self.dropped = 0  # samples lost to the size bound (or to a corrupt file), never sent
+        self.damaged = 0  # of them, lost to a corrupt file
         self.mem_bytes = 0  # payload bytes in memory pieces
         self.volatile_bytes = 0  # payload bytes held only in memory (pending or in flight)
         self.ready = asyncio.Event()
+        self.on_damage: Callable[[str, int], None] | None = None  # (segment, records): lost reading it
         self._credit = 0.0
 
     @property
@@ -103,11 +107,12 @@ class Streams:
     # -- adding -------------------------------------------------------------------------
 
     def add_backlog(self, segments: Iterable[Segment]) -> None:
-        """The segments of earlier runs (their `refs` taken): their records not acked join the backlog."""
+        """The segments of earlier runs (their `refs` taken, one per run): their intact records not
+        acked join the backlog."""
         for seg in segments:
-            left = seg.count - seg.n_done
-            self.backlog.pieces.append(DiskPiece(seg, 0, seg.size, left))
-            self.backlog.count += left
+            for run in seg.runs:
+                self.backlog.pieces.append(DiskPiece(seg, run.start, run.end, run.left))
+                self.backlog.count += run.left
         if self.backlog.count:
             self.ready.set()
 
@@ -234,7 +239,15 @@ class Streams:
                     pieces.popleft()
                     piece.buf = b""
                     if piece.count > 0:  # cut short by a corrupt or unreadable record
+                        after = self._resync(piece)
+                        pieces.extendleft(reversed(after))
+                        piece.seg.refs += len(after)
+                        piece.count -= sum(p.count for p in after)
+                        lost = piece.count
                         self._lost(piece, stream)
+                        self.damaged += lost
+                        if self.on_damage is not None and lost:
+                            self.on_damage(piece.seg.name, lost)
                     piece.seg.refs -= 1
                     self.files.maybe_delete(piece.seg)
         stream.count -= got
@@ -251,33 +264,44 @@ class Streams:
         count = seg.count
         inflight = self.inflight
         decoded = self.names.decoded
-        head_size = HEAD.size
+        fmt = seg.fmt
+        head = fmt.head
+        head_size = head.size
+        crc_from = fmt.crc_from
+        magic_ok = fmt.magic
         got = 0
         while got < n and piece.start < piece.end:
             buf = piece.buf
             pos = piece.start - piece.buf_at
-            if not whole_record(buf, pos):
+            if not whole_record(buf, pos, fmt):
                 try:
-                    buf = read_record_chunk(seg.fd, piece.start, piece.end)
+                    buf = read_record_chunk(seg.fd, piece.start, piece.end, fmt)
                 except OSError as exc:
                     log.error("outbox %s: cannot read %s: %s", self.path, seg.name, exc)
                     piece.start = piece.end
                     return got
                 piece.buf, piece.buf_at, pos = buf, piece.start, 0
-                if not whole_record(buf, 0):
+                if not whole_record(buf, 0, fmt):
                     log.error("outbox %s: %s ends in a partial record at byte %d", self.path, seg.name, piece.start)
+                    piece.bad_at = piece.start
                     piece.start = piece.end
                     return got
             view = memoryview(buf)
             size = len(buf)
             while got < n and pos + head_size <= size:
-                crc, length, ident, dial_len, topic_len = HEAD.unpack_from(buf, pos)
+                magic, crc, length, ident, dial_len, topic_len = head.unpack_from(buf, pos)
                 end = pos + head_size + length
                 if end > size:
                     break
                 i = ident - first
-                if not 0 <= i < count or dial_len + topic_len > length or zlib.crc32(view[pos + 4 : end]) != crc:
+                if (
+                    magic != magic_ok
+                    or not 0 <= i < count
+                    or dial_len + topic_len > length
+                    or zlib.crc32(view[pos + crc_from : end]) != crc
+                ):
                     log.error("outbox %s: corrupt record in %s at byte %d", self.path, seg.name, piece.buf_at + pos)
+                    piece.bad_at = piece.buf_at + pos
                     piece.start = piece.end
                     return got
                 if not done[i]:
@@ -296,6 +320,24 @@ class Streams:
                 pos = end
             piece.start = piece.buf_at + pos
         return got
+
+    def _resync(self, piece: DiskPiece) -> list[DiskPiece]:
+        """Pieces for the intact records after the damaged one at `piece.bad_at` (format 1: none)."""
+        seg, at = piece.seg, piece.bad_at
+        if at < 0:
+            return []
+        try:
+            buf = os.pread(seg.fd, piece.end - at, at)
+        except OSError:
+            return []
+        res = scan_from(buf, seg.fmt, 0, seg.first, seg.first + seg.count, seg.done)
+        out: list[DiskPiece] = []
+        for run in res.runs:
+            lo = run.first - seg.first
+            left = run.count - seg.done[lo : lo + run.count].count(1)
+            if left:
+                out.append(DiskPiece(seg, at + run.start, at + run.end, left))
+        return out
 
     def _lost(self, piece: DiskPiece, stream: Stream) -> None:
         self.dropped += piece.count

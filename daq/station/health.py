@@ -1,8 +1,11 @@
 """The station's health: retained on `<root>/<station>/health` every few seconds, read by `daq status`.
 
-Per dial: samples, measured rate, garbage, media errors (samples sent with null media fields
-because the clock could not place them), connected, reconnects; the outbox depth; the broker
-connection's counts. An addition to the contract's topics, inside the station's subtree.
+Per dial: samples, measured rate, garbage (undecodable runs of input, and readings that cannot be
+a sample), discarded (lines dropped on purpose), device_lost (reports the device's own counter says
+never arrived), media_errors (samples sent with null media fields because the clock could not
+place them), connected, reconnects; the outbox depth; the broker connection's counts (refused:
+control messages the broker refused, dropped; samples_refused: kept and sent again); media_refused
+(inputs the media clocks refused). An addition to the contract's topics, inside the station's subtree.
 
 The reporter reads what it is given: the dials' stats, the outbox's `stats()` (the outbox
 protocol), the broker connection's counters, and the read clock.
@@ -92,6 +95,8 @@ class HealthReporter:
                 "rate_hz": round((stats.samples - before) / elapsed, 2) if elapsed >= 1.0 else None,
                 "garbage": stats.garbage,
                 "media_errors": stats.media_errors,
+                "discarded": stats.extra.get("discarded", 0),
+                "device_lost": stats.extra.get("device_lost", 0),
                 "buttons": stats.buttons,
                 "reconnects": max(stats.reconnects - 1, 0),
                 "last_value": stats.last_value,

@@ -106,7 +106,7 @@ class Station:
             lambda: self.clocks.refused,
         )
         self.readers = [
-            DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta)
+            DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta, expects=s.expects)
             for s in self.devices
         ]
 
