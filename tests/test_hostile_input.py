@@ -148,6 +148,13 @@ def test_session_seek_beyond_the_bounds_is_refused_and_samples_keep_their_media(
     assert sample is not None and sample["media_s"] == MAX_MEDIA_S + 1 and pipe.stats.media_errors == 0
 
 
+def test_a_bad_start_timecode_does_not_stick() -> None:
+    clock = SessionClock(R25)
+    with pytest.raises(ValueError):
+        clock.start("99:99:99:99")
+    assert clock.start().media_ns == 0 and clock.start_timecode == "00:00:00:00"
+
+
 # -- 13.1 / 13.6: the followed clock bounds its input --------------------------------------------
 
 
