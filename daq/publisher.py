@@ -263,7 +263,6 @@ class Publisher:
                 if task is not None:
                     task.cancel()
 
-
     def _refused(self, topic: str, reason: str, entries: list[Entry] | None) -> None:
         """The broker refused a message on `topic`: samples are kept for a retry, anything else is dropped."""
         stats = self.stats
