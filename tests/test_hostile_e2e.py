@@ -323,6 +323,29 @@ def test_a_broker_that_never_answers_connect_leaves_no_unretrieved_future(monkey
     assert problems == []
 
 
+def test_daq_run_against_a_broker_that_never_answers_connect_logs_no_traceback(tmp_path: Path) -> None:
+    """TCP accepted (by the kernel's backlog), CONNECT never answered: retried, and the log stays clean."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    config = tmp_path / "daq.toml"
+    config.write_text(
+        f'[station]\nid = "lab-s"\n[broker]\nurl = "mqtt://127.0.0.1:{server.getsockname()[1]}"\nkeepalive_s = 12\n'
+        "[outbox]\nmemory = true\n"
+    )
+    try:
+        proc = start_daq(["run", "--config", str(config), "--simulate", "1", "--duration", "28"], tmp_path)
+        try:
+            proc.wait(60)
+        finally:
+            stop_process(proc)
+    finally:
+        server.close()
+    log = (tmp_path / "daq.log").read_text()
+    assert "Operation timed out" in log, log  # it did try, and time out (before paho's keepalive)
+    assert "never retrieved" not in log and "Traceback" not in log, log
+
+
 def test_a_password_in_the_broker_url_is_warned_about_and_masked(mosquitto: Mosquitto, tmp_path: Path) -> None:
     secret = "s3cret-in-argv-0451"
     url = f"mqtt://lab-p:{secret}@127.0.0.1:{mosquitto.port}"
