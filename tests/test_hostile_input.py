@@ -298,6 +298,14 @@ def test_a_command_with_a_forbidden_response_topic_is_not_carried_out() -> None:
     station.outbox.close()
 
 
+def test_the_shipped_acl_lets_a_station_write_its_default_reply_topics() -> None:
+    from tests.test_security import acl_lines, covered
+
+    writes = [t.replace("%u", "lab-a") for t in acl_lines("write")]
+    for topic in ("daq/lab-a/replies/app/1", "daq/lab-a/cmd/mark/reply", "daq/lab-a/cmd/mark/reply/42"):
+        assert any(covered(topic, acl) for acl in writes), topic
+
+
 def test_reply_prefix_is_a_config_key() -> None:
     config = build_config({"station": {"id": "lab-a"}, "control": {"reply_prefix": "app/replies"}})
     assert config.control.reply_prefix == "app/replies/"
