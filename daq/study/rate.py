@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mimetypes
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,8 @@ from daq.mediaclock.mqtt_follow import position_topic
 from daq.recorder import safe_name
 from daq.station.station import Station
 from daq.study.sitting import SITTING_FILE, VideoId, write_json_atomic
+from daq.web import Ready, page_app, video_response
+from daq.web import serve as web_serve
 
 log = logging.getLogger(__name__)
 
@@ -140,24 +140,16 @@ SITTING_KEY = web.AppKey("sitting", Sitting)
 
 
 def make_app(sitting: Sitting) -> web.Application:
-    app = web.Application()
+    app = page_app(STATIC, "rate.html")
     app[SITTING_KEY] = sitting
-    app.router.add_get("/", index)
     app.router.add_get("/video", serve_video)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/state.json", state_json)
-    app.router.add_static("/static/", STATIC, show_index=False)
     return app
 
 
-async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "rate.html", headers={"Cache-Control": "no-cache"})
-
-
 async def serve_video(request: web.Request) -> web.StreamResponse:
-    path = request.app[SITTING_KEY].video_path
-    kind, _ = mimetypes.guess_type(str(path))
-    return web.FileResponse(path, headers={"Content-Type": kind or "application/octet-stream"})
+    return video_response(request.app[SITTING_KEY].video_path)
 
 
 async def state_json(request: web.Request) -> web.Response:
@@ -214,16 +206,5 @@ async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes], sitting
             await ws.send_bytes(orjson.dumps({"type": "value", "value": value}))
 
 
-async def serve(
-    sitting: Sitting, host: str, port: int, stop: asyncio.Event, on_ready: Callable[[list[tuple[str, int]]], None]
-) -> None:
-    runner = web.AppRunner(make_app(sitting), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = [(str(a[0]), int(a[1])) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2]
-        on_ready(bound)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+async def serve(sitting: Sitting, host: str, port: int, stop: asyncio.Event, on_ready: Ready) -> None:
+    await web_serve(make_app(sitting), host, port, stop, on_ready)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ from daq.export.resample import Resampled
 from daq.study.codebook import Codebook
 from daq.study.interview import Interview, InterviewError
 from daq.study.picks import pick_segments, segment_json
+from daq.web import Ready, page_app, video_response
+from daq.web import serve as web_serve
 
 log = logging.getLogger(__name__)
 
@@ -84,28 +84,21 @@ REVIEW_KEY = web.AppKey("review", Review)
 
 
 def make_app(review: Review) -> web.Application:
-    app = web.Application()
+    app = page_app(STATIC, "review.html")
     app[REVIEW_KEY] = review
-    app.router.add_get("/", index)
     app.router.add_get("/video", serve_video)
     app.router.add_get("/api/state", api_state)
     app.router.add_get("/api/segments", api_segments)
     app.router.add_post("/api/settings", api_settings)
     app.router.add_post("/api/answer", api_answer)
-    app.router.add_static("/static/", STATIC, show_index=False)
     return app
-
-
-async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "review.html", headers={"Cache-Control": "no-cache"})
 
 
 async def serve_video(request: web.Request) -> web.StreamResponse:
     review = request.app[REVIEW_KEY]
     if review.video is None or not review.video_ok:
         raise web.HTTPNotFound(text=review.video_note or "no video")
-    kind, _ = mimetypes.guess_type(str(review.video))
-    return web.FileResponse(review.video, headers={"Content-Type": kind or "application/octet-stream"})
+    return video_response(review.video)
 
 
 async def api_state(request: web.Request) -> web.Response:
@@ -172,16 +165,5 @@ async def api_answer(request: web.Request) -> web.Response:
     return web.json_response({"saved": True, "answer": entry})
 
 
-async def serve(
-    review: Review, host: str, port: int, stop: asyncio.Event, on_ready: Callable[[list[tuple[str, int]]], None]
-) -> None:
-    runner = web.AppRunner(make_app(review), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = [(str(a[0]), int(a[1])) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2]
-        on_ready(bound)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+async def serve(review: Review, host: str, port: int, stop: asyncio.Event, on_ready: Ready) -> None:
+    await web_serve(make_app(review), host, port, stop, on_ready)
