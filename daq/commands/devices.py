@@ -32,6 +32,7 @@ from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
 from daq.seams import resolve
 from daq.transports import hid_enum
+from daq.transports.attachment import Found
 from daq.transports.ports import SerialPort, list_ports
 from daq.transports.registry import TRANSPORTS
 
@@ -133,16 +134,15 @@ def serial_devices(notes: list[str]) -> list[Device]:
     return [serial_device(p) for p in list_ports()]
 
 
+def found_device(kind: str, path: str, found: Found) -> Device:
+    """A row for a device discovery found (a serial port, a HID device), with the keys it was found by."""
+    return Device(kind, path, found.usb, found.serial_number, found.location, found.product)
+
+
 def serial_device(port: SerialPort) -> Device:
-    return Device(
-        kind="serial",
-        path=port.device,
-        usb=port.usb,
-        serial_number=port.serial_number,
-        location=port.location,
-        product=port.product,
-        by_id=port.by_id,
-    )
+    device = found_device("serial", port.device, port)
+    device.by_id = port.by_id
+    return device
 
 
 def hid_devices(notes: list[str]) -> list[Device]:
@@ -166,17 +166,8 @@ def hid_devices(notes: list[str]) -> list[Device]:
                 continue  # hidraw lists it already
             if entry.usb_interface is not None:
                 seen.add(entry.usb_interface)
-            device = Device(
-                kind="hid",
-                path=entry.path_text,
-                usb=entry.usb,
-                serial_number=entry.serial_number,
-                location=entry.location,
-                product=entry.product,
-                manufacturer=entry.manufacturer,
-                interface=entry.interface,
-                backend=backend,
-            )
+            device = found_device("hid", entry.path_text, entry)
+            device.manufacturer, device.interface, device.backend = entry.manufacturer, entry.interface, backend
             if backend == "libusb" and "hidraw" in backends:
                 device.note = (
                     "no hidraw node (a kernel driver other than usbhid holds it): read it with backend libusb "

@@ -8,6 +8,7 @@ find the device by `usb` VID:PID, optionally narrowed by `serial_number` or `loc
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from pydantic import Field, field_validator
 
@@ -43,3 +44,30 @@ class Attachment(StrictModel):
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.model_dump().items() if v]
         return ", ".join(parts) or "(anywhere)"
+
+
+class Found(Protocol):
+    """What discovery tells of a device found (a serial port, a HID device): the keys an attachment matches."""
+
+    @property
+    def usb(self) -> str | None: ...
+    @property
+    def serial_number(self) -> str | None: ...
+    @property
+    def location(self) -> str | None: ...
+    @property
+    def product(self) -> str | None: ...
+
+
+def describe_found(path: str, found: Found) -> str:
+    """'PATH usb=vvvv:pppp serial_number=... location=... product='...'', the keys it has."""
+    parts = [path]
+    if found.usb:
+        parts.append(f"usb={found.usb}")
+    if found.serial_number:
+        parts.append(f"serial_number={found.serial_number}")
+    if found.location:
+        parts.append(f"location={found.location}")
+    if found.product:
+        parts.append(f"product={found.product!r}")
+    return " ".join(parts)

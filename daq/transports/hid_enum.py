@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from daq.exceptions import DeviceUnavailable
-from daq.transports.attachment import Attachment
+from daq.transports.attachment import Attachment, describe_found
 
 HIDAPI_LOCK = threading.Lock()
 SYS = Path("/sys")  # tests point it at a fake tree
@@ -113,14 +113,7 @@ class HidInfo:
         return self.usb_interface.split(":")[0] if self.usb_interface else None
 
     def describe(self) -> str:
-        parts = [self.path_text, f"usb={self.usb}"]
-        if self.serial_number:
-            parts.append(f"serial_number={self.serial_number}")
-        if self.location:
-            parts.append(f"location={self.location}")
-        if self.product:
-            parts.append(f"product={self.product!r}")
-        return " ".join(parts)
+        return describe_found(self.path_text, self)
 
 
 def enumerate_hid(backend: Backend) -> list[HidInfo]:
