@@ -51,3 +51,10 @@ class Handoff:
         if chunks:
             return chunks
         raise DeviceGone(str(item))
+
+
+async def take_from(handoff: Handoff | None, describe: str) -> list[Chunk]:
+    """A threaded transport's `read()`: its handoff's `take()`; RuntimeError while it is not open (no handoff)."""
+    if handoff is None:
+        raise RuntimeError(f"{describe} is not open")
+    return await handoff.take()
