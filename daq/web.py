@@ -12,21 +12,29 @@ import asyncio
 import mimetypes
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
+
+T = TypeVar("T")
 
 Ready = Callable[[list[tuple[str, int]]], None]
 """Told the (host, port) pairs the server listens on, once it does."""
 
 
-def page_app(static: Path, page: str) -> web.Application:
-    """An app serving `static/page` at `/` and the folder's other files under `/static/`."""
+def page_app(static: Path, page: str, routes: web.RouteTableDef, key: web.AppKey[T], value: T) -> web.Application:
+    """An app serving `static/page` at `/`, the folder's other files under `/static/`, and `routes`.
+
+    Its handlers find `value` (what the page shows) as `request.app[key]`.
+    """
 
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(static / page, headers={"Cache-Control": "no-cache"})
 
     app = web.Application()
+    app[key] = value
     app.router.add_get("/", index)
+    app.add_routes(routes)
     app.router.add_static("/static/", static, show_index=False)
     return app
 

@@ -129,6 +129,7 @@ def handle(args: argparse.Namespace) -> int:
     from daq.station.station import Station
     from daq.study.sitting import check_video, read_sitting, video_id
     from daq.study.sitting_recorder import SittingRecorder
+    from daq.web import serve
 
     video: Path = args.video
     if not video.is_file():
@@ -194,7 +195,7 @@ def handle(args: argparse.Namespace) -> int:
             if not args.no_open:
                 webbrowser.open(url)
 
-        web = asyncio.create_task(server.serve(sitting, args.host, args.port, web_stop, ready))
+        web = asyncio.create_task(serve(server.make_app(sitting), args.host, args.port, web_stop, ready))
         done = asyncio.create_task(sitting.finished.wait())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({done, stopped, web, running}, return_when=asyncio.FIRST_COMPLETED)

@@ -36,6 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     from daq.study.codebook import load_codebook
     from daq.study.interview import Interview
     from daq.study.sitting import check_video, read_sitting, video_id
+    from daq.web import serve
 
     folder: Path = args.session_dir
     session = read_session(folder)
@@ -77,7 +78,7 @@ def handle(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         try:
-            await server.serve(review, args.host, args.port, stop, ready)
+            await serve(server.make_app(review), args.host, args.port, stop, ready)
         except OSError as exc:
             raise FatalError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
         return 0

@@ -33,8 +33,7 @@ from daq.mediaclock.mqtt_follow import position_topic
 from daq.recorder import safe_name
 from daq.station.station import Station
 from daq.study.sitting import SITTING_FILE, VideoId, write_json_atomic
-from daq.web import Ready, page_app, video_response
-from daq.web import serve as web_serve
+from daq.web import page_app, video_response
 
 log = logging.getLogger(__name__)
 
@@ -137,25 +136,24 @@ class Sitting:
 
 
 SITTING_KEY = web.AppKey("sitting", Sitting)
+ROUTES = web.RouteTableDef()
 
 
 def make_app(sitting: Sitting) -> web.Application:
-    app = page_app(STATIC, "rate.html")
-    app[SITTING_KEY] = sitting
-    app.router.add_get("/video", serve_video)
-    app.router.add_get("/ws", websocket)
-    app.router.add_get("/state.json", state_json)
-    return app
+    return page_app(STATIC, "rate.html", ROUTES, SITTING_KEY, sitting)
 
 
+@ROUTES.get("/video")
 async def serve_video(request: web.Request) -> web.StreamResponse:
     return video_response(request.app[SITTING_KEY].video_path)
 
 
+@ROUTES.get("/state.json")
 async def state_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[SITTING_KEY].state_json())
 
 
+@ROUTES.get("/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     sitting = request.app[SITTING_KEY]
     ws = web.WebSocketResponse(heartbeat=20.0)
@@ -204,7 +202,3 @@ async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes], sitting
         if value != last or last is None:
             last = value
             await ws.send_bytes(orjson.dumps({"type": "value", "value": value}))
-
-
-async def serve(sitting: Sitting, host: str, port: int, stop: asyncio.Event, on_ready: Ready) -> None:
-    await web_serve(make_app(sitting), host, port, stop, on_ready)

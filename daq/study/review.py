@@ -10,7 +10,6 @@ POST /api/answer       {"key", "segment": {...}, "text", "tags": [...]}: saved (
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,7 @@ from daq.export.resample import Resampled
 from daq.study.codebook import Codebook
 from daq.study.interview import Interview, InterviewError
 from daq.study.picks import pick_segments, segment_json
-from daq.web import Ready, page_app, video_response
-from daq.web import serve as web_serve
+from daq.web import page_app, video_response
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +79,14 @@ class Review:
 
 
 REVIEW_KEY = web.AppKey("review", Review)
+ROUTES = web.RouteTableDef()
 
 
 def make_app(review: Review) -> web.Application:
-    app = page_app(STATIC, "review.html")
-    app[REVIEW_KEY] = review
-    app.router.add_get("/video", serve_video)
-    app.router.add_get("/api/state", api_state)
-    app.router.add_get("/api/segments", api_segments)
-    app.router.add_post("/api/settings", api_settings)
-    app.router.add_post("/api/answer", api_answer)
-    return app
+    return page_app(STATIC, "review.html", ROUTES, REVIEW_KEY, review)
 
 
+@ROUTES.get("/video")
 async def serve_video(request: web.Request) -> web.StreamResponse:
     review = request.app[REVIEW_KEY]
     if review.video is None or not review.video_ok:
@@ -101,6 +94,7 @@ async def serve_video(request: web.Request) -> web.StreamResponse:
     return video_response(review.video)
 
 
+@ROUTES.get("/api/state")
 async def api_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[REVIEW_KEY].state())
 
@@ -116,6 +110,7 @@ def _settings_of(source: dict[str, Any], base: dict[str, float]) -> dict[str, fl
     return out
 
 
+@ROUTES.get("/api/segments")
 async def api_segments(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     query = {k: request.query[k] for k in request.query}
@@ -137,6 +132,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+@ROUTES.post("/api/settings")
 async def api_settings(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     body = await _body(request)
@@ -149,6 +145,7 @@ async def api_settings(request: web.Request) -> web.Response:
     return web.json_response({"settings": settings, "segments": segments})
 
 
+@ROUTES.post("/api/answer")
 async def api_answer(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     body = await _body(request)
@@ -163,7 +160,3 @@ async def api_answer(request: web.Request) -> web.Response:
         log.error("cannot save the interview: %s", exc)
         return web.json_response({"error": f"cannot save: {exc}"}, status=500)
     return web.json_response({"saved": True, "answer": entry})
-
-
-async def serve(review: Review, host: str, port: int, stop: asyncio.Event, on_ready: Ready) -> None:
-    await web_serve(make_app(review), host, port, stop, on_ready)
