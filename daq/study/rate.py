@@ -32,17 +32,19 @@ from aiohttp import WSMsgType, web
 from daq.mediaclock.mqtt_follow import position_topic
 from daq.recorder import safe_name
 from daq.station.station import Station
+from daq.study import STATIC
 from daq.study.sitting import SITTING_FILE, VideoId, write_json_atomic
 from daq.web import page_app, video_response
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 VALUE_EVERY_S = 0.05
 
 
 @dataclass(slots=True)
 class Sitting:
+    """One rating sitting: the station, the dial and video rated, and where the session is (its state)."""
+
     station: Station
     dial: str
     video: VideoId
@@ -136,21 +138,17 @@ class Sitting:
 
 
 SITTING_KEY = web.AppKey("sitting", Sitting)
-ROUTES = web.RouteTableDef()
-
-
-def make_app(sitting: Sitting) -> web.Application:
-    return page_app(STATIC, "rate.html", ROUTES, SITTING_KEY, sitting)
-
-
-@ROUTES.get("/video")
-async def serve_video(request: web.Request) -> web.StreamResponse:
-    return video_response(request.app[SITTING_KEY].video_path)
+ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.page_app)
 
 
 @ROUTES.get("/state.json")
 async def state_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[SITTING_KEY].state_json())
+
+
+@ROUTES.get("/video")
+async def serve_video(request: web.Request) -> web.StreamResponse:
+    return video_response(request.app[SITTING_KEY].video_path)
 
 
 @ROUTES.get("/ws")
@@ -202,3 +200,7 @@ async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes], sitting
         if value != last or last is None:
             last = value
             await ws.send_bytes(orjson.dumps({"type": "value", "value": value}))
+
+
+def make_app(sitting: Sitting) -> web.Application:
+    return page_app(STATIC, "rate.html", ROUTES, SITTING_KEY, sitting)

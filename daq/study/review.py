@@ -19,6 +19,7 @@ from aiohttp import web
 
 from daq.export.reader import ExportError, SessionRecording
 from daq.export.resample import Resampled
+from daq.study import STATIC
 from daq.study.codebook import Codebook
 from daq.study.interview import Interview, InterviewError
 from daq.study.picks import pick_segments, segment_json
@@ -26,12 +27,13 @@ from daq.web import page_app, video_response
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 DEFAULTS: dict[str, float] = {"count": 3, "window_s": 10.0, "gap_s": 0.0, "lag_s": 0.0, "lead_s": 3.0}
 
 
 @dataclass(slots=True)
 class Review:
+    """One session's interview: its recording on the media grid, the answers, the codebook, the video checked."""
+
     session: SessionRecording
     grid: Resampled
     interview: Interview
@@ -79,11 +81,7 @@ class Review:
 
 
 REVIEW_KEY = web.AppKey("review", Review)
-ROUTES = web.RouteTableDef()
-
-
-def make_app(review: Review) -> web.Application:
-    return page_app(STATIC, "review.html", ROUTES, REVIEW_KEY, review)
+ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.page_app)
 
 
 @ROUTES.get("/video")
@@ -160,3 +158,7 @@ async def api_answer(request: web.Request) -> web.Response:
         log.error("cannot save the interview: %s", exc)
         return web.json_response({"error": f"cannot save: {exc}"}, status=500)
     return web.json_response({"saved": True, "answer": entry})
+
+
+def make_app(review: Review) -> web.Application:
+    return page_app(STATIC, "review.html", ROUTES, REVIEW_KEY, review)
