@@ -1,9 +1,9 @@
-"""How a command module adds its subcommand, and what the commands that serve a page share.
+"""How a command module adds its subcommand, and the options and imports several commands share.
 
 `add_command` makes the parser: its one-line `help` for `daq --help`, its description the module
 docstring's paragraphs after the first line (argparse re-wraps them), `func` its handler.
-`add_page_args` adds --host and --port; `import_page_server` imports a page's aiohttp server,
-or says that the `watch` extra is missing.
+`add_profile_dirs` adds --dir (profile folders); `add_page_args` --host and --port of a page;
+`import_page_server` imports a page's aiohttp server, or says that the `watch` extra is missing.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import TypeAlias
 
@@ -28,6 +29,11 @@ def add_command(sub: Subcommands, name: str, doc: str | None, func: Handler, *, 
     parser = sub.add_parser(name, help=help, description=body.strip() or head.strip() or None)
     parser.set_defaults(func=func)
     return parser
+
+
+def add_profile_dirs(parser: argparse.ArgumentParser, help: str) -> None:
+    """--dir DIR (repeatable): folders of firmware profile .toml files besides the built-in ones."""
+    parser.add_argument("--dir", action="append", type=Path, default=[], metavar="DIR", help=help)
 
 
 def add_page_args(parser: argparse.ArgumentParser, port: int) -> None:

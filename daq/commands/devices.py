@@ -24,8 +24,8 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
+from daq.commands.args import add_profile_dirs
 from daq.exceptions import ProfileError
 from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
@@ -82,14 +82,7 @@ class Device:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("devices", help=HELP, description=HELP + ".")
     parser.add_argument("--json", action="store_true", help="print a machine-readable list")
-    parser.add_argument(
-        "--dir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="also match profiles from this folder of .toml files (repeatable)",
-    )
+    add_profile_dirs(parser, "also match profiles from this folder of .toml files (repeatable)")
     parser.set_defaults(func=handle)
 
 
