@@ -34,7 +34,7 @@ from daq.profiles.model_framings import ReportFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
 from daq.transports.attachment import Attachment
-from daq.transports.handoff import Handoff, take_from
+from daq.transports.handoff import Handoff, close_handoff, take_from
 from daq.transports.hid_enum import (
     HIDAPI_LOCK,
     HidInfo,
@@ -129,8 +129,7 @@ class HidTransport:
         self.device = None
         if reader is not None:
             await reader.stop()
-        if handoff is not None:  # wake a read() still waiting
-            handoff.put_nowait(DeviceGone(f"{self.describe}: closed"))
+        close_handoff(handoff, self.describe)
 
 
 @dataclass(eq=False)
