@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import errno
 import socket
-import sys
 from pathlib import Path
 
 from daq.commands.args import Subcommands, add_command, add_page_args, import_page_server
@@ -59,8 +58,8 @@ def check_args(args: argparse.Namespace) -> None:
 def handle(args: argparse.Namespace) -> int:
     check_args(args)
     config = config_from_args(args)
-    server = import_page_server("daq.watch.server", "daq watch")
-    from daq.watch.bridge import WatchBridge
+    server = import_page_server("daq.subscribers.watch.server", "daq watch")
+    from daq.subscribers.watch.bridge import WatchBridge
 
     bridge = WatchBridge(
         config.broker,
@@ -88,9 +87,6 @@ def handle(args: argparse.Namespace) -> int:
                     f"cannot serve on {args.host}:{args.port}: {exc.strerror}; choose another with --port"
                 ) from None
             raise
-        if bridge.fatal:
-            print(f"daq watch: {bridge.fatal}", file=sys.stderr)
-            return 1
         return 0
 
     return run_until_signal(main)
