@@ -32,7 +32,7 @@ from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
 from daq.seams import resolve
 from daq.transports import hid_enum
-from daq.transports.attachment import Found
+from daq.transports.attachment import Found, parse_usb_id
 from daq.transports.ports import SerialPort, list_ports
 from daq.transports.registry import TRANSPORTS
 
@@ -73,10 +73,7 @@ class Device:
 
     @property
     def vid_pid(self) -> tuple[int, int] | None:
-        if self.usb is None:
-            return None
-        vid, pid = self.usb.split(":")
-        return int(vid, 16), int(pid, 16)
+        return parse_usb_id(self.usb)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

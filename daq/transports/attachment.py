@@ -17,6 +17,19 @@ from daq.validation import StrictModel
 USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 
 
+def usb_id(vid: int, pid: int) -> str:
+    """'vvvv:pppp', lowercase hex: how dialdaq writes a USB id everywhere (config, listings, messages)."""
+    return f"{vid:04x}:{pid:04x}"
+
+
+def parse_usb_id(text: str | None) -> tuple[int, int] | None:
+    """(vid, pid) of 'vvvv:pppp' (as `usb_id` writes it), None for None or ''."""
+    if not text:
+        return None
+    vid, pid = text.split(":")
+    return int(vid, 16), int(pid, 16)
+
+
 class Attachment(StrictModel):
     port: str | None = Field(None, description="device path, e.g. /dev/ttyACM0, /dev/serial/by-id/..., COM3")
     usb: str | None = Field(None, description="USB VID:PID in hex, e.g. '2341:0043'")
@@ -32,10 +45,7 @@ class Attachment(StrictModel):
 
     @property
     def vid_pid(self) -> tuple[int, int] | None:
-        if not self.usb:
-            return None
-        vid, pid = self.usb.split(":")
-        return int(vid, 16), int(pid, 16)
+        return parse_usb_id(self.usb)
 
     @property
     def is_empty(self) -> bool:

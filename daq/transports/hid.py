@@ -33,7 +33,7 @@ from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError
 from daq.profiles.model_framings import ReportFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
-from daq.transports.attachment import Attachment
+from daq.transports.attachment import Attachment, usb_id
 from daq.transports.handoff import Handoff, close_handoff, take_from
 from daq.transports.hid_enum import (
     HIDAPI_LOCK,
@@ -97,7 +97,7 @@ class HidTransport:
         if self.attachment.port:
             return f"hid:{self.attachment.port}"
         if self.attachment.is_empty:
-            return "hid:usb=" + ",".join(f"{v:04x}:{p:04x}" for v, p in sorted(self._ids))
+            return "hid:usb=" + ",".join(usb_id(v, p) for v, p in sorted(self._ids))
         return f"hid:{self.attachment.describe()}"
 
     async def open(self) -> None:
