@@ -7,7 +7,14 @@ import asyncio
 import logging
 from pathlib import Path
 
-from daq.commands.common import add_broker_args, config_from_args, run_until_signal
+from daq.commands.common import (
+    EXIT_CODES_EPILOG,
+    EXIT_NO_BROKER,
+    EXIT_OK,
+    add_broker_args,
+    config_from_args,
+    run_until_signal,
+)
 from daq.exceptions import ConfigError
 from daq.recorder import DEFAULT_SESSION_EXPIRY_S, MergedSession, Recorder, merge_recordings, parse_stations
 
@@ -32,6 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "record",
         help="record samples to CSV files, one per session and dial (merge: combine a shared group's files)",
         description=DESCRIPTION,
+        epilog=EXIT_CODES_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_broker_args(parser)
@@ -110,9 +118,21 @@ def handle(args: argparse.Namespace) -> int:
             f"recording {stations} from {config.broker.address.display()}{extra} into {args.out}/",
             flush=True,
         )
-        await recorder.run(stop)
+        # Whether it ever reached the broker: the recorder's `connected` is set while it is connected.
+        reached = asyncio.create_task(recorder.connected.wait())
+        try:
+            await recorder.run(stop)
+        finally:
+            reached.cancel()
         print_summary(recorder)
-        return 0
+        if recorder.connected.is_set() or (reached.done() and not reached.cancelled()):
+            return EXIT_OK
+        log.error(
+            "never reached the broker at %s: nothing was received or recorded; exit code %d",
+            config.broker.address.display(),
+            EXIT_NO_BROKER,
+        )
+        return EXIT_NO_BROKER
 
     return run_until_signal(main)
 

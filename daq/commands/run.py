@@ -82,8 +82,9 @@ def media_clock(config: DaqConfig) -> str:
 def start_line(config: DaqConfig) -> str:
     """One line: what this station runs, where it publishes, where it keeps what it cannot send yet."""
     dials = ", ".join(describe_dial(d) for d in config.dials)
+    count = f"{len(config.dials)} dial" + ("s" if len(config.dials) != 1 else "")
     return (
-        f"station {config.station.id}: {len(config.dials)} dial{"s" if len(config.dials) != 1 else ""}: {dials}; broker {config.broker.address.display()}; "
+        f"station {config.station.id}: {count}: {dials}; broker {config.broker.address.display()}; "
         f"outbox {outbox_place(config)}; media clock {media_clock(config)}"
     )
 
