@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 
 # getaddrinfo's failures (socket.gaierror numbers): the name does not resolve.
 _RESOLVE_ERRNOS = {
@@ -91,8 +92,16 @@ class RetryReport:
     `connected()` when one is up. `attempts` and `last` describe the current outage.
     """
 
-    def __init__(self, log: logging.Logger, name: str, where: str, summary_s: float | None = None) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        name: str,
+        where: str,
+        summary_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.log = log
+        self.clock = clock
         self.name = name
         self.where = where
         self.summary_s = summary_interval() if summary_s is None else summary_s
@@ -104,7 +113,7 @@ class RetryReport:
         self._ever_connected = False
 
     def failed(self, why: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self.attempts += 1
         self.last = why
         if self.since is None:
@@ -133,7 +142,7 @@ class RetryReport:
             )
 
     def lost(self, why: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self.since = self._summary_at = now
         self.attempts = 0
         self.last = self._said = why
@@ -142,7 +151,7 @@ class RetryReport:
     def connected(self, detail: str) -> None:
         again = ""
         if self.since is not None:
-            again = f" after {_span(time.monotonic() - self.since)} without it ({self.attempts} attempts)"
+            again = f" after {_span(self.clock() - self.since)} without it ({self.attempts} attempts)"
         self.log.info("%s: connected to %s%s%s", self.name, self.where, detail, again)
         self.since = None
         self.attempts = 0
