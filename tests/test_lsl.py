@@ -8,6 +8,7 @@ same machine or network are invisible to this test and its streams to them.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -330,3 +331,50 @@ def test_lsl_without_pylsl_names_the_extra(monkeypatch: pytest.MonkeyPatch, caps
     assert capsys.readouterr().err == (
         "daq: error: daq lsl needs the 'pylsl' library: install it with pip install 'dialdaq[lsl]'\n"
     )
+
+
+def test_a_meta_behind_its_samples_is_waited_for_while_the_bridge_is_behind() -> None:
+    """The race behind the flake of the end-to-end test, made deterministic: the samples are taken, the
+    meta comes later. While the bridge has messages queued (it is behind: the meta may be among them)
+    the wait does not run out, however long it takes; the stream opens at the meta's rate."""
+    import daq.subscribers.lsl as lsl_module
+
+    now = [1000.0]
+    bridge = LslBridge(BrokerConfig(), pylsl=fake_pylsl(), announce=lambda _: None)
+    bridge.now = lambda: now[0]
+    queued = [50]
+    bridge.backlog = lambda: queued[0]
+    samples, meta_topic = "daq/st/dials/d1/samples", "daq/st/dials/d1/meta"
+    bridge.handle(samples, json.dumps(sample(0, 1.0)).encode())
+    for _ in range(40):  # 20 s behind: far beyond META_WAIT_S, yet no stream without its meta
+        now[0] += 0.5
+        bridge.tick()
+    assert bridge.streams == {}
+    queued[0] = 0
+    now[0] += lsl_module.META_WAIT_S / 2
+    bridge.tick()
+    assert bridge.streams == {}  # caught up, and still within the wait
+    bridge.handle(meta_topic, meta())
+    stream = bridge.streams[("st", "d1")]
+    assert stream.outlet.info.kwargs["nominal_srate"] == 50.0 and len(stream.outlet.pushed) == 1
+
+
+def test_a_meta_after_an_irregular_stream_reopens_it_with_the_meta(caplog: pytest.LogCaptureFixture) -> None:
+    import daq.subscribers.lsl as lsl_module
+
+    now = [1000.0]
+    lines: list[str] = []
+    bridge = LslBridge(BrokerConfig(), pylsl=fake_pylsl(), announce=lines.append)
+    bridge.now = lambda: now[0]
+    bridge.handle("daq/st/dials/d1/samples", json.dumps(sample(0, 1.0)).encode())
+    now[0] += lsl_module.META_WAIT_S + 0.1
+    with caplog.at_level(logging.WARNING, logger="daq.subscribers.lsl"):
+        bridge.tick()
+        irregular = bridge.streams[("st", "d1")].outlet
+        assert irregular.info.kwargs["nominal_srate"] == 0.0 and "irregular rate" in lines[-1]
+        bridge.handle("daq/st/dials/d1/meta", meta())  # late: the stream is made again, at once, with it
+    reopened = bridge.streams[("st", "d1")].outlet
+    assert reopened is not irregular and reopened.info.kwargs["nominal_srate"] == 50.0
+    assert "opening an irregular-rate stream" in caplog.text and "came after its irregular-rate stream" in caplog.text
+    bridge.handle("daq/st/dials/d1/samples", json.dumps(sample(1, 2.0)).encode())
+    assert [x[0] for x, _ in reopened.pushed] == [2.0] and bridge.without_meta == set()
