@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from daq.contract import Scale
@@ -220,18 +229,73 @@ class MediaConfig(StrictModel):
         return self
 
 
+MAX_MAGNITUDE = 1e15
+"""Bound on a scale's or a calibration's ends: far beyond any dial, and a span that cannot overflow."""
+
+STEP_MIN = 1e-6
+"""The finest scale step: values are rounded to 6 decimals, so a finer step would be lost."""
+
+SIMULATE_RATE_HZ = (0.01, 10000.0)
+"""The readings a second a simulated dial may make."""
+
+Bounded = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+
+
 class Calibration(StrictModel):
-    raw_min: float | None = Field(None, description="raw reading at the scale's min end; default from the profile")
-    raw_max: float | None = Field(None, description="raw reading at the scale's max end; default from the profile")
+    raw_min: Bounded | None = Field(None, description="raw reading at the scale's min end; default from the profile")
+    raw_max: Bounded | None = Field(None, description="raw reading at the scale's max end; default from the profile")
     invert: bool = Field(False, description="turning right lowers the value")
-    center: float | None = Field(None, description="raw reading that maps to the middle of the scale")
+    center: Bounded | None = Field(None, description="raw reading that maps to the middle of the scale")
     clamp: bool = Field(True, description="keep values within the scale")
-    deadband: float = Field(0, ge=0, description="ignore changes smaller than this (in scale units)")
+    deadband: float = Field(0, ge=0, le=MAX_MAGNITUDE, description="ignore changes smaller than this (in scale units)")
+
+    @model_validator(mode="after")
+    def _ends(self) -> Calibration:
+        if self.raw_min is not None and self.raw_min == self.raw_max:
+            raise PydanticCustomError(
+                "calibration", "raw_min and raw_max must differ (set raw_max to the reading at the other end)"
+            )
+        return self
 
 
 class SimulateConfig(StrictModel):
-    rate_hz: float = Field(10, gt=0, le=10000, description="readings per second")
+    rate_hz: float = Field(
+        10,
+        ge=SIMULATE_RATE_HZ[0],
+        le=SIMULATE_RATE_HZ[1],
+        description=f"readings per second, {SIMULATE_RATE_HZ[0]:g} to {SIMULATE_RATE_HZ[1]:g}",
+    )
     seed: int | None = Field(None, description="random seed; default derived from the dial id")
+
+
+def check_scale(scale: Scale) -> Scale:
+    """The scale, if a dial can be on it; else an error naming the key and the fix."""
+    for key in ("min", "max"):
+        value = getattr(scale, key)
+        if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+            raise PydanticCustomError(
+                "scale",
+                "{key} = {value}: a scale's ends lie within ±{bound}",
+                {"key": key, "value": value, "bound": f"{MAX_MAGNITUDE:g}"},
+            )
+    if not scale.min < scale.max:
+        raise PydanticCustomError(
+            "scale",
+            "min ({min}) must be less than max ({max}); to turn the dial the other way, set calibration.invert = true",
+            {"min": f"{scale.min:g}", "max": f"{scale.max:g}"},
+        )
+    span = scale.max - scale.min
+    if scale.step and not STEP_MIN <= scale.step <= span:
+        raise PydanticCustomError(
+            "scale",
+            "step = {step}: give 0 (continuous) or a step from {lo} (values carry 6 decimals) up to the span, {span}",
+            {"step": repr(scale.step), "lo": f"{STEP_MIN:g}", "span": f"{span:g}"},
+        )
+    return scale
+
+
+DialScale = Annotated[Scale, AfterValidator(check_scale)]
+"""`[dials.scale]`: a contract `Scale` whose ends are ordered and bounded and whose step fits."""
 
 
 class DialConfig(StrictModel):
@@ -243,15 +307,13 @@ class DialConfig(StrictModel):
     usb: str | None = None
     serial_number: str | None = None
     location: str | None = None
-    scale: Scale = Field(default_factory=lambda: Scale(min=0, max=100))
+    scale: DialScale = Field(default_factory=lambda: Scale(min=0, max=100))
     calibration: Calibration = Field(default_factory=Calibration)
 
     @model_validator(mode="after")
     def _source(self) -> DialConfig:
         if (self.profile is None) == (self.simulate is None):
             raise ValueError("give either profile = '<profile id>' or a [dials.simulate] table")
-        if self.scale.max == self.scale.min:
-            raise ValueError("scale.min and scale.max must differ")
         return self
 
     @property

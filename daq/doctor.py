@@ -1,11 +1,13 @@
 """`daq doctor`: for each configured dial, is it ready to be read, and if not, what to do.
 
 Checks, per dial: the profile loads; the library its transport needs is installed; the device
-is present (the attachment resolves, as the transport would resolve it); its device node is
-readable and writable by this user (and if not, who owns it and which udev rule or group
-fixes it); whether a kernel driver holds it (a PowerMate held by `powermate` has no hidraw
-node); for serial dials, whether ModemManager is running and would probe the port. Nothing is
-opened for reading and nothing is changed.
+is present (the attachment resolves, as the transport would resolve it); for serial dials, that
+the port is a tty at all (not /dev/null, not a plain file) and which process holds it
+(daq.transports.port_check); its device node is readable and writable by this user (and if not,
+who owns it and which udev rule or group fixes it); whether a kernel driver holds it (a
+PowerMate held by `powermate` has no hidraw node); for serial dials, whether ModemManager is
+running and would probe the port. Nothing is opened for reading and nothing is changed
+(`daq doctor --listen`, daq.listen, then opens each ready dial and decodes what it sends).
 
 Every check yields a `Finding`; a dial is ready when none of its findings failed. Which checks
 run for a dial is its transport kind's `doctor` entry in daq.transports.registry (the built-in
@@ -32,7 +34,7 @@ from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
 from daq.seams import resolve
-from daq.transports import hid_enum
+from daq.transports import hid_enum, port_check
 from daq.transports.attachment import Attachment
 from daq.transports.ports import list_ports, resolve_port
 from daq.transports.registry import TRANSPORTS
@@ -51,7 +53,7 @@ INSTALL_RULES = (
 @dataclass
 class Finding:
     level: Level
-    check: str  # library, present, readable, driver, modemmanager, profile
+    check: str  # library, present, kind, readable, in use, driver, modemmanager, profile; listen: input, readings, ...
     message: str
     fix: str | None = None
 
@@ -154,7 +156,18 @@ def check_serial(report: DialReport, profile: Profile, attachment: Attachment) -
             return
         report.node = real
         report.add("ok", "present", real if real == path else f"{path} -> {real}")
+        kind = port_check.serial_node_kind(real)
+        if kind.serial is False:
+            report.add(
+                "fail",
+                "kind",
+                f"{path} is not a serial port: it is {kind.what}",
+                "set the dial's `port` to its serial device (/dev/serial/by-id/..., /dev/ttyACM0); `daq devices`",
+            )
+            return
+        report.add("ok" if kind.serial else "skip", "kind", kind.what)
         _check_access(report, real, "dialout")
+        _check_in_use(report, real)
         port = next((p for p in list_ports() if os.path.realpath(p.device) == real), None)
         usb = port.usb if port is not None else attachment.usb
     if sys.platform.startswith("linux"):
@@ -176,6 +189,30 @@ def _check_modemmanager(report: DialReport, usb: str | None) -> None:
         INSTALL_RULES.replace(", then replug the dial", "")
         + " (they set ID_MM_DEVICE_IGNORE), or sudo systemctl disable --now ModemManager on a PC without a modem",
     )
+
+
+def _check_in_use(report: DialReport, node: str) -> None:
+    """Whether another process holds the port (its lock: `daq run` cannot open it) or has it open."""
+    found = port_check.holders(node)
+    if found is None:
+        return
+    lockers = [h for h in found if h.locked]
+    if lockers:
+        report.add(
+            "fail",
+            "in use",
+            f"{node} is in use by {', '.join(h.describe() for h in lockers)}: it holds the port's lock",
+            "stop that program (a running `daq run` or `daq doctor --listen`, a serial monitor) first",
+        )
+    elif found:
+        report.add(
+            "warn",
+            "in use",
+            f"{node} is open in {', '.join(h.describe() for h in found)} too: two readers split what the dial sends",
+            "close that program (a serial monitor, a terminal program) unless it is the dial's own simulator",
+        )
+    else:
+        report.add("ok", "in use", "no other process has it open")
 
 
 def check_hid(report: DialReport, profile: Profile, attachment: Attachment) -> None:
@@ -400,7 +437,8 @@ def machine() -> list[Finding]:
 MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "--  "}
 
 
-def render(reports: list[DialReport], facts: list[Finding], configured: bool) -> str:
+def render(reports: list[DialReport], facts: list[Finding], configured: bool, listened: bool = True) -> str:
+    """The report as text; `listened=False` adds how to check what the dials send as well."""
     out: list[str] = []
     for report in reports:
         what = f"profile {report.profile} ({report.transport})" if report.profile else (report.transport or "")
@@ -425,6 +463,8 @@ def render(reports: list[DialReport], facts: list[Finding], configured: bool) ->
         ready = [r for r in reports if r.ready]
         if len(ready) == len(reports):
             out.append(f"All {len(reports)} dials are ready.")
+            if not listened and any(r.transport not in (None, "simulated") for r in reports):
+                out.append("(That is: found and openable. `daq doctor --listen 5` also decodes what they send.)")
         else:
             waiting = ", ".join(r.dial for r in reports if not r.ready)
             out.append(f"{len(ready)} of {len(reports)} dials ready; not ready: {waiting}. See FAIL lines above.")

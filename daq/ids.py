@@ -8,15 +8,20 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+ID_MAX_LENGTH = 64
+"""Longest id: an id is a topic level and a recorder's file name, which file systems bound."""
+
+ID_PATTERN = rf"^[A-Za-z0-9_.-]{{1,{ID_MAX_LENGTH}}}$"
 _ID = re.compile(ID_PATTERN)
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_.-]+")
 
-ID_RULE = "letters, digits, '_', '.', '-' only (no spaces, '/', '+', '#')"
+ID_RULE = f"letters, digits, '_', '.', '-' only (no spaces, '/', '+', '#'), at most {ID_MAX_LENGTH} of them"
 
 
 def check_id(value: str) -> str:
     """Raise ValueError unless `value` is a valid id (for pydantic validators)."""
+    if len(value) > ID_MAX_LENGTH:
+        raise ValueError(f"{value[:20]!r}... is {len(value)} characters long: an id has at most {ID_MAX_LENGTH}")
     if not _ID.match(value):
         raise ValueError(f"{value!r} is not a valid id: use {ID_RULE}")
     return value
@@ -32,6 +37,8 @@ def check_root(value: str) -> str:
 def sanitize_id(text: str, fallback: str = "station") -> str:
     """Make an id out of arbitrary text (a host name, a port path)."""
     cleaned = _NOT_ID_CHAR.sub("-", text).strip("-.")
+    if len(cleaned) > ID_MAX_LENGTH:
+        cleaned = cleaned[-ID_MAX_LENGTH:].strip("-.")  # the end of a port path is what tells ports apart
     return cleaned or fallback
 
 

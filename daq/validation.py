@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from daq.exceptions import ConfigError
 
-# Config, profiles and wire payloads: immutable, and an unknown key is an error, not ignored.
-STRICT = ConfigDict(frozen=True, extra="forbid")
+# Config, profiles and wire payloads: immutable, an unknown key is an error, not ignored, and a
+# number is finite (nan, inf and 1e999 are refused: JSON has none, and a scale of nan made every
+# sample's value null).
+STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class StrictModel(BaseModel):
@@ -35,6 +37,10 @@ def _explain(err: dict[str, object]) -> str:
         return "unknown key: remove it or check its spelling against the example config"
     if kind == "missing":
         return "required key is missing: add it"
+    if kind in ("scale", "calibration"):
+        return msg  # says the values itself
+    if kind == "finite_number":
+        return f"must be a finite number: nan and inf are none (got {err.get('input')!r})"
     value = err.get("input")
     loc = err.get("loc", ())
     if isinstance(loc, tuple) and any(isinstance(p, str) and ("password" in p or p == "url") for p in loc):

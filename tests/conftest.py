@@ -17,10 +17,12 @@ TIER_OF_MODULE = {
     # unit: fast and self-contained: no broker, no device, no daemon (a short subprocess at most);
     # `scripts/test -m unit` runs them in under 30 s
     "test_contract": "unit",
+    "test_decode_edges": "unit",
     "test_decode_garbage": "unit",
     "test_decode_hid_profiles": "unit",
     "test_decode_serial_profiles": "unit",
     "test_export": "unit",
+    "test_recording": "unit",
     "test_mediaclock_unit": "unit",
     "test_outbox_disk": "unit",
     "test_ports": "unit",
@@ -31,6 +33,8 @@ TIER_OF_MODULE = {
     "test_broker_words": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
+    "test_capture_unit": "unit",
+    "test_captures": "unit",
     "test_study_unit": "unit",
     "test_analysis": "unit",
     "test_registries": "unit",
@@ -42,6 +46,8 @@ TIER_OF_MODULE = {
     "test_serial_transport": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_doctor_listen": "e2e",
+    "test_capture_e2e": "e2e",
     "test_outbox_cli": "e2e",
     "test_outbox_e2e": "e2e",
     "test_rate_ws": "e2e",
@@ -49,6 +55,8 @@ TIER_OF_MODULE = {
     "test_broker_refusal": "e2e",
     "test_mqtt_layer": "e2e",
     "test_config_errors": "e2e",
+    "test_config_numbers": "e2e",
+    "test_input_edges_e2e": "e2e",
     "test_demo": "e2e",
     "test_devices_cli": "e2e",
     "test_doctor": "e2e",
@@ -80,7 +88,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by the tier markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    unknown = sorted({item.path.name for item in items if item.path.stem not in TIER_OF_MODULE})
+    hardware = [item for item in items if item.get_closest_marker("hardware")]
+    if not config.getoption("--hardware"):  # not collected at all without a dial: deselected, never skipped
+        if hardware:
+            config.hook.pytest_deselected(items=hardware)
+            items[:] = [item for item in items if not item.get_closest_marker("hardware")]
+        hardware = []
+    unknown = sorted(
+        {item.path.name for item in items if item.path.stem not in TIER_OF_MODULE} - {i.path.name for i in hardware}
+    )
     if unknown:
         raise pytest.UsageError(
             f"tests/conftest.py's TIER_OF_MODULE has no tier for {', '.join(unknown)}: add each with one of {TIERS}"
@@ -90,14 +106,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gone:
         raise pytest.UsageError(f"tests/conftest.py's TIER_OF_MODULE names test files that are gone: {', '.join(gone)}")
     for item in items:
-        if not any(item.get_closest_marker(tier) for tier in TIERS):
+        if item.get_closest_marker("hardware") is None and not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))
-    if config.getoption("--hardware"):
-        return
-    skip = pytest.mark.skip(reason="needs a real dial attached: run with --hardware")
-    for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from daq.profiles.decode import Decoder, make_decoder
 from daq.profiles.loader import ProfileRegistry
-from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, Discarded, Garbage, Reading
 
 REGISTRY = ProfileRegistry.load()
 PROFILES = ["arduino-pot", "arduino-encoder", "dialdaq-frame-v1", "teensy-fast"]
@@ -203,10 +203,10 @@ def feed(dec: Decoder, chunks: list[bytes], first_mono: int = 1000) -> list[Deco
 def check_sane(out: list[Decoded]) -> list[Decoded]:
     """No decoder errors; return the readings and button events."""
     for item in out:
-        assert isinstance(item, Reading | ButtonEvent | Garbage)
+        assert isinstance(item, Reading | ButtonEvent | Garbage | Discarded)
         if isinstance(item, Garbage):
             assert not item.reason.startswith("decoder error"), item
-    return [i for i in out if not isinstance(i, Garbage)]
+    return [i for i in out if isinstance(i, Reading | ButtonEvent)]
 
 
 def values(items: list[Decoded]) -> list[tuple[str, int | float]]:

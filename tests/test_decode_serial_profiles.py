@@ -15,7 +15,9 @@ import pytest
 from daq.profiles.decode import Decoder, make_decoder
 from daq.profiles.framing import crc8_maxim, crc16_modbus, sum8, xor8
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, profile_from_dict
-from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, Discarded, Garbage, Reading
+
+FIRST_LINE = "the first line after the port opened (discard_first_line: it may be cut)"
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +86,9 @@ def test_pot_line_split_over_chunks_is_stamped_by_the_last_chunk(registry: Profi
 def test_pot_drops_the_first_line_after_opening_and_banners(registry: ProfileRegistry) -> None:
     dec = decoder(registry, "arduino-pot", synced=False)
     out = feed(dec, b"23\r\n", b"Ready\r\n# pot v2\r\n\r\n", b"700\r\n")
-    assert out == [Reading("position", 700, 1002)]
-    assert dec.ignored == 4  # the cut first line, two banners, an empty line
+    # The possibly cut first line is dropped on purpose, and says so; banners are ignored.
+    assert out == [Discarded(FIRST_LINE, b"23\r", 1000), Reading("position", 700, 1002)]
+    assert dec.ignored == 3  # two banners, an empty line
 
 
 def test_pot_garbage(registry: ProfileRegistry) -> None:
@@ -113,7 +116,7 @@ def test_pot_reset_drops_the_cut_line(registry: ProfileRegistry) -> None:
     dec = decoder(registry, "arduino-pot")
     assert feed(dec, b"51") == []
     dec.reset()  # unplugged mid-line; after reopening, the first line may be cut too
-    assert feed(dec, b"2\r\n300\r\n") == [Reading("position", 300, 1000)]
+    assert feed(dec, b"2\r\n300\r\n") == [Discarded(FIRST_LINE, b"2\r", 1000), Reading("position", 300, 1000)]
 
 
 # ---------------------------------------------------------------- arduino-encoder
@@ -242,7 +245,8 @@ def test_teensy_lines(registry: ProfileRegistry) -> None:
     out = feed(dec, b"34,2048\r\nteensy dial v1\r\nt,1000,2048\r\nt,2000,2049\r\n4095\r\nt,3000,4096\r\n")
     assert readings(out) == [("position", 2048), ("position", 2049), ("position", 4095)]
     assert [g.reason for g in garbage(out)] == ["position: 4096 is outside 0..4095"]
-    assert dec.ignored == 2
+    assert [d.data for d in out if isinstance(d, Discarded)] == [b"34,2048\r"]  # opened mid-line
+    assert dec.ignored == 1  # the banner
 
 
 def test_teensy_keeps_up_with_a_thousand_lines_a_second_for_many_dials(registry: ProfileRegistry) -> None:

@@ -18,7 +18,7 @@ import serial.tools.list_ports
 
 from daq import cli, doctor
 from daq.profiles.input_codes import EV_KEY, EV_REL
-from daq.transports import evdev_input, hid_enum, ports
+from daq.transports import evdev_input, hid_enum, port_check, ports
 from tests.support.fake_inputs import (
     FakeEvdevModule,
     FakeHidDial,
@@ -185,6 +185,7 @@ def test_a_present_readable_hid_dial_is_ready(machine: SimpleNamespace, capsys: 
     assert f["readable"] == ("ok", f"{node} is readable and writable by you", None)
     assert f["driver"] == ("ok", "0b33:0020 (1-3): usbhid", None)
     assert "All 1 dials are ready." in text
+    assert "`daq doctor --listen 5` also decodes what they send" in text  # ready is not yet decoding
 
     machine.readable.clear()  # the same dial, without the udev rules
     code, text, reports = run_doctor(capsys, cfg)
@@ -267,7 +268,9 @@ def test_serial_dial_and_modemmanager(
     machine: SimpleNamespace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tty = machine.tmp / "ttyACM0"
-    tty.touch()
+    tty.touch()  # a plain file standing in for the port: the fake /proc says it is a tty of the acm driver
+    monkeypatch.setattr(port_check, "serial_node_kind", lambda path: port_check.NodeKind(True, "a tty (fake)"))
+    monkeypatch.setattr(port_check, "holders", lambda path: [])
     uno = SimpleNamespace(device=str(tty), vid=0x2341, pid=0x0043, serial_number="7583", location="1-1", product="Uno")
     monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: [uno])
     monkeypatch.setattr(doctor, "modemmanager_running", lambda: True)
@@ -277,6 +280,8 @@ def test_serial_dial_and_modemmanager(
     assert code == 0, text  # a warning is not a failure
     level, message, fix = findings(reports["pot"])["modemmanager"]
     assert level == "warn" and "ModemManager is running" in message
+    assert findings(reports["pot"])["kind"] == ("ok", "a tty (fake)", None)
+    assert findings(reports["pot"])["in use"] == ("ok", "no other process has it open", None)
     assert fix is not None and "ID_MM_DEVICE_IGNORE" in fix
     assert "warn  modemmanager" in text
 

@@ -19,7 +19,7 @@ from daq.config import BrokerConfig
 from daq.export import ExportError, HeldSignal, Row, icc, read_session, resample, session_summary
 from daq.export.resample import held_signals
 from daq.export.segments import find_segments
-from daq.recorder import Recorder
+from daq.subscribers.recorder import Recorder
 from tests.support.procs import clean_env, daq_cmd
 
 STATION = "lab-x"

@@ -94,13 +94,16 @@ def test_a_child_never_waited_for_is_reported() -> None:
     assert len(left) == 1 and "never waited for (zombie)" in left[0]
 
 
+HARDWARE_OFF = cast(Any, SimpleNamespace(getoption=lambda _: False))  # a config without --hardware
+
+
 def test_a_test_module_without_a_tier_fails_collection() -> None:
-    item = cast(Any, SimpleNamespace(path=Path("tests/test_not_in_the_table.py")))
+    item = cast(Any, SimpleNamespace(path=Path("tests/test_not_in_the_table.py"), get_closest_marker=lambda _: None))
     with pytest.raises(pytest.UsageError, match=r"test_not_in_the_table\.py"):
-        conftest.pytest_collection_modifyitems(cast(Any, None), [item])
+        conftest.pytest_collection_modifyitems(HARDWARE_OFF, [item])
 
 
 def test_a_tier_for_a_test_file_that_is_gone_fails_collection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(conftest.TIER_OF_MODULE, "test_renamed_away", "unit")
     with pytest.raises(pytest.UsageError, match="gone: test_renamed_away"):
-        conftest.pytest_collection_modifyitems(cast(Any, None), [])
+        conftest.pytest_collection_modifyitems(HARDWARE_OFF, [])

@@ -271,10 +271,11 @@ def test_defaults_and_normalisation() -> None:
 
     line = profile_from_dict(LINE)
     assert isinstance(line.framing, LineFraming)
+    # Issue 14: a line profile reads every line unless it says its board resets on open.
     assert (line.framing.terminator, line.framing.max_length, line.framing.discard_first_line) == (
         "\n",
         256,
-        True,
+        False,
     )
     assert line.default_channel == "position"
 

@@ -389,6 +389,22 @@ def test_the_poller_thread_stops_when_its_last_port_closes(tmp_path: Path) -> No
     run(main())
 
 
+def test_closing_ports_together_never_writes_to_a_closed_wake_pipe(tmp_path: Path) -> None:
+    """Two ports closed at once, again and again: the poller may take the last port's remove (and close
+    its wake pipe) before that close has written its wake byte unless both happen under one lock
+    (it failed with EBADF at a station's stop)."""
+
+    async def main() -> None:
+        with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
+            for _ in range(60):
+                ta, tb = transport_for(a), transport_for(b)
+                await asyncio.gather(ta.open(), tb.open())
+                await asyncio.gather(ta.close(), tb.close())  # raised OSError(EBADF) now and then
+                assert poller_threads() == []
+
+    run(main())
+
+
 def test_pyserial_read_fallback(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) -> None:
     """The path used off POSIX (no poll): pyserial's read(max(1, in_waiting)) in the thread."""
     monkeypatch.setattr(serial_transport, "USE_POLL", False)

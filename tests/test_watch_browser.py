@@ -296,8 +296,8 @@ def test_watch_page_draws_the_group_live(tmp_path: Path, mosquitto: Mosquitto, p
 
 def check_timecode_labels(page: Page) -> None:
     """The page labels media seconds exactly as daq.timecode does, drop-frame included."""
+    from daq.subscribers.watch.state import timebase
     from daq.timecode import FrameRate, frame_to_timecode, timecode_to_frame
-    from daq.watch.bridge import timebase
 
     for label in ("25", "23.976", "29.97df", "29.97", "59.94df", "30"):
         rate = FrameRate.parse(label)

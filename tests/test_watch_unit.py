@@ -13,19 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-import daq.watch
+import daq.subscribers.watch
 from daq.cli import main
 from daq.config import BrokerConfig
-from daq.watch.bridge import (
-    DialTrace,
-    GroupMean,
-    StationState,
-    WatchBridge,
-    WatchState,
-    mean_sd,
-    media_at,
-    timebase,
-)
+from daq.subscribers.watch.bridge import WatchBridge
+from daq.subscribers.watch.state import StationState, WatchState, media_at, timebase
+from daq.subscribers.watch.trace import DialTrace, GroupMean, mean_sd
 
 S = 1_000_000_000
 T0 = 1_795_000_000 * S
@@ -323,7 +316,7 @@ def broker() -> BrokerConfig:
 def test_the_server_serves_the_page_its_files_the_video_and_a_websocket(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from daq.watch.server import make_app
+    from daq.subscribers.watch.server import make_app
 
     video = tmp_path / "clip.webm"
     video.write_bytes(bytes(range(256)) * 40)
@@ -359,6 +352,28 @@ def test_the_server_serves_the_page_its_files_the_video_and_a_websocket(tmp_path
     asyncio.run(scenario())
 
 
+def test_an_unreachable_broker_is_shown_to_the_pages_and_retried_until_stop() -> None:
+    """Not a refusal: the bridge keeps trying, tells the pages why it is not connected, and stops when told."""
+
+    async def scenario() -> None:
+        bridge = WatchBridge(broker(), "daq", "+")
+        pages: list[dict[str, Any]] = []
+        bridge.add_listener(lambda data: pages.append(orjson.loads(data)))
+        stop = asyncio.Event()
+        run = asyncio.create_task(bridge.run(stop))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if bridge.mqtt_session.stats.last_error and any("broker" in p for p in pages):
+                break
+        assert not run.done(), "an unreachable broker is retried, not fatal"
+        assert bridge.state.broker["connected"] is False and bridge.state.broker["error"]
+        assert any(p.get("broker", {}).get("error") for p in pages), "the pages are told why"
+        stop.set()
+        await asyncio.wait_for(run, 5)
+
+    asyncio.run(scenario())
+
+
 def test_watch_refuses_a_missing_video_and_a_bad_station(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["watch", "--broker", "mqtt://127.0.0.1:1", "--video", str(tmp_path / "nope.mp4")]) == 2
     assert "--video" in capsys.readouterr().err
@@ -370,7 +385,7 @@ def test_watch_without_aiohttp_says_which_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "aiohttp", None)
-    monkeypatch.delitem(sys.modules, "daq.watch.server", raising=False)
-    monkeypatch.delattr(daq.watch, "server", raising=False)
+    monkeypatch.delitem(sys.modules, "daq.subscribers.watch.server", raising=False)
+    monkeypatch.delattr(daq.subscribers.watch, "server", raising=False)
     assert main(["watch", "--broker", "mqtt://127.0.0.1:1", "--port", "0"]) == 2
     assert "pip install 'dialdaq[watch]'" in capsys.readouterr().err

@@ -90,9 +90,12 @@ def test_profiles_check_compares_with_the_installed_profiles(venv: Path, tmp_pat
 
 
 def test_the_watch_page_is_installed(venv: Path, tmp_path: Path) -> None:
-    code = "from importlib.resources import files\nfor p in (files('daq.watch') / 'static').iterdir(): print(p.name)"
+    code = (
+        "from importlib.resources import files\n"
+        "for p in (files('daq.subscribers.watch') / 'static').iterdir(): print(p.name)"
+    )
     installed = sorted(run(venv / "python", "-c", code, cwd=tmp_path).split())
-    assert installed == sorted(p.name for p in (REPO / "daq" / "watch" / "static").iterdir())
+    assert installed == sorted(p.name for p in (REPO / "daq" / "subscribers" / "watch" / "static").iterdir())
 
 
 def test_a_pty_dial_runs_through_daq_run_from_the_install(venv: Path, tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -17,8 +17,8 @@ from daq.commands.common import run_until_signal
 from daq.commands.run import simulated_dials
 from daq.config import DaqConfig, build_config
 from daq.embedded_broker import EmbeddedBroker, is_listening
-from daq.recorder import Recorder
 from daq.station.station import Station
+from daq.subscribers.recorder import Recorder
 
 DEMO_STATION = "demo"
 

@@ -2,11 +2,15 @@
 
     daq profiles list [--dir DIR ...]
     daq profiles check FILE...
-    daq profiles decode PROFILE (--hex HEX | --line TEXT | --file CAPTURE) [--dir DIR ...]
+    daq profiles decode PROFILE (--hex HEX | --line TEXT | --file RAW | --capture FILE) [--dir DIR ...]
+    daq profiles capture DIAL (--seconds S | --guided) --out FILE [--config FILE]
     daq profiles schema
 
 `decode` is how a lab tests a new profile before it has the device on the desk: feed it the
-bytes the firmware sends and see the readings (or why they are garbage).
+bytes the firmware sends and see the readings (or why they are garbage). `capture` records
+exactly what a configured dial sends, with read times (daq.capture has the file format), and
+`decode --capture` replays it to the samples the daemon would publish (daq.replay); a guided
+capture also checks the dial's range, direction and button (PASS/FAIL).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq.exceptions import ProfileError
+from daq.capture import read_capture
+from daq.config import build_config, read_config_data
+from daq.exceptions import ConfigError, DeviceUnavailable, ProfileError
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
-from daq.reading import ButtonEvent, Chunk, Decoded, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Reading
+from daq.replay import Check, guided_checks, public, replay
 
 EXIT_OK = 0
 EXIT_NO_READING = 1
@@ -71,8 +78,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="CAPTURE",
         help="a raw byte capture (for a report profile: reports of framing.length bytes one after another)",
     )
+    given.add_argument(
+        "--capture",
+        type=Path,
+        metavar="FILE",
+        help="a capture made by `daq profiles capture`: prints the samples the daemon would publish "
+        "(raw and calibrated value, with read times) and, for a guided capture, its checks",
+    )
     _dir_option(p)
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser(
+        "capture",
+        help="record exactly what a configured dial sends, with read times, to a capture file",
+        description="Record what a dial of the station config sends (bytes or reports, each with its read "
+        "time) to a JSON-lines capture file that `daq profiles decode PROFILE --capture FILE` replays. "
+        "--guided asks you to turn the dial to each end and press its button, and checks that the "
+        "profile's range and direction come out (exit 0 when every check passes).",
+    )
+    p.add_argument("dial", metavar="DIAL", help="the dial's id in the config")
+    p.add_argument("--config", "-c", type=Path, required=True, help="station config file (TOML)")
+    p.add_argument("--out", "-o", type=Path, required=True, metavar="FILE", help="the capture file to write")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--seconds", type=float, metavar="S", help="record for S seconds")
+    how.add_argument("--guided", action="store_true", help="step by step on the terminal, then check")
+    p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the profile format")
     p.set_defaults(func=cmd_schema)
@@ -176,11 +206,17 @@ def _as_json(item: Decoded) -> dict[str, Any]:
         return {"channel": item.channel, "raw": item.raw}
     if isinstance(item, ButtonEvent):
         return {"button": item.button, "pressed": item.pressed}
+    if isinstance(item, DeviceLoss):
+        return {"device_lost": item.lost, "expected": item.expected, "got": item.got}
+    if isinstance(item, Discarded):
+        return {"discarded": item.reason, "hex": item.data.hex(" ")}
     return {"garbage": item.reason, "hex": item.data.hex(" ")}
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     profile = _resolve(args.profile, args.dir)
+    if args.capture is not None:
+        return _decode_capture(profile, args.capture)
     decoder = make_decoder(profile, synced=True)
     items: list[Decoded] = []
     for i, data in enumerate(_chunks(args, profile)):
@@ -192,6 +228,56 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if not items and not decoder.ignored:
         print("(nothing decoded: an incomplete line or frame? a line needs its terminator)", file=sys.stderr)
     return EXIT_OK if any(isinstance(i, Reading | ButtonEvent) for i in items) else EXIT_NO_READING
+
+
+def _decode_capture(profile: Profile, path: Path) -> int:
+    capture = read_capture(path)
+    if capture.header.get("profile") not in (None, profile.id):
+        print(f"(captured with the profile {capture.header['profile']}, decoded with {profile.id})", file=sys.stderr)
+    result = replay(capture, profile)
+    for item in result.items:
+        print(json.dumps(public(item)))
+    samples = result.samples()
+    discarded = f", {result.discarded} discarded" if result.discarded else ""
+    print(
+        f"({len(samples)} samples of {result.channel}, {result.garbage} garbage, {result.ignored} ignored{discarded})",
+        file=sys.stderr,
+    )
+    if capture.header.get("guided"):
+        checks = guided_checks(result, bool(profile.buttons))
+        print(_render_checks(checks), file=sys.stderr)
+        return EXIT_OK if all(c.passed for c in checks) else EXIT_NO_READING
+    return EXIT_OK if samples else EXIT_NO_READING
+
+
+def _render_checks(checks: list[Check]) -> str:
+    lines = [f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<10} {c.message}" for c in checks]
+    passed = sum(c.passed for c in checks)
+    verdict = "PASS" if passed == len(checks) else "FAIL"
+    return "\n".join([*lines, f"{verdict}: {passed} of {len(checks)} checks passed"])
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from daq.capture_session import capture, terminal_ask
+
+    if args.seconds is not None and not 0 < args.seconds <= 86400:
+        raise ConfigError(None, "--seconds", "give seconds above 0")
+    config = build_config(read_config_data(args.config), args.config)
+    try:
+        outcome = asyncio.run(capture(config, args.dial, args.out, args.seconds, args.guided, terminal_ask))
+    except DeviceUnavailable as exc:
+        print(f"daq: error: {exc} (`daq doctor --config {args.config}` says why)", file=sys.stderr)
+        return EXIT_NO_READING
+    print(f"captured {outcome.chunks} reads, {outcome.bytes} bytes to {args.out}")
+    if args.guided:
+        print(_render_checks(outcome.checks))
+    dial = next(d for d in config.dials if d.id == args.dial)
+    print(f"replay it: daq profiles decode {dial.profile} --capture {args.out}")
+    if args.guided:
+        return EXIT_OK if all(c.passed for c in outcome.checks) else EXIT_NO_READING
+    return EXIT_OK if outcome.chunks else EXIT_NO_READING
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ from daq.commands.common import (
     run_until_signal,
 )
 from daq.exceptions import ConfigError
-from daq.recorder import DEFAULT_SESSION_EXPIRY_S, MergedSession, Recorder, merge_recordings, parse_stations
+from daq.subscribers.record_merge import MergedSession, merge_recordings
+from daq.subscribers.recorder import DEFAULT_SESSION_EXPIRY_S, Recorder, parse_stations
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,9 @@ def render(found: dict[str, dict[str, Any]]) -> str:
                 state = "connected" if d["connected"] else "DISCONNECTED"
                 lines.append(
                     f"  {dial}: {state}, {rate_text(d['rate_hz'])}, {d['samples']} samples, "
-                    f"{d['garbage']} garbage, {d['reconnects']} reconnects, value {d['last_value']}"
+                    f"{d['garbage']} garbage, {d.get('discarded', 0)} discarded"
+                    f"{', ' + str(d['device_lost']) + ' lost by the device' if d.get('device_lost') else ''}, "
+                    f"{d['reconnects']} reconnects, value {d['last_value']}"
                 )
     return "\n".join(lines)
 

@@ -7,7 +7,6 @@ import asyncio
 import errno
 import importlib
 import socket
-import sys
 from pathlib import Path
 
 from daq.commands.common import add_broker_args, config_from_args, run_until_signal
@@ -66,12 +65,12 @@ def handle(args: argparse.Namespace) -> int:
     check_args(args)
     config = config_from_args(args)
     try:
-        server = importlib.import_module("daq.watch.server")
+        server = importlib.import_module("daq.subscribers.watch.server")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("aiohttp", "multidict", "yarl"):
             raise MissingExtraError("aiohttp", "watch", "daq watch") from None
         raise
-    from daq.watch.bridge import WatchBridge
+    from daq.subscribers.watch.bridge import WatchBridge
 
     bridge = WatchBridge(
         config.broker,
@@ -99,9 +98,6 @@ def handle(args: argparse.Namespace) -> int:
                     f"cannot serve on {args.host}:{args.port}: {exc.strerror}; choose another with --port"
                 ) from None
             raise
-        if bridge.fatal:
-            print(f"daq watch: {bridge.fatal}", file=sys.stderr)
-            return 1
         return 0
 
     return run_until_signal(main)

@@ -1,21 +1,25 @@
-"""Read the recorder's files: `<out>/<station>/<session>/<dial>.csv` and the session's `summary.json`.
+"""Read the recorder's files as typed samples: `<out>/<station>/<session>/<dial>.csv` and `summary.json`.
 
-A dial file is `#` header lines (`# key: value`; `scale` is JSON) followed by a CSV table with the
-columns `boot,seq,t_ns,media_s,timecode,frame,value,raw,replay` (see README "Recording files").
-Empty cells are nulls. Columns are found by name, so a later recorder that adds a column still reads.
+The file format (header lines, columns, torn rows, a shared group's parts) is `daq.recording`'s,
+the same module the recorder writes with and `daq record merge` reads with; this module turns its
+text cells into typed rows (empty cells are nulls) and says which file and line is malformed.
+A session recorded by a shared group is read from its merged `<dial>.csv` files: the parts
+(`<dial>@<recorder>.csv`) are each only a share of the samples.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daq.exceptions import FatalError
+from daq.recording import REQUIRED, Recording, is_part, part_of, read_recording
 
-REQUIRED = ("boot", "seq", "t_ns", "media_s", "timecode", "frame", "value", "raw")
+log = logging.getLogger(__name__)
+
 NOT_DIAL_FILES = frozenset({"interview.csv"})  # `daq review` writes it into the session folder
 
 
@@ -47,6 +51,7 @@ class DialRecording:
     header: dict[str, str]
     rows: list[Row]
     scale: dict[str, Any] = field(default_factory=dict)
+    torn: int = 0  # rows skipped: cut off when a recorder stopped while writing them
 
     @property
     def station(self) -> str:
@@ -115,36 +120,29 @@ def _parse_row(cells: dict[str, str]) -> Row:
 def read_dial_file(path: Path) -> DialRecording:
     """Read one recorder CSV; raise ExportError naming the file and line on anything malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    header: dict[str, str] = {}
-    lines = text.splitlines()
-    first_data = 0
-    for number, line in enumerate(lines):
-        if not line.startswith("#"):
-            first_data = number
-            break
-        body = line[1:].strip()
-        key, sep, value = body.partition(":")
-        if sep:
-            header[key.strip()] = value.strip()
-    else:
-        first_data = len(lines)
-    table = lines[first_data:]
-    if not table or not table[0].strip():
-        raise ExportError(f"{path}: no column line after the '#' header (expected {','.join(REQUIRED)},...)")
-    reader = csv.DictReader(table)
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        recording = read_recording(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ExportError(f"{path}: cannot read: {reason}") from exc
+    return _typed(recording)
+
+
+def _typed(recording: Recording) -> DialRecording:
+    path, header = recording.path, recording.header
+    if not recording.columns:
+        line = f"line {recording.column_line}: " if recording.column_line else ""
+        raise ExportError(f"{path}: {line}no column line after the '#' header (expected {','.join(REQUIRED)},...)")
+    missing = [c for c in REQUIRED if c not in recording.columns]
     if missing:
-        raise ExportError(f"{path}: line {first_data + 1}: missing column(s) {', '.join(missing)}")
+        raise ExportError(f"{path}: line {recording.column_line}: missing column(s) {', '.join(missing)}")
     rows: list[Row] = []
-    for offset, cells in enumerate(reader):
-        line_no = first_data + 2 + offset
+    for line_no, cells in zip(recording.lines, recording.records(), strict=True):
         try:
             rows.append(_parse_row(cells))
         except (ValueError, TypeError) as exc:
             raise ExportError(f"{path}: line {line_no}: not a sample row ({exc})") from exc
+    if recording.torn:
+        log.warning("%s: %d torn rows skipped (a recorder stopped while writing them)", path, recording.torn)
     scale: dict[str, Any] = {}
     if header.get("scale"):
         try:
@@ -153,16 +151,37 @@ def read_dial_file(path: Path) -> DialRecording:
             raise ExportError(f"{path}: header 'scale' is not JSON: {exc}") from exc
         if isinstance(loaded, dict):
             scale = loaded
-    dial = header.get("dial") or path.stem
-    return DialRecording(path=path, dial=dial, header=header, rows=rows, scale=scale)
+    return DialRecording(path=path, dial=recording.dial, header=header, rows=rows, scale=scale, torn=recording.torn)
+
+
+def _whole_files(folder: Path) -> list[Path]:
+    """The session's `<dial>.csv` files; ExportError when a dial is in parts of a group not merged yet."""
+    files = sorted(p for p in folder.glob("*.csv") if p.is_file() and p.name not in NOT_DIAL_FILES)
+    whole = [p for p in files if not is_part(p)]
+    parted = {part_of(p)[0] for p in files if is_part(p)}
+    unmerged = sorted(parted - {p.stem for p in whole})
+    unmerged += [p.stem for p in whole if p.stem in parted and not _merged(p)]
+    if unmerged:
+        raise ExportError(
+            f"{folder}: dial(s) {', '.join(sorted(unmerged))} are in parts of a shared recorder group "
+            f"(<dial>@<recorder>.csv), not merged: run `daq record merge {folder}` first"
+        )
+    return whole
+
+
+def _merged(path: Path) -> bool:
+    """A `<dial>.csv` that `daq record merge` wrote (it names its parts in `merged_from`)."""
+    try:
+        return "merged_from" in read_recording(path, header_only=True).header
+    except (OSError, UnicodeDecodeError):
+        return True  # read_dial_file says what is wrong with it
 
 
 def read_session(folder: Path) -> SessionRecording:
     """Read every `<dial>.csv` in a session folder (`<out>/<station>/<session>/`), sorted by dial id."""
     if not folder.is_dir():
         raise ExportError(f"{folder}: not a folder; give a session folder <out>/<station>/<session>/")
-    files = sorted(p for p in folder.glob("*.csv") if p.is_file() and p.name not in NOT_DIAL_FILES)
-    dials = [read_dial_file(p) for p in files]
+    dials = [read_dial_file(p) for p in _whole_files(folder)]
     dials = [d for d in dials if d.header or d.rows]
     if not dials:
         raise ExportError(

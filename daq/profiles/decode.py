@@ -27,8 +27,10 @@ class Decoder(Protocol):
     Every item carries the `mono_ns` of the chunk that completed it. `reset()` is called after
     a reconnect: it drops partial lines and frames (a cut line is not a sample) and re-baselines
     counter channels, but keeps the accumulated totals of relative and counter channels, so a
-    dial's position survives an unplug. `ignored` counts input dropped on purpose (banners,
-    comments, empty lines, the first line after opening, other HID reports), which is not garbage.
+    dial's position survives an unplug. `ignored` counts input that is not a reading (banners,
+    comments, empty lines, other HID reports), which is not garbage. A line that may have been a
+    reading and is dropped on purpose (the first after opening) is a `Discarded` item instead,
+    and a jump in the device's own report counter a `DeviceLoss`: both are counted and announced.
     """
 
     ignored: int

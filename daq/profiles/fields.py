@@ -14,9 +14,9 @@ import struct
 from collections.abc import Callable, Sequence
 
 from daq.profiles.model import Profile
-from daq.profiles.model_fields import BinaryField, Button, Channel
+from daq.profiles.model_fields import BinaryField, Button, Channel, SequenceCounter
 from daq.profiles.model_types import INT_TYPES
-from daq.reading import ButtonEvent, Decoded, Garbage, Reading
+from daq.reading import ButtonEvent, Decoded, DeviceLoss, Garbage, Reading
 
 Value = int | float
 
@@ -155,6 +155,37 @@ class ButtonSink:
         return ButtonEvent(self.name, pressed, mono_ns)
 
 
+class SequenceSink:
+    """The device's own report counter: a jump is `DeviceLoss` (see model_fields.SequenceCounter)."""
+
+    __slots__ = ("_half", "field", "previous", "wrap")
+
+    def __init__(self, counter: SequenceCounter, wrap_default: int | None) -> None:
+        self.field = counter.field
+        self.wrap = counter.wrap or wrap_default
+        self._half = (self.wrap or 0) // 2
+        self.previous: int | None = None
+
+    def apply(self, value: int, mono_ns: int) -> DeviceLoss | None:
+        previous, self.previous = self.previous, value
+        if previous is None:
+            return None  # the baseline
+        wrap = self.wrap
+        if wrap:
+            delta = (value - previous) % wrap
+            restarted = delta > self._half
+        else:
+            delta = value - previous
+            restarted = delta < 0
+        if delta <= 1 or restarted:
+            return None  # the next one, a repeat, or the device counting afresh
+        expected = (previous + 1) % wrap if wrap else previous + 1
+        return DeviceLoss(delta - 1, expected, value, mono_ns)
+
+    def reset(self) -> None:
+        self.previous = None  # after a reconnect the device may count afresh: a new baseline
+
+
 def _sink(name: str, channel: Channel, wrap_default: int | None) -> ChannelSink:
     if channel.kind == "absolute":
         return AbsoluteSink(name, channel)
@@ -171,7 +202,7 @@ class Interpreter:
     garbage, before any state changes.
     """
 
-    __slots__ = ("buttons", "channels", "fields")
+    __slots__ = ("buttons", "channels", "fields", "sequence")
 
     def __init__(self, profile: Profile) -> None:
         widths = {name: f.width for name, f in profile.fields.items()}
@@ -181,9 +212,26 @@ class Interpreter:
         ]
         self.buttons = [ButtonSink(n, b) for n, b in profile.buttons.items()]
         self.fields: list[str] = [s.field for s in self.channels] + [b.field for b in self.buttons]
+        seq = profile.sequence
+        self.sequence = SequenceSink(seq, 2 ** widths[seq.field] if seq.field in widths else None) if seq else None
+        """The device's report counter, if the profile names one: its field is read apart from `fields`."""
 
-    def emit(self, values: Sequence[Value | None], data: bytes, mono_ns: int, out: list[Decoded]) -> bool:
-        """Append what the values yield to `out`; False if they were refused as garbage."""
+    def emit(
+        self,
+        values: Sequence[Value | None],
+        data: bytes,
+        mono_ns: int,
+        out: list[Decoded],
+        sequence: int | None = None,
+    ) -> bool:
+        """Append what the values yield to `out`; False if they were refused as garbage.
+
+        `sequence` is the value of the device's report counter in this input (None: absent);
+        a report that arrived counts as arrived even when its values are refused."""
+        if sequence is not None and self.sequence is not None:
+            loss = self.sequence.apply(sequence, mono_ns)
+            if loss is not None:
+                out.append(loss)
         channels = self.channels
         for sink, value in zip(channels, values, strict=False):
             if value is not None and not sink.lo <= value <= sink.hi:
@@ -206,3 +254,5 @@ class Interpreter:
     def reset(self) -> None:
         for sink in self.channels:
             sink.reset()
+        if self.sequence is not None:
+            self.sequence.reset()

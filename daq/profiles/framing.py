@@ -2,22 +2,29 @@
 
 Stream framings (line, binary) buffer across chunks: an item is stamped with the `mono_ns`
 of the chunk that completed it. Every decoder here follows `daq.profiles.decode.Decoder`.
+
+Garbage is counted per undecodable run, whatever the reads: a line decoder is back in sync
+at every terminator, so one bad line (or one overlong stretch) is one `Garbage`; a binary
+decoder is out of sync from its first bad byte to its next good frame, and every `Garbage`
+after the first of that run has `continues` set. A line dropped on purpose (the first one
+after opening, with `discard_first_line`) is `Discarded`, not silently ignored.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
-import re
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 
 from daq.profiles.fields import Extractor, Interpreter, Value, parse_int
+from daq.profiles.linear_regex import compile_linear
 from daq.profiles.model import Profile
 from daq.profiles.model_fields import BinaryField
 from daq.profiles.model_framings import BinaryFraming, LineFraming, ReportFraming
 from daq.profiles.model_types import INT_TYPES
-from daq.reading import Chunk, Decoded, Garbage
+from daq.reading import Chunk, Decoded, Discarded, Garbage
 
 # ---------------------------------------------------------------- checksums
 
@@ -102,6 +109,8 @@ def field_reader(field: BinaryField) -> Extractor | Conditional:
 
 # ---------------------------------------------------------------- line
 
+_FIRST_LINE = "the first line after the port opened (discard_first_line: it may be cut)"
+
 
 class LineDecoder:
     """Text lines: `pattern` groups or `delimiter` columns become field values."""
@@ -115,13 +124,18 @@ class LineDecoder:
         self._max_buffered = framing.max_length + 1 + len(self._term) - 1
         self._encoding = framing.encoding
         self._discard_first = framing.discard_first_line
-        self._ignore = [re.compile(p, re.ASCII) for p in framing.ignore]
-        self._pattern = re.compile(framing.pattern, re.ASCII) if framing.pattern is not None else None
+        self._ignore = [compile_linear(p) for p in framing.ignore]
+        self._pattern = compile_linear(framing.pattern) if framing.pattern is not None else None
         self._delimiter = framing.delimiter
         self._interp = Interpreter(profile)
         self._parsers = [s.parse for s in self._interp.channels] + [parse_int for _ in self._interp.buttons]
+        seq = self._interp.sequence
+        self._seq_slot = len(self._interp.fields) if seq is not None else -1  # where its text goes in `texts`
+        wanted = self._interp.fields + ([seq.field] if seq is not None else [])
+        if self._pattern is not None:
+            self._group_indices = [self._pattern.groupindex[f] for f in wanted]
         if framing.fields is not None:
-            self._columns = [framing.fields[name] for name in self._interp.fields]
+            self._columns = [framing.fields[name] for name in wanted]
             self._min_columns = max(framing.fields.values()) + 1
         self._buf = bytearray()
         self._skipping = False  # inside an overlong line, already reported
@@ -147,7 +161,10 @@ class LineDecoder:
                 self._skipping = False
             elif self._first:
                 self._first = False
-                self.ignored += 1
+                if self._not_data(line):
+                    self.ignored += 1  # an empty line or a banner: no reading was dropped
+                else:
+                    out.append(Discarded(_FIRST_LINE, line, mono))
             else:
                 self._line(line, mono, out)
         del buf[:start]
@@ -155,11 +172,22 @@ class LineDecoder:
             keep = len(term) - 1  # the start of a terminator split over two chunks
             cut = len(buf) - keep
             if not self._skipping:
-                out.append(Garbage(f"line longer than {self._max} bytes", bytes(buf[:cut]), mono))
+                if self._first:  # the first line, however long, is the one dropped on purpose
+                    out.append(Discarded(_FIRST_LINE, bytes(buf[:cut]), mono))
+                else:
+                    out.append(Garbage(f"line longer than {self._max} bytes", bytes(buf[:cut]), mono))
                 self._skipping = True
                 self._first = False
             del buf[:cut]
         return out
+
+    def _not_data(self, line: bytes) -> bool:
+        """An empty line or one `ignore` drops: dropping it loses no reading."""
+        try:
+            text = line.decode(self._encoding).strip()
+        except UnicodeDecodeError:
+            return False
+        return not text or any(rx.search(text) for rx in self._ignore)
 
     def _line(self, line: bytes, mono: int, out: list[Decoded]) -> None:
         raw = line[:-1] if line.endswith(b"\r") else line
@@ -180,19 +208,27 @@ class LineDecoder:
                 return
         texts: list[str | None]
         if self._pattern is not None:
-            m = self._pattern.fullmatch(text)
-            if m is None:
+            matched = self._pattern.groups(text, self._group_indices)
+            if matched is None:
                 out.append(Garbage("line does not match the profile's pattern", line, mono))
                 return
-            texts = [m.group(f) for f in self._interp.fields]
+            texts = matched
         else:
             cols = text.split(self._delimiter)
             if len(cols) < self._min_columns:
                 out.append(Garbage(f"line has {len(cols)} columns, the profile needs {self._min_columns}", line, mono))
                 return
             texts = [cols[i].strip() for i in self._columns]
+        sequence: int | None = None
+        if self._seq_slot >= 0:
+            seq_text = texts[self._seq_slot]
+            if seq_text is not None:
+                sequence = parse_int(seq_text)
+                if sequence is None:
+                    out.append(Garbage(f"sequence {seq_text!r} is not a whole number", line, mono))
+                    return
         values: list[Value | None] = []
-        for parse, t in zip(self._parsers, texts, strict=True):
+        for parse, t in zip(self._parsers, texts, strict=False):  # texts may end with the sequence's
             if t is None:
                 values.append(None)
                 continue
@@ -201,7 +237,7 @@ class LineDecoder:
                 out.append(Garbage(f"{t!r} is not a number", line, mono))
                 return
             values.append(v)
-        self._interp.emit(values, line, mono, out)
+        self._interp.emit(values, line, mono, out, sequence)
 
 
 # ---------------------------------------------------------------- binary
@@ -230,16 +266,20 @@ class BinaryDecoder:
         self._covers = framing.checksum_covers
         self._interp = Interpreter(profile)
         self._fields = [field_reader(profile.fields[name]) for name in self._interp.fields]
+        seq = self._interp.sequence
+        self._sequence = field_reader(profile.fields[seq.field]) if seq is not None else None
         self._min = self._min_length()
         self._buf = bytearray()
         self._reported = 0  # bytes at the start of the buffer already in a Garbage
+        self._lost_sync = False  # inside an undecodable run: its first Garbage is out already
         self.ignored = 0
 
     def _min_length(self) -> int:
         """The shortest frame that holds the header, the fields and the checksum apart."""
         if self._fixed is not None:
             return self._fixed  # the model checked that everything fits
-        before = max([self._header, *(e.end for e in self._fields)])
+        readers = [*self._fields, *([self._sequence] if self._sequence is not None else [])]
+        before = max([self._header, *(e.end for e in readers)])
         if self._check is None:
             return before
         off, (start, end) = self._ck_offset, self._covers
@@ -249,7 +289,13 @@ class BinaryDecoder:
     def reset(self) -> None:
         self._buf.clear()
         self._reported = 0
+        self._lost_sync = False
         self._interp.reset()
+
+    def _bad(self, item: Garbage, out: list[Decoded]) -> None:
+        """Garbage, counted once per run: anything after the run's first is marked `continues`."""
+        out.append(replace(item, continues=True) if self._lost_sync else item)
+        self._lost_sync = True
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         out: list[Decoded] = []
@@ -270,7 +316,9 @@ class BinaryDecoder:
                 break
             length = self._length(buf, pos) if self._length is not None else self._fixed or 0
             if not self._min <= length <= self._max:
-                out.append(Garbage(f"frame length {length} is impossible", bytes(buf[pos : pos + self._header]), mono))
+                self._bad(
+                    Garbage(f"frame length {length} is impossible", bytes(buf[pos : pos + self._header]), mono), out
+                )
                 self._reported = max(self._reported, pos + self._header)
                 pos += 1
                 continue
@@ -278,8 +326,9 @@ class BinaryDecoder:
                 break
             frame = bytes(buf[pos : pos + length])
             if not self._valid(frame):
-                out.append(Garbage("bad checksum", frame, mono))
-            elif self._interp.emit([f(frame) for f in self._fields], frame, mono, out):
+                self._bad(Garbage("bad checksum", frame, mono), out)
+            elif self._emit(frame, mono, out):
+                self._lost_sync = False  # a good frame: back in sync
                 pos += length
                 continue
             # A bad frame, or one whose checksum passed by chance but whose value cannot be:
@@ -290,10 +339,19 @@ class BinaryDecoder:
         self._reported = max(0, self._reported - pos)
         return out
 
+    def _emit(self, frame: bytes, mono: int, out: list[Decoded]) -> bool:
+        sequence = self._sequence(frame) if self._sequence is not None else None
+        if self._interp.emit([f(frame) for f in self._fields], frame, mono, out, sequence):
+            return True
+        refused = out.pop()  # the Interpreter's Garbage (a value out of range, too big a step), always last
+        assert isinstance(refused, Garbage)
+        self._bad(refused, out)
+        return False
+
     def _skipped(self, buf: bytearray, start: int, end: int, mono: int, out: list[Decoded]) -> None:
         start = max(start, self._reported)
         if end > start:
-            out.append(Garbage(f"skipped {end - start} bytes hunting for sync", bytes(buf[start:end]), mono))
+            self._bad(Garbage(f"skipped {end - start} bytes hunting for sync", bytes(buf[start:end]), mono), out)
             self._reported = end
 
     def _valid(self, frame: bytes) -> bool:
@@ -324,7 +382,10 @@ class ReportDecoder:
         self._report_id = framing.report_id
         self._interp = Interpreter(profile)
         self._fields = [field_reader(profile.fields[name]) for name in self._interp.fields]
-        self._min = max([framing.length or 1, *(e.end for e in self._fields)])
+        seq = self._interp.sequence
+        self._sequence = field_reader(profile.fields[seq.field]) if seq is not None else None
+        readers = [*self._fields, *([self._sequence] if self._sequence is not None else [])]
+        self._min = max([framing.length or 1, *(e.end for e in readers)])
         self.ignored = 0
 
     def reset(self) -> None:
@@ -338,9 +399,10 @@ class ReportDecoder:
         if len(data) < self._min:
             return [Garbage(f"report of {len(data)} bytes, the profile needs {self._min}", data, mono)]
         values = [f(data) for f in self._fields]
-        if all(v is None for v in values):
+        sequence = self._sequence(data) if self._sequence is not None else None
+        if sequence is None and all(v is None for v in values):
             self.ignored += 1  # a report no field reads (another event type of the device)
             return []
         out: list[Decoded] = []
-        self._interp.emit(values, data, mono, out)
+        self._interp.emit(values, data, mono, out, sequence)
         return out

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from daq.profiles.framing_registry import BY_KIND, Framing
-from daq.profiles.model_fields import BinaryField, Button, Channel, Condition
+from daq.profiles.model_fields import BinaryField, Button, Channel, Condition, SequenceCounter
 from daq.profiles.model_framings import (
     BinaryFraming,
     Checksum,
@@ -73,6 +73,7 @@ __all__ = [
     "ProfileProblem",
     "Regex",
     "ReportFraming",
+    "SequenceCounter",
     "TransportName",
     "UsbId",
     "framings_for_transport",
@@ -147,6 +148,11 @@ class Profile(StrictModel):
         min_length=1, description="the values the device reports, by name; the first is the default"
     )
     buttons: dict[str, Button] = Field(default_factory=dict, description="the device's buttons, by name")
+    sequence: SequenceCounter | None = Field(
+        default=None,
+        description="line, binary and report framings: the field that is the device's own report counter, "
+        "e.g. sequence = { field = 'n', wrap = 256 }; a jump in it is counted as device-side loss",
+    )
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -230,6 +236,23 @@ class Profile(StrictModel):
                     f"{key}.field",
                     f"no field {name!r} (the {where} are: {listed}): set `field` or add the field",
                 )
+        self._check_sequence(known, where)
         for name, channel in self.channels.items():
             if channel.number == "decimal" and not line:
                 raise ProfileProblem(f"channels.{name}.number", "binary fields are integers: remove `number`")
+
+    def _check_sequence(self, known: frozenset[str], where: str) -> None:
+        seq = self.sequence
+        if seq is None:
+            return
+        if self.framing.kind not in SEQUENCE_FRAMINGS:
+            raise ProfileProblem("sequence", f"{self.framing.kind} input carries no report counter: remove [sequence]")
+        if seq.field not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise ProfileProblem("sequence.field", f"no field {seq.field!r} (the {where} are: {listed})")
+        if seq.field in self.fields and self.fields[seq.field].width < 2 and seq.wrap is None:
+            raise ProfileProblem("sequence.field", "a one-bit field cannot count reports: give a wider field")
+
+
+SEQUENCE_FRAMINGS = frozenset({"line", "binary", "report"})
+"""The framings whose input can carry a device's own report counter (a profile's [sequence])."""

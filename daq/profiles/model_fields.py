@@ -1,5 +1,6 @@
 """What a profile's numbers mean: [fields] (integers at fixed places in a binary frame or
-report), [channels] (the values a dial reports) and [buttons]."""
+report), [channels] (the values a dial reports), [buttons] and [sequence] (the device's own
+report counter)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pydantic import Field, model_validator
 
 from daq.profiles.model_types import INT_TYPES, IntType, ProfileProblem
 from daq.validation import StrictModel
+
+MAX_MAGNITUDE = 1e15
+"""Bound on a channel's range ends and steps: beyond any device, and a span that cannot overflow."""
 
 
 class Condition(StrictModel):
@@ -96,14 +100,15 @@ class Channel(StrictModel):
     max_delta: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_MAGNITUDE,
         description="relative/counter: a bigger step is garbage (noise, or a device reset the decoder "
         "did not see); a counter then takes the new value as its baseline",
     )
     counts_per_turn: float | None = Field(
-        default=None, gt=0, description="counts per full turn (calibration of relative dials)"
+        default=None, ge=1e-3, le=1e9, description="counts per full turn (calibration of relative dials)"
     )
     detents_per_turn: int | None = Field(
-        default=None, gt=0, description="clicks per full turn, if the dial has detents"
+        default=None, gt=0, le=1_000_000, description="clicks per full turn, if the dial has detents"
     )
     springs_back: bool = Field(default=False, description="returns to centre when let go (a shuttle ring, a joystick)")
     default: bool = Field(
@@ -119,6 +124,8 @@ class Channel(StrictModel):
                 raise ProfileProblem("range", f"only absolute channels have a range; a {self.kind} sum is unbounded")
             if self.range[0] >= self.range[1]:
                 raise ProfileProblem("range", "write it as [min, max] with min < max")
+            if max(abs(self.range[0]), abs(self.range[1])) > MAX_MAGNITUDE:
+                raise ProfileProblem("range", f"a device's range lies within ±{MAX_MAGNITUDE:g} (got {self.range!r})")
         if self.wrap is not None and self.kind != "counter":
             raise ProfileProblem("wrap", "only counter channels wrap")
         if self.max_delta is not None and self.kind == "absolute":
@@ -139,3 +146,26 @@ class Button(StrictModel):
     bit: int | None = Field(default=None, ge=0, le=31, description="the bit of the field, 0 = least significant")
     active_low: bool = Field(default=False, description="pressed when the bit is 0")
     description: str = Field(default="", description="free text for people")
+
+
+class SequenceCounter(StrictModel):
+    """The device's own report counter: a field that rises by one per line, frame or report it sends.
+
+    A jump in it means reports were sent and never arrived (loss on the link: a USB-serial
+    bridge's overflowing buffer, a radio link): each missing count is counted as `device_lost`
+    in health and announced (an input.device_lost event). The first report after the port opens
+    is the baseline; a repeated value is not a loss; a jump back by more than half the wrap (or
+    any jump back, without a wrap) is taken as the device restarting its count, not as loss.
+    """
+
+    field: str = Field(
+        description="the field (binary/report) or pattern group / column (line) holding the counter; it may "
+        "also feed a channel, but need not"
+    )
+    wrap: int | None = Field(
+        default=None,
+        ge=2,
+        le=2**32,
+        description="the counter's modulus (it goes wrap-1, 0, 1, ...). Default: 2**bits of a binary field "
+        "(a uint8 wraps at 256); a line field has no width, so without `wrap` it is an unbounded count",
+    )

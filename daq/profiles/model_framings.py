@@ -5,12 +5,12 @@ list of kinds, with each one's decoder, is daq.profiles.framing_registry.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from daq.profiles.input_codes import parse_event
+from daq.profiles.linear_regex import compile_linear
 from daq.profiles.model_types import INT_TYPES, IntType, ProfileProblem, Regex, parse_hex
 from daq.validation import StrictModel
 
@@ -39,10 +39,13 @@ class LineFraming(StrictModel):
     )
     encoding: Literal["ascii", "utf-8"] = Field(default="ascii", description="text encoding; undecodable is garbage")
     discard_first_line: bool = Field(
-        default=True,
+        default=False,
         description="drop everything up to the first terminator after the port opens (and after a "
-        "reconnect): the port may open mid-line, and a cut line parses as a wrong number "
-        "('512' cut to '12')",
+        "reconnect), for boards that reset when the port opens (an Arduino, through DTR) or that "
+        "stream without pause, so the port opens mid-line and a cut line would parse as a wrong "
+        "number ('512' cut to '12'). The dropped line is counted (`discarded` in health) and "
+        "announced (an input.discarded event), unless it is empty or a line `ignore` drops anyway. "
+        "Default false: every line is read",
     )
     ignore: tuple[Regex, ...] = Field(
         default=(),
@@ -80,7 +83,7 @@ class LineFraming(StrictModel):
         if self.pattern is not None:
             if self.fields is not None:
                 raise ProfileProblem("fields", "with `pattern` the fields are its named groups: remove `fields`")
-            if not re.compile(self.pattern, re.ASCII).groupindex:
+            if not compile_linear(self.pattern).groupindex:
                 raise ProfileProblem("pattern", "needs at least one named group, e.g. (?P<position>[0-9]+)")
         if self.delimiter is not None and not self.fields:
             raise ProfileProblem("fields", "required with `delimiter`: e.g. fields = { position = 1 }")
@@ -88,7 +91,7 @@ class LineFraming(StrictModel):
 
     def field_names(self) -> frozenset[str]:
         if self.pattern is not None:
-            return frozenset(re.compile(self.pattern, re.ASCII).groupindex)
+            return frozenset(compile_linear(self.pattern).groupindex)
         return frozenset(self.fields or {})
 
 

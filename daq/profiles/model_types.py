@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
+from daq.profiles.linear_regex import PatternRefused, compile_linear
+
 SPEC_VERSION = 1
 """The profile spec version this dialdaq reads."""
 
@@ -65,10 +67,11 @@ def _usb_id(value: str) -> str:
 
 
 def _regex(value: str) -> str:
+    """A pattern RE2 runs (daq.profiles.linear_regex: linear time on any line)."""
     try:
-        re.compile(value, re.ASCII)
-    except re.error as exc:
-        raise ProfileProblem(None, f"not a valid regular expression: {exc} (got {value!r})") from None
+        compile_linear(value)
+    except PatternRefused as exc:
+        raise ProfileProblem(None, str(exc)) from None
     return value
 
 

@@ -11,7 +11,7 @@ from daq.validation import StrictModel
 
 
 class SerialSettings(StrictModel):
-    baud: int = Field(9600, gt=0, description="bits per second, e.g. 9600 or 115200")
+    baud: int = Field(9600, gt=0, le=20_000_000, description="bits per second, e.g. 9600 or 115200")
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["none", "even", "odd", "mark", "space"] = "none"
     stopbits: float = Field(1, description="1, 1.5 or 2")
@@ -40,4 +40,4 @@ class SerialSettings(StrictModel):
             raise ValueError("stopbits is 1, 1.5 or 2")
         return value
 
-    read_timeout_s: float = Field(0.5, gt=0, le=10, description="how long one blocking read waits")
+    read_timeout_s: float = Field(0.5, ge=0.001, le=10, description="how long one blocking read waits")

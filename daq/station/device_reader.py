@@ -4,6 +4,10 @@ A device may feed several dials (a ShuttleXpress's jog wheel and ring): readings
 by channel. An unplug (`DeviceGone`) closes the device and opens it again when it is back;
 the dial pipelines live on, so dial ids and `seq` run on without a gap.
 
+A device that has sent only garbage for GARBAGE_WARN_S (nothing decoded since the first bad
+input) gets one warning line on the terminal, quoting its last input and what the profile
+expects (`DeviceSetup.expects`); a reading re-arms it.
+
 `DeviceSetup` is what the assembly (daq.station.assembly) builds for one device and what a
 reader runs: transport, decoder, the pipelines its channels feed, and each dial's static meta.
 """
@@ -17,11 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
-from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.input_text import HEX_BYTES, printable_text, shown
+from daq.profiles.losses import LossCounter, LossNotice
+from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
 from daq.station.dial_pipeline import DialPipeline
 from daq.transports.base import Transport
 
 log = logging.getLogger(__name__)
+
+GARBAGE_WARN_S = 5.0
 
 
 class Decoder(Protocol):
@@ -38,6 +46,7 @@ class DeviceSetup:
     decoder: Decoder
     routes: dict[str, DialPipeline] = field(default_factory=dict)  # channel -> pipeline
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # dial -> static part of its meta
+    expects: str = ""  # what the profile expects, in words (daq.input_text.expectation)
 
     @property
     def pipelines(self) -> list[DialPipeline]:
@@ -59,6 +68,7 @@ class DeviceReader:
         on_event: EventSink,
         on_connection: ConnectionSink,
         retry_s: tuple[float, float] = (0.25, 5.0),
+        expects: str = "",
     ) -> None:
         self.transport = transport
         self.decoder = decoder
@@ -68,7 +78,14 @@ class DeviceReader:
         self.retry_first, self.retry_max = retry_s
         self.garbage = 0
         self._garbage_reported = 0
+        self.losses = LossCounter()  # discarded lines, device-side loss (daq.profiles.losses)
+        self._loss_timer: asyncio.TimerHandle | None = None
         self._unavailable_said = ""
+        self.expects = expects
+        self._garbage_watch = False  # garbage came since the last reading: the warning is armed or said
+        self._garbage_timer: asyncio.TimerHandle | None = None
+        self._garbage_since = 0
+        self._last_garbage: Garbage | None = None
 
     @property
     def dial_ids(self) -> list[str]:
@@ -85,6 +102,13 @@ class DeviceReader:
             self.on_event(kind, dial, why, {"device": self.transport.describe})
 
     async def run(self) -> None:
+        """Open, read, reopen after an unplug, until cancelled."""
+        try:
+            await self._run()
+        finally:
+            self._decoded()
+
+    async def _run(self) -> None:
         delay = self.retry_first
         while True:
             try:
@@ -122,16 +146,78 @@ class DeviceReader:
             for chunk in await read():
                 for item in feed(chunk):
                     if isinstance(item, Reading):
+                        if self._garbage_watch:
+                            self._decoded()
                         pipeline = routes.get(item.channel)
                         if pipeline is not None:
                             pipeline.on_reading(item)
                     elif isinstance(item, Garbage):
                         self._count_garbage(item)
                     elif isinstance(item, ButtonEvent):
+                        if self._garbage_watch:
+                            self._decoded()
                         self._button(item)
+                    elif isinstance(item, Discarded | DeviceLoss):
+                        self._count_loss(self.losses.count(item))
+            self._flush_losses()
+
+    def _flush_losses(self) -> None:
+        """Announce device-side loss held back by the throttle; a timer makes sure it is said
+        even when the device sends nothing more."""
+        if (held := self.losses.flush()) is not None:
+            self._count_loss(held)
+        elif self._loss_timer is None and (wait := self.losses.held_for()) is not None:
+            self._loss_timer = asyncio.get_running_loop().call_later(wait + 0.01, self._loss_timer_fired)
+
+    def _loss_timer_fired(self) -> None:
+        self._loss_timer = None
+        self._flush_losses()
+
+    def _count_loss(self, notice: LossNotice) -> None:
+        """Input lost before it became a reading: counted in health, announced on events."""
+        for pipeline in self.routes.values():
+            pipeline.stats.extra[notice.key] = pipeline.stats.extra.get(notice.key, 0) + notice.amount
+            break
+        if notice.kind is not None:
+            dials = self.dial_ids
+            data = {**notice.data, "device": self.transport.describe}
+            self.on_event(notice.kind, dials[0] if len(dials) == 1 else None, notice.message, data)
+
+    def _decoded(self) -> None:
+        """Something decoded: the garbage warning is called off, and armed again by the next garbage."""
+        self._garbage_watch = False
+        if self._garbage_timer is not None:
+            self._garbage_timer.cancel()
+            self._garbage_timer = None
+
+    def _warn_garbage(self) -> None:
+        """GARBAGE_WARN_S of garbage and nothing else: one line on the terminal, quoting the input."""
+        self._garbage_timer = None
+        item = self._last_garbage
+        if item is None:
+            return
+        count = self.garbage - self._garbage_since
+        expects = f"; the profile expects {self.expects}" if self.expects else ""
+        log.warning(
+            "%s: nothing decoded for %.0f s, only garbage from %s (%d inputs): last %s (%s)%s",
+            ",".join(self.dial_ids),
+            GARBAGE_WARN_S,
+            self.transport.describe,
+            count,
+            shown(item.data),
+            item.reason,
+            expects,
+        )
 
     def _count_garbage(self, item: Garbage) -> None:
+        if item.continues:
+            return  # more of a run counted already: one count per undecodable run, not per read
         self.garbage += 1
+        self._last_garbage = item
+        if not self._garbage_watch:
+            self._garbage_watch = True
+            self._garbage_since = self.garbage - 1
+            self._garbage_timer = asyncio.get_running_loop().call_later(GARBAGE_WARN_S, self._warn_garbage)
         for pipeline in self.routes.values():
             pipeline.stats.garbage += 1
             break
@@ -145,7 +231,8 @@ class DeviceReader:
                 f"{item.reason} ({self.garbage} so far from {self.transport.describe})",
                 {
                     "count": self.garbage,
-                    "sample_hex": item.data[:32].hex(" "),
+                    "sample_hex": item.data[:HEX_BYTES].hex(" "),
+                    "sample_text": printable_text(item.data),
                     "device": self.transport.describe,
                 },
             )

@@ -1,7 +1,9 @@
 """The station's health: retained on `<root>/<station>/health` every few seconds, read by `daq status`.
 
-Per dial: samples, measured rate, garbage, connected, reconnects; the outbox depth; the broker
-connection's counts. An addition to the contract's topics, inside the station's subtree.
+Per dial: samples, measured rate, garbage (undecodable runs of input), discarded (lines dropped on
+purpose), device_lost (reports the device's own counter says never arrived), connected,
+reconnects; the outbox depth; the broker connection's counts. An addition to the contract's topics,
+inside the station's subtree.
 
 The reporter reads what it is given: the dials' stats, the outbox's `stats()` (the outbox
 protocol), the broker connection's counters, and the read clock.
@@ -84,6 +86,8 @@ class HealthReporter:
                 "samples": stats.samples,
                 "rate_hz": round((stats.samples - before) / elapsed, 2) if elapsed >= 1.0 else None,
                 "garbage": stats.garbage,
+                "discarded": stats.extra.get("discarded", 0),
+                "device_lost": stats.extra.get("device_lost", 0),
                 "buttons": stats.buttons,
                 "reconnects": max(stats.reconnects - 1, 0),
                 "last_value": stats.last_value,

@@ -12,6 +12,7 @@ from pathlib import Path
 from daq.calibration import RawRange
 from daq.config import DaqConfig, DialConfig
 from daq.exceptions import ConfigError, ProfileError
+from daq.input_text import expectation
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import Channel
@@ -62,7 +63,8 @@ def build_profiled(config: DaqConfig, dials: Sequence[DialConfig], make_pipeline
     setups = []
     for loaded, members in groups.values():
         profile = loaded.profile
-        setup = DeviceSetup(make_transport(profile, members[0][1].attachment), make_decoder(loaded))
+        transport = make_transport(profile, members[0][1].attachment)
+        setup = DeviceSetup(transport, make_decoder(loaded), expects=expectation(profile))
         for index, dial in members:
             channel_name = dial.channel or profile.default_channel
             channel = profile.channels.get(channel_name)

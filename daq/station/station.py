@@ -85,7 +85,7 @@ class Station:
             topics.health,
         )
         self.readers = [
-            DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta)
+            DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta, expects=s.expects)
             for s in self.devices
         ]
 

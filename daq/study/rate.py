@@ -32,7 +32,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from daq.mediaclock.mqtt_follow import position_topic
-from daq.recorder import safe_name
+from daq.recording import safe_name
 from daq.station.station import Station
 from daq.study.sitting import SITTING_FILE, VideoId, write_json_atomic
 

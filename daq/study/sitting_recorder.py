@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from daq.recorder import Recorder
 from daq.seqtrack import SeqTracker
+from daq.subscribers.recorder import Recorder
 
 
 class SittingRecorder(Recorder):

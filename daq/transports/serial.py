@@ -296,10 +296,12 @@ class _Hub:
         self._thread.start()
 
     def _op(self, op: str, reader: _Reader, *, last: bool = False) -> None:
+        # The wake byte is written under the lock: the thread takes the ops under it too, so it cannot
+        # take the last port's remove (and close the pipe) before that byte is written.
         with self._ops_lock:
             self._ops.append((op, reader))
             self._closing = self._closing or last
-        os.write(self._wake_w, b"x")
+            os.write(self._wake_w, b"x")
 
     def _apply_ops(self) -> bool:
         """Apply the queued adds and removes; True when the last port is gone and the thread must end."""

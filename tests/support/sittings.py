@@ -1,6 +1,6 @@
 """Session folders in the recorder's format, written by hand for the analysis tests.
 
-The format is the one `daq record` writes today (see daq/recorder.py): a dial file
+The format is the one `daq record` writes today (see daq/recording.py): a dial file
 `<out>/<station>/<session>/<dial>.csv` of `# key: value` header lines, the column line
 `boot,seq,t_ns,media_s,timecode,frame,value,raw,replay` and one row per sample; and the session's
 `summary.json`. The metadata keys the analysis reads (`video`, `rater`, `dimension`) go into

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from daq.watch.bridge import WatchBridge
+from daq.subscribers.watch.bridge import WatchBridge
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,327 @@
+"""`daq record`: the subscriber that turns sample messages into rows, dropping duplicates and reporting gaps.
+
+It is one subscriber among many and gets nothing the others don't: it reads only the
+topics in CONTRACT.md. Duplicates (after a reconnect) are dropped by (boot, dial, seq);
+gaps are reported as they appear and listed in each session's summary.json. The files are
+`record_files`' job, their format `daq.recording`'s, the merge of a group's parts `record_merge`'s.
+
+Stations: one id, several (`["lab-a", "lab-b"]`), or `+` for every station, including
+those that appear later; each station's sessions go to `<out>/<station>/<session>/`.
+
+Acknowledgements: a QoS 1 message is acknowledged to the broker only after its rows are
+written and flushed to the operating system (in receive order, in batches whenever the local
+queue runs empty). So a recorder that is killed loses nothing the broker still holds for it:
+with `persistent=True` (clean start off, a session expiry) the broker redelivers every
+unacknowledged message, and everything published while it was away, when it reconnects with
+the same client id. Rows already in the file are not written twice: an existing file is read
+when it is reopened, and its (boot, seq) pairs count as seen.
+
+Shared subscriptions (`share="GROUP"`, MQTT `$share/GROUP/...`) split the samples between the
+recorders of a group; status, session and meta stay plain subscriptions so that every recorder
+writes complete headers. Each recorder then holds only a part of each dial, in a file of its own,
+`<dial>@<recorder-id>.csv`; `record_merge.merge_recordings` combines the parts into `<dial>.csv`.
+What the broker guarantees inside a group (measured with Mosquitto 2.0) is in
+config/brokers/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from daq import mqtt
+from daq.config import BrokerConfig
+from daq.ids import ID_PATTERN, ID_RULE
+from daq.seqtrack import SeqTracker
+from daq.subscribers.record_files import DialFile, RecordingFiles, header_fields
+from daq.topics import parse_topic, subscriber_filters
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_EXPIRY_S = 86400
+RECEIVE_MAXIMUM = 200  # MQTT 5: messages the broker may have in flight to us, unacknowledged
+DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for this long
+DRAIN_MAX_S = 10.0
+
+_ID = re.compile(ID_PATTERN)
+
+
+def parse_stations(values: str | Iterable[str]) -> list[str]:
+    """Station ids from `"lab-a"`, `"lab-a,lab-b"` or several of those; `+` means all (and wins)."""
+    items = [values] if isinstance(values, str) else list(values)
+    stations: list[str] = []
+    for item in items:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            if part != "+" and not _ID.match(part):
+                raise ValueError(f"{part!r} is not a station id: use {ID_RULE}, or '+' for every station")
+            if part not in stations:
+                stations.append(part)
+    if not stations or "+" in stations:
+        return ["+"]
+    return stations
+
+
+def check_name(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{value!r} is not a valid {what}: use {ID_RULE}")
+    return value
+
+
+@dataclass
+class RecentSeqs:
+    """The seqs seen lately, to drop re-sent duplicates when a group member holds only every n-th sample.
+
+    A SeqTracker would keep a "gap" for every hole the other members fill. Re-sent messages are
+    the ones in flight at a reconnect (at most the receive maximum), so the last WINDOW seqs are
+    plenty; anything older is accepted (`merge` removes duplicates exactly).
+    """
+
+    WINDOW = 1 << 16
+    seqs: set[int] = field(default_factory=set)
+    top: int = -1
+
+    def add(self, seq: int) -> bool:
+        """False for a duplicate."""
+        if seq in self.seqs:
+            return False
+        self.seqs.add(seq)
+        if seq > self.top:
+            self.top = seq
+        if len(self.seqs) > 2 * self.WINDOW:
+            floor = self.top - self.WINDOW
+            self.seqs = {s for s in self.seqs if s > floor}
+        return True
+
+
+@dataclass
+class RecorderStats:
+    rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (station, dial) -> rows written
+    duplicates: int = 0
+    invalid: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    last_seq: dict[tuple[str, str], int] = field(default_factory=dict)
+    messages: int = 0
+    late: int = 0  # accepted samples that came after a higher seq (they fill a gap)
+
+
+class Recorder:
+    """One `daq record`: subscribe, write each sample once, acknowledge what is written."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        out_dir: Path,
+        root: str = "daq",
+        station: str | Sequence[str] = "+",
+        client_id: str | None = None,
+        *,
+        share: str | None = None,
+        persistent: bool = False,
+        session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
+        on_new_station: Callable[[str], None] | None = None,
+    ) -> None:
+        if share is not None:
+            check_name(share, "shared subscription group")
+        if persistent and not client_id:
+            raise ValueError("a persistent session needs a fixed client id (--client-id)")
+        if share is not None and client_id is None:
+            client_id = f"rec-{secrets.token_hex(4)}"
+        if share is not None and client_id is not None:
+            check_name(client_id, "client id (it names this recorder's files)")
+        self.broker = broker
+        self.out_dir = out_dir
+        self.root = root
+        self.stations = parse_stations(station)
+        self.station = ",".join(self.stations)
+        self.client_id = client_id
+        self.share = share
+        self.persistent = persistent
+        self.session_expiry_s = session_expiry_s
+        self.on_new_station = on_new_station
+        self.stats = RecorderStats()
+        self.metas: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.seen_stations: set[str] = set()
+        self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
+        self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
+        self.files = RecordingFiles(out_dir, self.recorder_id, share, self._resumed)
+        self.mqtt_session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
+        self.connected = self.mqtt_session.connected  # set while connected and subscribed
+
+    @property
+    def recorder_id(self) -> str | None:
+        """What names this recorder's files in a shared group."""
+        return self.client_id if self.share is not None else None
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def filters(self) -> list[str]:
+        """Plain filters first (status, session, meta: every recorder needs the headers), then samples."""
+        plain: list[str] = []
+        for station in self.stations:
+            plain += [f for f in subscriber_filters(self.root, station) if not f.endswith("/samples")]
+        return plain + self.sample_filters()
+
+    def sample_filters(self) -> list[str]:
+        prefix = f"$share/{self.share}/" if self.share is not None else ""
+        return [f"{prefix}{self.root}/{station}/dials/+/samples" for station in self.stations]
+
+    def connect_options(self) -> mqtt.ConnectOptions:
+        """Acknowledge only what is written (manual acks); a persistent session outlives us on the broker."""
+        return mqtt.ConnectOptions(
+            client_id=self.client_id,
+            clean=not self.persistent,
+            manual_ack=True,
+            receive_maximum=RECEIVE_MAXIMUM,
+            session_expiry_s=self.session_expiry_s if self.persistent else None,
+        )
+
+    # -- the connection ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Record until `stop`; BrokerRefused (exit 2) when the broker refuses us at the start."""
+
+        async def on_connected(connection: mqtt.Connection) -> None:
+            await mqtt.consume(connection, stop, self._take, commit=self.files.flush)
+            await self._leave(connection)
+
+        try:
+            await self.mqtt_session.run(stop, on_connected)
+        finally:
+            self.close()
+
+    async def _leave(self, connection: mqtt.Connection) -> None:
+        """Leaving a shared group: hand our share to the others, then take what is still on its way to us.
+
+        Mosquitto keeps a message that it sent to a group member and that was not acknowledged in
+        that member's session (it does not give it to another member), and a persistent member that
+        is merely disconnected keeps getting its turn. So: unsubscribe the shared filters first (new
+        samples now go to the others), write and acknowledge what still arrives until it is quiet,
+        then disconnect with nothing left behind. Not a group member: what was not acknowledged is
+        sent again anyway.
+        """
+        if self.share is None:
+            return
+        try:
+            await connection.unsubscribe(self.sample_filters())
+        except (mqtt.MqttError, TimeoutError) as exc:
+            log.warning("recorder: could not leave the shared group cleanly (%s)", exc)
+        drained = await mqtt.consume_until_quiet(
+            connection, self._take, commit=self.files.flush, idle_s=DRAIN_IDLE_S, max_s=DRAIN_MAX_S
+        )
+        log.info("recorder: left shared group %s; %d messages drained", self.share, drained)
+
+    def _take(self, message: mqtt.Message) -> None:
+        self.stats.messages += 1
+        self.handle(message.topic, message.payload)
+
+    # -- messages ---------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        station, what, dial = parse_topic(self.root, topic)
+        if station not in self.seen_stations:
+            self.seen_stations.add(station)
+            if self.on_new_station is not None:
+                self.on_new_station(station)
+            else:
+                log.info("recorder: new station %s", station)
+        try:
+            body = orjson.loads(payload) if payload else None
+        except orjson.JSONDecodeError:
+            self.stats.invalid += 1
+            log.warning("recorder: %s is not JSON; ignored", topic)
+            return
+        if what == "samples" and dial is not None:
+            for sample in body if isinstance(body, list) else [body]:
+                if isinstance(sample, dict):
+                    self._sample(station, dial, sample)
+                else:
+                    self.stats.invalid += 1
+        elif what == "meta" and dial is not None and isinstance(body, dict):
+            self.metas[(station, dial)] = body
+        elif what == "session" and isinstance(body, dict):
+            self.sessions[station] = body
+
+    def _sample(self, station: str, dial: str, sample: dict[str, Any]) -> None:
+        try:
+            boot, seq = str(sample["boot"]), int(sample["seq"])
+        except (KeyError, TypeError, ValueError):
+            self.stats.invalid += 1
+            return
+        session = str(sample.get("session") or "no-session")
+        handle = self._file(station, session, dial)  # first: an existing file tells what is seen
+        gap: tuple[int, int] | None = None
+        behind = False
+        if self.share is None:
+            tracker = self.trackers.setdefault((station, boot, dial), SeqTracker())
+            behind = seq <= tracker.last
+            accept, gap = tracker.offer(seq)
+        else:  # a part: the other seqs are with the other members, so holes are normal, not gaps
+            accept = self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
+        if not accept:
+            self.stats.duplicates += 1
+            return
+        if behind:
+            self.stats.late += 1
+            handle.late += 1
+        if gap is not None and self.share is None:  # in a shared group the other seqs are elsewhere
+            info = {
+                "station": station,
+                "dial": dial,
+                "boot": boot,
+                "first": gap[0],
+                "last": gap[1],
+                "count": gap[1] - gap[0] + 1,
+            }
+            self.stats.gaps.append(info)
+            log.warning(
+                "gap: %s/%s boot %s is missing seq %d..%d (%d samples)",
+                station,
+                dial,
+                boot,
+                gap[0],
+                gap[1],
+                info["count"],
+            )
+        self.files.write(handle, sample)
+        key = (station, dial)
+        self.stats.rows[key] = self.stats.rows.get(key, 0) + 1
+        self.stats.last_seq[key] = max(seq, self.stats.last_seq.get(key, -1))
+
+    def _file(self, station: str, session: str, dial: str) -> DialFile:
+        def header() -> dict[str, object]:
+            meta = self.metas.get((station, dial), {})
+            clock = self.sessions.get(station, {}).get("clock", {})
+            return header_fields(station, session, dial, meta, clock, self.client_id, self.share)
+
+        return self.files.file(station, session, dial, header)
+
+    def _resumed(self, station: str, dial: str, seen: dict[str, list[int]]) -> None:
+        """A file of an earlier run is continued: the samples in it count as seen."""
+        for boot, seqs in seen.items():
+            for seq in sorted(seqs):
+                if self.share is None:
+                    self.trackers.setdefault((station, boot, dial), SeqTracker()).offer(seq)
+                else:
+                    self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
+
+    def _gaps(self, station: str, dials: set[str]) -> list[dict[str, Any]]:
+        return [
+            {"dial": d, "boot": b, "missing": t.missing}
+            for (st, b, d), t in self.trackers.items()
+            if st == station and d in dials and t.missing
+        ]
+
+    def close(self) -> None:
+        """Close the files and write each session's summary.json."""
+        self.files.close(self._gaps, self.stats.duplicates)

@@ -1,0 +1,381 @@
+"""The input edges of decoding (issues 13 and 14): hostile patterns, lines dropped on purpose,
+garbage counted per run, a device's own sequence counter, and numbers a profile may not hold."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daq.exceptions import ProfileError
+from daq.profiles.decode import Decoder, make_decoder
+from daq.profiles.loader import ProfileRegistry, profile_from_dict
+from daq.profiles.losses import LossCounter
+from daq.profiles.model import Profile
+from daq.reading import Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
+
+REGISTRY = ProfileRegistry.load()
+HOSTILE = "S=(?P<pos>([0-9]+)+)"
+
+
+def line_profile(**framing: Any) -> dict[str, Any]:
+    return {
+        "spec": 1,
+        "id": "t",
+        "name": "t",
+        "transport": "serial",
+        "source": "test",
+        "serial": {"baud": 9600},
+        "framing": {"kind": "line", **framing},
+        "channels": {"pos": {"kind": "absolute"}},
+    }
+
+
+def feed(dec: Decoder, *chunks: bytes) -> list[Decoded]:
+    out: list[Decoded] = []
+    for i, chunk in enumerate(chunks):
+        out += dec.feed(Chunk(chunk, 1000 + i))
+    return out
+
+
+def counted_garbage(out: list[Decoded]) -> int:
+    """What a device reader counts: one per undecodable run."""
+    return sum(1 for g in out if isinstance(g, Garbage) and not g.continues)
+
+
+# ---------------------------------------------------------------- 13.4: a pattern cannot hang the station
+
+
+def test_a_catastrophic_pattern_costs_microseconds_not_seconds() -> None:
+    # With Python's re this pattern backtracks 2**n ways on 'S=' + n digits + 'x': 17 s at n=28.
+    profile = profile_from_dict(line_profile(pattern=HOSTILE, max_length=65536))
+    dec = make_decoder(profile, synced=True)
+    hostile = b"S=" + b"1" * 28 + b"x\n"
+    worst = b"S=" + b"1" * 65533 + b"x\n"  # the longest line the framing allows
+    started = time.perf_counter()
+    out = feed(dec, hostile, worst, b"S=512\n")
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.2, f"decoding hostile lines took {elapsed:.3f} s"
+    assert [type(i) for i in out] == [Garbage, Garbage, Reading]
+    assert out[-1] == Reading("pos", 512, 1002)
+
+
+def test_line_length_is_bounded() -> None:
+    with pytest.raises(ProfileError, match=r"framing\.max_length"):
+        profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", max_length=10**6))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "key"),
+    [
+        ("(?P<pos>[0-9]+)(?!x)", "framing.pattern"),  # look-ahead
+        ("(?P<pos>[0-9])(?P=pos)", "framing.pattern"),  # back-reference
+        (r"(?P<pos>[0-9])\1", "framing.pattern"),
+        ("(?<=S)(?P<pos>[0-9]+)", "framing.pattern"),  # look-behind
+    ],
+)
+def test_patterns_re2_cannot_run_are_refused_with_the_fix(pattern: str, key: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        profile_from_dict(line_profile(pattern=pattern))
+    message = str(info.value)
+    assert key in message and "RE2" in message and "linear time" in message
+
+
+def test_ignore_patterns_are_linear_too() -> None:
+    with pytest.raises(ProfileError, match=r"framing\.ignore\[0\].*RE2"):
+        profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", ignore=["^(?!t,)[a-z]"]))
+    profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", ignore=["^(a|a)*$"]))
+    dec = make_decoder(profile, synced=True)
+    started = time.perf_counter()
+    out = feed(dec, b"a" * 200 + b"\n", b"7\n")
+    assert time.perf_counter() - started < 0.1
+    assert out == [Reading("pos", 7, 1001)]
+    assert dec.ignored == 1
+
+
+def test_bundled_ignore_patterns_keep_their_meaning() -> None:
+    teensy = make_decoder(REGISTRY.get("teensy-fast"), synced=True)
+    out = feed(teensy, b"teensy v1\r\nt,5,2048\r\nt\r\n# c\r\n3\r\n")
+    assert [r.raw for r in out if isinstance(r, Reading)] == [2048, 3]
+    assert teensy.ignored == 3
+    encoder = make_decoder(REGISTRY.get("arduino-encoder"), synced=True)
+    out = feed(encoder, b"READY\r\nE:0\r\nB:1\r\nEncoder\r\nBye\r\nE:4\r\n")
+    assert [r.raw for r in out if isinstance(r, Reading)] == [4]
+    assert encoder.ignored == 3
+
+
+# ---------------------------------------------------------------- 14: discard_first_line
+
+
+def test_without_discard_first_line_every_line_is_read_after_each_open() -> None:
+    dec = make_decoder(profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)")))  # not synced: as after open
+    assert feed(dec, b"5\n6\n") == [Reading("pos", 5, 1000), Reading("pos", 6, 1000)]
+    dec.reset()  # unplugged and replugged
+    assert feed(dec, b"7\n") == [Reading("pos", 7, 1000)]
+
+
+def test_a_discarded_first_line_is_an_item_not_silence() -> None:
+    dec = make_decoder(profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", discard_first_line=True)))
+    out = feed(dec, b"12\n", b"512\n")
+    assert out == [Discarded(out[0].reason, b"12", 1000), Reading("pos", 512, 1001)]  # type: ignore[union-attr]
+    assert "first line" in out[0].reason  # type: ignore[union-attr]
+    assert dec.ignored == 0
+    dec.reset()
+    assert [type(i) for i in feed(dec, b"1\n2\n")] == [Discarded, Reading]
+
+
+def test_an_empty_or_banner_first_line_drops_no_reading() -> None:
+    profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", discard_first_line=True, ignore=["^#"]))
+    for first in (b"\r\n", b"# v2\n"):
+        dec = make_decoder(profile)
+        assert feed(dec, first + b"5\n") == [Reading("pos", 5, 1000)]  # synced by it: nothing to announce
+        assert dec.ignored == 1
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_an_overlong_first_line_is_discarded_however_it_is_read(split: bool) -> None:
+    dec = make_decoder(
+        profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", max_length=8, discard_first_line=True))
+    )
+    data = b"1" * 30 + b"\n5\n"
+    out = feed(dec, *([data[:10], data[10:20], data[20:]] if split else [data]))
+    assert [type(i) for i in out] == [Discarded, Reading]
+
+
+def test_which_bundled_profiles_discard_their_first_line() -> None:
+    discarding = sorted(p.id for p in REGISTRY.all() if getattr(p.profile.framing, "discard_first_line", False))
+    # Arduino boards reset when the port opens; the Teensy streams without pause (README, firmware profiles).
+    assert discarding == ["arduino-encoder", "arduino-pot", "teensy-fast"]
+
+
+# ---------------------------------------------------------------- 14: garbage counted per run, not per read
+
+
+def frame_v1(position: int, buttons: int = 0) -> bytes:
+    body = bytes([0xAA, 0x55, position & 0xFF, position >> 8, buttons])
+    check = 0
+    for b in body:
+        check ^= b
+    return body + bytes([check])
+
+
+def test_the_same_junk_split_over_three_reads_counts_once() -> None:
+    junk = bytes(range(0x10, 0x40))  # no sync in it
+    stream = frame_v1(1) + junk + frame_v1(2)
+    whole = feed(make_decoder(REGISTRY.get("dialdaq-frame-v1"), synced=True), stream)
+    a, b = 6 + 16, 6 + 32
+    split = feed(make_decoder(REGISTRY.get("dialdaq-frame-v1"), synced=True), stream[:a], stream[a:b], stream[b:])
+    assert counted_garbage(whole) == counted_garbage(split) == 1
+    assert sum(len(g.data) for g in split if isinstance(g, Garbage)) == len(junk)
+    assert [r.raw for r in split if isinstance(r, Reading)] == [1, 2]
+
+
+def test_two_runs_count_twice() -> None:
+    stream = frame_v1(1) + b"\x01\x02" + frame_v1(2) + frame_v1(3)[:-1] + b"\x00" + frame_v1(4)
+    out = feed(make_decoder(REGISTRY.get("dialdaq-frame-v1"), synced=True), stream)
+    assert counted_garbage(out) == 2
+    assert [r.raw for r in out if isinstance(r, Reading)] == [1, 2, 4]
+
+
+JUNK = st.one_of(
+    st.binary(min_size=1, max_size=30),
+    st.builds(lambda f, n: f[:n], st.builds(frame_v1, st.integers(0, 1023)), st.integers(1, 5)),
+    st.lists(st.integers(0x80, 0xFF), min_size=1, max_size=20).map(bytes),
+)
+LINE_JUNK = st.one_of(
+    st.binary(min_size=1, max_size=30).map(lambda b: b.replace(b"\n", b"") + b"\n"),
+    st.text("0123456789", min_size=17, max_size=60).map(lambda t: t.encode() + b"\n"),
+    st.sampled_from([b"Ready\n", b"12a\n", b"\xff\xfe\n", b"99999\n"]),
+)
+
+
+def splits(data: st.DataObject, stream: bytes) -> list[bytes]:
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=15)))
+    bounds = [0, *cuts, len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+@pytest.mark.parametrize("pid", ["dialdaq-frame-v1", "arduino-pot", "teensy-fast", "arduino-encoder"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_split_points_do_not_change_the_garbage_count(pid: str, data: st.DataObject) -> None:
+    binary = pid == "dialdaq-frame-v1"
+    parts: list[bytes] = []
+    for _ in range(data.draw(st.integers(1, 12))):
+        if data.draw(st.booleans()):
+            parts.append(data.draw(JUNK if binary else LINE_JUNK))
+        value = data.draw(st.integers(0, 1023))
+        parts.append(frame_v1(value) if binary else b"%d\n" % value)
+    stream = b"".join(parts)
+    synced = data.draw(st.booleans())  # also across the first line a profile discards
+    whole = feed(make_decoder(REGISTRY.get(pid), synced=synced), stream)
+    split = feed(make_decoder(REGISTRY.get(pid), synced=synced), *splits(data, stream))
+    assert counted_garbage(split) == counted_garbage(whole)
+    assert sum(isinstance(i, Discarded) for i in split) == sum(isinstance(i, Discarded) for i in whole)
+    assert [(r.channel, r.raw) for r in split if isinstance(r, Reading)] == [
+        (r.channel, r.raw) for r in whole if isinstance(r, Reading)
+    ]
+
+
+# ---------------------------------------------------------------- 14: the device's own sequence counter
+
+
+def seq_line_profile(**sequence: Any) -> Profile:
+    data = line_profile(pattern="(?P<n>[0-9]+),(?P<pos>[0-9]+)")
+    data["sequence"] = {"field": "n", **sequence}
+    return profile_from_dict(data)
+
+
+def losses(out: list[Decoded]) -> list[tuple[int, int, int]]:
+    return [(i.lost, i.expected, i.got) for i in out if isinstance(i, DeviceLoss)]
+
+
+def test_a_jump_in_the_device_counter_is_device_side_loss() -> None:
+    dec = make_decoder(seq_line_profile(wrap=256), synced=True)
+    lines = [b"%d,%d\n" % (n % 256, n) for n in [250, 251, 252, 255, 256, 257, 260]]  # 253, 254, 258, 259 lost
+    out = feed(dec, b"".join(lines))
+    assert losses(out) == [(2, 253, 255), (2, 2, 4)]
+    assert len([r for r in out if isinstance(r, Reading)]) == len(lines)  # the readings themselves all pass
+
+
+def test_a_repeat_a_restart_and_a_reconnect_are_no_loss() -> None:
+    dec = make_decoder(seq_line_profile(wrap=256), synced=True)
+    out = feed(dec, b"10,1\n10,1\n11,1\n0,1\n1,1\n")  # a repeat; 11 -> 0 is a restart (more than half back)
+    assert losses(out) == []
+    dec.reset()  # after a reconnect the first report is the new baseline
+    assert losses(feed(dec, b"90,1\n91,1\n")) == []
+
+
+def test_an_unbounded_line_counter() -> None:
+    dec = make_decoder(seq_line_profile(), synced=True)
+    assert losses(feed(dec, b"1000,1\n1001,1\n1005,1\n3,1\n4,1\n")) == [(3, 1002, 1005)]
+
+
+def test_a_binary_counter_wraps_at_its_width_by_default() -> None:
+    data = {
+        "spec": 1,
+        "id": "b",
+        "name": "b",
+        "transport": "serial",
+        "source": "test",
+        "serial": {"baud": 9600},
+        "framing": {"kind": "binary", "sync": "AA", "length": 4},
+        "fields": {"n": {"offset": 1, "type": "uint8"}, "pos": {"offset": 2, "type": "uint16le"}},
+        "channels": {"pos": {"kind": "absolute"}},
+        "sequence": {"field": "n"},
+    }
+    dec = make_decoder(profile_from_dict(data), synced=True)
+    frames = b"".join(bytes([0xAA, n, 5, 0]) for n in [254, 255, 1, 2])  # 0 lost at the wrap
+    assert losses(feed(dec, frames)) == [(1, 0, 1)]
+
+
+def test_a_report_counter() -> None:
+    data = {
+        "spec": 1,
+        "id": "r",
+        "name": "r",
+        "transport": "hid",
+        "source": "test",
+        "framing": {"kind": "report", "length": 3},
+        "fields": {"n": {"offset": 0, "type": "uint8"}, "pos": {"offset": 1, "type": "int8"}},
+        "channels": {"pos": {"kind": "absolute"}},
+        "sequence": {"field": "n", "wrap": 16},
+    }
+    dec = make_decoder(profile_from_dict(data), synced=True)
+    assert losses(feed(dec, bytes([14, 1, 0]), bytes([15, 1, 0]), bytes([3, 2, 0]))) == [(3, 0, 3)]
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"sequence": {"field": "nope"}}, "sequence.field"),
+        ({"sequence": {"field": "n", "wrap": 1}}, "sequence.wrap"),
+        ({"sequence": {"field": "n", "colour": 1}}, "sequence.colour"),
+    ],
+)
+def test_sequence_mistakes_name_the_key(change: dict[str, Any], key: str) -> None:
+    data = {**line_profile(pattern="(?P<n>[0-9]+),(?P<pos>[0-9]+)"), **change}
+    with pytest.raises(ProfileError, match=key.replace(".", r"\.")):
+        profile_from_dict(data)
+
+
+def test_input_events_carry_no_sequence() -> None:
+    data = REGISTRY.get("griffin-powermate-evdev").profile.model_dump(exclude_none=True)
+    data["sequence"] = {"field": next(iter(data["framing"]["events"]))}
+    with pytest.raises(ProfileError, match="sequence: evdev input carries no report counter"):
+        profile_from_dict(data)
+
+
+def test_the_schema_describes_sequence() -> None:
+    schema = Profile.model_json_schema()
+    assert "sequence" in schema["properties"]
+    assert set(schema["$defs"]["SequenceCounter"]["properties"]) == {"field", "wrap"}
+
+
+def test_device_lost_events_are_throttled_but_every_count_kept() -> None:
+    now = [0.0]
+    counter = LossCounter(clock=lambda: now[0])
+    notices = [counter.count(DeviceLoss(2, 5, 7, 0))]
+    now[0] = 0.5
+    notices.append(counter.count(DeviceLoss(1, 9, 10, 0)))
+    now[0] = 1.2
+    notices.append(counter.count(DeviceLoss(4, 11, 15, 0)))
+    assert [n.amount for n in notices] == [2, 1, 4]
+    assert [n.kind for n in notices] == ["input.device_lost", None, "input.device_lost"]
+    assert notices[2].data["lost"] == 5 and notices[2].data["jumps"] == 2 and notices[2].data["total"] == 7
+    assert counter.device_lost == 7
+    # A burst's last jump, held back, is announced at the first read after the interval.
+    now[0] = 1.5
+    notices.append(counter.count(DeviceLoss(3, 16, 19, 0)))
+    assert notices[-1].kind is None and counter.flush() is None
+    now[0] = 2.3
+    held = counter.flush()
+    assert held is not None and (held.kind, held.amount, held.data["lost"], held.data["total"]) == (
+        "input.device_lost",
+        0,
+        3,
+        10,
+    )
+    assert counter.flush() is None
+    discarded = counter.count(Discarded("the first line", b"12\r\n", 0))
+    assert (discarded.key, discarded.kind, discarded.data["input"]) == ("discarded", "input.discarded", "12")
+
+
+# ---------------------------------------------------------------- 13.7: numbers a profile may not hold
+
+
+@pytest.mark.parametrize(
+    ("channel", "key"),
+    [
+        ({"kind": "absolute", "range": [0, float("nan")]}, "channels.pos.range"),
+        ({"kind": "absolute", "range": [0, float("inf")]}, "channels.pos.range"),
+        ({"kind": "absolute", "range": [-1e308, 1e308]}, "channels.pos.range"),
+        ({"kind": "relative", "max_delta": float("inf")}, "channels.pos.max_delta"),
+        ({"kind": "relative", "counts_per_turn": 1e-320}, "channels.pos.counts_per_turn"),
+        ({"kind": "relative", "counts_per_turn": float("nan")}, "channels.pos.counts_per_turn"),
+        ({"kind": "relative", "detents_per_turn": 10**400}, "channels.pos.detents_per_turn"),
+    ],
+)
+def test_non_finite_profile_numbers_are_refused(channel: dict[str, Any], key: str) -> None:
+    data = line_profile(pattern="(?P<pos>[0-9]+)")
+    data["channels"] = {"pos": channel}
+    with pytest.raises(ProfileError, match=key.replace(".", r"\.")):
+        profile_from_dict(data)
+
+
+def test_a_nan_in_a_profile_file_is_refused(tmp_path: Any) -> None:
+    from daq.profiles.loader import load_profile
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'spec = 1\nid = "p"\nname = "p"\ntransport = "serial"\nsource = "t"\n[serial]\nbaud = 9600\n'
+        "[framing]\nkind = \"line\"\npattern = '(?P<pos>[0-9]+)'\n"
+        '[channels.pos]\nkind = "absolute"\nrange = [0, nan]\n'
+    )
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert str(path) in str(info.value) and "channels.pos.range" in str(info.value) and "finite" in str(info.value)
