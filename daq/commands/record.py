@@ -119,18 +119,15 @@ def handle(args: argparse.Namespace) -> int:
             f"recording {stations} from {config.broker.address.display()}{extra} into {args.out}/",
             flush=True,
         )
-        # Whether it ever reached the broker: the recorder's `connected` is set while it is connected.
-        reached = asyncio.create_task(recorder.connected.wait())
-        try:
-            await recorder.run(stop)
-        finally:
-            reached.cancel()
+        await recorder.run(stop)
         print_summary(recorder)
-        if recorder.connected.is_set() or (reached.done() and not reached.cancelled()):
+        session = recorder.mqtt_session
+        if session.connected_once:
             return EXIT_OK
         log.error(
-            "never reached the broker at %s: nothing was received or recorded; exit code %d",
+            "never reached the broker at %s (%s): nothing was received or recorded; exit code %d",
             config.broker.address.display(),
+            session.report.last or "stopped before the first attempt",
             EXIT_NO_BROKER,
         )
         return EXIT_NO_BROKER
