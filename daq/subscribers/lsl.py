@@ -190,6 +190,9 @@ class LslBridge:
         """Bridge until `stop`. BrokerRefused / ConfigError when the broker refuses us at start."""
 
         async def on_connected(connection: mqtt.Connection) -> None:
+            # `consume` waits on Connection.receive, which its tick can cancel without losing a message;
+            # cancelling aiomqtt's own `anext(messages)` at a tick could drop the one just taken (the
+            # first after an idle spell: a meta), which made a dial's stream irregular (tests/test_lsl.py).
             self.backlog = lambda: connection.queued
             await mqtt.consume(connection, stop, self.take, tick=self.tick, tick_s=TICK_S)
 
