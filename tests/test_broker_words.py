@@ -62,6 +62,7 @@ def test_unreachable_in_words() -> None:
     unreachable_net = OSError(errno.ENETUNREACH, "Network is unreachable")
     assert explain(wrapped(unreachable_net), "10.0.0.9", 1883) == "no route to 10.0.0.9:1883 (network is unreachable)"
     assert explain(aiomqtt.MqttError("Operation timed out"), "h", 1) == "no answer from h:1 (timed out)"
+    assert explain(aiomqtt.MqttError("[code:4] The client is not currently connected."), "h", 1) == "connection lost"
     assert explain(aiomqtt.MqttError("something else"), "h", 1) == "something else"
 
 
@@ -84,14 +85,21 @@ def test_retries_are_summarised(caplog: pytest.LogCaptureFixture) -> None:
     report.failed("nothing listens on h:1 (connection refused)")  # a new reason is said at once
     assert caplog.records[-1].getMessage().endswith("now: nothing listens on h:1 (connection refused)")
     now[0] += 4
-    report.connected(" as daq-x")
+    report.connected(", as daq-x")
     assert (
         caplog.records[-1].getMessage()
-        == "station: connected to mqtt://h:1 as daq-x after 35 s without it (22 attempts)"
+        == "station: connected to mqtt://h:1 after 35 s without it (22 failed attempts), as daq-x"
     )
     report.lost("connection lost")
     assert caplog.records[-1].getMessage() == "station: lost the broker at mqtt://h:1 (connection lost); reconnecting"
-    assert len(caplog.records) == 5
+    report.failed("nothing listens on h:1 (connection refused)")  # the loss was said: no second line
+    now[0] += 31
+    report.failed("nothing listens on h:1 (connection refused)")
+    assert caplog.records[-1].getMessage() == (
+        "station: still no broker at mqtt://h:1 after 31 s: 2 attempts, last error: nothing listens on h:1 "
+        "(connection refused)"
+    )
+    assert len(caplog.records) == 6
 
 
 def test_summary_interval_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

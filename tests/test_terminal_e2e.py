@@ -73,7 +73,8 @@ def test_run_against_a_closed_port_with_a_memory_outbox(tmp_path: Path) -> None:
 
 
 def test_run_that_reaches_the_broker_says_so_and_exits_0(tmp_path: Path) -> None:
-    """The broker comes up after the station: one line when it connects, and a clean exit."""
+    """The broker comes up after the station: one line when it connects, one when it is lost, and exit 0
+    (the broker was reached: what is left is in the outbox for the next start, as the line says)."""
     broker = Mosquitto(tmp_path / "broker")
     daemon = start_daq(
         ["run", "--broker", broker.url, "--station", "late", "--simulate", "1"],
@@ -87,15 +88,25 @@ def test_run_that_reaches_the_broker_says_so_and_exits_0(tmp_path: Path) -> None
             wait_for(lambda: "station: connected to" in log_of(tmp_path), timeout=30, what="connected")
             time.sleep(0.5)
         finally:
-            code = stop_process(daemon, signal.SIGINT, timeout=30)
             broker.stop()
+        wait_for(lambda: "still no broker" in log_of(tmp_path), timeout=30, what="a summary after the loss")
+        code = stop_process(daemon, signal.SIGINT, timeout=30)
     finally:
         stop_process(daemon)
     log = log_of(tmp_path)
     assert code == 0, log
     line = next(line for line in log.splitlines() if "station: connected to" in line)
-    assert re.search(r"connected to mqtt://127.0.0.1:\d+ as daq-late.* after \d+ s without it \(\d+ attempts\)", line)
+    assert re.search(
+        r"connected to mqtt://127.0.0.1:\d+ after \d+ s without it \(\d+ failed attempts\), as daq-late", line
+    )
     assert "never reached" not in log
+    lost = [line for line in log.splitlines() if "station: lost the broker at" in line]
+    assert len(lost) == 1 and lost[0].endswith("(connection lost); reconnecting"), log
+    after = log[log.index(lost[0]) :]
+    assert ", now:" not in after and "cannot reach the broker" not in after  # the loss is said once
+    assert re.search(
+        r"still no broker at mqtt://127.0.0.1:\d+ after \d+ s: \d+ attempts, last error: nothing listens", after
+    )
 
 
 def test_record_against_a_closed_port(tmp_path: Path) -> None:

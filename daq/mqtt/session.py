@@ -166,7 +166,7 @@ class Session:
             self.connected_once = True
             self.connected.set()
             self.report.connected(
-                f" as {self.options.client_id or '(random id)'}"
+                f", as {self.options.client_id or '(random id)'}"
                 + (f"; subscribed to {', '.join(filters)}" if filters else "")
             )
             await on_connected(connection)

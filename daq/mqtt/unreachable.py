@@ -62,6 +62,8 @@ def explain(exc: BaseException | str, host: str, port: int) -> str:
         return f"no route to {host}:{port} ({err.strerror.lower() if err and err.strerror else text})"
     if "timed out" in lowered:
         return f"no answer from {host}:{port} (timed out)"
+    if "not currently connected" in lowered or "disconnected during" in lowered or lowered == "connection lost":
+        return "connection lost"
     return text
 
 
@@ -126,6 +128,8 @@ class RetryReport:
                 why,
                 _span(self.summary_s),
             )
+        elif not self._said:  # the first failure after a loss: said by the summaries
+            self._said = why
         elif why != self._said:
             self._said = why
             self._summary_at = now
@@ -145,14 +149,15 @@ class RetryReport:
         now = self.clock()
         self.since = self._summary_at = now
         self.attempts = 0
-        self.last = self._said = why
+        self.last = why
+        self._said = ""
         self.log.warning("%s: lost the broker at %s (%s); reconnecting", self.name, self.where, why)
 
     def connected(self, detail: str) -> None:
         again = ""
         if self.since is not None:
-            again = f" after {_span(self.clock() - self.since)} without it ({self.attempts} attempts)"
-        self.log.info("%s: connected to %s%s%s", self.name, self.where, detail, again)
+            again = f" after {_span(self.clock() - self.since)} without it ({self.attempts} failed attempts)"
+        self.log.info("%s: connected to %s%s%s", self.name, self.where, again, detail)
         self.since = None
         self.attempts = 0
         self._ever_connected = True
