@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from pathlib import Path
 
 import aiomqtt
 import pytest
 
-from daq.config import BrokerConfig, build_config
+from daq.commands.run import start_line
+from daq.config import BrokerConfig, DaqConfig, build_config
 from daq.exceptions import ConfigError
 from daq.mqtt import unreachable
 from daq.mqtt.unreachable import RetryReport, explain
@@ -108,3 +110,24 @@ def test_summary_interval_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     for bad in ("", "x", "-1", "0"):
         monkeypatch.setenv("DAQ_RETRY_SUMMARY_S", bad)
         assert unreachable.summary_interval() == 30.0
+
+
+def test_the_start_line_names_dials_broker_outbox_and_clock(tmp_path: Path) -> None:
+    config = DaqConfig.model_validate(
+        {
+            "station": {"id": "lab-a"},
+            "broker": {"url": "broker.lab:1884"},
+            "outbox": {"path": str(tmp_path / "ob")},
+            "media": {"clock": "session", "rate": "29.97df", "autostart": False},
+            "dials": [
+                {"id": "k1", "profile": "arduino-uno-pot", "port": "/dev/ttyACM0"},
+                {"id": "k2", "profile": "arduino-uno-pot"},
+                {"id": "s1", "simulate": {"rate_hz": 12.5}},
+            ],
+        }
+    )
+    assert start_line(config) == (
+        "station lab-a: 3 dials: k1 (arduino-uno-pot on port=/dev/ttyACM0), k2 (arduino-uno-pot on any port that "
+        f"fits), s1 (simulated, 12.5 Hz); broker mqtt://broker.lab:1884; outbox {tmp_path / 'ob'}; media clock "
+        "session at 29.97df fps (session waits for a start command)"
+    )

@@ -64,7 +64,8 @@ def station_config(args: argparse.Namespace) -> DaqConfig:
 def describe_dial(dial: DialConfig) -> str:
     if dial.simulate is not None:
         return f"{dial.id} (simulated, {dial.simulate.rate_hz:g} Hz)"
-    return f"{dial.id} ({dial.profile} on {dial.attachment.describe()})"
+    where = "any port that fits" if dial.attachment.is_empty else dial.attachment.describe()
+    return f"{dial.id} ({dial.profile} on {where})"
 
 
 def outbox_place(config: DaqConfig) -> str:
@@ -75,6 +76,8 @@ def outbox_place(config: DaqConfig) -> str:
 
 def media_clock(config: DaqConfig) -> str:
     media = config.media
+    if media.clock == "none":
+        return "none (samples carry no media position)"
     start = "session starts now" if media.autostart else "session waits for a start command"
     return f"{media.clock} at {media.rate} fps ({start})"
 
