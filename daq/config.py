@@ -104,6 +104,9 @@ class BrokerConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        """HOST:PORT without a scheme (`--broker localhost:1883`) is taken as mqtt://HOST:PORT."""
+        if "://" not in value and value.strip():
+            value = f"mqtt://{value.strip()}"
         parse_broker_url(value)
         return value
 

@@ -30,6 +30,7 @@ TIER_OF_MODULE = {
     "test_timecode": "unit",
     "test_udev_rules": "unit",
     "test_units": "unit",
+    "test_broker_words": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
     "test_capture_unit": "unit",
@@ -71,6 +72,7 @@ TIER_OF_MODULE = {
     "test_serial_e2e": "e2e",
     "test_session_clock_e2e": "e2e",
     "test_shared_recorders": "e2e",
+    "test_terminal_e2e": "e2e",
     "test_timecode_cli": "e2e",
     "test_wheel_install": "e2e",
     # browser: a real headless Chromium

@@ -172,8 +172,12 @@ class Station:
                     await asyncio.wait_for(publisher, DRAIN_TIMEOUT_S)
             left = self.outbox.pending + self.outbox.inflight
             if left:
-                kept = "kept in the outbox for the next start" if self.outbox.stats().kind == "disk" else "LOST"
-                log.error("%d samples not delivered at exit (%s)", left, kept)
+                folder = getattr(self.outbox, "path", None)
+                if self.outbox.stats().kind == "disk":
+                    kept = f"(kept in the outbox for the next start): {folder}"
+                else:
+                    kept = "(LOST: the outbox is in memory)"
+                log.error("%d samples not delivered at exit %s", left, kept)
             self.outbox.close()
 
     async def _supervise(self, reader: DeviceReader) -> None:
