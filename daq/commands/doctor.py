@@ -3,7 +3,7 @@
     daq doctor [--config FILE] [--listen S] [--json]
 
 With --listen S each dial that passed the checks is opened for S seconds and what it sends is
-decoded (daq.listen): readings and their range, garbage with its reasons and the last
+decoded (daq.diagnose.listen): readings and their range, garbage with its reasons and the last
 undecodable input, discarded lines, buttons.
 
 Exit 0 when every dial is ready (or no config was given: then only this machine is
@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from daq.config import build_config, read_config_data
-from daq.doctor import diagnose, machine, render
+from daq.diagnose.doctor import diagnose, machine, render
 from daq.exceptions import ConfigError
 
 HELP = "check that each configured dial is present, readable and not held by a kernel driver, and say what to do"
@@ -45,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(None, "--listen", "give --config FILE, and seconds above 0 (at most 3600)")
     reports = diagnose(config) if config is not None else []
     if config is not None and args.listen is not None:
-        from daq.listen import listen
+        from daq.diagnose.listen import listen
 
         if not args.json:
             print(f"listening to the dials for {args.listen:g} s: turn each one, press its buttons ...", flush=True)

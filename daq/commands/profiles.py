@@ -8,8 +8,8 @@
 
 `decode` is how a lab tests a new profile before it has the device on the desk: feed it the
 bytes the firmware sends and see the readings (or why they are garbage). `capture` records
-exactly what a configured dial sends, with read times (daq.capture has the file format), and
-`decode --capture` replays it to the samples the daemon would publish (daq.replay); a guided
+exactly what a configured dial sends, with read times (daq.diagnose.capture has the file format), and
+`decode --capture` replays it to the samples the daemon would publish (daq.diagnose.replay); a guided
 capture also checks the dial's range, direction and button (PASS/FAIL).
 """
 
@@ -21,14 +21,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq.capture import read_capture
 from daq.config import build_config, read_config_data
+from daq.diagnose.capture import read_capture
+from daq.diagnose.replay import Check, guided_checks, public, replay
 from daq.exceptions import ConfigError, DeviceUnavailable, ProfileError
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
 from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Reading
-from daq.replay import Check, guided_checks, public, replay
 
 EXIT_OK = 0
 EXIT_NO_READING = 1
@@ -260,7 +260,7 @@ def _render_checks(checks: list[Check]) -> str:
 def cmd_capture(args: argparse.Namespace) -> int:
     import asyncio
 
-    from daq.capture_session import capture, terminal_ask
+    from daq.diagnose.capture_session import capture, terminal_ask
 
     if args.seconds is not None and not 0 < args.seconds <= 86400:
         raise ConfigError(None, "--seconds", "give seconds above 0")
