@@ -29,28 +29,19 @@ from daq.reading import Chunk, Decoded, Discarded, Garbage
 # ---------------------------------------------------------------- checksums
 
 
-def _crc8_maxim_table() -> list[int]:
+def _reflected_table(poly: int) -> list[int]:
+    """The byte table of a reflected (LSB-first) CRC with the reflected polynomial `poly`."""
     table = []
     for byte in range(256):
         crc = byte
         for _ in range(8):
-            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
         table.append(crc)
     return table
 
 
-def _crc16_modbus_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC8 = _crc8_maxim_table()
-_CRC16 = _crc16_modbus_table()
+_CRC8 = _reflected_table(0x8C)  # CRC-8/MAXIM: poly 0x31, reflected
+_CRC16 = _reflected_table(0xA001)  # CRC-16/MODBUS: poly 0x8005, reflected
 
 
 def sum8(data: bytes) -> int:

@@ -5,6 +5,7 @@ list of kinds, with each one's decoder, is daq.profiles.framing_registry.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -246,6 +247,15 @@ class ReportFraming(StrictModel):
         return frozenset()
 
 
+def _one_field_each(table: str, reads: Mapping[str, Hashable], what: str) -> None:
+    """Refuse two fields of `table` that read the same input (`reads`: field name -> the `what` it reads)."""
+    seen: dict[Hashable, str] = {}
+    for name, key in reads.items():
+        if key in seen:
+            raise ProfileProblem(f"{table}.{name}", f"the same {what} as {seen[key]!r}: a field reads one {what}")
+        seen[key] = name
+
+
 def _event(value: str) -> str:
     try:
         parse_event(value)
@@ -281,12 +291,7 @@ class EvdevFraming(StrictModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> EvdevFraming:
-        seen: dict[tuple[int, int], str] = {}
-        for name, event in self.events.items():
-            code = parse_event(event)
-            if code in seen:
-                raise ProfileProblem(f"events.{name}", f"the same event as {seen[code]!r}: a field reads one event")
-            seen[code] = name
+        _one_field_each("events", {name: parse_event(event) for name, event in self.events.items()}, "event")
         return self
 
     def field_names(self) -> frozenset[str]:
@@ -328,16 +333,13 @@ class MidiFraming(StrictModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> MidiFraming:
-        seen: dict[tuple[str, int, int], str] = {}
-        for name, c in self.controls.items():
-            key = (
-                ("cc", c.cc, c.channel or self.channel)
-                if c.cc is not None
-                else ("note", c.note or 0, c.channel or self.channel)
-            )
-            if key in seen:
-                raise ProfileProblem(f"controls.{name}", f"the same control as {seen[key]!r}: a field reads one")
-            seen[key] = name
+        reads = {
+            name: ("cc", c.cc, c.channel or self.channel)
+            if c.cc is not None
+            else ("note", c.note, c.channel or self.channel)
+            for name, c in self.controls.items()
+        }
+        _one_field_each("controls", reads, "control")
         return self
 
     def field_names(self) -> frozenset[str]:
