@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 from daq.profiles.fields import Interpreter, Value
-from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN, parse_event
+from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN
 from daq.profiles.model import Profile
-from daq.profiles.model_framings import EvdevFraming, MidiFraming
+from daq.profiles.model_framings import EvdevFraming, MidiFraming, MidiKey
 from daq.reading import Chunk, Decoded, Garbage
 
 EVENT = struct.Struct("<HHi")
@@ -32,7 +32,6 @@ ABSINFO_MAX = 0xFFFF
 MESSAGE_SIZE = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3, 0xF1: 2, 0xF2: 3, 0xF3: 2}
 
 K = TypeVar("K")
-MidiKey = tuple[str, int, int]
 
 
 def pack_events(events: Iterable[tuple[int, int, int]]) -> bytes:
@@ -74,7 +73,7 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, EvdevFraming)
-        super().__init__(profile, {name: parse_event(e) for name, e in framing.events.items()})
+        super().__init__(profile, framing.field_inputs())
         n = len(self._interp.channels)
         # An absolute axis with a channel range: the axis's absinfo min..max maps onto it.
         self._target: dict[int, tuple[float, float]] = {}
@@ -157,11 +156,7 @@ class MidiDecoder(_EventDecoder[MidiKey]):
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, MidiFraming)
-        keys: dict[str, MidiKey] = {}
-        for name, c in framing.controls.items():
-            channel = (c.channel or framing.channel) - 1
-            keys[name] = ("cc", channel, c.cc) if c.cc is not None else ("note", channel, c.note or 0)
-        super().__init__(profile, keys)
+        super().__init__(profile, framing.field_inputs())
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         data, mono = chunk.data, chunk.mono_ns

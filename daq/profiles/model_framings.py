@@ -265,6 +265,7 @@ def _event(value: str) -> str:
 
 
 EventName = Annotated[str, AfterValidator(_event)]
+MidiKey = tuple[str, int, int]  # ('cc' or 'note', channel 0-15, number): what a MIDI field reads
 
 
 class EvdevFraming(StrictModel):
@@ -291,8 +292,12 @@ class EvdevFraming(StrictModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> EvdevFraming:
-        _one_field_each("events", {name: parse_event(event) for name, event in self.events.items()}, "event")
+        _one_field_each("events", self.field_inputs(), "event")
         return self
+
+    def field_inputs(self) -> dict[str, tuple[int, int]]:
+        """Field name -> the (type, code) of the input event it reads."""
+        return {name: parse_event(event) for name, event in self.events.items()}
 
     def field_names(self) -> frozenset[str]:
         return frozenset(self.events)
@@ -333,14 +338,16 @@ class MidiFraming(StrictModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> MidiFraming:
-        reads = {
-            name: ("cc", c.cc, c.channel or self.channel)
-            if c.cc is not None
-            else ("note", c.note, c.channel or self.channel)
-            for name, c in self.controls.items()
-        }
-        _one_field_each("controls", reads, "control")
+        _one_field_each("controls", self.field_inputs(), "control")
         return self
+
+    def field_inputs(self) -> dict[str, MidiKey]:
+        """Field name -> the control it reads: ('cc' or 'note', MIDI channel 0-15 as in the status byte, number)."""
+        keys: dict[str, MidiKey] = {}
+        for name, c in self.controls.items():
+            channel = (c.channel or self.channel) - 1
+            keys[name] = ("cc", channel, c.cc) if c.cc is not None else ("note", channel, c.note or 0)
+        return keys
 
     def field_names(self) -> frozenset[str]:
         return frozenset(self.controls)
