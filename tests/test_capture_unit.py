@@ -1,6 +1,6 @@
 """Issue 14 in-process: what a port is (daq.transports.port_check), input shown as text
-(daq.input_text), the capture file (daq.capture), its replay and the guided checks (daq.replay),
-and the daemon's one garbage warning (daq.station.device_reader)."""
+(daq.diagnose.input_text), the capture file (daq.diagnose.capture), its replay and the guided
+checks (daq.diagnose.replay), and the daemon's one garbage warning (daq.station.device_reader)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from daq.capture import CaptureWriter, read_capture
+from daq.diagnose.capture import CaptureWriter, read_capture
+from daq.diagnose.input_text import expectation, printable_text, shown
+from daq.diagnose.replay import guided_checks, replay
 from daq.exceptions import ProfileError
-from daq.input_text import expectation, printable_text, shown
 from daq.profiles.loader import ProfileRegistry
 from daq.reading import Chunk, Garbage, Reading
-from daq.replay import guided_checks, replay
 from daq.station import device_reader
 from daq.station.device_reader import DeviceReader
 from daq.transports import port_check

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daq.capture import read_capture
+from daq.diagnose.capture import read_capture
+from daq.diagnose.replay import guided_checks, replay
 from daq.profiles.loader import ProfileRegistry
-from daq.replay import guided_checks, replay
 
 CAPTURES = sorted((Path(__file__).parent / "captures").glob("*.jsonl"))
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import serial.tools.list_ports
 
-from daq import cli, doctor
+from daq import cli
+from daq.diagnose import doctor
 from daq.profiles.input_codes import EV_KEY, EV_REL
 from daq.transports import evdev_input, hid_enum, port_check, ports
 from tests.support.fake_inputs import (

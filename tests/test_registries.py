@@ -15,7 +15,7 @@ import pytest
 
 from daq.commands.devices import Device, list_devices
 from daq.config import MediaConfig, build_config
-from daq.doctor import DialReport, diagnose_dial
+from daq.diagnose.doctor import DialReport, diagnose_dial
 from daq.exceptions import ConfigError, ProfileError
 from daq.mediaclock.base import MediaPosition, Segment
 from daq.mediaclock.factory import make_clock

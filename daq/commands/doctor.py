@@ -1,10 +1,9 @@
 """`daq doctor`: is each configured dial ready to be read, and if not, what to do.
 
-    daq doctor [--config FILE] [--listen S] [--json]
-
-With --listen S each dial that passed the checks is opened for S seconds and what it sends is
-decoded (daq.listen): readings and their range, garbage with its reasons and the last
-undecodable input, discarded lines, buttons.
+Check that each configured dial is present, readable and not held by a kernel driver, and say what
+to do. With --listen S each dial that passed the checks is then opened for S seconds and what it
+sends is decoded: readings and their range, garbage with its reasons and the last undecodable
+input, discarded lines, buttons.
 
 Exit 0 when every dial is ready (or no config was given: then only this machine is
 checked), 1 when a dial is not (with --listen: also when what it sent never decoded), 2 when
@@ -19,15 +18,16 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from daq.commands.args import Subcommands, add_command
 from daq.config import build_config, read_config_data
-from daq.doctor import diagnose, machine, render
+from daq.diagnose.doctor import diagnose, machine, render
 from daq.exceptions import ConfigError
 
 HELP = "check that each configured dial is present, readable and not held by a kernel driver, and say what to do"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("doctor", help=HELP, description=HELP + ".")
+def register(sub: Subcommands) -> None:
+    parser = add_command(sub, "doctor", __doc__, handle, help=HELP)
     parser.add_argument("--config", "-c", type=Path, help="station config file (TOML) whose dials to check")
     parser.add_argument(
         "--listen",
@@ -36,7 +36,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="then open each ready dial for S seconds and show what it sends, decoded (turn it meanwhile)",
     )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
-    parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -45,7 +44,7 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(None, "--listen", "give --config FILE, and seconds above 0 (at most 3600)")
     reports = diagnose(config) if config is not None else []
     if config is not None and args.listen is not None:
-        from daq.listen import listen
+        from daq.diagnose.listen import listen
 
         if not args.json:
             print(f"listening to the dials for {args.listen:g} s: turn each one, press its buttons ...", flush=True)

@@ -8,8 +8,8 @@
 
 `decode` is how a lab tests a new profile before it has the device on the desk: feed it the
 bytes the firmware sends and see the readings (or why they are garbage). `capture` records
-exactly what a configured dial sends, with read times (daq.capture has the file format), and
-`decode --capture` replays it to the samples the daemon would publish (daq.replay); a guided
+exactly what a configured dial sends, with read times (daq.diagnose.capture has the file format), and
+`decode --capture` replays it to the samples the daemon would publish (daq.diagnose.replay); a guided
 capture also checks the dial's range, direction and button (PASS/FAIL).
 """
 
@@ -21,42 +21,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq.capture import read_capture
+from daq.commands.args import Subcommands, add_command, add_profile_dirs
 from daq.config import build_config, read_config_data
+from daq.diagnose.capture import read_capture
+from daq.diagnose.replay import Check, guided_checks, public, replay
 from daq.exceptions import ConfigError, DeviceUnavailable, ProfileError
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import LineFraming, Profile, ReportFraming, parse_hex
 from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Reading
-from daq.replay import Check, guided_checks, public, replay
 
 EXIT_OK = 0
 EXIT_NO_READING = 1
 EXIT_BAD = 2
 
+DIRS_HELP = "also load the *.toml profiles in DIR (repeatable)"
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+
+def register(sub: Subcommands) -> None:
+    parser = sub.add_parser(
         "profiles",
         help="list, check and try firmware profiles",
         description="Firmware profiles describe what a dial says. A new dial is a new .toml file.",
     )
-    sub = parser.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
 
-    p = sub.add_parser("list", help="list the known profiles")
-    _dir_option(p)
-    p.set_defaults(func=cmd_list)
+    p = add_command(actions, "list", None, cmd_list, help="list the known profiles")
+    add_profile_dirs(p, DIRS_HELP)
 
-    p = sub.add_parser("check", help="validate profile files")
+    p = add_command(actions, "check", None, cmd_check, help="validate profile files")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile .toml files")
-    p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser(
-        "decode",
-        help="decode bytes with a profile and print what comes out",
-        description="Decode input as if a device sent it, starting at a line or frame boundary. "
-        "Prints one JSON object per decoded item. Exit 0 if a reading or button event came out, "
-        "1 if only garbage or nothing.",
+    p = add_command(
+        actions, "decode", cmd_decode.__doc__, cmd_decode, help="decode bytes with a profile and print what comes out"
     )
     p.add_argument("profile", metavar="PROFILE", help="a profile id, or the path of a .toml file")
     given = p.add_mutually_exclusive_group(required=True)
@@ -85,16 +82,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a capture made by `daq profiles capture`: prints the samples the daemon would publish "
         "(raw and calibrated value, with read times) and, for a guided capture, its checks",
     )
-    _dir_option(p)
-    p.set_defaults(func=cmd_decode)
+    add_profile_dirs(p, DIRS_HELP)
 
-    p = sub.add_parser(
+    p = add_command(
+        actions,
         "capture",
+        cmd_capture.__doc__,
+        cmd_capture,
         help="record exactly what a configured dial sends, with read times, to a capture file",
-        description="Record what a dial of the station config sends (bytes or reports, each with its read "
-        "time) to a JSON-lines capture file that `daq profiles decode PROFILE --capture FILE` replays. "
-        "--guided asks you to turn the dial to each end and press its button, and checks that the "
-        "profile's range and direction come out (exit 0 when every check passes).",
     )
     p.add_argument("dial", metavar="DIAL", help="the dial's id in the config")
     p.add_argument("--config", "-c", type=Path, required=True, help="station config file (TOML)")
@@ -102,21 +97,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--seconds", type=float, metavar="S", help="record for S seconds")
     how.add_argument("--guided", action="store_true", help="step by step on the terminal, then check")
-    p.set_defaults(func=cmd_capture)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of the profile format")
-    p.set_defaults(func=cmd_schema)
-
-
-def _dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="also load the *.toml profiles in DIR (repeatable)",
-    )
+    add_command(actions, "schema", None, cmd_schema, help="print the JSON Schema of the profile format")
 
 
 def _shown(path: Path | None) -> str:
@@ -214,6 +196,11 @@ def _as_json(item: Decoded) -> dict[str, Any]:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
+    """`daq profiles decode`: decode bytes with a profile and print what comes out.
+
+    Decode input as if a device sent it, starting at a line or frame boundary. Prints one JSON object
+    per decoded item. Exit 0 if a reading or button event came out, 1 if only garbage or nothing.
+    """
     profile = _resolve(args.profile, args.dir)
     if args.capture is not None:
         return _decode_capture(profile, args.capture)
@@ -258,9 +245,16 @@ def _render_checks(checks: list[Check]) -> str:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
+    """`daq profiles capture`: record what a configured dial sends, with read times, to a capture file.
+
+    Record what a dial of the station config sends (bytes or reports, each with its read time) to a
+    JSON-lines capture file that `daq profiles decode PROFILE --capture FILE` replays. --guided asks
+    you to turn the dial to each end and press its button, and checks that the profile's range and
+    direction come out (exit 0 when every check passes).
+    """
     import asyncio
 
-    from daq.capture_session import capture, terminal_ask
+    from daq.diagnose.capture_session import capture, terminal_ask
 
     if args.seconds is not None and not 0 < args.seconds <= 86400:
         raise ConfigError(None, "--seconds", "give seconds above 0")

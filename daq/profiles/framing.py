@@ -29,28 +29,19 @@ from daq.reading import Chunk, Decoded, Discarded, Garbage
 # ---------------------------------------------------------------- checksums
 
 
-def _crc8_maxim_table() -> list[int]:
+def _reflected_table(poly: int) -> list[int]:
+    """The byte table of a reflected (LSB-first) CRC with the reflected polynomial `poly`."""
     table = []
     for byte in range(256):
         crc = byte
         for _ in range(8):
-            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
         table.append(crc)
     return table
 
 
-def _crc16_modbus_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC8 = _crc8_maxim_table()
-_CRC16 = _crc16_modbus_table()
+_CRC8 = _reflected_table(0x8C)  # CRC-8/MAXIM: poly 0x31, reflected
+_CRC16 = _reflected_table(0xA001)  # CRC-16/MODBUS: poly 0x8005, reflected
 
 
 def sum8(data: bytes) -> int:
@@ -105,6 +96,26 @@ class Conditional:
 
 def field_reader(field: BinaryField) -> Extractor | Conditional:
     return Conditional(field) if field.when else Extractor(field)
+
+
+class FrameFields:
+    """The binary fields an Interpreter reads, and its sequence field, read out of one frame or report."""
+
+    __slots__ = ("_fields", "_sequence", "end")
+
+    def __init__(self, profile: Profile, interp: Interpreter) -> None:
+        self._fields = [field_reader(profile.fields[name]) for name in interp.fields]
+        seq = interp.sequence
+        self._sequence = field_reader(profile.fields[seq.field]) if seq is not None else None
+        readers = [*self._fields, *([self._sequence] if self._sequence is not None else [])]
+        self.end = max((r.end for r in readers), default=0)  # the bytes a frame needs to hold them all
+
+    def values(self, frame: bytes) -> list[Value | None]:
+        """The Interpreter's field values, in its order (None: a conditional field this frame lacks)."""
+        return [f(frame) for f in self._fields]
+
+    def sequence(self, frame: bytes) -> int | None:
+        return self._sequence(frame) if self._sequence is not None else None
 
 
 # ---------------------------------------------------------------- line
@@ -265,9 +276,7 @@ class BinaryDecoder:
         self._ck_offset = framing.checksum_offset
         self._covers = framing.checksum_covers
         self._interp = Interpreter(profile)
-        self._fields = [field_reader(profile.fields[name]) for name in self._interp.fields]
-        seq = self._interp.sequence
-        self._sequence = field_reader(profile.fields[seq.field]) if seq is not None else None
+        self._fields = FrameFields(profile, self._interp)
         self._min = self._min_length()
         self._buf = bytearray()
         self._reported = 0  # bytes at the start of the buffer already in a Garbage
@@ -278,8 +287,7 @@ class BinaryDecoder:
         """The shortest frame that holds the header, the fields and the checksum apart."""
         if self._fixed is not None:
             return self._fixed  # the model checked that everything fits
-        readers = [*self._fields, *([self._sequence] if self._sequence is not None else [])]
-        before = max([self._header, *(e.end for e in readers)])
+        before = max(self._header, self._fields.end)
         if self._check is None:
             return before
         off, (start, end) = self._ck_offset, self._covers
@@ -340,8 +348,7 @@ class BinaryDecoder:
         return out
 
     def _emit(self, frame: bytes, mono: int, out: list[Decoded]) -> bool:
-        sequence = self._sequence(frame) if self._sequence is not None else None
-        if self._interp.emit([f(frame) for f in self._fields], frame, mono, out, sequence):
+        if self._interp.emit(self._fields.values(frame), frame, mono, out, self._fields.sequence(frame)):
             return True
         refused = out.pop()  # the Interpreter's Garbage (a value out of range, too big a step), always last
         assert isinstance(refused, Garbage)
@@ -381,11 +388,8 @@ class ReportDecoder:
         assert isinstance(framing, ReportFraming)
         self._report_id = framing.report_id
         self._interp = Interpreter(profile)
-        self._fields = [field_reader(profile.fields[name]) for name in self._interp.fields]
-        seq = self._interp.sequence
-        self._sequence = field_reader(profile.fields[seq.field]) if seq is not None else None
-        readers = [*self._fields, *([self._sequence] if self._sequence is not None else [])]
-        self._min = max([framing.length or 1, *(e.end for e in readers)])
+        self._fields = FrameFields(profile, self._interp)
+        self._min = max(framing.length or 1, self._fields.end)
         self.ignored = 0
 
     def reset(self) -> None:
@@ -398,8 +402,8 @@ class ReportDecoder:
             return []
         if len(data) < self._min:
             return [Garbage(f"report of {len(data)} bytes, the profile needs {self._min}", data, mono)]
-        values = [f(data) for f in self._fields]
-        sequence = self._sequence(data) if self._sequence is not None else None
+        values = self._fields.values(data)
+        sequence = self._fields.sequence(data)
         if sequence is None and all(v is None for v in values):
             self.ignored += 1  # a report no field reads (another event type of the device)
             return []

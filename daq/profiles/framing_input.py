@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from daq.profiles.fields import Interpreter, Value
-from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN, parse_event
+from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN
 from daq.profiles.model import Profile
-from daq.profiles.model_framings import EvdevFraming, MidiFraming
+from daq.profiles.model_framings import EvdevFraming, MidiFraming, MidiKey
 from daq.reading import Chunk, Decoded, Garbage
 
 EVENT = struct.Struct("<HHi")
@@ -32,7 +32,6 @@ ABSINFO_MAX = 0xFFFF
 MESSAGE_SIZE = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3, 0xF1: 2, 0xF2: 3, 0xF3: 2}
 
 K = TypeVar("K")
-MidiKey = tuple[str, int, int]
 
 
 def pack_events(events: Iterable[tuple[int, int, int]]) -> bytes:
@@ -45,23 +44,36 @@ def pack_absinfo(code: int, minimum: int, maximum: int) -> bytes:
     return EVENT.pack(ABSINFO_MIN, code, minimum) + EVENT.pack(ABSINFO_MAX, code, maximum)
 
 
-def _slots(interp: Interpreter, field_keys: dict[str, K]) -> dict[K, list[int]]:
-    """Event key -> the Interpreter value slots (channels then buttons) that read its field."""
-    slots: dict[K, list[int]] = {}
-    for i, field in enumerate(interp.fields):
-        slots.setdefault(field_keys[field], []).append(i)
-    return slots
+class _EventDecoder(Generic[K]):
+    """What the event framings share: each event key (an input event, a MIDI control) feeds the
+    Interpreter value slots (channels, then buttons) of the fields it is named as."""
+
+    def __init__(self, profile: Profile, field_keys: dict[str, K]) -> None:
+        self._interp = Interpreter(profile)
+        self._slots: dict[K, list[int]] = {}
+        for i, field in enumerate(self._interp.fields):
+            self._slots.setdefault(field_keys[field], []).append(i)
+        self._width = len(self._interp.fields)
+        self.ignored = 0
+
+    def reset(self) -> None:
+        self._interp.reset()
+
+    def _emit(self, slots: list[int], value: Value, raw: bytes, mono_ns: int, out: list[Decoded]) -> None:
+        """One event's `value` into each of its `slots`, emitted as the readings and button events it makes."""
+        values: list[Value | None] = [None] * self._width
+        for slot in slots:
+            values[slot] = value
+        self._interp.emit(values, raw, mono_ns, out)
 
 
-class EvdevDecoder:
+class EvdevDecoder(_EventDecoder[tuple[int, int]]):
     """Input events: each named event feeds the channels and buttons that read its field."""
 
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, EvdevFraming)
-        self._interp = Interpreter(profile)
-        self._slots = _slots(self._interp, {name: parse_event(e) for name, e in framing.events.items()})
-        self._width = len(self._interp.fields)
+        super().__init__(profile, framing.field_inputs())
         n = len(self._interp.channels)
         # An absolute axis with a channel range: the axis's absinfo min..max maps onto it.
         self._target: dict[int, tuple[float, float]] = {}
@@ -73,10 +85,6 @@ class EvdevDecoder:
                         self._target[code] = (sink.lo, sink.hi)
         self._absmin: dict[int, int] = {}
         self._absmax: dict[int, int] = {}
-        self.ignored = 0
-
-    def reset(self) -> None:
-        self._interp.reset()
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         data, mono = chunk.data, chunk.mono_ns
@@ -97,10 +105,7 @@ class EvdevDecoder:
             if ev_type == EV_KEY and value == 2:
                 continue  # autorepeat of a held key
             reading: Value = self._scaled(code, value) if ev_type == EV_ABS else value
-            values: list[Value | None] = [None] * self._width
-            for slot in slots:
-                values[slot] = reading
-            self._interp.emit(values, EVENT.pack(ev_type, code, value), mono, out)
+            self._emit(slots, reading, EVENT.pack(ev_type, code, value), mono, out)
         if whole < len(data):
             out.append(Garbage(f"{len(data) - whole} bytes are not a whole input event", data[whole:], mono))
         return out
@@ -145,23 +150,13 @@ def midi_messages(data: bytes) -> Iterator[bytes | str]:
         i += size
 
 
-class MidiDecoder:
+class MidiDecoder(_EventDecoder[MidiKey]):
     """Control Change and note messages: each named control feeds the channels and buttons reading it."""
 
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, MidiFraming)
-        self._interp = Interpreter(profile)
-        keys: dict[str, MidiKey] = {}
-        for name, c in framing.controls.items():
-            channel = (c.channel or framing.channel) - 1
-            keys[name] = ("cc", channel, c.cc) if c.cc is not None else ("note", channel, c.note or 0)
-        self._slots = _slots(self._interp, keys)
-        self._width = len(self._interp.fields)
-        self.ignored = 0
-
-    def reset(self) -> None:
-        self._interp.reset()
+        super().__init__(profile, framing.field_inputs())
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         data, mono = chunk.data, chunk.mono_ns
@@ -184,8 +179,5 @@ class MidiDecoder:
             if slots is None:
                 self.ignored += 1  # a control the profile does not read
                 continue
-            values: list[Value | None] = [None] * self._width
-            for slot in slots:
-                values[slot] = value
-            self._interp.emit(values, message, mono, out)
+            self._emit(slots, value, message, mono, out)
         return out

@@ -5,7 +5,8 @@ list of kinds, with each one's decoder, is daq.profiles.framing_registry.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Hashable, Mapping
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -255,9 +256,36 @@ def _event(value: str) -> str:
 
 
 EventName = Annotated[str, AfterValidator(_event)]
+MidiKey = tuple[str, int, int]  # ('cc' or 'note', channel 0-15, number): what a MIDI field reads
 
 
-class EvdevFraming(StrictModel):
+class _InputsFraming(StrictModel):
+    """What the event framings share: their own table names the fields, each reading one input
+    (an input event, a MIDI control), and no two fields read the same input."""
+
+    inputs_table: ClassVar[str]  # the table of the [framing] that names the fields
+    input_word: ClassVar[str]  # what one input is called in a message
+
+    def field_inputs(self) -> Mapping[str, Hashable]:
+        """Field name -> the input it reads."""
+        raise NotImplementedError
+
+    def field_names(self) -> frozenset[str]:
+        return frozenset(self.field_inputs())
+
+    @model_validator(mode="after")
+    def _one_field_each(self) -> Self:
+        seen: dict[Hashable, str] = {}
+        word = self.input_word
+        for name, key in self.field_inputs().items():
+            if key in seen:
+                where = f"{self.inputs_table}.{name}"
+                raise ProfileProblem(where, f"the same {word} as {seen[key]!r}: a field reads one {word}")
+            seen[key] = name
+        return self
+
+
+class EvdevFraming(_InputsFraming):
     """Linux input events (an evdev node, /dev/input/event*): one chunk is a batch of events.
 
     `events` names the fields: each is one event code. A relative event (REL_DIAL, REL_WHEEL)
@@ -279,18 +307,12 @@ class EvdevFraming(StrictModel):
         "ShuttleXpress otherwise also scrolls windows); no other program can read it meanwhile",
     )
 
-    @model_validator(mode="after")
-    def _distinct(self) -> EvdevFraming:
-        seen: dict[tuple[int, int], str] = {}
-        for name, event in self.events.items():
-            code = parse_event(event)
-            if code in seen:
-                raise ProfileProblem(f"events.{name}", f"the same event as {seen[code]!r}: a field reads one event")
-            seen[code] = name
-        return self
+    inputs_table = "events"
+    input_word = "event"
 
-    def field_names(self) -> frozenset[str]:
-        return frozenset(self.events)
+    def field_inputs(self) -> dict[str, tuple[int, int]]:
+        """Field name -> the (type, code) of the input event it reads."""
+        return {name: parse_event(event) for name, event in self.events.items()}
 
 
 class MidiControl(StrictModel):
@@ -314,7 +336,7 @@ class MidiControl(StrictModel):
         return self
 
 
-class MidiFraming(StrictModel):
+class MidiFraming(_InputsFraming):
     """MIDI messages from an input port: one chunk is the bytes of one message (Control Change
     B0+ch cc value: three bytes). Messages of no control in `controls` are ignored."""
 
@@ -326,19 +348,13 @@ class MidiFraming(StrictModel):
         "a Control Change value is absolute 0-127",
     )
 
-    @model_validator(mode="after")
-    def _distinct(self) -> MidiFraming:
-        seen: dict[tuple[str, int, int], str] = {}
-        for name, c in self.controls.items():
-            key = (
-                ("cc", c.cc, c.channel or self.channel)
-                if c.cc is not None
-                else ("note", c.note or 0, c.channel or self.channel)
-            )
-            if key in seen:
-                raise ProfileProblem(f"controls.{name}", f"the same control as {seen[key]!r}: a field reads one")
-            seen[key] = name
-        return self
+    inputs_table = "controls"
+    input_word = "control"
 
-    def field_names(self) -> frozenset[str]:
-        return frozenset(self.controls)
+    def field_inputs(self) -> dict[str, MidiKey]:
+        """Field name -> the control it reads: ('cc' or 'note', MIDI channel 0-15 as in the status byte, number)."""
+        keys: dict[str, MidiKey] = {}
+        for name, c in self.controls.items():
+            channel = (c.channel or self.channel) - 1
+            keys[name] = ("cc", channel, c.cc) if c.cc is not None else ("note", channel, c.note or 0)
+        return keys

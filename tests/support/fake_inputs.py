@@ -442,7 +442,7 @@ class SysUsb:
 
 
 def make_sysfs(root: Any, devices: Iterable[SysUsb]) -> None:
-    """Build the parts of /sys that daq.transports.hid_enum and daq.doctor read, under `root`."""
+    """Build the parts of /sys that daq.transports.hid_enum and daq.diagnose.doctor read, under `root`."""
     from pathlib import Path
 
     root = Path(root)

@@ -1,4 +1,4 @@
-"""Replay a capture (daq.capture) through a profile: the readings the daemon would publish.
+"""Replay a capture (daq.diagnose.capture) through a profile: the readings the daemon would publish.
 
 The capture's chunks go through the profile's decoder exactly as `daq run` feeds them (not
 synced: the first line after opening is dropped when the profile says so; the decoder is reset
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daq.calibration import Calibrator
-from daq.capture import Capture
 from daq.config import Calibration
 from daq.contract import Scale
-from daq.input_text import printable_text
+from daq.diagnose.capture import Capture
+from daq.diagnose.input_text import printable_text
 from daq.profiles.decode import make_decoder
 from daq.profiles.model import Profile
 from daq.reading import ButtonEvent, Chunk, DeviceLoss, Discarded, Reading

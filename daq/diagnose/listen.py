@@ -1,6 +1,6 @@
 """`daq doctor --listen S`: open each ready dial for S seconds, decode what it sends, say what came.
 
-Per dial, added to its doctor report (daq.doctor.DialReport) as findings: what was read
+Per dial, added to its doctor report (daq.diagnose.doctor.DialReport) as findings: what was read
 (`listen`, `input`), the readings of its channel with their raw and calibrated range
 (`readings`), the garbage with its reasons and the last undecodable input, as text where it is
 printable (`garbage`), the lines dropped on purpose (`discarded`, `ignored`), and the button
@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from daq.calibration import Calibrator
-from daq.capture import deadline_event, read_until
 from daq.config import DaqConfig, DialConfig
-from daq.doctor import DialReport, Level
+from daq.diagnose.capture import deadline_event, read_until
+from daq.diagnose.doctor import DialReport, Level
+from daq.diagnose.input_text import expectation, printable_text, shown
 from daq.exceptions import DeviceUnavailable, FatalError, ProfileError
-from daq.input_text import expectation, printable_text, shown
 from daq.profiles.decode import make_decoder
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.reading import ButtonEvent, Chunk, Discarded, Garbage, Reading

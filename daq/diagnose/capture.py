@@ -1,7 +1,7 @@
 """Captures: exactly what a device sent, with each read's time, in a file a decoder can replay.
 
 `daq profiles capture DIAL --seconds S --out FILE` writes one; `daq profiles decode PROFILE
---capture FILE` replays it to the readings the daemon would publish (daq.replay). The file is
+--capture FILE` replays it to the readings the daemon would publish (daq.diagnose.replay). The file is
 JSON lines, UTF-8, one object per line, written as the chunks arrive (an interrupted capture
 is still a valid file, just without its `end` line):
 

@@ -7,7 +7,7 @@ the port is a tty at all (not /dev/null, not a plain file) and which process hol
 who owns it and which udev rule or group fixes it); whether a kernel driver holds it (a
 PowerMate held by `powermate` has no hidraw node); for serial dials, whether ModemManager is
 running and would probe the port. Nothing is opened for reading and nothing is changed
-(`daq doctor --listen`, daq.listen, then opens each ready dial and decodes what it sends).
+(`daq doctor --listen`, daq.diagnose.listen, then opens each ready dial and decodes what it sends).
 
 Every check yields a `Finding`; a dial is ready when none of its findings failed. Which checks
 run for a dial is its transport kind's `doctor` entry in daq.transports.registry (the built-in

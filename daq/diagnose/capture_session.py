@@ -1,8 +1,8 @@
-"""`daq profiles capture`: record one configured dial into a capture file (daq.capture).
+"""`daq profiles capture`: record one configured dial into a capture file (daq.diagnose.capture).
 
 For S seconds, or guided: the user is asked on the terminal to turn the dial to its low end, to
 its high end and to press its button, each step marked in the file when Enter is pressed; the
-capture is then replayed (daq.replay) and its range, direction and button checked (PASS/FAIL).
+capture is then replayed (daq.diagnose.replay) and its range, direction and button checked (PASS/FAIL).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from daq.capture import CaptureWriter, deadline_event, read_capture, read_until
 from daq.config import DaqConfig, DialConfig
+from daq.diagnose.capture import CaptureWriter, deadline_event, read_capture, read_until
+from daq.diagnose.replay import Check, guided_checks, replay
 from daq.exceptions import ConfigError, DeviceUnavailable, ProfileError
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.reading import Chunk
-from daq.replay import Check, guided_checks, replay
 from daq.station.profiled_dials import resolve_profile
 from daq.transports import make_transport, port_check
 
