@@ -1,5 +1,5 @@
 """Issue 14 in-process: what a port is (daq.transports.port_check), input shown as text
-(daq.diagnose.input_text), the capture file (daq.diagnose.capture), its replay and the guided
+(daq.profiles.input_text), the capture file (daq.diagnose.capture), its replay and the guided
 checks (daq.diagnose.replay), and the daemon's one garbage warning (daq.station.device_reader)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from daq.diagnose.capture import CaptureWriter, read_capture
-from daq.diagnose.input_text import expectation, printable_text, shown
 from daq.diagnose.replay import guided_checks, replay
 from daq.exceptions import ProfileError
+from daq.profiles.input_text import expectation, printable_text, shown
 from daq.profiles.loader import ProfileRegistry
 from daq.reading import Chunk, Garbage, Reading
 from daq.station import device_reader

@@ -5,5 +5,4 @@
 - capture: the capture file (exactly what a device sent, with read times), written and read.
 - capture_session: `daq profiles capture`, record one dial, guided or for S seconds.
 - replay: a capture through a profile, to the readings `daq run` would publish; guided checks.
-- input_text: device input shown to a person (text or hex) and what a profile expects, in words.
 """

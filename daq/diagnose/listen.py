@@ -20,9 +20,9 @@ from daq.calibration import Calibrator
 from daq.config import DaqConfig, DialConfig
 from daq.diagnose.capture import deadline_event, read_until
 from daq.diagnose.doctor import DialReport, Level
-from daq.diagnose.input_text import expectation, printable_text, shown
 from daq.exceptions import DeviceUnavailable, FatalError, ProfileError
 from daq.profiles.decode import make_decoder
+from daq.profiles.input_text import expectation, printable_text, shown
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.reading import ButtonEvent, Chunk, Discarded, Garbage, Reading
 from daq.station.profiled_dials import raw_range, resolve_profile

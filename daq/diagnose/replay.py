@@ -16,8 +16,8 @@ from daq.calibration import Calibrator
 from daq.config import Calibration
 from daq.contract import Scale
 from daq.diagnose.capture import Capture
-from daq.diagnose.input_text import printable_text
 from daq.profiles.decode import make_decoder
+from daq.profiles.input_text import printable_text
 from daq.profiles.model import Profile
 from daq.reading import ButtonEvent, Chunk, DeviceLoss, Discarded, Reading
 from daq.station.profiled_dials import raw_range

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from daq.diagnose.input_text import HEX_BYTES, printable_text, shown
 from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.profiles.input_text import HEX_BYTES, printable_text, shown
 from daq.profiles.losses import LossCounter, LossNotice
 from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
 from daq.station.dial_pipeline import DialPipeline
@@ -46,7 +46,7 @@ class DeviceSetup:
     decoder: Decoder
     routes: dict[str, DialPipeline] = field(default_factory=dict)  # channel -> pipeline
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # dial -> static part of its meta
-    expects: str = ""  # what the profile expects, in words (daq.diagnose.input_text.expectation)
+    expects: str = ""  # what the profile expects, in words (daq.profiles.input_text.expectation)
 
     @property
     def pipelines(self) -> list[DialPipeline]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from daq.calibration import RawRange
 from daq.config import DaqConfig, DialConfig
-from daq.diagnose.input_text import expectation
 from daq.exceptions import ConfigError, ProfileError
 from daq.profiles.decode import make_decoder
+from daq.profiles.input_text import expectation
 from daq.profiles.loader import LoadedProfile, ProfileRegistry, load_profile
 from daq.profiles.model import Channel
 from daq.station.device_reader import DeviceSetup
