@@ -32,6 +32,7 @@ TIER_OF_MODULE = {
     "test_udev_rules": "unit",
     "test_units": "unit",
     "test_watch_unit": "unit",
+    "test_watch_door": "unit",
     "test_hygiene": "unit",
     "test_capture_unit": "unit",
     "test_captures": "unit",

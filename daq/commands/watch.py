@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import importlib
+import os
 import socket
 from pathlib import Path
 
@@ -29,7 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_broker_args(parser)
     parser.add_argument("--station", default="+", help="station id, or '+' for every station (default)")
     parser.add_argument("--video", type=Path, metavar="FILE", help="the session's video, played in the page")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default 127.0.0.1); any address but 127.0.0.1, localhost or ::1 needs the "
+        "token: printed at start in the page's URL, or set DAQ_WATCH_TOKEN",
+    )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT}; 0: any free)"
     )
@@ -40,12 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=handle)
 
 
-def page_url(host: str, port: int) -> str:
+def page_url(host: str, port: int, token: str | None = None) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -71,6 +77,11 @@ def handle(args: argparse.Namespace) -> int:
             raise MissingExtraError("aiohttp", "watch", "daq watch") from None
         raise
     from daq.subscribers.watch.bridge import WatchBridge
+    from daq.subscribers.watch.door import TOKEN_ENV, Door
+
+    door = Door.for_host(args.host)
+    # A generated token is shown (the way in, as Jupyter does); one from the environment is not.
+    shown = None if door.token is None else ("$" + TOKEN_ENV if os.environ.get(TOKEN_ENV) else door.token)
 
     bridge = WatchBridge(
         config.broker,
@@ -85,13 +96,13 @@ def handle(args: argparse.Namespace) -> int:
         port = bound[0][1] if bound else args.port
         print(
             f"watching {config.station.root}/{args.station} on {config.broker.address.display()}; "
-            f"open {page_url(args.host, port)} in a browser (Ctrl-C stops)",
+            f"open {page_url(args.host, port, shown)} in a browser (Ctrl-C stops)",
             flush=True,
         )
 
     async def main(stop: asyncio.Event) -> int:
         try:
-            await server.serve(bridge, args.host, args.port, args.video, stop, ready)
+            await server.serve(bridge, args.host, args.port, args.video, stop, ready, door)
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
                 raise FatalError(
