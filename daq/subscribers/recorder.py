@@ -61,8 +61,8 @@ DRAIN_MAX_S = 10.0
 
 _ID = re.compile(ID_PATTERN)
 _ID_TEXT = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
-# Errors of the machine, not of one message: the recorder stops (exit 1) and the broker keeps what
-# was not acknowledged, rather than acknowledging samples it could not write.
+# Errors of the machine, not of one message: they go up (the connection is dropped and retried, and
+# the broker sends again what was not acknowledged) rather than acknowledging samples not written.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE})
 
 
