@@ -216,3 +216,18 @@ def test_a_continued_file_is_not_reported_as_before_subscribe_again(tmp_path: Pa
     assert [(e["first_seq_seen"], e["not_received"]) for e in own["before_subscribe"]] == [(50, 50)]
     summary = json.loads((tmp_path / STATION / "s-1" / "summary.json").read_text())
     assert summary["gaps"] == [] and summary["dials"]["d1"]["rows"] == 20
+
+
+def test_a_continued_session_keeps_the_gap_its_earlier_run_reported(tmp_path: Path) -> None:
+    """A gap just before a session's first row is seen only by the run that saw both sides; a
+    persistent recorder restarted into that session keeps reporting it there."""
+    first = Recorder(BrokerConfig(url="mqtt://127.0.0.1:1"), tmp_path, client_id="rec-1", persistent=True)
+    publish(first, [sample(s, session="s-2") for s in range(0, 10)])
+    publish(first, [sample(s, session="s-3") for s in range(15, 20)])
+    first.close()
+    again = Recorder(BrokerConfig(url="mqtt://127.0.0.1:1"), tmp_path, client_id="rec-1", persistent=True)
+    publish(again, [sample(s, session="s-3") for s in range(20, 25)])
+    again.close()
+    summary = json.loads((tmp_path / STATION / "s-3" / "summary.json").read_text())
+    assert summary["gaps"] == [{"dial": "d1", "boot": "b1", "missing": [[10, 14]]}]
+    assert summary["dials"]["d1"]["rows"] == 10 and again.before_subscribe() == []

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Resumed = Callable[[str, str, str, dict[str, list[int]]], None]
-"""(station, session, dial, boot -> seqs already in the file): what a continued file holds."""
+Resumed = Callable[[str, str, str, dict[str, list[int]], list[tuple[str, int, int]]], None]
+"""(station, session, dial, boot -> seqs already in the file, (boot, lo, hi) gaps its summary.json
+reported for the dial): what a continued file holds."""
 Report = Callable[[str, str, set[str]], dict[str, Any]]
 """(station, session, dials) -> what the session's summary.json adds: its gaps, its refusals."""
 Header = Callable[[], Mapping[str, object]]
@@ -135,7 +136,7 @@ class RecordingFiles:
                 except ValueError:
                     continue
         if self.on_resumed is not None:
-            self.on_resumed(station, session, dial, seen)
+            self.on_resumed(station, session, dial, seen, _reported_gaps(path.parent, dial))
         if ends_torn(path):
             with path.open("a", encoding="utf-8") as out:
                 out.write("\n")
@@ -181,3 +182,18 @@ class RecordingFiles:
                 summary["rejected"] = extra["rejected"]
             summary["duplicates_dropped"] = duplicates
             (folder / name).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _reported_gaps(folder: Path, dial: str) -> list[tuple[str, int, int]]:
+    """The gaps of `dial` in the folder's summary.json (an earlier run's), as (boot, lo, hi)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        gaps = summary.get("gaps", []) if isinstance(summary, dict) else []
+        return [
+            (str(g["boot"]), int(lo), int(hi))
+            for g in gaps
+            if isinstance(g, dict) and g.get("dial") == dial
+            for lo, hi in g.get("missing", [])
+        ]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []

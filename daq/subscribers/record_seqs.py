@@ -61,6 +61,20 @@ class ReceivedSeqs:
                 return True
         return False
 
+    def mark_gap(self, lo: int, hi: int, session: str) -> None:
+        """A gap an earlier run reported (a continued file's summary.json): the seqs lo..hi that
+        are still in the span before the first seq become a gap of `session` again."""
+        out: list[Hole] = []
+        for hole in self.holes:
+            if hole.session is not None or hole.hi < lo or hole.lo > hi:
+                out.append(hole)
+                continue
+            a, b = max(hole.lo, lo), min(hole.hi, hi)
+            out += [
+                h for h in (Hole(hole.lo, a - 1, None), Hole(a, b, session), Hole(b + 1, hole.hi, None)) if h.lo <= h.hi
+            ]
+        self.holes = sorted(out, key=lambda h: h.lo)
+
     @property
     def missing(self) -> list[list[int]]:
         """The gaps (not the span before the first seq), as [lo, hi] ranges."""

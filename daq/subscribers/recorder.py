@@ -348,8 +348,11 @@ class Recorder:
 
         return self.files.file(station, session, dial, header)
 
-    def _resumed(self, station: str, session: str, dial: str, seen: dict[str, list[int]]) -> None:
-        """A file of an earlier run is continued: the samples in it count as seen."""
+    def _resumed(
+        self, station: str, session: str, dial: str, seen: dict[str, list[int]], gaps: list[tuple[str, int, int]]
+    ) -> None:
+        """A file of an earlier run is continued: the samples in it count as seen, and the gaps its
+        summary.json reported stay this session's (also one just before the file's first row)."""
         for boot, seqs in seen.items():
             for seq in sorted(seqs):
                 if self.share is None:
@@ -357,6 +360,10 @@ class Recorder:
                     tracker.offer(seq, session)
                 else:
                     self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
+        for boot, lo, hi in gaps if self.share is None else []:
+            found = self.trackers.get((station, boot, dial))
+            if found is not None:
+                found.mark_gap(lo, hi, session)
 
     def _session_report(self, station: str, session: str, dials: set[str]) -> dict[str, Any]:
         """What one session folder's summary.json says of gaps and refusals: only what happened there."""
