@@ -104,6 +104,9 @@ class BrokerConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        """HOST:PORT without a scheme (`--broker localhost:1883`) is taken as mqtt://HOST:PORT."""
+        if "://" not in value and value.strip():
+            value = f"mqtt://{value.strip()}"
         parse_broker_url(value)
         return value
 
@@ -318,12 +321,36 @@ class DialConfig(StrictModel):
         return Attachment(port=self.port, usb=self.usb, serial_number=self.serial_number, location=self.location)
 
 
+class ControlConfig(StrictModel):
+    """[control]: where command replies may go (see daq.station.reply_topics)."""
+
+    reply_prefix: str | None = Field(
+        None,
+        description="MQTT 5 response topics under this prefix get their reply there "
+        "(default <root>/<station>/replies/); any other goes to <root>/<station>/cmd/<verb>/reply with an error",
+    )
+
+    @field_validator("reply_prefix")
+    @classmethod
+    def _reply_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        stripped = value.strip("/")
+        if not stripped or any(c in value for c in "+#\x00") or value.startswith(("$", "/")) or "//" in value:
+            raise ValueError(
+                'reply_prefix must be topic levels without wildcards, e.g. "daq/replies/" (not empty, no + or #, '
+                "no leading / or $)"
+            )
+        return stripped + "/"
+
+
 class DaqConfig(StrictModel):
     station: StationConfig = Field(default_factory=StationConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
     profile_dirs: list[Path] = Field(default_factory=list, description="folders of extra firmware profiles")
     dials: list[DialConfig] = Field(default_factory=list)
     _source_file: Path | None = PrivateAttr(None)

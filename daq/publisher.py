@@ -7,6 +7,17 @@
   `batch_max`) when more than one is waiting.
 - A lost connection requeues everything in flight (order kept) and reconnects with
   jittered exponential backoff.
+- A message the broker refuses (an MQTT 5 PUBACK with a failure reason: its ACL forbids the topic,
+  a quota) costs that message only, never the connection or what is queued behind it:
+  - a control message (an event, a reply) or a retained update is dropped: counted (`refused`),
+    logged and handed to `on_refused` (the station reports it on `events`, rate-limited). Retrying
+    would not help (an ACL does not change by asking again) and would hold up everything behind it;
+    retained state is republished whole on the next connect anyway.
+  - samples are kept: they stay unacknowledged in the outbox (counted in `samples_refused`), the
+    rest keep flowing, and the refused ones are sent again after REFUSED_RETRY_S (doubling up to
+    REFUSED_RETRY_MAX_S) and after every reconnect. A sample is what the station exists to deliver;
+    a refusal may pass (a quota) or be fixed by the broker's admin, and the outbox is bounded and
+    says what it drops. They may then arrive after later samples of their dial (marked replay).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,13 +40,20 @@ __all__ = ["REPLAY_MARK", "Backoff", "MessageHandler", "Publisher", "PublisherSt
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[mqtt.Message], Awaitable[None]]
+# topic, the broker's reason, how many messages were refused so far: a control message was dropped
+OnRefused = Callable[[str, str, int], None]
 REPLAY_MARK = b',"replay":true}'
+REFUSED_RETRY_S = 5.0
+REFUSED_RETRY_MAX_S = 60.0
+REFUSED_LOG_EVERY_S = 10.0
 
 
 @dataclass(slots=True)
 class PublisherStats(SessionStats):
     messages: int = 0
     samples: int = 0
+    refused: int = 0  # control messages (events, replies, retained updates) the broker refused: dropped
+    samples_refused: int = 0  # sample refusals (each sample counted once per refusal): kept, sent again
 
 
 class Publisher:
@@ -77,6 +96,11 @@ class Publisher:
         # Published last, after the drain at stop (the station's `offline`): a subscriber sees it after every sample.
         self.final: tuple[str, bytes] | None = None
         self._wake = asyncio.Event()
+        self.on_refused: OnRefused | None = None  # told of every control message the broker refused
+        self._refused_held = 0  # refused samples in flight in the outbox, waiting for their retry
+        self._refused_retry_at = 0.0
+        self._refused_delay = REFUSED_RETRY_S
+        self._refused_logged = 0.0
 
     @property
     def backoff(self) -> Backoff:
@@ -108,6 +132,8 @@ class Publisher:
     def _disconnected(self, reason: str | None) -> None:
         """After every connection (closed now: no PUBACK can come for what was in flight): requeue it."""
         back = self.outbox.requeue()
+        self._refused_held = 0  # requeued with the rest
+        self._refused_delay = REFUSED_RETRY_S
         if back:
             log.info("requeued %d unacknowledged messages", back)
 
@@ -151,18 +177,16 @@ class Publisher:
         room = asyncio.Event()  # set when a message in flight was acknowledged
         publish = client.publish_nowait
 
-        refused: list[str] = []
-
-        def acked(entries: list[Entry] | None, control_id: int | None, failure: str | None) -> None:
+        def acked(entries: list[Entry] | None, control_id: int | None, topic: str, failure: str | None) -> None:
             nonlocal inflight
             inflight -= 1
             room.set()
-            if failure is not None:  # the broker refused it: keep it (requeued on reconnect), say why
-                refused.append(failure)
-                return
-            stats.messages += 1
             if control_id is not None:
                 self._control_unacked.pop(control_id, None)
+            if failure is not None:  # the broker refused it: it costs this message only (see the module doc)
+                self._refused(topic, failure, entries)
+                return
+            stats.messages += 1
             if entries is not None:
                 outbox.ack(entries)
                 stats.samples += len(entries)
@@ -172,8 +196,16 @@ class Publisher:
         stopper: asyncio.Task[bool] | None = None
         try:
             while True:
-                if refused:
-                    raise mqtt.MqttError(f"the broker refused a message: {refused[0]}")
+                if self._refused_held and time.monotonic() >= self._refused_retry_at:
+                    # Send refused samples again: once nothing is on the wire, everything in flight in the
+                    # outbox is a refused sample, and requeue puts exactly those back at the front.
+                    if inflight:
+                        room.clear()
+                        await room.wait()
+                        continue
+                    log.info("sending %d refused samples again", self._refused_held)
+                    self._refused_held = 0
+                    outbox.requeue()
                 if inflight >= cfg.max_inflight:
                     room.clear()
                     await room.wait()
@@ -182,7 +214,12 @@ class Publisher:
                     topic, payload, retain = self._control[0]
                     self._control_ids += 1
                     control_id = self._control_ids
-                    publish(topic, payload, functools.partial(acked, None, control_id), retain)
+                    try:
+                        publish(topic, payload, functools.partial(acked, None, control_id, topic), retain)
+                    except ValueError as exc:  # not a topic paho will publish to: this message only
+                        self._control.popleft()
+                        self._refused(topic, f"not publishable: {exc}", None)
+                        continue
                     self._control.popleft()  # only once paho took it
                     if not retain:  # retained state is republished whole on reconnect anyway
                         self._control_unacked[control_id] = (topic, payload, retain)
@@ -195,7 +232,7 @@ class Publisher:
                         while inflight >= cfg.max_inflight:
                             room.clear()
                             await room.wait()
-                        publish(topic, payload, functools.partial(acked, entries, None))
+                        publish(topic, payload, functools.partial(acked, entries, None, topic))
                         inflight += 1
                     continue
                 if stop.is_set():
@@ -225,6 +262,29 @@ class Publisher:
             for task in (waiter, woken, stopper):
                 if task is not None:
                     task.cancel()
+
+    def _refused(self, topic: str, reason: str, entries: list[Entry] | None) -> None:
+        """The broker refused a message on `topic`: samples are kept for a retry, anything else is dropped."""
+        stats = self.stats
+        now = time.monotonic()
+        if entries is not None:
+            stats.samples_refused += len(entries)
+            if not self._refused_held:
+                self._refused_retry_at = now + self._refused_delay
+                self._refused_delay = min(self._refused_delay * 2, REFUSED_RETRY_MAX_S)
+            self._refused_held += len(entries)
+            what = f"{len(entries)} samples kept, sent again later; {stats.samples_refused} refused so far"
+        else:
+            stats.refused += 1
+            what = f"dropped; {stats.refused} messages refused so far"
+        if now - self._refused_logged >= REFUSED_LOG_EVERY_S:
+            self._refused_logged = now
+            log.warning("the broker refused a message: %s (on %s: %s)", reason, topic, what)
+        if entries is None and self.on_refused is not None:
+            try:
+                self.on_refused(topic, reason, stats.refused)
+            except Exception:
+                log.exception("reporting a refused message failed")
 
 
 def batches(entries: list[Entry], batch_max: int) -> list[tuple[str, bytes, list[Entry]]]:

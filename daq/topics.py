@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
+
+
+class _Leaf:
+    """A topic right under the station, named by the attribute: `status = _Leaf()` is '<root>/<station>/status'."""
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, topics: None, owner: type | None = None) -> _Leaf: ...
+    @overload
+    def __get__(self, topics: Topics, owner: type | None = None) -> str: ...
+    def __get__(self, topics: Topics | None, owner: type | None = None) -> str | _Leaf:
+        return self if topics is None else f"{topics.base}/{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -10,25 +27,14 @@ class Topics:
     root: str
     station: str
 
+    status = _Leaf()
+    session = _Leaf()
+    health = _Leaf()
+    events = _Leaf()
+
     @property
     def base(self) -> str:
         return f"{self.root}/{self.station}"
-
-    @property
-    def status(self) -> str:
-        return f"{self.base}/status"
-
-    @property
-    def session(self) -> str:
-        return f"{self.base}/session"
-
-    @property
-    def health(self) -> str:
-        return f"{self.base}/health"
-
-    @property
-    def events(self) -> str:
-        return f"{self.base}/events"
 
     def meta(self, dial: str) -> str:
         return f"{self.base}/dials/{dial}/meta"

@@ -31,6 +31,7 @@ TIER_OF_MODULE = {
     "test_timecode": "unit",
     "test_udev_rules": "unit",
     "test_units": "unit",
+    "test_broker_words": "unit",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
     "test_hygiene": "unit",
@@ -40,6 +41,7 @@ TIER_OF_MODULE = {
     "test_analysis": "unit",
     "test_registries": "unit",
     "test_station_parts": "unit",
+    "test_hostile_input": "unit",
     # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
     "test_evdev_transport": "transport",
     "test_hid_transport": "transport",
@@ -61,6 +63,7 @@ TIER_OF_MODULE = {
     "test_demo": "e2e",
     "test_devices_cli": "e2e",
     "test_doctor": "e2e",
+    "test_hostile_e2e": "e2e",
     "test_lsl": "e2e",
     "test_mpv_clock": "e2e",
     "test_nothing_lost": "e2e",
@@ -72,6 +75,7 @@ TIER_OF_MODULE = {
     "test_serial_e2e": "e2e",
     "test_session_clock_e2e": "e2e",
     "test_shared_recorders": "e2e",
+    "test_terminal_e2e": "e2e",
     "test_timecode_cli": "e2e",
     "test_wheel_install": "e2e",
     # browser: a real headless Chromium

@@ -218,7 +218,7 @@ def test_two_rooms_bridged_into_central_nothing_lost_across_a_cut_link(tmp_path:
             broker.stop()
     log = record_log.read_text()
     assert code == 0, log[-3000:]
-    assert "unreachable" in log  # the recorder really lost the central broker
+    assert "unreachable" in log or "lost the broker at" in log  # the recorder really lost the central broker
     got = recorded(out)
     late = 0
     for (station, dial), n in counts.items():

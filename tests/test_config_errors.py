@@ -63,7 +63,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_bad_command_line_values(tmp_path: Path) -> None:
     result = subprocess.run(
-        daq_cmd("run", "--broker", "localhost:1883", "--simulate", "1"),
+        daq_cmd("run", "--broker", "http://localhost:1883", "--simulate", "1"),  # HOST:PORT alone is mqtt://
         capture_output=True,
         text=True,
         timeout=30,

@@ -86,7 +86,9 @@ def test_pipeline_writes_the_model_fields() -> None:
             session,
             MemoryOutbox(),
         )
-        return pipe.on_reading(Reading("position", 50, base + 60_060_000_000))
+        sample = pipe.on_reading(Reading("position", 50, base + 60_060_000_000))
+        assert sample is not None
+        return sample
 
     sample = asyncio.run(make())
     assert set(sample) == set(Sample.model_fields) - {"replay"}

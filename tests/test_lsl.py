@@ -7,7 +7,9 @@ same machine or network are invisible to this test and its streams to them.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -17,10 +19,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from daq.cli import main
 from daq.config import BrokerConfig
+from daq.mqtt.client import Connection, ConnectOptions, DaqClient
 from daq.subscribers.lsl import LslBridge
 from tests.support.procs import Mosquitto, Sub, clean_env, start_daq, stop_process, wait_for
 
@@ -330,3 +334,91 @@ def test_lsl_without_pylsl_names_the_extra(monkeypatch: pytest.MonkeyPatch, caps
     assert capsys.readouterr().err == (
         "daq: error: daq lsl needs the 'pylsl' library: install it with pip install 'dialdaq[lsl]'\n"
     )
+
+
+def test_a_meta_behind_its_samples_is_waited_for_while_the_bridge_is_behind() -> None:
+    """The race behind the flake of the end-to-end test, made deterministic: the samples are taken, the
+    meta comes later. While the bridge has messages queued (it is behind: the meta may be among them)
+    the wait does not run out, however long it takes; the stream opens at the meta's rate."""
+    import daq.subscribers.lsl as lsl_module
+
+    now = [1000.0]
+    bridge = LslBridge(BrokerConfig(), pylsl=fake_pylsl(), announce=lambda _: None)
+    bridge.now = lambda: now[0]
+    queued = [50]
+    bridge.backlog = lambda: queued[0]
+    samples, meta_topic = "daq/st/dials/d1/samples", "daq/st/dials/d1/meta"
+    bridge.handle(samples, json.dumps(sample(0, 1.0)).encode())
+    for _ in range(40):  # 20 s behind: far beyond META_WAIT_S, yet no stream without its meta
+        now[0] += 0.5
+        bridge.tick()
+    assert bridge.streams == {}
+    queued[0] = 0
+    now[0] += lsl_module.META_WAIT_S / 2
+    bridge.tick()
+    assert bridge.streams == {}  # caught up, and still within the wait
+    bridge.handle(meta_topic, meta())
+    stream = bridge.streams[("st", "d1")]
+    assert stream.outlet.info.kwargs["nominal_srate"] == 50.0 and len(stream.outlet.pushed) == 1
+
+
+def test_a_meta_after_an_irregular_stream_reopens_it_with_the_meta(caplog: pytest.LogCaptureFixture) -> None:
+    import daq.subscribers.lsl as lsl_module
+
+    now = [1000.0]
+    lines: list[str] = []
+    bridge = LslBridge(BrokerConfig(), pylsl=fake_pylsl(), announce=lines.append)
+    bridge.now = lambda: now[0]
+    bridge.handle("daq/st/dials/d1/samples", json.dumps(sample(0, 1.0)).encode())
+    now[0] += lsl_module.META_WAIT_S + 0.1
+    with caplog.at_level(logging.WARNING, logger="daq.subscribers.lsl"):
+        bridge.tick()
+        irregular = bridge.streams[("st", "d1")].outlet
+        assert irregular.info.kwargs["nominal_srate"] == 0.0 and "irregular rate" in lines[-1]
+        bridge.handle("daq/st/dials/d1/meta", meta())  # late: the stream is made again, at once, with it
+    reopened = bridge.streams[("st", "d1")].outlet
+    assert reopened is not irregular and reopened.info.kwargs["nominal_srate"] == 50.0
+    assert "opening an irregular-rate stream" in caplog.text and "came after its irregular-rate stream" in caplog.text
+    bridge.handle("daq/st/dials/d1/samples", json.dumps(sample(1, 2.0)).encode())
+    assert [x[0] for x, _ in reopened.pushed] == [2.0] and bridge.without_meta == set()
+
+
+def test_the_tick_never_drops_the_message_it_interrupts() -> None:
+    """The cause of the flake (nominal_srate 0.0): the bridge's loop, before it moved onto `daq.mqtt.consume`,
+    cancelled aiomqtt's `anext(client.messages)` at every 0.5 s tick. A message taken off aiomqtt's queue in
+    the same loop turn as the timeout went with the cancelled task. The first message after an idle spell
+    is the exposed one: in the end-to-end test the bridge ticks idle until the daemon starts, and the first
+    message is a meta. Lost, its dial's samples waited META_WAIT_S and got an irregular stream.
+
+    Here, for each interleaving of "the meta arrives" and "the tick cancels the wait": aiomqtt's own
+    iterator loses the meta in some of them; `Connection.receive` (what `consume` waits on) never does."""
+
+    def message(topic: str) -> aiomqtt.Message:
+        return aiomqtt.Message(topic, b"{}", 1, False, 1, None)
+
+    async def first_after_a_tick(shielded: bool, turns: int) -> str:
+        client = DaqClient("127.0.0.1", 1)  # never connected: messages are put on its queue by hand
+        iterator = aiter(client.messages)
+        connection = Connection(client, BrokerConfig(), ConnectOptions())
+
+        async def receive() -> Any:
+            return await (connection.receive() if shielded else anext(iterator))
+
+        getter = asyncio.ensure_future(receive())
+        for _ in range(3):
+            await asyncio.sleep(0)  # the getter waits on the queue
+        client._queue.put_nowait(message("daq/st/dials/d1/meta"))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if not getter.done():
+            getter.cancel()  # the tick's timeout
+        done = (await asyncio.gather(getter, return_exceptions=True))[0]
+        if not isinstance(done, BaseException):
+            return str(done.topic)
+        client._queue.put_nowait(message("daq/st/dials/d1/samples"))
+        return str((await asyncio.wait_for(receive(), 1)).topic)
+
+    raw = [asyncio.run(first_after_a_tick(False, turns)) for turns in range(4)]
+    assert "daq/st/dials/d1/samples" in raw, "aiomqtt's iterator no longer drops it: the cause is gone upstream"
+    for turns in range(4):
+        assert asyncio.run(first_after_a_tick(True, turns)) == "daq/st/dials/d1/meta", turns

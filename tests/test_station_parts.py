@@ -44,6 +44,13 @@ def pipeline(session: SessionState, outbox: MemoryOutbox | None = None) -> DialP
     return DialPipeline("lab-a", "p01", "b", "t", calibrator, ReadClock(), session, outbox or MemoryOutbox())
 
 
+def sample_of(pipe: DialPipeline, reading: Reading) -> dict[str, object]:
+    """The sample `reading` became (every reading here is a good one: none is garbage)."""
+    sample = pipe.on_reading(reading)
+    assert sample is not None
+    return sample
+
+
 # -- the session a sample carries: that of its read time ----------------------------------
 
 
@@ -52,13 +59,13 @@ def test_a_reading_keeps_the_session_it_was_read_in() -> None:
     pipe = pipeline(session)
     t0 = time.monotonic_ns()
     first = session.start(time.time_ns(), mono_ns=t0 + S)
-    before_start = pipe.on_reading(Reading("position", 0.5, t0))  # read before the start, processed after
-    in_first = pipe.on_reading(Reading("position", 0.5, t0 + 2 * S))
+    before_start = sample_of(pipe, Reading("position", 0.5, t0))  # read before the start, processed after
+    in_first = sample_of(pipe, Reading("position", 0.5, t0 + 2 * S))
     session.stop(mono_ns=t0 + 3 * S)
     second = session.start(time.time_ns(), mono_ns=t0 + 4 * S)
-    late = pipe.on_reading(Reading("position", 0.5, t0 + 3 * S - 1))  # read in the first, processed in the second
-    between = pipe.on_reading(Reading("position", 0.5, t0 + 3 * S + 1))
-    now = pipe.on_reading(Reading("position", 0.5, t0 + 5 * S))
+    late = sample_of(pipe, Reading("position", 0.5, t0 + 3 * S - 1))  # read in the first, processed in the second
+    between = sample_of(pipe, Reading("position", 0.5, t0 + 3 * S + 1))
+    now = sample_of(pipe, Reading("position", 0.5, t0 + 5 * S))
     assert (before_start["session"], before_start["media_s"]) == (None, None)
     assert (in_first["session"], in_first["media_s"]) == (first, 1.0)
     assert (late["session"], late["media_s"]) == (first, 2.0 - 1e-9)
@@ -79,12 +86,12 @@ def test_a_reading_taken_before_session_start_is_not_in_the_session() -> None:
     reply = asyncio.run(control.handle("session.start", {}))
     read_after = Reading("position", 0.5, time.monotonic_ns())
     assert reply["ok"] and reply["session"]
-    assert pipe.on_reading(read_before)["session"] is None
-    assert pipe.on_reading(read_after)["session"] == reply["session"]
+    assert sample_of(pipe, read_before)["session"] is None
+    assert sample_of(pipe, read_after)["session"] == reply["session"]
     read_in_session = Reading("position", 0.5, time.monotonic_ns())
     assert asyncio.run(control.handle("session.stop", {}))["session"] == reply["session"]
-    assert pipe.on_reading(read_in_session)["session"] == reply["session"]
-    assert pipe.on_reading(Reading("position", 0.5, time.monotonic_ns()))["session"] is None
+    assert sample_of(pipe, read_in_session)["session"] == reply["session"]
+    assert sample_of(pipe, Reading("position", 0.5, time.monotonic_ns()))["session"] is None
 
 
 # -- what the announcer publishes: the contract's payloads ---------------------------------
@@ -143,8 +150,9 @@ def test_station_routes_positions_to_the_clock_and_commands_to_control() -> None
     clock = station.session.clock
     assert isinstance(clock, MqttFollowClock) and clock.current().state == "running"
     assert [e["kind"] for e in outlet.bodies(TOPICS.events)] == ["clock.found"]
-    asyncio.run(station.route(Inbound("daq/lab-a/cmd/mark", b'{"label": "x", "id": 3}', "app/r", retained=False)))
-    [reply] = outlet.bodies("app/r")
+    mark = b'{"label": "x", "id": 3}'
+    asyncio.run(station.route(Inbound("daq/lab-a/cmd/mark", mark, "daq/lab-a/replies/r", retained=False)))
+    [reply] = outlet.bodies("daq/lab-a/replies/r")
     assert reply["ok"] and reply["id"] == 3 and reply["media_s"] is not None
 
 
@@ -187,10 +195,12 @@ def test_clock_stage_routes_by_the_clocks_subscriptions_and_replays_on_switch() 
     toy = ToyClock()
     stage.install(toy)  # a clock by its shape alone: no base class
     assert toy.heard == [("daq/lab-a/toy/b", b"2"), ("daq/lab-a/toy/a", b"3")]  # the last of each, in order
-    stage.on_message("daq/lab-a/toy-all/x", b"bad", 4)  # logged, not raised
+    stage.on_message("daq/lab-a/toy-all/x", b"bad", 4)  # refused: counted and reported, not raised
     stage.on_message("daq/lab-a/toy-all/x", b"4", 5)
     assert toy.heard[-1] == ("daq/lab-a/toy-all/x", b"4")
-    assert [e["kind"] for e in outlet.bodies(TOPICS.events)] == ["clock.toy"] * 3
+    kinds = [e["kind"] for e in outlet.bodies(TOPICS.events)]
+    assert kinds == ["clock.toy", "clock.toy", "clock.refused", "clock.toy"]
+    assert stage.refused == 1
     assert TOPICS.session in outlet.retained
 
 
@@ -204,6 +214,7 @@ def test_topic_matches() -> None:
 
 class Broker:
     connected, connects, messages, samples, last_error = True, 3, 10, 8, ""
+    refused, samples_refused = 1, 2
 
 
 def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
@@ -223,6 +234,8 @@ def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
         "recovered": 0,
     }
     assert body["broker"]["reconnects"] == 2 and body["dials"]["p01"]["samples"] == 4
+    assert (body["broker"]["refused"], body["broker"]["samples_refused"]) == (1, 2)
+    assert body["dials"]["p01"]["media_errors"] == 0 and body["media_refused"] == 0
     disk = DiskOutbox(tmp_path / "outbox")
     try:
         disk.put("p01", "t", b"{}")

@@ -174,3 +174,43 @@ def test_interview_json_is_what_the_page_reads(tmp_path: Path) -> None:
     interview.answer("hindering:1.000-3.000", {"kind": "hindering"}, "x", [])
     body = json.loads((tmp_path / "interview.json").read_text())
     assert body["station"] == STATION and body["answers"]["hindering:1.000-3.000"]["text"] == "x"
+
+
+def test_page_app_serves_its_page_uncached_its_files_its_routes_and_a_video(tmp_path: Path) -> None:
+    """daq.web, which the rate and review pages are built on: `/`, `/static/...`, the routes, the value, a video."""
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from daq.web import page_app, video_response
+
+    (tmp_path / "page.html").write_text("<p>the page</p>")
+    (tmp_path / "page.js").write_text("let x = 1;")
+    clip = tmp_path / "clip.webm"
+    clip.write_bytes(bytes(range(256)) * 4)
+    key = web.AppKey("what", str)
+    routes = web.RouteTableDef()
+
+    @routes.get("/what")
+    async def what(request: web.Request) -> web.Response:
+        return web.Response(text=request.app[key])
+
+    @routes.get("/video")
+    async def video(request: web.Request) -> web.StreamResponse:
+        return video_response(clip)
+
+    async def scenario() -> None:
+        async with TestClient(TestServer(page_app(tmp_path, "page.html", routes, key, "shown"))) as client:
+            page = await client.get("/")
+            assert page.status == 200 and page.headers["Cache-Control"] == "no-cache"
+            assert await page.text() == "<p>the page</p>"
+            script = await client.get("/static/page.js")
+            assert script.status == 200 and "javascript" in script.headers["Content-Type"]
+            assert await (await client.get("/what")).text() == "shown"
+            part = await client.get("/video", headers={"Range": "bytes=10-19"})
+            assert part.status == 206 and part.headers["Content-Type"] == "video/webm"
+            assert await part.read() == bytes(range(10, 20))
+            assert (await client.get("/static/../clip.webm")).status in (403, 404)
+
+    asyncio.run(scenario())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.config import BrokerConfig, DaqConfig, apply_env, build_config, read_config_data
+from daq.url_password import warn_password_in_url
 
 
 def add_broker_args(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
@@ -27,6 +29,7 @@ def config_data_from_args(args: argparse.Namespace) -> dict[str, Any]:
     config_path: Path | None = getattr(args, "config", None)
     data = read_config_data(config_path) if config_path is not None else apply_env({}, os.environ)
     if args.broker:
+        warn_password_in_url(args.broker)
         data.setdefault("broker", {})["url"] = args.broker
     if getattr(args, "root", None):
         data.setdefault("station", {})["root"] = args.root
@@ -44,8 +47,39 @@ def broker_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, str]:
     return config.broker, config.station.root
 
 
+# Exit codes of the long-running commands (`daq run`, `daq record`); README's Commands section lists them.
+EXIT_OK = 0
+EXIT_CONFIG = 2  # a config error or a refusal retrying will not fix (daq.cli's EXIT_USAGE)
+EXIT_NO_BROKER = 3  # stopped without ever reaching the broker: nothing delivered (or received)
+EXIT_CODES_EPILOG = """\
+exit codes:
+  0  stopped cleanly (the broker was reached)
+  2  a config error, or a refusal retrying will not fix (bad password, certificate, protocol)
+  3  stopped without ever reaching the broker: nothing was delivered (run: the samples are kept
+     in the outbox folder for the next start, or LOST with a memory outbox) or received (record)
+"""
+
+# Loggers whose INFO lines (a start line, "connected to the broker") a user sees without -v.
+TERMINAL_LOGGERS = ("daq.mqtt.session", "daq.commands.run", "daq.commands.record")
+
+
+def say_progress() -> list[tuple[logging.Logger, int]]:
+    """Let TERMINAL_LOGGERS through at INFO when the log shows less; returns what to restore."""
+    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+        return []
+    changed = []
+    for name in TERMINAL_LOGGERS:
+        logger = logging.getLogger(name)
+        changed.append((logger, logger.level))
+        logger.setLevel(logging.INFO)
+    return changed
+
+
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
-    """Run `main(stop)`; SIGTERM and SIGINT set `stop`, and `main` flushes and returns."""
+    """Run `main(stop)`; SIGTERM and SIGINT set `stop`, and `main` flushes and returns.
+
+    While it runs, the broker's comings and goings and the command's start line are shown at the
+    default verbosity (`say_progress`)."""
 
     # Device reader threads stamp each read as it returns; a short switch interval lets them take the
     # GIL promptly while the loop is busy (measured in benchmarks/serial_readers.py: p99 25 ms -> 6 ms).
@@ -62,4 +96,9 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
-    return asyncio.run(runner())
+    restore = say_progress()
+    try:
+        return asyncio.run(runner())
+    finally:
+        for logger, level in restore:
+            logger.setLevel(level)

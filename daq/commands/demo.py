@@ -19,6 +19,7 @@ from daq.config import DaqConfig, build_config
 from daq.embedded_broker import EmbeddedBroker, is_listening
 from daq.station.station import Station
 from daq.subscribers.recorder import Recorder
+from daq.url_password import warn_password_in_url
 
 DEMO_STATION = "demo"
 
@@ -89,6 +90,7 @@ def handle(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         embedded: EmbeddedBroker | None = None
         if args.broker:
+            warn_password_in_url(args.broker)
             url, protocol = args.broker, "5"
         elif not args.embedded and is_listening("127.0.0.1", 1883):
             url, protocol = "mqtt://127.0.0.1:1883", "5"

@@ -24,14 +24,15 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
+from daq.commands.args import add_profile_dirs
 from daq.exceptions import ProfileError
 from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming
 from daq.seams import resolve
 from daq.transports import hid_enum
+from daq.transports.attachment import Found, parse_usb_id
 from daq.transports.ports import SerialPort, list_ports
 from daq.transports.registry import TRANSPORTS
 
@@ -72,23 +73,13 @@ class Device:
 
     @property
     def vid_pid(self) -> tuple[int, int] | None:
-        if self.usb is None:
-            return None
-        vid, pid = self.usb.split(":")
-        return int(vid, 16), int(pid, 16)
+        return parse_usb_id(self.usb)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("devices", help=HELP, description=HELP + ".")
     parser.add_argument("--json", action="store_true", help="print a machine-readable list")
-    parser.add_argument(
-        "--dir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="also match profiles from this folder of .toml files (repeatable)",
-    )
+    add_profile_dirs(parser, "also match profiles from this folder of .toml files (repeatable)")
     parser.set_defaults(func=handle)
 
 
@@ -133,16 +124,15 @@ def serial_devices(notes: list[str]) -> list[Device]:
     return [serial_device(p) for p in list_ports()]
 
 
+def found_device(kind: str, path: str, found: Found) -> Device:
+    """A row for a device discovery found (a serial port, a HID device), with the keys it was found by."""
+    return Device(kind, path, found.usb, found.serial_number, found.location, found.product)
+
+
 def serial_device(port: SerialPort) -> Device:
-    return Device(
-        kind="serial",
-        path=port.device,
-        usb=port.usb,
-        serial_number=port.serial_number,
-        location=port.location,
-        product=port.product,
-        by_id=port.by_id,
-    )
+    device = found_device("serial", port.device, port)
+    device.by_id = port.by_id
+    return device
 
 
 def hid_devices(notes: list[str]) -> list[Device]:
@@ -166,17 +156,8 @@ def hid_devices(notes: list[str]) -> list[Device]:
                 continue  # hidraw lists it already
             if entry.usb_interface is not None:
                 seen.add(entry.usb_interface)
-            device = Device(
-                kind="hid",
-                path=entry.path_text,
-                usb=entry.usb,
-                serial_number=entry.serial_number,
-                location=entry.location,
-                product=entry.product,
-                manufacturer=entry.manufacturer,
-                interface=entry.interface,
-                backend=backend,
-            )
+            device = found_device("hid", entry.path_text, entry)
+            device.manufacturer, device.interface, device.backend = entry.manufacturer, entry.interface, backend
             if backend == "libusb" and "hidraw" in backends:
                 device.note = (
                     "no hidraw node (a kernel driver other than usbhid holds it): read it with backend libusb "

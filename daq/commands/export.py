@@ -1,4 +1,10 @@
-"""`daq export`: recorded sittings as analysis-ready tables (tidy, resampled), summary, segments, lags, accuracy."""
+"""`daq export`: recorded sittings as analysis-ready tables (tidy, resampled), summary, segments, lags, accuracy.
+
+Read session folders written by `daq record` (<out>/<station>/<session>/) and write samples.<fmt> (one row
+per sample), and on request resampled.<fmt> (on the media timeline), summary.json (with agreement, lags and
+empathic accuracy) and segments.<fmt>. Several session folders of one video are aligned on its media time,
+each dial a rater. See the README sections 'Exports' and 'Analysis: several raters of one video'.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from daq.commands.args import Subcommands, add_command
 from daq.export.analysis import Analysis, AnalysisOptions, analyse, parse_lag
 from daq.export.reader import ExportError
 from daq.export.resample import DEFAULT_MAX_HOLD_S
@@ -97,25 +104,15 @@ def options_from_args(args: argparse.Namespace, *, default_rate: bool) -> Analys
     )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "export",
-        help="export recorded sittings: tidy table, resampled grid, summary, agreement, lags, segments",
-        description=(
-            "Read session folders written by `daq record` (<out>/<station>/<session>/) and write "
-            "samples.<fmt> (one row per sample), and on request resampled.<fmt> (on the media timeline), "
-            "summary.json (with agreement, lags and empathic accuracy) and segments.<fmt>. Several session "
-            "folders of one video are aligned on its media time, each dial a rater. See the README sections "
-            "'Exports' and 'Analysis: several raters of one video'."
-        ),
-    )
+def register(sub: Subcommands) -> None:
+    help = "export recorded sittings: tidy table, resampled grid, summary, agreement, lags, segments"
+    parser = add_command(sub, "export", __doc__, handle, help=help)
     add_analysis_args(parser)
     parser.add_argument("--out", type=Path, help="folder for the files (default SESSION_DIR/export for one session)")
     parser.add_argument(
         "--format", choices=("csv", "parquet"), default="csv", help="table format (parquet: the 'parquet' extra)"
     )
     parser.add_argument("--summary", action="store_true", help="write summary.json and print a table")
-    parser.set_defaults(func=handle)
 
 
 def output_folder(args: argparse.Namespace) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import shutil
 import subprocess
 import sys
@@ -18,10 +17,13 @@ import webbrowser
 from fractions import Fraction
 from pathlib import Path
 
+from daq.commands.args import Subcommands, add_command, add_page_args, import_page_server
 from daq.commands.common import config_data_from_args, run_until_signal
 from daq.config import DaqConfig, build_config
 from daq.embedded_broker import EmbeddedBroker, is_listening
-from daq.exceptions import ConfigError, FatalError, MissingExtraError
+from daq.exceptions import ConfigError, FatalError
+
+DEFAULT_PORT = 8091
 
 RATE_LABELS = {
     Fraction(24000, 1001): "23.976",
@@ -36,12 +38,9 @@ RATE_LABELS = {
 }
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "rate",
-        help="a rating sitting: the video and a rating bar in the browser, the dial recorded on its frames",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-    )
+def register(sub: Subcommands) -> None:
+    help = "a rating sitting: the video and a rating bar in the browser, the dial recorded on its frames"
+    parser = add_command(sub, "rate", __doc__, handle, help=help)
     parser.add_argument("--video", type=Path, required=True, help="the video to rate (a format the browser plays)")
     parser.add_argument("--config", "-c", type=Path, help="station config (TOML) with the dial(s)")
     parser.add_argument("--dial", help="the dial the rater turns (default: the config's only or first dial)")
@@ -62,10 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--embedded", action="store_true", help="always start the embedded broker")
     parser.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), help="MQTT protocol version of --broker")
     parser.add_argument("--station", help="station id (default: the config's, else the host name)")
-    parser.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8091, help="port of the page (default 8091; 0 = any free)")
+    add_page_args(parser, DEFAULT_PORT)
     parser.add_argument("--no-open", action="store_true", help="do not open the page in a browser")
-    parser.set_defaults(func=handle)
 
 
 def probe_rate(video: Path) -> str | None:
@@ -128,15 +125,11 @@ def sitting_config(args: argparse.Namespace, broker_url: str | None, protocol: s
 
 
 def handle(args: argparse.Namespace) -> int:
-    try:
-        server = importlib.import_module("daq.study.rate")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("aiohttp", "multidict", "yarl"):
-            raise MissingExtraError("aiohttp", "watch", "daq rate") from None
-        raise
+    server = import_page_server("daq.study.rate", "daq rate")
     from daq.station.station import Station
     from daq.study.sitting import check_video, read_sitting, video_id
     from daq.study.sitting_recorder import SittingRecorder
+    from daq.web import serve
 
     video: Path = args.video
     if not video.is_file():
@@ -202,7 +195,7 @@ def handle(args: argparse.Namespace) -> int:
             if not args.no_open:
                 webbrowser.open(url)
 
-        web = asyncio.create_task(server.serve(sitting, args.host, args.port, web_stop, ready))
+        web = asyncio.create_task(serve(server.make_app(sitting), args.host, args.port, web_stop, ready))
         done = asyncio.create_task(sitting.finished.wait())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({done, stopped, web, running}, return_when=asyncio.FIRST_COMPLETED)

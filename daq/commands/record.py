@@ -7,7 +7,14 @@ import asyncio
 import logging
 from pathlib import Path
 
-from daq.commands.common import add_broker_args, config_from_args, run_until_signal
+from daq.commands.common import (
+    EXIT_CODES_EPILOG,
+    EXIT_NO_BROKER,
+    EXIT_OK,
+    add_broker_args,
+    config_from_args,
+    run_until_signal,
+)
 from daq.exceptions import ConfigError
 from daq.subscribers.record_merge import MergedSession, merge_recordings
 from daq.subscribers.recorder import DEFAULT_SESSION_EXPIRY_S, Recorder, parse_stations
@@ -33,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "record",
         help="record samples to CSV files, one per session and dial (merge: combine a shared group's files)",
         description=DESCRIPTION,
+        epilog=EXIT_CODES_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_broker_args(parser)
@@ -113,7 +121,16 @@ def handle(args: argparse.Namespace) -> int:
         )
         await recorder.run(stop)
         print_summary(recorder)
-        return 0
+        session = recorder.mqtt_session
+        if session.connected_once:
+            return EXIT_OK
+        log.error(
+            "never reached the broker at %s (%s): nothing was received or recorded; exit code %d",
+            config.broker.address.display(),
+            session.report.last or "stopped before the first attempt",
+            EXIT_NO_BROKER,
+        )
+        return EXIT_NO_BROKER
 
     return run_until_signal(main)
 

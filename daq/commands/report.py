@@ -1,35 +1,32 @@
-"""`daq report`: one self-contained HTML file of one or more sittings (traces, segments, agreement, lags, accuracy)."""
+"""`daq report`: one self-contained HTML file of one or more sittings (traces, segments, agreement, lags, accuracy).
+
+Read session folders written by `daq record` (as `daq export` does) and write one HTML file that opens
+offline: each rater's trace on media time, the group mean with a band, segments, marks, pauses and seeks,
+and the agreement, lag, empathic-accuracy and interview tables. Segments default to --segments 3 --window 10.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from daq.commands.args import Subcommands, add_command
 from daq.commands.export import add_analysis_args, options_from_args
 from daq.export.analysis import analyse
 from daq.export.reader import ExportError
 from daq.export.report import render
 from daq.export.writers_sittings import windows_json
 
-DEFAULT_SEGMENTS = 3
+DEFAULT_SEGMENTS = 3  # as the docstring says
 DEFAULT_WINDOW_S = 10.0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "report",
-        help="one self-contained HTML report of recorded sittings: traces, segments, agreement, lags, accuracy",
-        description=(
-            "Read session folders written by `daq record` (as `daq export` does) and write one HTML file that "
-            "opens offline: each rater's trace on media time, the group mean with a band, segments, marks, "
-            "pauses and seeks, and the agreement, lag, empathic-accuracy and interview tables. "
-            f"Segments default to --segments {DEFAULT_SEGMENTS} --window {DEFAULT_WINDOW_S:g}."
-        ),
-    )
+def register(sub: Subcommands) -> None:
+    help = "one self-contained HTML report of recorded sittings: traces, segments, agreement, lags, accuracy"
+    parser = add_command(sub, "report", __doc__, handle, help=help)
     add_analysis_args(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the HTML file to write")
     parser.add_argument("--title", default=None, help="the page title (default: the video's name)")
-    parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -1,50 +1,42 @@
-"""`daq review SESSION_DIR`: the recall interview on a page (see daq.study.review)."""
+"""`daq review SESSION_DIR`: the recall interview on a page (see daq.study.review).
+
+Serve a page for the interview after a sitting: the rater's trace over the whole video, the N most helpful
+and N most hindering segments (as `daq export --segments N`), the video of each, and a free-text answer
+with codebook tags per segment, saved on every change to SESSION_DIR/interview.json and interview.csv.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 from pathlib import Path
 
+from daq.commands.args import Subcommands, add_command, add_page_args, import_page_server
 from daq.commands.common import run_until_signal
-from daq.exceptions import FatalError, MissingExtraError
+from daq.exceptions import FatalError
 
+DEFAULT_PORT = 8090
 DEFAULT_GRID_HZ = 10.0  # as `daq export --segments` uses by default
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "review",
-        help="the recall interview: a session's trace, its most helpful and hindering segments, the answers",
-        description=(
-            "Serve a page for the interview after a sitting: the rater's trace over the whole video, the N most "
-            "helpful and N most hindering segments (as `daq export --segments N`), the video of each, and a "
-            "free-text answer with codebook tags per segment, saved on every change to "
-            "SESSION_DIR/interview.json and interview.csv."
-        ),
-    )
+def register(sub: Subcommands) -> None:
+    help = "the recall interview: a session's trace, its most helpful and hindering segments, the answers"
+    parser = add_command(sub, "review", __doc__, handle, help=help)
     parser.add_argument("session_dir", type=Path, metavar="SESSION_DIR", help="<out>/<station>/<session>/")
     parser.add_argument("--video", type=Path, help="the video (default: the one sitting.json names, if there)")
     parser.add_argument("--codebook", type=Path, help="TOML file with helpful = [...] and hindering = [...] tags")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 = any free port)")
-    parser.set_defaults(func=handle)
+    add_page_args(parser, DEFAULT_PORT)
 
 
 def handle(args: argparse.Namespace) -> int:
-    try:
-        server = importlib.import_module("daq.study.review")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("aiohttp", "multidict", "yarl"):
-            raise MissingExtraError("aiohttp", "watch", "daq review") from None
-        raise
+    server = import_page_server("daq.study.review", "daq review")
     from daq.export.reader import read_session
     from daq.export.resample import resample
     from daq.study.codebook import load_codebook
     from daq.study.interview import Interview
     from daq.study.sitting import check_video, read_sitting, video_id
+    from daq.web import serve
 
     folder: Path = args.session_dir
     session = read_session(folder)
@@ -86,7 +78,7 @@ def handle(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         try:
-            await server.serve(review, args.host, args.port, stop, ready)
+            await serve(server.make_app(review), args.host, args.port, stop, ready)
         except OSError as exc:
             raise FatalError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
         return 0

@@ -1,4 +1,4 @@
-"""`daq run`: run a station."""
+"""`daq run`: run a station; say on the terminal what it runs and, at stop, what was not delivered."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import argparse
 import asyncio
 import logging
 
-from daq.commands.common import add_broker_args, config_data_from_args, run_until_signal
-from daq.config import DaqConfig, build_config
+from daq.commands.common import (
+    EXIT_CODES_EPILOG,
+    EXIT_NO_BROKER,
+    EXIT_OK,
+    add_broker_args,
+    config_data_from_args,
+    run_until_signal,
+)
+from daq.config import DaqConfig, DialConfig, build_config, default_outbox_dir
 from daq.exceptions import ConfigError
 from daq.station.station import Station
 
@@ -19,6 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "run",
         help="run a station: read the dials, publish every sample",
         description="Run a station from a config file, or N simulated dials from the command line.",
+        epilog=EXIT_CODES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_broker_args(parser)
     parser.add_argument("--station", help="station id (default: config, else the host name)")
@@ -52,6 +61,37 @@ def station_config(args: argparse.Namespace) -> DaqConfig:
     return config
 
 
+def describe_dial(dial: DialConfig) -> str:
+    if dial.simulate is not None:
+        return f"{dial.id} (simulated, {dial.simulate.rate_hz:g} Hz)"
+    where = "any port that fits" if dial.attachment.is_empty else dial.attachment.describe()
+    return f"{dial.id} ({dial.profile} on {where})"
+
+
+def outbox_place(config: DaqConfig) -> str:
+    if config.outbox.memory:
+        return "in memory (what is not delivered at exit is lost)"
+    return str(config.outbox.path or default_outbox_dir(config.station.id))
+
+
+def media_clock(config: DaqConfig) -> str:
+    media = config.media
+    if media.clock == "none":
+        return "none (samples carry no media position)"
+    start = "session starts now" if media.autostart else "session waits for a start command"
+    return f"{media.clock} at {media.rate} fps ({start})"
+
+
+def start_line(config: DaqConfig) -> str:
+    """One line: what this station runs, where it publishes, where it keeps what it cannot send yet."""
+    dials = ", ".join(describe_dial(d) for d in config.dials)
+    count = f"{len(config.dials)} dial" + ("s" if len(config.dials) != 1 else "")
+    return (
+        f"station {config.station.id}: {count}: {dials}; broker {config.broker.address.display()}; "
+        f"outbox {outbox_place(config)}; media clock {media_clock(config)}"
+    )
+
+
 def handle(args: argparse.Namespace) -> int:
     config = station_config(args)
     station = Station(config)  # builds everything (profiles, devices) before touching the network
@@ -59,13 +99,18 @@ def handle(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         if args.duration:
             asyncio.get_running_loop().call_later(args.duration, stop.set)
-        log.info(
-            "station %s: %d dials, broker %s",
-            config.station.id,
-            len(config.dials),
-            config.broker.address.display(),
-        )
+        log.info("%s", start_line(config))
         await station.run(stop)
-        return 0
+        session = station.publisher.session
+        if session.connected_once:
+            return EXIT_OK
+        why = session.report.last or "stopped before the first attempt"
+        log.error(
+            "never reached the broker at %s (%s): nothing was delivered; exit code %d",
+            config.broker.address.display(),
+            why,
+            EXIT_NO_BROKER,
+        )
+        return EXIT_NO_BROKER
 
     return run_until_signal(main)

@@ -1,4 +1,8 @@
-"""`daq timecode`: convert between frame counts, SMPTE timecode and real seconds."""
+"""`daq timecode`: convert between frame counts, SMPTE timecode and real seconds.
+
+Convert one position between a frame count (0 = 00:00:00:00), SMPTE timecode and real seconds
+(frame / exact fps, so 29.97 timecode runs 3.6 s an hour slow against the clock).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import json
 from fractions import Fraction
 
+from daq.commands.args import Subcommands, add_command
 from daq.exceptions import ConfigError
 from daq.timecode import (
     FrameRate,
@@ -19,16 +24,9 @@ from daq.timecode import (
 _MICRO = 1_000_000
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands) -> None:
     """Add the `timecode` subcommand."""
-    parser = subparsers.add_parser(
-        "timecode",
-        help="convert between frames, SMPTE timecode and seconds",
-        description=(
-            "Convert one position between a frame count (0 = 00:00:00:00), SMPTE timecode and real "
-            "seconds (frame / exact fps, so 29.97 timecode runs 3.6 s an hour slow against the clock)."
-        ),
-    )
+    parser = add_command(sub, "timecode", __doc__, run, help="convert between frames, SMPTE timecode and seconds")
     parser.add_argument(
         "--rate",
         default="25",
@@ -41,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     what.add_argument("--tc", metavar="TIMECODE", help="HH:MM:SS:FF (HH:MM:SS;FF for drop-frame)")
     what.add_argument("--seconds", metavar="S", help="real seconds, e.g. 600.6 or 3003/5: the frame showing then")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,49 +1,41 @@
-"""`daq watch`: the group's trend line drawn live in a browser, for observers behind the mirror."""
+"""`daq watch`: the group's trend line drawn live in a browser, for observers behind the mirror.
+
+Subscribe to one station (or all: --station '+') and serve a page that draws each dial's trace, the group
+mean with a +/- 1 SD band against media time, the timecode, marks and pauses; with --video, the video
+plays above the traces, following the session's media clock.
+
+On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_WATCH_TOKEN.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import errno
-import importlib
 import os
 import socket
 from pathlib import Path
 
+from daq.commands.args import Subcommands, add_command, add_page_args, import_page_server
 from daq.commands.common import add_broker_args, config_from_args, run_until_signal
-from daq.exceptions import ConfigError, FatalError, MissingExtraError
+from daq.exceptions import ConfigError, FatalError
 from daq.ids import ID_PATTERN
 
 DEFAULT_PORT = 8787
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "watch",
-        help="draw every dial and the group mean live in a browser (the watch extra)",
-        description=(
-            "Subscribe to one station (or all: --station '+') and serve a page that draws each dial's "
-            "trace, the group mean with a +/- 1 SD band against media time, the timecode, marks and "
-            "pauses; with --video, the video plays above the traces, following the session's media clock."
-        ),
-    )
+def register(sub: Subcommands) -> None:
+    help = "draw every dial and the group mean live in a browser (the watch extra)"
+    parser = add_command(sub, "watch", __doc__, handle, help=help)
     add_broker_args(parser)
     parser.add_argument("--station", default="+", help="station id, or '+' for every station (default)")
     parser.add_argument("--video", type=Path, metavar="FILE", help="the session's video, played in the page")
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to serve on (default 127.0.0.1); any address but 127.0.0.1, localhost or ::1 needs the "
-        "token: printed at start in the page's URL, or set DAQ_WATCH_TOKEN",
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT}; 0: any free)"
-    )
+    add_page_args(parser, DEFAULT_PORT)
     parser.add_argument(
         "--minutes", type=float, default=10.0, metavar="M", help="keep the last M minutes of samples (default 10)"
     )
     parser.add_argument("--client-id", help="MQTT client id (default: random)")
-    parser.set_defaults(func=handle)
 
 
 def page_url(host: str, port: int, token: str | None = None) -> str:
@@ -70,12 +62,7 @@ def check_args(args: argparse.Namespace) -> None:
 def handle(args: argparse.Namespace) -> int:
     check_args(args)
     config = config_from_args(args)
-    try:
-        server = importlib.import_module("daq.subscribers.watch.server")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("aiohttp", "multidict", "yarl"):
-            raise MissingExtraError("aiohttp", "watch", "daq watch") from None
-        raise
+    server = import_page_server("daq.subscribers.watch.server", "daq watch")
     from daq.subscribers.watch.bridge import WatchBridge
     from daq.subscribers.watch.door import TOKEN_ENV, Door
 

@@ -30,6 +30,7 @@ from daq.export.reader import ExportError
 from daq.export.resample import Resampled, timecode_at
 
 Kind = Literal["helpful", "hindering"]
+KINDS: tuple[Kind, ...] = ("helpful", "hindering")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,22 @@ def top_windows(
     n = window_points(grid, window_s)
     gap = gap_points(grid, gap_s)
     found = candidates(grid.series(target), n)
+    out = greedy_windows(grid, target, found, count, n, n + gap)
+    for kind in KINDS:
+        got = sum(w.kind == kind for w in out)
+        if got < count and notes is not None:
+            notes.append(shortfall(target, kind, got, count, window_s, gap_s, len(found)))
+    return out
+
+
+def greedy_windows(
+    grid: Resampled, target: str, found: list[tuple[int, float]], count: int, n: int, apart: int, lag_s: float = 0.0
+) -> list[Window]:
+    """Of the `found` windows of `n` points, greedily the `count` highest means, then the `count` lowest.
+
+    Best first; a window starts at least `apart` grid points from every window already taken (of
+    either kind). Its times are shifted back by `lag_s` (see daq.study.picks).
+    """
     taken: list[int] = []  # start indexes of windows already chosen
     out: list[Window] = []
     orders: list[tuple[Kind, list[tuple[int, float]]]] = [
@@ -90,15 +107,13 @@ def top_windows(
         for start, mean in ordered:
             if rank == count:
                 break
-            if any(abs(start - other) < n + gap for other in taken):
+            if any(abs(start - other) < apart for other in taken):
                 continue
             taken.append(start)
             rank += 1
-            t0 = grid.starts[start]
+            t0 = grid.starts[start] - lag_s
             t1 = t0 + n * grid.step
             out.append(Window(target, kind, rank, t0, t1, timecode_at(t0, grid.rate), timecode_at(t1, grid.rate), mean))
-        if rank < count and notes is not None:
-            notes.append(shortfall(target, kind, rank, count, window_s, gap_s, len(found)))
     return out
 
 

@@ -83,17 +83,20 @@ def resampled_table(grid: Resampled) -> Table:
     return Table(columns, rows)
 
 
+# A window's columns after the one naming what it is of (segments.csv: the target; interview.csv: the sitting).
+WINDOW_COLUMNS: list[tuple[str, ColumnType]] = [
+    ("kind", "string"),
+    ("rank", "int64"),
+    ("start_s", "float64"),
+    ("end_s", "float64"),
+    ("start_timecode", "string"),
+    ("end_timecode", "string"),
+    ("mean", "float64"),
+]
+
+
 def segments_table(windows: Sequence[Window]) -> Table:
-    columns: list[tuple[str, ColumnType]] = [
-        ("target", "string"),
-        ("kind", "string"),
-        ("rank", "int64"),
-        ("start_s", "float64"),
-        ("end_s", "float64"),
-        ("start_timecode", "string"),
-        ("end_timecode", "string"),
-        ("mean", "float64"),
-    ]
+    columns: list[tuple[str, ColumnType]] = [("target", "string"), *WINDOW_COLUMNS]
     rows = [[w.target, w.kind, w.rank, w.start_s, w.end_s, w.start_timecode, w.end_timecode, w.mean] for w in windows]
     return Table(columns, rows)
 

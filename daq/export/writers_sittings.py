@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from daq.export.report_data import interviews
 from daq.export.segments import Window
 from daq.export.sittings import Sittings
-from daq.export.writers import TIDY_COLUMNS, ColumnType, Table
+from daq.export.writers import TIDY_COLUMNS, WINDOW_COLUMNS, ColumnType, Table
 
 
 def sittings_tidy_table(sittings: Sittings) -> Table:
@@ -37,31 +38,14 @@ def sittings_tidy_table(sittings: Sittings) -> Table:
 
 
 def windows_json(windows: Sequence[Window]) -> list[dict[str, Any]]:
-    return [
-        {
-            "target": w.target,
-            "kind": w.kind,
-            "rank": w.rank,
-            "start_s": w.start_s,
-            "end_s": w.end_s,
-            "start_timecode": w.start_timecode,
-            "end_timecode": w.end_timecode,
-            "mean": w.mean,
-        }
-        for w in windows
-    ]
+    """The windows as JSON objects, their fields in order (target, kind, rank, start_s, ... mean)."""
+    return [asdict(w) for w in windows]
 
 
 # `daq review`'s interview.csv columns (daq.study.interview.CSV_COLUMNS), after the sitting they belong to.
 INTERVIEW_COLUMNS: list[tuple[str, ColumnType]] = [
     ("sitting", "string"),
-    ("kind", "string"),
-    ("rank", "int64"),
-    ("start_s", "float64"),
-    ("end_s", "float64"),
-    ("start_timecode", "string"),
-    ("end_timecode", "string"),
-    ("mean", "float64"),
+    *WINDOW_COLUMNS,
     ("lag_s", "float64"),
     ("tags", "string"),
     ("text", "string"),

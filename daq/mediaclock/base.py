@@ -11,11 +11,17 @@ Two optional parts, found by `isinstance` on their protocols:
   `on_message(...)` applies one message from them; the station subscribes and routes.
 
 Both report what a subscriber should hear of as `ClockChange`s.
+
+Every clock bounds what it is told (`check_media_s`, `check_speed`, `check_t_ns`): a position
+within MAX_MEDIA_S, a speed within MAX_SPEED, a report's time within MAX_SKEW_NS of now. What is
+outside is refused with a `ClockInputError` that says why (the station reports it on `events`),
+so no input, however hostile, makes a position that a sample cannot carry.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -57,6 +63,50 @@ OnChange = Callable[[str, str, dict[str, object]], None]
 
 class ClockInputError(ValueError):
     """A message on a clock's topic that it cannot use; the message says what is wrong."""
+
+
+# -- the bounds of every clock's input -------------------------------------------------------
+
+MAX_MEDIA_S = 1e7  # ~115 days of media: positions beyond are refused
+MAX_MEDIA_NS = int(MAX_MEDIA_S * 1e9)
+MAX_SPEED = 100.0  # mpv's own limit
+MAX_SKEW_NS = 5_000_000_000  # a report's time (t_ns) may differ this much from the station's clock
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_media_s(value: object, key: str = "media_s") -> float:
+    """A media position in seconds: a finite number within +-MAX_MEDIA_S; else ClockInputError."""
+    if not _is_number(value):
+        raise ClockInputError(f"{key} must be a number of seconds, not {value!r}")
+    assert isinstance(value, int | float)
+    if not math.isfinite(value) or abs(value) > MAX_MEDIA_S:
+        raise ClockInputError(f"{key} {value!r} is out of range: a finite number within +-{MAX_MEDIA_S:g} s")
+    return float(value)
+
+
+def check_speed(value: object, key: str = "speed") -> float:
+    """A playback speed: a finite number above 0 and at most MAX_SPEED; else ClockInputError."""
+    if not _is_number(value):
+        raise ClockInputError(f"{key} must be a number, not {value!r}")
+    assert isinstance(value, int | float)
+    if not math.isfinite(value) or not 0 < value <= MAX_SPEED:
+        raise ClockInputError(f"{key} {value!r} is out of range: above 0 and at most {MAX_SPEED:g}")
+    return float(value)
+
+
+def check_t_ns(t_ns: int, now_ns: int, key: str = "t_ns") -> int:
+    """A report's wall-clock time: within MAX_SKEW_NS of `now_ns` (the station's clock); else ClockInputError."""
+    skew = t_ns - now_ns
+    if abs(skew) > MAX_SKEW_NS:
+        way = "ahead of" if skew > 0 else "behind"
+        raise ClockInputError(
+            f"{key} is {abs(skew) / 1e9:.1f} s {way} the station's clock (allowed: {MAX_SKEW_NS / 1e9:g} s): "
+            "check the player's clock (NTP), or leave t_ns out to have the message stamped on arrival"
+        )
+    return t_ns
 
 
 class MediaClock(Protocol):

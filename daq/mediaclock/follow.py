@@ -14,7 +14,17 @@ messages the clock subscribes to (`subscriptions` / `on_message`, see `MessageFe
 
 from __future__ import annotations
 
-from daq.mediaclock.base import ClockChange, ClockState, MediaPosition, OnChange, Segment, SegmentHistory
+from daq.mediaclock.base import (
+    MAX_MEDIA_NS,
+    ClockChange,
+    ClockInputError,
+    ClockState,
+    MediaPosition,
+    OnChange,
+    Segment,
+    SegmentHistory,
+    check_speed,
+)
 from daq.timecode import FrameRate
 
 __all__ = ["SEEK_ANNOUNCE_NS", "ClockChange", "FollowedClock", "OnChange", "seconds_to_ns"]
@@ -101,8 +111,12 @@ class FollowedClock:
     def follow(self, mono_ns: int, state: ClockState, media_ns: int = 0, speed: float = 1.0) -> ClockChange | None:
         """Apply one report: `state` (at `media_ns`, playing at `speed`) was true at `mono_ns`.
 
-        Returns the change to announce, or None when the report only confirmed the model.
+        Returns the change to announce, or None when the report only confirmed the model. A position
+        or speed outside the bounds (daq.mediaclock.base) raises ClockInputError and changes nothing.
         """
+        if abs(media_ns) > MAX_MEDIA_NS:
+            raise ClockInputError(f"position {media_ns / 1e9:g} s is out of range: within +-{MAX_MEDIA_NS / 1e9:g} s")
+        check_speed(speed)
         last = self._history.last
         if state in ("stopped", "lost"):
             if last.state == state:

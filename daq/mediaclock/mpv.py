@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
 
-from daq.mediaclock.base import ClockChange, OnChange
+from daq.mediaclock.base import MAX_MEDIA_S, MAX_SPEED, ClockChange, OnChange
 from daq.mediaclock.follow import FollowedClock, seconds_to_ns
 from daq.timecode import FrameRate
 
@@ -99,6 +100,9 @@ class MpvClock(FollowedClock):
             data = msg.get("data")
             if name == "time-pos":
                 if isinstance(data, int | float) and not isinstance(data, bool):
+                    if not math.isfinite(data) or abs(data) > MAX_MEDIA_S:
+                        log.warning("mpv reported time-pos %r, out of range: ignored", data)
+                        return []
                     self._pos_ns = seconds_to_ns(data)
                     self._pos_mono = mono_ns
                     self._fresh_pos = True
@@ -151,7 +155,7 @@ class MpvClock(FollowedClock):
 
     def _speed(self, default: float) -> float:
         speed = self._props.get("speed")
-        if isinstance(speed, int | float) and not isinstance(speed, bool) and speed > 0:
+        if isinstance(speed, int | float) and not isinstance(speed, bool) and 0 < speed <= MAX_SPEED:
             return float(speed)
         return default
 

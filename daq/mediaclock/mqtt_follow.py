@@ -11,6 +11,14 @@ the player's last word when it starts). Payload, JSON:
 - `t_ns`: optional wall clock (Unix epoch ns) at which `position_s` was true. Without it the
   message is stamped when it arrives, so broker latency counts against the position.
 
+Bounds (daq.mediaclock.base): `position_s` within +-1e7 s, `speed` above 0 and at most 100, and
+`t_ns` within 5 s of the station's clock; a message outside them is refused (the station says so on
+`events`) and changes nothing, so a later good message applies as if it had never come. A `t_ns`
+up to 5 s ahead counts as the arrival time: a position is never placed in the future (one dated
+ahead would make every real report before that time look old). For a paused or stopped player
+the time does not move the position, so a `t_ns` outside the bounds is replaced by the arrival
+time instead (a retained "paused" message from long ago is still the player's last word).
+
 A message older than the clock's current segment is ignored (a late or replayed one never
 rewrites what samples were already placed by). Between messages the position is modelled from the
 speed; a message only re-anchors it when it changes the state or speed or lands more than half a
@@ -23,11 +31,11 @@ subscribes to it and routes what arrives there (see `daq.mediaclock.base.Message
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 
 import orjson
 
-from daq.mediaclock.base import ClockChange, ClockInputError, ClockState
+from daq.mediaclock.base import ClockChange, ClockInputError, ClockState, check_media_s, check_speed, check_t_ns
 from daq.mediaclock.follow import FollowedClock, seconds_to_ns
 
 STATES: dict[str, ClockState] = {"playing": "running", "paused": "paused", "stopped": "stopped"}
@@ -42,13 +50,14 @@ class PositionError(ClockInputError):
     """A position message that cannot be used; the message says what is wrong."""
 
 
-def _number(body: dict[str, object], key: str) -> float | None:
+def _checked(body: dict[str, object], key: str, check: Callable[[object, str], float]) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PositionError(f"{key} must be a finite number, not {value!r}")
-    return float(value)
+    try:
+        return check(value, key)
+    except ClockInputError as exc:
+        raise PositionError(str(exc)) from None
 
 
 class MqttFollowClock(FollowedClock):
@@ -79,16 +88,21 @@ class MqttFollowClock(FollowedClock):
         state = STATES.get(raw_state) if isinstance(raw_state, str) else None
         if state is None:
             raise PositionError(f"state must be one of {', '.join(STATES)}, not {raw_state!r}")
-        position = _number(body, "position_s")
-        speed = _number(body, "speed")
+        position = _checked(body, "position_s", check_media_s)
+        speed = _checked(body, "speed", check_speed)
         t_ns = body.get("t_ns")
         if t_ns is not None and (isinstance(t_ns, bool) or not isinstance(t_ns, int)):
             raise PositionError(f"t_ns must be an integer (Unix epoch ns), not {t_ns!r}")
         if position is None and state != "stopped":
             raise PositionError(f"position_s is required when the state is {raw_state}")
-        if speed is not None and speed <= 0:
-            raise PositionError(f"speed must be above 0, not {speed}")
-        mono_ns = arrival_mono_ns if t_ns is None else t_ns - wall_offset_ns
+        mono_ns = arrival_mono_ns
+        if t_ns is not None:
+            try:
+                check_t_ns(t_ns, arrival_mono_ns + wall_offset_ns)
+                mono_ns = min(t_ns - wall_offset_ns, arrival_mono_ns)  # never in the future
+            except ClockInputError as exc:
+                if state == "running":  # the position would be extrapolated from a time we cannot trust
+                    raise PositionError(str(exc)) from None
         if mono_ns < self.current().mono_ns:
             return []  # older than what the clock already knows
         change = self.follow(mono_ns, state, seconds_to_ns(position) if position is not None else 0, speed or 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from daq.mediaclock.base import ClockState, MediaPosition, Segment, SegmentHistory
+from daq.mediaclock.base import ClockState, MediaPosition, Segment, SegmentHistory, check_media_s
 from daq.timecode import FrameRate, frame_to_seconds, timecode_to_frame
 
 
@@ -21,8 +21,9 @@ class SessionClock:
     def rate(self) -> FrameRate:
         return self._rate
 
-    def _start_media_ns(self) -> int:
-        seconds = frame_to_seconds(timecode_to_frame(self.start_timecode, self._rate), self._rate)
+    def _start_media_ns(self, timecode: str | None = None) -> int:
+        label = self.start_timecode if timecode is None else timecode
+        seconds = frame_to_seconds(timecode_to_frame(label, self._rate), self._rate)
         # Round up: flooring would put the start just before its frame's first instant (one frame early).
         return math.ceil(seconds * 1_000_000_000)
 
@@ -35,9 +36,11 @@ class SessionClock:
         return segment
 
     def start(self, timecode: str | None = None, mono_ns: int | None = None) -> Segment:
+        """Run from `timecode` (default: the last start's); one that does not parse raises, changing nothing."""
+        media_ns = self._start_media_ns(timecode)  # checked before it is kept: a bad one never sticks
         if timecode is not None:
             self.start_timecode = timecode
-        return self._change("running", self._start_media_ns(), mono_ns)
+        return self._change("running", media_ns, mono_ns)
 
     def pause(self, mono_ns: int | None = None) -> Segment:
         return self._change("paused", mono_ns=mono_ns)
@@ -46,8 +49,10 @@ class SessionClock:
         return self._change("running", mono_ns=mono_ns)
 
     def seek(self, media_s: float, mono_ns: int | None = None) -> Segment:
+        """Go to `media_s` (a finite number within +-MAX_MEDIA_S, else ClockInputError, nothing changed)."""
+        media_ns = int(check_media_s(media_s) * 1e9)
         state = self._history.last.state
-        return self._change(state if state != "stopped" else "paused", int(media_s * 1e9), mono_ns)
+        return self._change(state if state != "stopped" else "paused", media_ns, mono_ns)
 
     def stop(self, mono_ns: int | None = None) -> Segment:
         return self._change("stopped", 0, mono_ns)

@@ -104,7 +104,33 @@ class DaqClient(aiomqtt.Client):
         self.wire_log = WireLog()
         kwargs.setdefault("logger", cast(logging.Logger, self.wire_log))
         self._acks: dict[int, Callable[[str | None], None]] = {}
+        self._connecting = False  # someone awaits the CONNACK (in __aenter__)
         super().__init__(*args, **kwargs)
+
+    async def __aenter__(self) -> DaqClient:
+        """Connect; on any failure (a broker that never answers CONNECT, a refusal) close the socket.
+
+        aiomqtt leaves a timed-out attempt's socket open and its keepalive loop running: paho then
+        reports a disconnect long after, which (unawaited) left "Future exception was never
+        retrieved" tracebacks in the log, once per attempt."""
+        self._connecting = True
+        try:
+            await super().__aenter__()
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            self._connecting = False
+        return self
+
+    def _abandon(self) -> None:
+        """Drop a connection attempt for good: paho's socket closed, its reader and keepalive loop gone."""
+        paho = self._client
+        with contextlib.suppress(Exception):
+            paho._reset_sockets()  # closes the socket; aiomqtt's socket callbacks unregister it
+        misc = self._misc_task
+        if misc is not None and not misc.done():
+            misc.cancel()
 
     def publish_nowait(
         self, topic: str, payload: bytes, on_ack: Callable[[str | None], None], retain: bool = False
@@ -141,10 +167,11 @@ class DaqClient(aiomqtt.Client):
         properties: Properties | None = None,
     ) -> None:
         if not self._connected.done():
-            why = self.wire_log.last_error or str(reason_code)
-            self._connected.set_exception(
-                aiomqtt.MqttError(f"the broker closed the connection before accepting it: {why}")
-            )
+            if self._connecting:  # only while __aenter__ waits for it: else no one would retrieve it
+                why = self.wire_log.last_error or str(reason_code)
+                self._connected.set_exception(
+                    aiomqtt.MqttError(f"the broker closed the connection before accepting it: {why}")
+                )
             return
         super()._on_disconnect(client, userdata, flags, reason_code, properties)
 

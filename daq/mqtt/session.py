@@ -10,6 +10,9 @@ One policy for every client of the broker (the station's publisher, `daq record`
 - Once it has connected, every fault is retried (a broker restarted with a new password file,
   a certificate being rotated must not stop a station in the middle of a session), with jittered
   exponential backoff; a connection that held for STABLE_CONNECTION_S resets the backoff.
+- What it says (`daq.mqtt.unreachable.RetryReport`): one line when the broker cannot be reached
+  (why, in words: a host that does not resolve, a port nothing listens on) or is lost, a summary
+  every 30 s while it retries (each retry only at debug), one line when it connects.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from daq.config import BrokerConfig
 from daq.exceptions import BrokerRefused, ConfigError
 from daq.mqtt.client import Connection, ConnectOptions, MqttError, connect
+from daq.mqtt.unreachable import RetryReport, explain
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,9 @@ class Session:
         self.connected_once = False
         self.draining = False
         self._connected_at = 0.0
+        address = broker.address
+        self.report = RetryReport(log, name, address.display())
+        self._host_port = (address.host, address.port)
 
     def filters(self) -> list[str]:
         subs = self.subscriptions
@@ -101,11 +108,11 @@ class Session:
 
     async def run(self, stop: asyncio.Event, on_connected: OnConnected) -> None:
         attempt = 0
-        where = self.broker.address.display()
         while True:
             if stop.is_set() and not self.drain_on_stop:
                 return
             reason: str | None = None
+            was_up = False
             try:
                 await self._connect_once(on_connected)
                 return
@@ -114,7 +121,7 @@ class Session:
                 if not self.connected_once:
                     raise
             except MqttError as exc:
-                reason = str(exc) or "connection lost"
+                reason = explain(exc, *self._host_port)
             except (OSError, ssl.SSLError) as exc:
                 # e.g. a certificate being rotated: fatal at start, retried later on
                 if not self.connected_once:
@@ -122,6 +129,7 @@ class Session:
                 reason = f"connection setup: {exc}"
             finally:
                 self.connected.clear()
+                was_up = self.stats.connected
                 if self.stats.connected:
                     self.stats.connected = False
                     self.stats.disconnects += 1
@@ -132,9 +140,13 @@ class Session:
                     self.on_disconnected(reason)
             if stop.is_set() and (not self.drain_on_stop or self.draining or not self.connected_once):
                 return
+            if was_up:
+                self.report.lost(reason or "connection closed")
+            else:
+                self.report.failed(reason or "connection closed")
             delay = self.backoff.delay(attempt)
             attempt += 1
-            log.warning("%s: broker %s unreachable (%s); retrying in %.1f s", self.name, where, reason, delay)
+            log.debug("%s: retrying in %.1f s (%s)", self.name, delay, reason)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:
@@ -153,12 +165,9 @@ class Session:
             await connection.subscribe(filters, check=self.check_subscriptions)
             self.connected_once = True
             self.connected.set()
-            log.info(
-                "%s: connected to %s as %s%s",
-                self.name,
-                self.broker.address.display(),
-                self.options.client_id or "(random id)",
-                f"; subscribed to {', '.join(filters)}" if filters else "",
+            self.report.connected(
+                f", as {self.options.client_id or '(random id)'}"
+                + (f"; subscribed to {', '.join(filters)}" if filters else "")
             )
             await on_connected(connection)
 

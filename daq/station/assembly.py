@@ -14,7 +14,7 @@ from daq.config import DaqConfig, DialConfig
 from daq.outbox.base import Outbox
 from daq.readclock import ReadClock
 from daq.station.device_reader import DeviceSetup
-from daq.station.dial_pipeline import DialPipeline
+from daq.station.dial_pipeline import DialPipeline, EventSink
 from daq.station.profiled_dials import build_profiled
 from daq.station.session_state import SessionState
 from daq.topics import Topics
@@ -31,6 +31,7 @@ class PipelineParts:
     read_clock: ReadClock
     session: SessionState
     outbox: Outbox
+    on_event: EventSink  # what a pipeline has to say (a media error, a reading that cannot be a sample)
 
     def pipeline(self, dial: DialConfig, raw_range: RawRange) -> DialPipeline:
         calibrator = Calibrator(dial.scale, dial.calibration, raw_range)
@@ -43,6 +44,7 @@ class PipelineParts:
             self.read_clock,
             self.session,
             self.outbox,
+            self.on_event,
         )
 
 

@@ -7,7 +7,10 @@
   here, which passes it to the clock in use if that clock follows the topic. The last message on each
   topic is kept, so a clock switched to (`install`) starts from the player's last word.
 
-Every change a clock reports is announced (an event, then the retained session).
+Every change a clock reports is announced (an event, then the retained session). Every input a
+clock refuses (a `ClockInputError`: not a position, or outside the bounds) is counted (`refused`,
+in health as `media_refused`) and reported as a `clock.refused` event, the first at once and then
+at most one per REPORT_EVERY_S with the count, so a flood of bad positions cannot flood `events`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
 from daq.station.session_state import SessionState
+from daq.station.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,27 @@ class ClockStage:
         self._last: dict[str, tuple[bytes, int]] = {}  # topic -> last payload, arrival (monotonic ns)
         self._task: asyncio.Task[None] | None = None
         self._running = False
+        self._refusals = Throttle()
+
+    @property
+    def refused(self) -> int:
+        """Inputs the media clocks refused so far (positions, commands)."""
+        return self._refusals.count
+
+    def refuse(self, source: str, reason: str) -> None:
+        """A clock refused an input from `source` (a topic, a command): count it, log and report it (rate-limited)."""
+        kind = getattr(self.session.clock, "kind", "none")
+        if not self._refusals.hit():
+            log.debug("media clock %s refused input from %s: %s", kind, source, reason)
+            return
+        count, since = self._refusals.count, self._refusals.since_report()
+        log.warning("media clock %s refused input from %s: %s (%d refused so far)", kind, source, reason, count)
+        self.announcer.event(
+            "clock.refused",
+            None,
+            f"media clock {kind} refused input from {source}: {reason} ({count} refused so far)",
+            {"clock": kind, "source": source, "reason": reason, "refused": count, "since_last_report": since},
+        )
 
     @property
     def clock(self) -> MediaClock | None:
@@ -97,7 +122,7 @@ class ClockStage:
         try:
             changes = clock.on_message(topic, payload, arrival_mono_ns, self.read_clock.offset_ns)
         except ClockInputError as exc:
-            log.warning("ignored a message on %s: %s", topic, exc)
+            self.refuse(topic, str(exc))
             return
         self._announce(changes)
 

@@ -5,8 +5,10 @@ session.seek {"media_s"}, mark {"label", "dial"?}, clock.set {"clock": session|m
 "socket"? (mpv), "port"? (mtc), "rate"?, "timecode"? (session)}.
 
 A request is a JSON object (or empty). The reply goes to the request's MQTT 5 response
-topic, or to `<root>/<station>/cmd/<verb>/reply`, and always carries `ok` and, when
-the request had one, its `id`.
+topic if that is allowed (see daq.station.reply_topics: under `cmd/<verb>/reply` or the reply
+prefix, never the station's own topics), or to `<root>/<station>/cmd/<verb>/reply`, and always
+carries `ok` and, when the request had one, its `id`. A request with a response topic that is
+not allowed is not carried out; its reply (on the default topic) says why.
 
 Control works on what it is given: the session state, the read clock, an announcer (events, the
 retained session, replies) and a way to switch the media clock (the clock stage's `install`).
@@ -24,17 +26,20 @@ from pydantic import ValidationError
 
 from daq.config import MediaConfig
 from daq.exceptions import MissingExtraError
-from daq.mediaclock.base import MediaClock
+from daq.mediaclock.base import ClockInputError, MediaClock
 from daq.mediaclock.factory import CLOCK_KINDS, make_clock
 from daq.mediaclock.session_clock import SessionClock
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
+from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 InstallClock = Callable[[MediaClock | None], None]
+# source, reason: a media clock refused an input (the clock stage's `refuse`: counted, reported)
+OnRefused = Callable[[str, str], None]
 
 
 class CommandError(Exception):
@@ -49,12 +54,16 @@ class StationControl:
         read_clock: ReadClock,
         media: MediaConfig,
         install_clock: InstallClock,
+        on_refused: OnRefused | None = None,
+        reply_topics: ReplyTopics | None = None,
     ) -> None:
         self.announcer = announcer
         self.session = session
         self.read_clock = read_clock
         self.media = media  # the clock settings in force; clock.set changes them
         self.install_clock = install_clock
+        self.on_refused = on_refused
+        self.reply_topics = reply_topics or ReplyTopics(announcer.topics)
         self.verbs: dict[str, Handler] = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
@@ -72,8 +81,15 @@ class StationControl:
             request = orjson.loads(payload) if payload else {}
         except orjson.JSONDecodeError:
             request = None
-        reply = await self.handle(verb, request)
-        self.announcer.reply(verb, reply, response_topic)
+        reply_to, refusal = self.reply_topics.choose(verb, response_topic)
+        if refusal is not None:
+            log.warning("command %s not carried out: %s", verb, refusal)
+            reply: dict[str, Any] = {"verb": verb, "ok": False, "error": f"{refusal}; the command was not carried out"}
+            if isinstance(request, dict) and "id" in request:
+                reply["id"] = request["id"]
+        else:
+            reply = await self.handle(verb, request)
+        self.announcer.reply(verb, reply, reply_to)
 
     async def handle(self, verb: str, request: object) -> dict[str, Any]:
         if not isinstance(request, dict):
@@ -88,6 +104,10 @@ class StationControl:
             result = await handler(request)
         except CommandError as exc:
             return {**base, "ok": False, "error": str(exc)}
+        except ClockInputError as exc:  # the media clock refused it: the reply says why, and `events` too
+            if self.on_refused is not None:
+                self.on_refused(f"cmd/{verb}", str(exc))
+            return {**base, "ok": False, "error": f"refused: {exc}"}
         except (TypeError, ValueError, OverflowError) as exc:
             return {**base, "ok": False, "error": f"bad request: {exc}"}
         except Exception as exc:  # never leave a requester waiting for a reply
@@ -144,7 +164,7 @@ class StationControl:
     async def mark(self, request: dict[str, Any]) -> dict[str, Any]:
         label = str(request.get("label", "mark"))
         now = self.read_clock.now_ns()
-        pos = self.session.position_at(self.read_clock.mono_ns(now))
+        pos, _ = self.session.checked_position_at(self.read_clock.mono_ns(now))  # a mark never fails on the clock
         data = {
             "label": label,
             "media_s": pos.media_s if pos else None,

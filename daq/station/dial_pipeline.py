@@ -6,20 +6,53 @@ This module is the bracketed part: it runs on every reading, so it does plain wo
 no models, no lookups that could be done once at start-up. A sample is placed by its read time:
 the media position and the session id both are those of `reading.mono_ns`, not of the moment
 the reading is processed.
+
+The invariant, kept here: every reading read becomes exactly one sample, or is counted as
+garbage; nothing between the read and the outbox can drop it or raise out of `on_reading`.
+
+- A media clock that cannot place the reading (it raises, or says a position a sample cannot
+  carry: not finite, beyond the bounds, a frame beyond 2**53) costs the media fields only: the
+  sample goes out with `media_s`, `timecode` and `frame` null (the contract allows null for
+  each), the dial's `media_errors` count rises and an `error` event says why (rate-limited).
+- A reading whose value or raw cannot go into a sample (not finite, an integer JSON cannot
+  carry, a calibration that raised) is garbage: counted in the dial's `garbage` and reported on
+  `events` as `garbage` (rate-limited); never published (the contract: bad input never reaches
+  the wire).
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
 from daq.calibration import Calibrator
 from daq.contract import CONTRACT_VERSION
+from daq.mediaclock.base import MediaPosition
 from daq.outbox.base import Outbox
 from daq.readclock import ReadClock
 from daq.reading import Reading
 from daq.station.session_state import SessionState
+from daq.station.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+# kind, dial id (or None), message, data: the announcer's `event`
+EventSink = Callable[[str, str | None, str, Mapping[str, object]], None]
+
+_JSON_INT_MIN, _JSON_INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson writes
+
+
+def _number_ok(x: object) -> bool:
+    """Can `x` be a sample's `value` or `raw` (a finite number JSON carries)?"""
+    if type(x) is float:
+        return math.isfinite(x)
+    if type(x) is int:
+        return _JSON_INT_MIN <= x <= _JSON_INT_MAX
+    return False
 
 
 @dataclass(slots=True)
@@ -27,6 +60,7 @@ class DialStats:
     samples: int = 0
     garbage: int = 0
     buttons: int = 0
+    media_errors: int = 0  # samples sent with null media fields because the clock could not place them
     last_value: float | None = None
     last_raw: float | None = None
     last_t_ns: int = 0
@@ -34,6 +68,10 @@ class DialStats:
     connected: bool = False
     reconnects: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+
+
+def _no_events(kind: str, dial: str | None, message: str, data: Mapping[str, object]) -> None:
+    pass
 
 
 class DialPipeline:
@@ -47,6 +85,7 @@ class DialPipeline:
         read_clock: ReadClock,
         session: SessionState,
         outbox: Outbox,
+        on_event: EventSink = _no_events,
     ) -> None:
         self.station = station
         self.dial = dial
@@ -56,16 +95,52 @@ class DialPipeline:
         self.read_clock = read_clock
         self.session = session
         self.outbox = outbox
+        self.on_event = on_event
         self.seq = 0
         self.stats = DialStats()
+        self._media_trouble = Throttle()
+        self._garbage_trouble = Throttle()
 
-    def on_reading(self, reading: Reading) -> dict[str, object]:
-        """Turn one reading into a sample, put it in the outbox, and return it."""
+    def on_reading(self, reading: Reading) -> dict[str, object] | None:
+        """Turn one reading into a sample, put it in the outbox, and return it (None: it was garbage)."""
         raw = reading.raw
-        value = self.calibrate(raw)
+        try:
+            value = self.calibrate(raw)
+        except Exception as exc:  # a reading the calibration cannot take is garbage, never a lost read
+            self._garbage(reading, f"calibration failed: {type(exc).__name__}: {exc}")
+            return None
+        if not (_number_ok(raw) and _number_ok(value)):
+            self._garbage(reading, f"raw {raw!r} gives value {value!r}: not a finite number")
+            return None
         t_ns = reading.mono_ns + self.read_clock.offset_ns
-        pos = self.session.position_at(reading.mono_ns)
-        sample: dict[str, object] = {
+        pos, problem = self.session.checked_position_at(reading.mono_ns)
+        if problem is not None:
+            self._media_error(problem)
+        sample = self._sample(reading, t_ns, value, raw, pos)
+        try:
+            payload = orjson.dumps(sample)
+        except (TypeError, orjson.JSONEncodeError) as exc:  # not reached after the checks above; kept as the net
+            if pos is None:
+                self._garbage(reading, f"cannot encode the sample: {exc}")
+                return None
+            self._media_error(f"cannot encode the media fields: {exc}")
+            pos = None
+            sample = self._sample(reading, t_ns, value, raw, None)
+            payload = orjson.dumps(sample)
+        self.outbox.put(self.dial, self.topic, payload)
+        self.seq += 1
+        stats = self.stats
+        stats.samples += 1
+        stats.last_value = value
+        stats.last_raw = raw
+        stats.last_t_ns = t_ns
+        stats.last_timecode = pos.timecode if pos else None
+        return sample
+
+    def _sample(
+        self, reading: Reading, t_ns: int, value: float, raw: float, pos: MediaPosition | None
+    ) -> dict[str, object]:
+        return {
             "v": CONTRACT_VERSION,
             "station": self.station,
             "dial": self.dial,
@@ -79,12 +154,29 @@ class DialPipeline:
             "value": value,
             "raw": raw,
         }
-        self.outbox.put(self.dial, self.topic, orjson.dumps(sample))
-        self.seq += 1
-        stats = self.stats
-        stats.samples += 1
-        stats.last_value = value
-        stats.last_raw = raw
-        stats.last_t_ns = t_ns
-        stats.last_timecode = pos.timecode if pos else None
-        return sample
+
+    def _media_error(self, problem: str) -> None:
+        self.stats.media_errors += 1
+        trouble = self._media_trouble
+        if trouble.hit():
+            since = trouble.since_report()
+            log.warning("%s: %s; samples carry null media fields (%d so far)", self.dial, problem, trouble.count)
+            self.on_event(
+                "error",
+                self.dial,
+                f"{problem}: samples carry null media fields ({trouble.count} so far)",
+                {"media_errors": trouble.count, "since_last_report": since},
+            )
+
+    def _garbage(self, reading: Reading, why: str) -> None:
+        self.stats.garbage += 1
+        trouble = self._garbage_trouble
+        if trouble.hit():
+            since = trouble.since_report()
+            log.warning("%s: a reading cannot be a sample: %s (%d so far)", self.dial, why, trouble.count)
+            self.on_event(
+                "garbage",
+                self.dial,
+                f"a reading cannot be a sample: {why} ({trouble.count} so far)",
+                {"count": trouble.count, "since_last_report": since, "channel": reading.channel},
+            )

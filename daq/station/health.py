@@ -1,9 +1,11 @@
 """The station's health: retained on `<root>/<station>/health` every few seconds, read by `daq status`.
 
-Per dial: samples, measured rate, garbage (undecodable runs of input), discarded (lines dropped on
-purpose), device_lost (reports the device's own counter says never arrived), connected,
-reconnects; the outbox depth; the broker connection's counts. An addition to the contract's topics,
-inside the station's subtree.
+Per dial: samples, measured rate, garbage (undecodable runs of input, and readings that cannot be
+a sample), discarded (lines dropped on purpose), device_lost (reports the device's own counter says
+never arrived), media_errors (samples sent with null media fields because the clock could not
+place them), connected, reconnects; the outbox depth; the broker connection's counts (refused:
+control messages the broker refused, dropped; samples_refused: kept and sent again); media_refused
+(inputs the media clocks refused). An addition to the contract's topics, inside the station's subtree.
 
 The reporter reads what it is given: the dials' stats, the outbox's `stats()` (the outbox
 protocol), the broker connection's counters, and the read clock.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -41,6 +43,10 @@ class BrokerStats(Protocol):
     def samples(self) -> int: ...
     @property
     def last_error(self) -> str: ...
+    @property
+    def refused(self) -> int: ...
+    @property
+    def samples_refused(self) -> int: ...
 
 
 class HealthReporter:
@@ -53,6 +59,7 @@ class HealthReporter:
         broker: BrokerStats,
         outlet: Outlet,
         topic: str,
+        media_refused: Callable[[], int] = lambda: 0,
     ) -> None:
         self.who = who
         self.read_clock = read_clock
@@ -61,6 +68,7 @@ class HealthReporter:
         self.broker = broker
         self.outlet = outlet
         self.topic = topic
+        self.media_refused = media_refused  # inputs the media clocks refused (the clock stage's count)
         self.started_mono_ns = time.monotonic_ns()
         self._last_counts: dict[str, int] = {}
         self._last_mono = time.monotonic()
@@ -86,6 +94,7 @@ class HealthReporter:
                 "samples": stats.samples,
                 "rate_hz": round((stats.samples - before) / elapsed, 2) if elapsed >= 1.0 else None,
                 "garbage": stats.garbage,
+                "media_errors": stats.media_errors,
                 "discarded": stats.extra.get("discarded", 0),
                 "device_lost": stats.extra.get("device_lost", 0),
                 "buttons": stats.buttons,
@@ -110,6 +119,9 @@ class HealthReporter:
                 "messages": pub.messages,
                 "samples": pub.samples,
                 "last_error": pub.last_error,
+                "refused": pub.refused,
+                "samples_refused": pub.samples_refused,
             },
+            "media_refused": self.media_refused(),
             "dials": dials,
         }

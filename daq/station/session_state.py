@@ -9,6 +9,7 @@ session it was read in.
 from __future__ import annotations
 
 import bisect
+import math
 import secrets
 import time
 
@@ -72,5 +73,44 @@ class SessionState:
         self.set_session(None, now)
 
     def position_at(self, mono_ns: int) -> MediaPosition | None:
+        """The clock's position at `mono_ns`, unchecked (it may raise): see `checked_position_at`."""
         clock = self.clock
         return clock.position_at(mono_ns) if clock is not None else None
+
+    def checked_position_at(self, mono_ns: int) -> tuple[MediaPosition | None, str | None]:
+        """(position, None), or (None, why) when the clock's position cannot go into a sample.
+
+        Never raises: whatever a media clock says or does, a reading read at `mono_ns` can still
+        become a sample (with null media fields). `why` is for the error event and the count.
+        """
+        clock = self.clock
+        if clock is None:
+            return None, None
+        try:
+            pos = clock.position_at(mono_ns)
+        except Exception as exc:
+            return None, f"media clock {getattr(clock, 'kind', '?')}: {type(exc).__name__}: {exc}"
+        if pos is None:
+            return None, None
+        problem = position_problem(pos)
+        if problem is not None:
+            return None, f"media clock {getattr(clock, 'kind', '?')}: {problem}"
+        return pos, None
+
+
+# The largest frame a sample carries: every JSON reader holds it exactly (a double's integers). The
+# clocks' input bounds (daq.mediaclock.base) keep positions far below; this is what a sample can carry.
+MAX_FRAME = (1 << 53) - 1
+
+
+def position_problem(pos: MediaPosition) -> str | None:
+    """Why `pos` cannot go into a sample (the contract's media fields), or None when it can."""
+    media_s, frame, timecode = pos.media_s, pos.frame, pos.timecode
+    number = isinstance(media_s, float | int) and not isinstance(media_s, bool)
+    if not number or not math.isfinite(media_s):
+        return f"position {media_s!r} s is not a finite number"
+    if type(frame) is not int or not 0 <= frame <= MAX_FRAME:
+        return f"frame {frame!r} is out of range"
+    if type(timecode) is not str or len(timecode) != 11:
+        return f"timecode {timecode!r} is not HH:MM:SS:FF"
+    return None

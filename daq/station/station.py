@@ -36,8 +36,10 @@ from daq.station.device_reader import DeviceReader, DeviceSetup
 from daq.station.dial_pipeline import DialPipeline
 from daq.station.health import HealthReporter
 from daq.station.payloads import StationIdentity
+from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.status_guard import StatusGuard
+from daq.station.throttle import Throttle
 from daq.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,15 @@ class Station:
         self.session = SessionState(make_clock(config.media))
         # The outbox reports through the announcer, which needs the publisher, which needs the outbox.
         self.outbox = make_outbox(config, lambda kind, message, data: self.announcer.station_event(kind, message, data))
-        parts = PipelineParts(self.station_id, self.boot, topics, self.read_clock, self.session, self.outbox)
+        parts = PipelineParts(
+            self.station_id,
+            self.boot,
+            topics,
+            self.read_clock,
+            self.session,
+            self.outbox,
+            lambda kind, dial, message, data: self.announcer.event(kind, dial, message, data),
+        )
         self.devices: list[DeviceSetup] = build_devices(config, parts)
         self.pipelines: dict[str, DialPipeline] = {p.dial: p for s in self.devices for p in s.pipelines}
         clock_topics = input_topics(topics.base)
@@ -70,11 +80,21 @@ class Station:
             subscriptions=(topics.cmd_filter, *clock_topics, topics.status),
             on_message=message_handler(self.route),
         )
+        self._refusals = Throttle()
+        self.publisher.on_refused = self._message_refused
         dial_meta = {dial: meta for s in self.devices for dial, meta in s.meta.items()}
         self.announcer = Announcer(self.publisher, self.who, topics, self.read_clock, self.session, dial_meta)
         self.status = StatusGuard(self.publisher, self.who, topics.status, self.read_clock)
         self.clocks = ClockStage(self.session, self.announcer, self.read_clock, topics.base, clock_topics)
-        self.control = StationControl(self.announcer, self.session, self.read_clock, config.media, self.clocks.install)
+        self.control = StationControl(
+            self.announcer,
+            self.session,
+            self.read_clock,
+            config.media,
+            self.clocks.install,
+            self.clocks.refuse,
+            ReplyTopics(topics, config.control.reply_prefix),
+        )
         self.health = HealthReporter(
             self.who,
             self.read_clock,
@@ -83,6 +103,7 @@ class Station:
             self.publisher.stats,
             self.publisher,
             topics.health,
+            lambda: self.clocks.refused,
         )
         self.readers = [
             DeviceReader(s.transport, s.decoder, s.routes, self.announcer.event, self.announcer.meta, expects=s.expects)
@@ -99,6 +120,19 @@ class Station:
             await self.control.on_command(msg.topic, msg.payload, msg.response_topic)
         else:
             log.debug("no part takes messages on %s", msg.topic)
+
+    def _message_refused(self, topic: str, reason: str, count: int) -> None:
+        """The broker refused a control message (a reply, an event): it is gone; say so (rate-limited).
+
+        Not for a refused event: the report would be refused in turn (the log and health have it)."""
+        if topic == self.topics.events or not self._refusals.hit():
+            return
+        self.announcer.event(
+            "error",
+            None,
+            f"the broker refused a message on {topic}: {reason}; it was dropped ({count} refused so far)",
+            {"topic": topic, "reason": reason, "refused": count},
+        )
 
     # -- running ----------------------------------------------------------------------
 
@@ -138,8 +172,12 @@ class Station:
                     await asyncio.wait_for(publisher, DRAIN_TIMEOUT_S)
             left = self.outbox.pending + self.outbox.inflight
             if left:
-                kept = "kept in the outbox for the next start" if self.outbox.stats().kind == "disk" else "LOST"
-                log.error("%d samples not delivered at exit (%s)", left, kept)
+                folder = getattr(self.outbox, "path", None)
+                if self.outbox.stats().kind == "disk":
+                    kept = f"(kept in the outbox for the next start): {folder}"
+                else:
+                    kept = "(LOST: the outbox is in memory)"
+                log.error("%d samples not delivered at exit %s", left, kept)
             self.outbox.close()
 
     async def _supervise(self, reader: DeviceReader) -> None:

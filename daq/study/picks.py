@@ -1,7 +1,8 @@
 """The segments to ask about in the interview: `daq.export.segments` plus a minimum gap and a lag shift.
 
-With gap 0 and lag 0 the selection is exactly `daq.export.segments.top_windows` (a test checks it):
-the N highest-mean windows of the group mean, greedily, best first, no overlaps; then the N lowest.
+With gap 0 and lag 0 the selection is exactly `daq.export.segments.top_windows` (a test checks it;
+both choose by `greedy_windows`): the N highest-mean windows of the group mean, greedily, best first,
+no overlaps; then the N lowest.
 - `gap_s`: two chosen windows are at least this far apart (start to end), rounded up to grid steps.
 - `lag_s`: the rater reacts `lag_s` seconds after the video (Mariooryad & Busso 2015: 1-6 s), so a
   window of ratings at [t0, t1) is about the video at [t0 - lag, t1 - lag): segment times are shifted
@@ -15,8 +16,8 @@ from dataclasses import asdict
 from typing import Any
 
 from daq.export.reader import ExportError
-from daq.export.resample import Resampled, timecode_at
-from daq.export.segments import Kind, Window, candidates, window_points
+from daq.export.resample import Resampled
+from daq.export.segments import Window, candidates, greedy_windows, window_points
 
 MAX_COUNT = 20
 
@@ -43,25 +44,7 @@ def pick_segments(
     n = window_points(grid, window_s)
     apart = n + math.ceil(gap_s / grid.step - 1e-9)
     found = candidates(grid.series(target), n)
-    taken: list[int] = []
-    out: list[Window] = []
-    orders: list[tuple[Kind, list[tuple[int, float]]]] = [
-        ("helpful", sorted(found, key=lambda c: (-c[1], c[0]))),
-        ("hindering", sorted(found, key=lambda c: (c[1], c[0]))),
-    ]
-    for kind, ordered in orders:
-        rank = 0
-        for start, mean in ordered:
-            if rank == count:
-                break
-            if any(abs(start - other) < apart for other in taken):
-                continue
-            taken.append(start)
-            rank += 1
-            t0 = grid.starts[start] - lag_s
-            t1 = t0 + n * grid.step
-            out.append(Window(target, kind, rank, t0, t1, timecode_at(t0, grid.rate), timecode_at(t1, grid.rate), mean))
-    return out
+    return greedy_windows(grid, target, found, count, n, apart, lag_s)
 
 
 def segment_json(window: Window) -> dict[str, Any]:

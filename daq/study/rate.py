@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mimetypes
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,16 +32,19 @@ from aiohttp import WSMsgType, web
 from daq.mediaclock.mqtt_follow import position_topic
 from daq.recording import safe_name
 from daq.station.station import Station
+from daq.study import STATIC
 from daq.study.sitting import SITTING_FILE, VideoId, write_json_atomic
+from daq.web import page_app, video_response
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 VALUE_EVERY_S = 0.05
 
 
 @dataclass(slots=True)
 class Sitting:
+    """One rating sitting: the station, the dial and video rated, and where the session is (its state)."""
+
     station: Station
     dial: str
     video: VideoId
@@ -137,33 +138,20 @@ class Sitting:
 
 
 SITTING_KEY = web.AppKey("sitting", Sitting)
+ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.page_app)
 
 
-def make_app(sitting: Sitting) -> web.Application:
-    app = web.Application()
-    app[SITTING_KEY] = sitting
-    app.router.add_get("/", index)
-    app.router.add_get("/video", serve_video)
-    app.router.add_get("/ws", websocket)
-    app.router.add_get("/state.json", state_json)
-    app.router.add_static("/static/", STATIC, show_index=False)
-    return app
-
-
-async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "rate.html", headers={"Cache-Control": "no-cache"})
-
-
-async def serve_video(request: web.Request) -> web.StreamResponse:
-    path = request.app[SITTING_KEY].video_path
-    kind, _ = mimetypes.guess_type(str(path))
-    return web.FileResponse(path, headers={"Content-Type": kind or "application/octet-stream"})
-
-
+@ROUTES.get("/state.json")
 async def state_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[SITTING_KEY].state_json())
 
 
+@ROUTES.get("/video")
+async def serve_video(request: web.Request) -> web.StreamResponse:
+    return video_response(request.app[SITTING_KEY].video_path)
+
+
+@ROUTES.get("/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     sitting = request.app[SITTING_KEY]
     ws = web.WebSocketResponse(heartbeat=20.0)
@@ -214,16 +202,5 @@ async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes], sitting
             await ws.send_bytes(orjson.dumps({"type": "value", "value": value}))
 
 
-async def serve(
-    sitting: Sitting, host: str, port: int, stop: asyncio.Event, on_ready: Callable[[list[tuple[str, int]]], None]
-) -> None:
-    runner = web.AppRunner(make_app(sitting), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = [(str(a[0]), int(a[1])) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2]
-        on_ready(bound)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+def make_app(sitting: Sitting) -> web.Application:
+    return page_app(STATIC, "rate.html", ROUTES, SITTING_KEY, sitting)

@@ -10,10 +10,7 @@ POST /api/answer       {"key", "segment": {...}, "text", "tags": [...]}: saved (
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import mimetypes
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +19,21 @@ from aiohttp import web
 
 from daq.export.reader import ExportError, SessionRecording
 from daq.export.resample import Resampled
+from daq.study import STATIC
 from daq.study.codebook import Codebook
 from daq.study.interview import Interview, InterviewError
 from daq.study.picks import pick_segments, segment_json
+from daq.web import page_app, video_response
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 DEFAULTS: dict[str, float] = {"count": 3, "window_s": 10.0, "gap_s": 0.0, "lag_s": 0.0, "lead_s": 3.0}
 
 
 @dataclass(slots=True)
 class Review:
+    """One session's interview: its recording on the media grid, the answers, the codebook, the video checked."""
+
     session: SessionRecording
     grid: Resampled
     interview: Interview
@@ -81,33 +81,18 @@ class Review:
 
 
 REVIEW_KEY = web.AppKey("review", Review)
+ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.page_app)
 
 
-def make_app(review: Review) -> web.Application:
-    app = web.Application()
-    app[REVIEW_KEY] = review
-    app.router.add_get("/", index)
-    app.router.add_get("/video", serve_video)
-    app.router.add_get("/api/state", api_state)
-    app.router.add_get("/api/segments", api_segments)
-    app.router.add_post("/api/settings", api_settings)
-    app.router.add_post("/api/answer", api_answer)
-    app.router.add_static("/static/", STATIC, show_index=False)
-    return app
-
-
-async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "review.html", headers={"Cache-Control": "no-cache"})
-
-
+@ROUTES.get("/video")
 async def serve_video(request: web.Request) -> web.StreamResponse:
     review = request.app[REVIEW_KEY]
     if review.video is None or not review.video_ok:
         raise web.HTTPNotFound(text=review.video_note or "no video")
-    kind, _ = mimetypes.guess_type(str(review.video))
-    return web.FileResponse(review.video, headers={"Content-Type": kind or "application/octet-stream"})
+    return video_response(review.video)
 
 
+@ROUTES.get("/api/state")
 async def api_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[REVIEW_KEY].state())
 
@@ -123,6 +108,7 @@ def _settings_of(source: dict[str, Any], base: dict[str, float]) -> dict[str, fl
     return out
 
 
+@ROUTES.get("/api/segments")
 async def api_segments(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     query = {k: request.query[k] for k in request.query}
@@ -144,6 +130,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+@ROUTES.post("/api/settings")
 async def api_settings(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     body = await _body(request)
@@ -156,6 +143,7 @@ async def api_settings(request: web.Request) -> web.Response:
     return web.json_response({"settings": settings, "segments": segments})
 
 
+@ROUTES.post("/api/answer")
 async def api_answer(request: web.Request) -> web.Response:
     review = request.app[REVIEW_KEY]
     body = await _body(request)
@@ -172,16 +160,5 @@ async def api_answer(request: web.Request) -> web.Response:
     return web.json_response({"saved": True, "answer": entry})
 
 
-async def serve(
-    review: Review, host: str, port: int, stop: asyncio.Event, on_ready: Callable[[list[tuple[str, int]]], None]
-) -> None:
-    runner = web.AppRunner(make_app(review), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = [(str(a[0]), int(a[1])) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2]
-        on_ready(bound)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+def make_app(review: Review) -> web.Application:
+    return page_app(STATIC, "review.html", ROUTES, REVIEW_KEY, review)

@@ -20,9 +20,13 @@ agreeing to within the measurement (microseconds). A re-measured offset that mov
 and the bridge together to realign. With the daemon on another host, the mapping is as good as the
 wall-clock agreement between the hosts (NTP/PTP).
 
-Duplicates (after an MQTT reconnect) are dropped by (boot, dial, seq). Samples that arrive before
-the dial's retained `meta` wait up to `META_WAIT_S` for it, then the stream is opened with an
-irregular rate. `wait_inlet_s` lets a new stream hold its samples until an inlet connects (LSL does
+Duplicates (after an MQTT reconnect) are dropped by (boot, dial, seq). A stream is opened from the
+dial's retained `meta` (its rate, scale and device). Samples that arrive before it are held: the
+wait runs out after `META_WAIT_S` of the bridge having nothing else to take (a bridge that is
+behind, with messages queued, has not yet seen what the broker sent after the samples, the meta
+maybe among them), and only then is the stream opened with an irregular rate, said in a line. A
+meta that comes after that replaces the irregular stream at once (same source id), also said.
+`wait_inlet_s` lets a new stream hold its samples until an inlet connects (LSL does
 not replay samples pushed before an inlet connected), so a recorder gets the stream from its first
 sample; after that time the samples are pushed whether or not anybody listens.
 """
@@ -51,7 +55,7 @@ log = logging.getLogger(__name__)
 TICK_S = 0.5
 CLOCK_CHECK_S = 1.0
 STEP_THRESHOLD_S = 0.005
-META_WAIT_S = 2.0
+META_WAIT_S = 5.0  # of the bridge idle, with samples held for a meta
 MAX_HELD_SAMPLES = 100_000
 
 
@@ -128,7 +132,7 @@ class Stream:
     dial: str
     outlet: Any
     identity: tuple[Any, ...]
-    opened: float  # time.monotonic() when the outlet was created
+    opened: float  # the bridge clock (LslBridge.now) when the outlet was created
     held: list[tuple[float, float]] = field(default_factory=list)  # (value, lsl time) waiting for an inlet
     waiting: bool = False
     pushed: int = 0
@@ -167,11 +171,14 @@ class LslBridge:
         self.pending: dict[tuple[str, str], list[dict[str, Any]]] = {}  # samples waiting for meta
         self.pending_since: dict[tuple[str, str], float] = {}
         self.trackers: dict[tuple[str, str, str], SeqTracker] = {}
+        self.without_meta: set[tuple[str, str]] = set()  # streams opened irregular for want of a meta
+        self.backlog: Callable[[], int] = lambda: 0  # messages the connection holds, not yet taken
         self.session = mqtt.Session(
             broker, mqtt.ConnectOptions(client_id, clean=True), name="lsl", subscriptions=self.filters
         )
         self.connected = self.session.connected  # set while connected and subscribed
-        self._last_check = time.monotonic()
+        self.now: Callable[[], float] = time.monotonic  # the bridge's clock (tests step it)
+        self._last_check = self.now()
 
     # -- the connection ---------------------------------------------------------------
 
@@ -183,6 +190,10 @@ class LslBridge:
         """Bridge until `stop`. BrokerRefused / ConfigError when the broker refuses us at start."""
 
         async def on_connected(connection: mqtt.Connection) -> None:
+            # `consume` waits on Connection.receive, which its tick can cancel without losing a message;
+            # cancelling aiomqtt's own `anext(messages)` at a tick could drop the one just taken (the
+            # first after an idle spell: a meta), which made a dial's stream irregular (tests/test_lsl.py).
+            self.backlog = lambda: connection.queued
             await mqtt.consume(connection, stop, self.take, tick=self.tick, tick_s=TICK_S)
 
         try:
@@ -209,7 +220,17 @@ class LslBridge:
         if what == "meta" and isinstance(body, dict):
             self.metas[key] = body
             stream = self.streams.get(key)
-            if stream is not None and stream.identity != self._identity(body):
+            if stream is not None and key in self.without_meta:
+                log.warning(
+                    "lsl: the meta of %s/%s came after its irregular-rate stream was opened; reopening it with the "
+                    "meta (rate %s)",
+                    station,
+                    dial,
+                    body.get("rate_hz") or "irregular",
+                )
+                self._close_stream(key)
+                self._open(key)
+            elif stream is not None and stream.identity != self._identity(body):
                 log.info("lsl: %s/%s changed (new boot or scale); reopening its stream", station, dial)
                 self._close_stream(key)
             if key in self.pending:
@@ -238,13 +259,13 @@ class LslBridge:
                 stream = self._open(key)
             else:
                 self.pending.setdefault(key, []).append(sample)
-                self.pending_since.setdefault(key, time.monotonic())
+                self.pending_since.setdefault(key, self.now())
                 return
         self._push(stream, value, self.clock.lsl_time(t_ns))
 
     def _push(self, stream: Stream, value: float, stamp: float) -> None:
         if stream.waiting:
-            if stream.outlet.have_consumers() or time.monotonic() - stream.opened >= self.wait_inlet_s:
+            if stream.outlet.have_consumers() or self.now() - stream.opened >= self.wait_inlet_s:
                 self._release(stream)
             elif len(stream.held) < MAX_HELD_SAMPLES:
                 stream.held.append((value, stamp))
@@ -265,10 +286,20 @@ class LslBridge:
 
     def tick(self) -> None:
         """Periodic work: streams whose meta never came, inlets that connected, clock steps."""
-        now = time.monotonic()
+        now = self.now()
+        if self.backlog() > 0:
+            # Behind: what the broker sent after the held samples (their meta, maybe) is still queued
+            # here. The wait for a meta counts only time the bridge has seen everything.
+            for key in self.pending_since:
+                self.pending_since[key] = now
         for key, since in list(self.pending_since.items()):
             if now - since >= META_WAIT_S and key not in self.streams:
-                log.warning("lsl: no meta for %s/%s after %.0f s; opening an irregular-rate stream", *key, META_WAIT_S)
+                log.warning(
+                    "lsl: no meta for %s/%s after %.0f s; opening an irregular-rate stream (remade if its meta comes)",
+                    *key,
+                    META_WAIT_S,
+                )
+                self.without_meta.add(key)
                 self._open(key)
         for stream in self.streams.values():
             if stream.waiting and (stream.outlet.have_consumers() or now - stream.opened >= self.wait_inlet_s):
@@ -297,9 +328,11 @@ class LslBridge:
     def _open(self, key: tuple[str, str]) -> Stream:
         station, dial = key
         meta = self.metas.get(key, {})
+        if meta:
+            self.without_meta.discard(key)
         info = self._stream_info(station, dial, meta)
         outlet = self.lsl.StreamOutlet(info)
-        stream = Stream(station, dial, outlet, self._identity(meta), time.monotonic(), waiting=self.wait_inlet_s > 0)
+        stream = Stream(station, dial, outlet, self._identity(meta), self.now(), waiting=self.wait_inlet_s > 0)
         self.streams[key] = stream
         self.stats.streams_opened += 1
         rate = meta.get("rate_hz")

@@ -8,12 +8,26 @@ find the device by `usb` VID:PID, optionally narrowed by `serial_number` or `loc
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from pydantic import Field, field_validator
 
 from daq.validation import StrictModel
 
 USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+
+
+def usb_id(vid: int, pid: int) -> str:
+    """'vvvv:pppp', lowercase hex: how dialdaq writes a USB id everywhere (config, listings, messages)."""
+    return f"{vid:04x}:{pid:04x}"
+
+
+def parse_usb_id(text: str | None) -> tuple[int, int] | None:
+    """(vid, pid) of 'vvvv:pppp' (as `usb_id` writes it), None for None or ''."""
+    if not text:
+        return None
+    vid, pid = text.split(":")
+    return int(vid, 16), int(pid, 16)
 
 
 class Attachment(StrictModel):
@@ -31,10 +45,7 @@ class Attachment(StrictModel):
 
     @property
     def vid_pid(self) -> tuple[int, int] | None:
-        if not self.usb:
-            return None
-        vid, pid = self.usb.split(":")
-        return int(vid, 16), int(pid, 16)
+        return parse_usb_id(self.usb)
 
     @property
     def is_empty(self) -> bool:
@@ -43,3 +54,30 @@ class Attachment(StrictModel):
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.model_dump().items() if v]
         return ", ".join(parts) or "(anywhere)"
+
+
+class Found(Protocol):
+    """What discovery tells of a device found (a serial port, a HID device): the keys an attachment matches."""
+
+    @property
+    def usb(self) -> str | None: ...
+    @property
+    def serial_number(self) -> str | None: ...
+    @property
+    def location(self) -> str | None: ...
+    @property
+    def product(self) -> str | None: ...
+
+
+def describe_found(path: str, found: Found) -> str:
+    """'PATH usb=vvvv:pppp serial_number=... location=... product='...'', the keys it has."""
+    parts = [path]
+    if found.usb:
+        parts.append(f"usb={found.usb}")
+    if found.serial_number:
+        parts.append(f"serial_number={found.serial_number}")
+    if found.location:
+        parts.append(f"location={found.location}")
+    if found.product:
+        parts.append(f"product={found.product!r}")
+    return " ".join(parts)

@@ -1,8 +1,9 @@
 """Chunks handed from a device's reader thread to the event loop, and the end of a device.
 
 A reader thread stamps each chunk right after its read returned and `put`s it (thread-safe);
-the transport's `read()` is `take()`: every chunk waiting, or DeviceGone once the chunks read
-before the device went away were all handed over.
+the transport's `read()` is `take()` (`take_from`): every chunk waiting, or DeviceGone once the
+chunks read before the device went away were all handed over; its `close()` ends with
+`close_handoff`, which wakes a `read()` still waiting.
 """
 
 from __future__ import annotations
@@ -51,3 +52,16 @@ class Handoff:
         if chunks:
             return chunks
         raise DeviceGone(str(item))
+
+
+def close_handoff(handoff: Handoff | None, describe: str) -> None:
+    """A threaded transport's `close()`, last: DeviceGone('<describe>: closed') wakes a `read()` still waiting."""
+    if handoff is not None:
+        handoff.put_nowait(DeviceGone(f"{describe}: closed"))
+
+
+async def take_from(handoff: Handoff | None, describe: str) -> list[Chunk]:
+    """A threaded transport's `read()`: its handoff's `take()`; RuntimeError while it is not open (no handoff)."""
+    if handoff is None:
+        raise RuntimeError(f"{describe} is not open")
+    return await handoff.take()

@@ -25,6 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,8 @@ from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError
 from daq.profiles.model_framings import ReportFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
-from daq.transports.attachment import Attachment
-from daq.transports.handoff import Handoff
+from daq.transports.attachment import Attachment, usb_id
+from daq.transports.handoff import Handoff, close_handoff, take_from
 from daq.transports.hid_enum import (
     HIDAPI_LOCK,
     HidInfo,
@@ -96,7 +97,7 @@ class HidTransport:
         if self.attachment.port:
             return f"hid:{self.attachment.port}"
         if self.attachment.is_empty:
-            return "hid:usb=" + ",".join(f"{v:04x}:{p:04x}" for v, p in sorted(self._ids))
+            return "hid:usb=" + ",".join(usb_id(v, p) for v, p in sorted(self._ids))
         return f"hid:{self.attachment.describe()}"
 
     async def open(self) -> None:
@@ -119,9 +120,7 @@ class HidTransport:
 
     async def read(self) -> list[Chunk]:
         """The reports read since the last call (waiting for at least one); DeviceGone after the last."""
-        if self._handoff is None:
-            raise RuntimeError(f"{self.describe} is not open")
-        return await self._handoff.take()
+        return await take_from(self._handoff, self.describe)
 
     async def close(self) -> None:
         """Stop the reader thread (it closes the device) and wait for it. Idempotent."""
@@ -130,33 +129,35 @@ class HidTransport:
         self.device = None
         if reader is not None:
             await reader.stop()
-        if handoff is not None:  # wake a read() still waiting
-            handoff.put_nowait(DeviceGone(f"{self.describe}: closed"))
+        close_handoff(handoff, self.describe)
 
 
+@dataclass(eq=False)
 class _HidReader:
-    """The thread that owns one open hidapi device: opens it, reads it, closes it."""
+    """The thread that owns one open hidapi device: opens it, reads it, closes it (started when made)."""
 
-    def __init__(
-        self, module: ModuleType, info: HidInfo, describe: str, size: int, timeout_ms: int, handoff: Handoff
-    ) -> None:
-        self._module = module
-        self._info = info
-        self._describe = describe
-        self._size = size
-        self._timeout_ms = timeout_ms
-        self._put = handoff.put
+    module: ModuleType
+    info: HidInfo
+    describe: str
+    size: int
+    timeout_ms: int
+    handoff: Handoff
+    opened: asyncio.Future[None] = field(init=False)
+    _loop: asyncio.AbstractEventLoop = field(init=False)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
+    _thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.opened: asyncio.Future[None] = self._loop.create_future()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"reader {describe}", daemon=True)
+        self.opened = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, name=f"reader {self.describe}", daemon=True)
         self._thread.start()
 
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.to_thread(self._thread.join, JOIN_TIMEOUT_S)
         if self._thread.is_alive():
-            log.warning("%s: reader thread did not stop within %.0f s", self._describe, JOIN_TIMEOUT_S)
+            log.warning("%s: reader thread did not stop within %.0f s", self.describe, JOIN_TIMEOUT_S)
 
     def _settle(self, problem: str | None) -> None:
         def settle() -> None:
@@ -171,10 +172,10 @@ class _HidReader:
 
     def _run(self) -> None:
         try:
-            device = self._module.device()
+            device = self.module.device()
             try:
                 with HIDAPI_LOCK:
-                    device.open_path(self._info.path)
+                    device.open_path(self.info.path)
             except Exception as exc:
                 self._settle(str(exc) or type(exc).__name__)
                 return
@@ -188,18 +189,18 @@ class _HidReader:
             pass
 
     def _read_loop(self, device: Any) -> None:
-        read = device.read
-        size, timeout_ms, stop = self._size, self._timeout_ms, self._stop
+        read, put = device.read, self.handoff.put
+        size, timeout_ms, stop = self.size, self.timeout_ms, self._stop
         while not stop.is_set():
             try:
                 data = read(size, timeout_ms)
             except Exception as exc:  # hidapi raises OSError (or ValueError once closed) on an unplug
                 if not stop.is_set():
-                    self._put(DeviceGone(f"{self._describe}: read failed: {exc} (unplugged?)"))
+                    put(DeviceGone(f"{self.describe}: read failed: {exc} (unplugged?)"))
                 return
             mono_ns = time.monotonic_ns()
             if data:
-                self._put(Chunk(bytes(data), mono_ns))
+                put(Chunk(bytes(data), mono_ns))
 
 
 def _open_problem(info: HidInfo, error: str) -> str:

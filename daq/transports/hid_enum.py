@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from daq.exceptions import DeviceUnavailable
-from daq.transports.attachment import Attachment
+from daq.transports.attachment import Attachment, describe_found, usb_id
 
 HIDAPI_LOCK = threading.Lock()
 SYS = Path("/sys")  # tests point it at a fake tree
@@ -101,7 +101,7 @@ class HidInfo:
 
     @property
     def usb(self) -> str:
-        return f"{self.vid:04x}:{self.pid:04x}"
+        return usb_id(self.vid, self.pid)
 
     @property
     def path_text(self) -> str:
@@ -113,14 +113,7 @@ class HidInfo:
         return self.usb_interface.split(":")[0] if self.usb_interface else None
 
     def describe(self) -> str:
-        parts = [self.path_text, f"usb={self.usb}"]
-        if self.serial_number:
-            parts.append(f"serial_number={self.serial_number}")
-        if self.location:
-            parts.append(f"location={self.location}")
-        if self.product:
-            parts.append(f"product={self.product!r}")
-        return " ".join(parts)
+        return describe_found(self.path_text, self)
 
 
 def enumerate_hid(backend: Backend) -> list[HidInfo]:
@@ -216,7 +209,7 @@ def find_hid(
     hits = [d for d in present if matches(d, attachment, ids, products)]
     if len(hits) == 1:
         return hits[0]
-    wanted = attachment.describe() if attachment.vid_pid else ", ".join(f"{v:04x}:{p:04x}" for v, p in sorted(ids))
+    wanted = attachment.describe() if attachment.vid_pid else ", ".join(usb_id(v, p) for v, p in sorted(ids))
     if not hits:
         hint = _claimed_hint(backend, {attachment.vid_pid} if attachment.vid_pid else set(ids))
         raise DeviceUnavailable(
@@ -267,7 +260,7 @@ class UsbDevice:
 
     @property
     def usb(self) -> str:
-        return f"{self.vid:04x}:{self.pid:04x}"
+        return usb_id(self.vid, self.pid)
 
     @property
     def node(self) -> str | None:

@@ -19,7 +19,7 @@ from typing import Protocol
 import serial.tools.list_ports
 
 from daq.exceptions import ConfigError, DeviceUnavailable
-from daq.transports.attachment import Attachment
+from daq.transports.attachment import Attachment, describe_found, usb_id
 
 BY_ID_DIR = Path("/dev/serial/by-id")
 
@@ -52,19 +52,10 @@ class SerialPort:
         """'vvvv:pppp' (lowercase hex), or None for a port that is not on USB."""
         if self.vid is None or self.pid is None:
             return None
-        return f"{self.vid:04x}:{self.pid:04x}"
+        return usb_id(self.vid, self.pid)
 
     def describe(self) -> str:
-        parts = [self.device]
-        if self.usb:
-            parts.append(f"usb={self.usb}")
-        if self.serial_number:
-            parts.append(f"serial_number={self.serial_number}")
-        if self.location:
-            parts.append(f"location={self.location}")
-        if self.product:
-            parts.append(f"product={self.product!r}")
-        return " ".join(parts)
+        return describe_found(self.device, self)
 
 
 def by_id_links(folder: Path | None = None) -> dict[str, str]:
