@@ -15,6 +15,11 @@ A recording is one dial's samples of one session, `<out>/<station>/<session>/<di
   name (a later recorder may add one); empty cells are nulls.
 - A row with another number of cells than the column line, or without a boot, is torn (a recorder
   was stopped in the middle of writing it): readers skip it and count it; nothing else is skipped.
+- File and folder names (`safe_name`): an id valid by `daq.ids` (and not only dots) is its own name;
+  anything else is escaped into `<id chars, at most 40>~<16 hex of its SHA-256>`. `~` is not an id
+  character, so an escaped name never equals a valid id's, and names stay short whatever comes in.
+- Header values are one line each: a character that is not printable (a newline, a control
+  character) is written as `\\xNN` / `\\uNNNN`, so no value can start a line of its own.
 - In a shared recorder group each member writes a part, `<dial>@<recorder>.csv` (`@` is not allowed
   in ids, so a part cannot be taken for a dial) with `recorder` and `share` in its header;
   `daq record merge` makes `<dial>.csv` of the parts, with `merged_from` in its header.
@@ -23,14 +28,16 @@ A recording is one dial's samples of one session, `<out>/<station>/<session>/<di
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daq.ids import sanitize_id
+from daq.ids import ID_MAX_LENGTH
 
 if TYPE_CHECKING:
     from _csv import Writer
@@ -48,12 +55,31 @@ PART_SEPARATOR = "@"
 PART_HEADER_KEYS = ("recorder", "share")
 """Header keys only a part has (a merged file drops them)."""
 SUFFIX = ".csv"
+NAME_ESCAPE = "~"
+"""Between an escaped name's readable part and its hash; not an id character."""
+_ID_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{ID_MAX_LENGTH}}}")
+_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def safe_name(text: str) -> str:
-    """A file or folder name from a topic level or payload field: never a path, never '.' or '..'."""
-    name = sanitize_id(text, "unnamed")
-    return "_" + name if set(name) == {"."} else name
+    """A file or folder name for an id (station, session, dial), injective and at most 64 characters.
+
+    A valid id (daq.ids, and not only dots) is its own name; anything else becomes its id characters
+    (at most 40) + `~` + 16 hex digits of its SHA-256: never a path, never '.' or '..', never the
+    name of another id."""
+    if _ID_NAME.fullmatch(text) and set(text) != {"."}:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    readable = _NOT_NAME_CHAR.sub("-", text).strip("-.")[:40].strip("-.")
+    return f"{readable}{NAME_ESCAPE}{digest}"
+
+
+def one_line(value: object) -> str:
+    """`value` as text on one line: characters that are not printable become `\\xNN` / `\\uNNNN`."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") for c in text)
 
 
 def file_name(dial: str, recorder: str | None = None) -> str:
@@ -78,7 +104,7 @@ def is_part(path: Path) -> bool:
 def header_text(fields: Mapping[str, object]) -> str:
     """The header lines: the marker, then `# key: value` for each field (in the order given)."""
     out = [f"# {MARKER}\n"]
-    out += [f"# {key}: {value}\n" for key, value in fields.items() if key != MARKER]
+    out += [f"# {one_line(key)}: {one_line(value)}\n" for key, value in fields.items() if key != MARKER]
     return "".join(out)
 
 

@@ -59,7 +59,9 @@ def record(
 
 
 def test_names_header_and_rows() -> None:
-    assert file_name("d1") == "d1.csv" and file_name("d1", "rA") == "d1@rA.csv" and file_name("a/..") == "a.csv"
+    assert file_name("d1") == "d1.csv" and file_name("d1", "rA") == "d1@rA.csv"
+    escaped = file_name("a/..")  # not an id: escaped, with a hash that tells it from every other name
+    assert escaped.startswith("a~") and "/" not in escaped and escaped != file_name("a/.") != file_name("a")
     assert part_of(Path("x/d.1@rA.csv")) == ("d.1", "rA") and part_of(Path("d.1.csv")) == ("d.1", None)
     assert header_text({"station": "s", "profile": ""}) == f"# {MARKER}\n# station: s\n# profile: \n"
     assert sample_cells({"boot": "b", "seq": 3, "media_s": None, "replay": True}) == [

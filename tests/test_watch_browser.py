@@ -7,6 +7,7 @@ pulling the pty dial's cable (the daemon sees the device go and publishes its re
 connected: false, as a real unplug) turns it to disconnected in the legend; plugged in again,
 its trace goes on with a break. A screenshot is saved to tmp_path (and to
 benchmarks/screenshots/watch.png when DAQ_UPDATE_SCREENSHOT=1: the test never changes the tree by itself).
+Off loopback (`--host 127.0.0.2`) the page opens only through the URL with the token that `daq watch` prints.
 """
 
 from __future__ import annotations
@@ -307,3 +308,45 @@ def check_timecode_labels(page: Page) -> None:
         assert got == [frame_to_timecode(f % rate.frames_per_day, rate) for f in frames], label
         back = page.evaluate("([tcs, tb]) => tcs.map((t) => window.dialdaq.timecodeToSeconds(t, tb))", [got, tb])
         assert [round(s * float(rate.fps)) for s in back] == [timecode_to_frame(t, rate) for t in got], label
+
+
+def test_watch_page_off_loopback_opens_with_the_printed_token_only(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """`daq watch --host 127.0.0.2`: 127.0.0.2 is not a loopback name by the door's rules, so the token
+    is needed (the traffic stays on this machine). The printed URL opens the page and its WebSocket
+    (the first visit sets the cookie, which the page's requests then carry); without it, 403."""
+    import re
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("chromium is not installed: run scripts/test, which installs it (apt-get)")
+    host, web_port = "127.0.0.2", free_port()
+    watch = start_daq(
+        ["watch", "--broker", mosquitto.url, "--station", STATION, "--host", host, "--port", str(web_port)],
+        tmp_path,
+        "watch",
+    )
+    log = tmp_path / "watch.log"
+    try:
+        deadline = time.monotonic() + 20
+        while "?token=" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = re.search(rf"(http://{re.escape(host)}:{web_port}/\?token=[A-Za-z0-9_-]+)", log.read_text())
+        assert found, log.read_text()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page()
+                refused = page.goto(f"http://{host}:{web_port}/")
+                assert refused is not None and refused.status == 403
+                opened = page.goto(found.group(1))
+                assert opened is not None and opened.status == 200
+                assert page.url == f"http://{host}:{web_port}/", "the token leaves the address bar"
+                deadline = time.monotonic() + 20
+                connected = False
+                while time.monotonic() < deadline and not connected:
+                    connected = bool(page.evaluate("window.dialdaqState && window.dialdaqState.connected"))
+                    time.sleep(0.1)
+                assert connected, "the page's WebSocket opened with the cookie"
+            finally:
+                browser.close()
+    finally:
+        assert stop_process(watch) == 0, log.read_text()

@@ -152,7 +152,11 @@ def print_summary(recorder: Recorder) -> None:
             f"{stats.late} samples came late (after a higher seq; they fill the gaps reported above) and are "
             f"written where they arrived: `daq record merge {recorder.out_dir}` puts the files in seq order"
         )
+    for entry in recorder.before_subscribe():  # not a gap: published before this recorder heard of the boot
+        print(f"{entry['station']}/{entry['dial']} boot {entry['boot']}: first seq seen {entry['first_seq_seen']}")
     print(f"duplicates dropped: {stats.duplicates}; samples missing (gaps): {missing}", flush=True)
+    if stats.refused.count:
+        print(f"refused (not written): {stats.refused.count}, {dict(stats.refused.reasons)}", flush=True)
 
 
 def handle_merge(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@
 Subscribe to one station (or all: --station '+') and serve a page that draws each dial's trace, the group
 mean with a +/- 1 SD band against media time, the timecode, marks and pauses; with --video, the video
 plays above the traces, following the session's media clock.
+
+On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_WATCH_TOKEN.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import socket
 from pathlib import Path
 
@@ -34,12 +38,12 @@ def register(sub: Subcommands) -> None:
     parser.add_argument("--client-id", help="MQTT client id (default: random)")
 
 
-def page_url(host: str, port: int) -> str:
+def page_url(host: str, port: int, token: str | None = None) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -60,6 +64,11 @@ def handle(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     server = import_page_server("daq.subscribers.watch.server", "daq watch")
     from daq.subscribers.watch.bridge import WatchBridge
+    from daq.subscribers.watch.door import TOKEN_ENV, Door
+
+    door = Door.for_host(args.host)
+    # A generated token is shown (the way in, as Jupyter does); one from the environment is not.
+    shown = None if door.token is None else ("$" + TOKEN_ENV if os.environ.get(TOKEN_ENV) else door.token)
 
     bridge = WatchBridge(
         config.broker,
@@ -74,13 +83,13 @@ def handle(args: argparse.Namespace) -> int:
         port = bound[0][1] if bound else args.port
         print(
             f"watching {config.station.root}/{args.station} on {config.broker.address.display()}; "
-            f"open {page_url(args.host, port)} in a browser (Ctrl-C stops)",
+            f"open {page_url(args.host, port, shown)} in a browser (Ctrl-C stops)",
             flush=True,
         )
 
     async def main(stop: asyncio.Event) -> int:
         try:
-            await server.serve(bridge, args.host, args.port, args.video, stop, ready)
+            await server.serve(bridge, args.host, args.port, args.video, stop, ready, door)
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
                 raise FatalError(

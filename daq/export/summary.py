@@ -8,7 +8,10 @@ Per dial:
 - `coverage`: fraction of the session's media span (first to last media_s over all dials) where
   the dial's held signal (see `daq.export.resample`) has a value.
 - `seq_gaps`: per boot, ranges of `seq` missing between the first and last seq in the file
-  (lost samples); `media_gaps`: the parts of the media span without a held value.
+  (lost samples), and the gaps the recorder's summary.json reports for this session (a gap just
+  before the session's first row is seen only by the recorder): the same gaps the recorder reports.
+  Seqs published before the recorder subscribed are no gap (the recorder's `before_subscribe`).
+  `media_gaps`: the parts of the media span without a held value.
 
 Agreement (two or more dials), on the resampled grid, over the grid points where EVERY dial has a
 value (complete cases), from the two-way ANOVA mean squares of Shrout & Fleiss (1979), with
@@ -97,19 +100,45 @@ def complete_table(grid: Resampled) -> list[list[float]]:
     return out
 
 
-def seq_gaps(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], int]:
-    """Missing seq ranges per boot (between the first and last seq present) and duplicate rows."""
+def recorded_gaps(recorder_summary: dict[str, Any] | None, dial: str) -> list[tuple[str, int, int]]:
+    """(boot, first, last) of each gap the recorder's summary.json gives for `dial`."""
+    out: list[tuple[str, int, int]] = []
+    for gap in (recorder_summary or {}).get("gaps", []) or []:
+        if not isinstance(gap, dict) or gap.get("dial") != dial:
+            continue
+        for pair in gap.get("missing", []) or []:
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair):
+                out.append((str(gap.get("boot", "")), pair[0], pair[1]))
+    return out
+
+
+def seq_gaps(rows: Sequence[Row], recorded: Sequence[tuple[str, int, int]] = ()) -> tuple[list[dict[str, Any]], int]:
+    """Missing seq ranges per boot and duplicate rows: between the first and last seq present, and
+    the `recorded` gaps (the recorder's, `recorded_gaps`) that no row fills."""
     by_boot: dict[str, list[int]] = defaultdict(list)
     for r in rows:
         by_boot[r.boot].append(r.seq)
-    gaps: list[dict[str, Any]] = []
+    ranges: dict[str, list[tuple[int, int]]] = defaultdict(list)
     duplicates = 0
     for boot, seqs in by_boot.items():
         unique = sorted(set(seqs))
         duplicates += len(seqs) - len(unique)
         for a, b in itertools.pairwise(unique):
             if b > a + 1:
-                gaps.append({"boot": boot, "first": a + 1, "last": b - 1, "count": b - a - 1})
+                ranges[boot].append((a + 1, b - 1))
+    for boot, lo, hi in recorded:
+        present = set(by_boot.get(boot, ()))
+        if lo <= hi and not any(lo <= s <= hi for s in present):
+            ranges[boot].append((lo, hi))
+    gaps: list[dict[str, Any]] = []
+    for boot in [*by_boot, *(b for b in ranges if b not in by_boot)]:
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ranges.get(boot, [])):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        gaps += [{"boot": boot, "first": lo, "last": hi, "count": hi - lo + 1} for lo, hi in merged]
     return gaps, duplicates
 
 
@@ -125,11 +154,15 @@ def _stats(values: Sequence[float]) -> dict[str, float | None]:
 
 
 def dial_summary(
-    dial: DialRecording, signal: HeldSignal, grid: Resampled, span: tuple[float, float] | None
+    dial: DialRecording,
+    signal: HeldSignal,
+    grid: Resampled,
+    span: tuple[float, float] | None,
+    recorder_summary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rate = grid.rate
     media_values = [r.value for r in dial.rows if r.media_s is not None and math.isfinite(r.media_s)]
-    gaps, duplicates = seq_gaps(dial.rows)
+    gaps, duplicates = seq_gaps(dial.rows, recorded_gaps(recorder_summary, dial.dial))
     on_grid = [v for v in grid.values.get(dial.dial, []) if v is not None]
     out: dict[str, Any] = {
         "file": dial.path.name,
@@ -190,7 +223,9 @@ def session_summary(session: SessionRecording, signals: dict[str, HeldSignal], g
             "end_timecode": timecode_at(span[1], rate),
         },
         "grid": grid_info,
-        "dials": {d.dial: dial_summary(d, signals[d.dial], grid, span) for d in session.dials},
+        "dials": {
+            d.dial: dial_summary(d, signals[d.dial], grid, span, session.recorder_summary) for d in session.dials
+        },
         "agreement": agreement(grid),
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daq.seqtrack import SeqTracker
+from daq.subscribers.record_seqs import ReceivedSeqs
 from daq.subscribers.recorder import Recorder
 
 
@@ -23,4 +23,4 @@ class SittingRecorder(Recorder):
             boot, seq = str(sample["boot"]), int(sample["seq"])
         except (KeyError, TypeError, ValueError):
             return
-        self.trackers.setdefault((station, boot, dial), SeqTracker()).offer(seq)
+        self.trackers.setdefault((station, boot, dial), ReceivedSeqs()).offer(seq, "no-session")

@@ -35,8 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Resumed = Callable[[str, str, dict[str, list[int]]], None]
-"""(station, dial, boot -> seqs already in the file): what a continued file holds."""
+Resumed = Callable[[str, str, str, dict[str, list[int]], list[tuple[str, int, int]]], None]
+"""(station, session, dial, boot -> seqs already in the file, (boot, lo, hi) gaps its summary.json
+reported for the dial): what a continued file holds."""
+Report = Callable[[str, str, set[str]], dict[str, Any]]
+"""(station, session, dials) -> what the session's summary.json adds: its gaps, its refusals."""
 Header = Callable[[], Mapping[str, object]]
 """The header fields of a new file, asked for only when a file is created."""
 
@@ -106,7 +109,7 @@ class RecordingFiles:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / file_name(dial, self.recorder)
         fresh = not path.exists() or path.stat().st_size == 0
-        existing = 0 if fresh else self._resume(path, station, dial)
+        existing = 0 if fresh else self._resume(path, station, session, dial)
         handle = path.open("a", encoding="utf-8", newline="")
         writer = row_writer(handle)
         if fresh:
@@ -121,7 +124,7 @@ class RecordingFiles:
         entry.rows += 1
         self._dirty.add(id(entry))
 
-    def _resume(self, path: Path, station: str, dial: str) -> int:
+    def _resume(self, path: Path, station: str, session: str, dial: str) -> int:
         """Continuing a file of an earlier run: its samples count as seen; a torn last line is ended."""
         recording = read_recording(path)
         seen: dict[str, list[int]] = {}
@@ -133,7 +136,7 @@ class RecordingFiles:
                 except ValueError:
                     continue
         if self.on_resumed is not None:
-            self.on_resumed(station, dial, seen)
+            self.on_resumed(station, session, dial, seen, _reported_gaps(path.parent, dial))
         if ends_torn(path):
             with path.open("a", encoding="utf-8") as out:
                 out.write("\n")
@@ -149,11 +152,12 @@ class RecordingFiles:
                 entry.handle.flush()
         self._dirty.clear()
 
-    def close(self, gaps: Callable[[str, set[str]], list[dict[str, Any]]], duplicates: int) -> None:
+    def close(self, report: Report, duplicates: int) -> None:
         """Close every file and write each session folder's summary.
 
-        `gaps(station, dials)` lists what is missing (not asked for a part: the other members hold
-        the rest); `duplicates` is how many re-sent samples were dropped."""
+        `report(station, session, dials)` gives the session's gaps and refusals (a part's gaps are
+        not asked for: the other members hold the rest); `duplicates` is how many re-sent samples
+        were dropped."""
         summaries: dict[Path, dict[str, Any]] = {}
         for (station, session, dial), entry in self.files.items():
             entry.handle.close()
@@ -171,7 +175,25 @@ class RecordingFiles:
                 summary["share"] = self.share
                 summary["partial"] = True
                 name = f"summary{PART_SEPARATOR}{self.recorder}.json"
-            else:
-                summary["gaps"] = gaps(summary["station"], set(summary["dials"]))
+            extra = report(summary["station"], summary["session"], set(summary["dials"]))
+            if self.share is None:
+                summary["gaps"] = extra["gaps"]
+            if "rejected" in extra:
+                summary["rejected"] = extra["rejected"]
             summary["duplicates_dropped"] = duplicates
             (folder / name).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _reported_gaps(folder: Path, dial: str) -> list[tuple[str, int, int]]:
+    """The gaps of `dial` in the folder's summary.json (an earlier run's), as (boot, lo, hi)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        gaps = summary.get("gaps", []) if isinstance(summary, dict) else []
+        return [
+            (str(g["boot"]), int(lo), int(hi))
+            for g in gaps
+            if isinstance(g, dict) and g.get("dial") == dial
+            for lo, hi in g.get("missing", [])
+        ]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []

@@ -1,8 +1,12 @@
 """`daq record`: the subscriber that turns sample messages into rows, dropping duplicates and reporting gaps.
 
 It is one subscriber among many and gets nothing the others don't: it reads only the
-topics in CONTRACT.md. Duplicates (after a reconnect) are dropped by (boot, dial, seq);
-gaps are reported as they appear and listed in each session's summary.json. The files are
+topics in CONTRACT.md. Every sample is checked against the contract before it is written
+(`record_check`): what is refused is counted by reason, never written, and no single message,
+however malformed, stops the recorder. Duplicates (after a reconnect) are dropped by (boot, dial,
+seq); gaps are reported as they appear and listed once, in the summary.json of the session where
+they showed; seqs published before this recorder first heard of a boot are not a gap but
+`before_subscribe`, in the recorder's own summary (`record_seqs`, `recorder.json`). The files are
 `record_files`' job, their format `daq.recording`'s, the merge of a group's parts `record_merge`'s.
 
 Stations: one id, several (`["lab-a", "lab-b"]`), or `+` for every station, including
@@ -27,6 +31,8 @@ config/brokers/README.md.
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
 import logging
 import re
 import secrets
@@ -40,8 +46,10 @@ import orjson
 from daq import mqtt
 from daq.config import BrokerConfig
 from daq.ids import ID_PATTERN, ID_RULE
-from daq.seqtrack import SeqTracker
+from daq.recording import one_line, safe_name
+from daq.subscribers.record_check import Refusals, Refused, check_sample
 from daq.subscribers.record_files import DialFile, RecordingFiles, header_fields
+from daq.subscribers.record_seqs import ReceivedSeqs
 from daq.topics import parse_topic, subscriber_filters
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,14 @@ DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for th
 DRAIN_MAX_S = 10.0
 
 _ID = re.compile(ID_PATTERN)
+_ID_TEXT = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
+# Errors of the machine, not of one message: they go up (the connection is dropped and retried, and
+# the broker sends again what was not acknowledged) rather than acknowledging samples not written.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE})
+
+
+def is_id(text: str) -> bool:
+    return _ID_TEXT.fullmatch(text) is not None
 
 
 def parse_stations(values: str | Iterable[str]) -> list[str]:
@@ -62,7 +78,7 @@ def parse_stations(values: str | Iterable[str]) -> list[str]:
         for part in (p.strip() for p in item.split(",")):
             if not part:
                 continue
-            if part != "+" and not _ID.match(part):
+            if part != "+" and not is_id(part):
                 raise ValueError(f"{part!r} is not a station id: use {ID_RULE}, or '+' for every station")
             if part not in stations:
                 stations.append(part)
@@ -72,7 +88,7 @@ def parse_stations(values: str | Iterable[str]) -> list[str]:
 
 
 def check_name(value: str, what: str) -> str:
-    if not _ID.match(value):
+    if not is_id(value):
         raise ValueError(f"{value!r} is not a valid {what}: use {ID_RULE}")
     return value
 
@@ -107,7 +123,7 @@ class RecentSeqs:
 class RecorderStats:
     rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (station, dial) -> rows written
     duplicates: int = 0
-    invalid: int = 0
+    refused: Refusals = field(default_factory=Refusals)
     gaps: list[dict[str, Any]] = field(default_factory=list)
     last_seq: dict[tuple[str, str], int] = field(default_factory=dict)
     messages: int = 0
@@ -152,7 +168,7 @@ class Recorder:
         self.metas: dict[tuple[str, str], dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.seen_stations: set[str] = set()
-        self.trackers: dict[tuple[str, str, str], SeqTracker] = {}  # (station, boot, dial)
+        self.trackers: dict[tuple[str, str, str], ReceivedSeqs] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
         self.files = RecordingFiles(out_dir, self.recorder_id, share, self._resumed)
         self.mqtt_session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
@@ -228,7 +244,28 @@ class Recorder:
     # -- messages ---------------------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes) -> None:
+        """One message: whatever is in it, it costs at most itself (counted), never the recorder."""
+        try:
+            self._handle(topic, payload)
+        except Refused as refused:
+            self.stats.refused.add(refused.reason, topic)
+        except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                raise
+            self._failed(topic, exc)
+        except Exception as exc:  # one message must not stop the recorder
+            self._failed(topic, exc)
+
+    def _failed(self, topic: str, exc: BaseException) -> None:
+        reason = f"error: {type(exc).__name__}"
+        if self.stats.refused.reasons[reason] == 0:
+            log.exception("recorder: a message on %s could not be handled", one_line(topic)[:120])
+        self.stats.refused.add(reason, topic)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
         station, what, dial = parse_topic(self.root, topic)
+        if not is_id(station) or (dial is not None and not is_id(dial)):
+            raise Refused("topic has an invalid station or dial id")
         if station not in self.seen_stations:
             self.seen_stations.add(station)
             if self.on_new_station is not None:
@@ -238,34 +275,39 @@ class Recorder:
         try:
             body = orjson.loads(payload) if payload else None
         except orjson.JSONDecodeError:
-            self.stats.invalid += 1
-            log.warning("recorder: %s is not JSON; ignored", topic)
-            return
+            raise Refused("not JSON") from None
         if what == "samples" and dial is not None:
             for sample in body if isinstance(body, list) else [body]:
-                if isinstance(sample, dict):
-                    self._sample(station, dial, sample)
-                else:
-                    self.stats.invalid += 1
+                try:
+                    checked = check_sample(station, dial, sample)
+                except Refused as refused:
+                    self.stats.refused.add(refused.reason, topic, self._where(station, sample))
+                    continue
+                self._sample(station, dial, checked)
         elif what == "meta" and dial is not None and isinstance(body, dict):
-            self.metas[(station, dial)] = body
-        elif what == "session" and isinstance(body, dict):
+            if body.get("station", station) == station and body.get("dial", dial) == dial:
+                self.metas[(station, dial)] = body
+        elif what == "session" and isinstance(body, dict) and body.get("station", station) == station:
             self.sessions[station] = body
 
+    @staticmethod
+    def _where(station: str, sample: object) -> tuple[str, str] | None:
+        """The session folder a refused sample would have gone to, when it names one that can be."""
+        session = sample.get("session") if isinstance(sample, dict) else None
+        if session is None or (isinstance(session, str) and session.isprintable() and len(session) <= 128):
+            return station, session or "no-session"
+        return None
+
     def _sample(self, station: str, dial: str, sample: dict[str, Any]) -> None:
-        try:
-            boot, seq = str(sample["boot"]), int(sample["seq"])
-        except (KeyError, TypeError, ValueError):
-            self.stats.invalid += 1
-            return
-        session = str(sample.get("session") or "no-session")
+        boot, seq = sample["boot"], sample["seq"]
+        session = sample["session"] or "no-session"
         handle = self._file(station, session, dial)  # first: an existing file tells what is seen
         gap: tuple[int, int] | None = None
         behind = False
         if self.share is None:
-            tracker = self.trackers.setdefault((station, boot, dial), SeqTracker())
-            behind = seq <= tracker.last
-            accept, gap = tracker.offer(seq)
+            tracker = self.trackers.setdefault((station, boot, dial), ReceivedSeqs())
+            behind = tracker.first is not None and seq <= tracker.last
+            accept, gap = tracker.offer(seq, session, sample["t_ns"])
         else:  # a part: the other seqs are with the other members, so holes are normal, not gaps
             accept = self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
         if not accept:
@@ -306,22 +348,88 @@ class Recorder:
 
         return self.files.file(station, session, dial, header)
 
-    def _resumed(self, station: str, dial: str, seen: dict[str, list[int]]) -> None:
-        """A file of an earlier run is continued: the samples in it count as seen."""
+    def _resumed(
+        self, station: str, session: str, dial: str, seen: dict[str, list[int]], gaps: list[tuple[str, int, int]]
+    ) -> None:
+        """A file of an earlier run is continued: the samples in it count as seen, and the gaps its
+        summary.json reported stay this session's (also one just before the file's first row)."""
         for boot, seqs in seen.items():
             for seq in sorted(seqs):
                 if self.share is None:
-                    self.trackers.setdefault((station, boot, dial), SeqTracker()).offer(seq)
+                    tracker = self.trackers.setdefault((station, boot, dial), ReceivedSeqs(resumed=True))
+                    tracker.offer(seq, session)
                 else:
                     self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
+        for boot, lo, hi in gaps if self.share is None else []:
+            found = self.trackers.get((station, boot, dial))
+            if found is not None:
+                found.mark_gap(lo, hi, session)
 
-    def _gaps(self, station: str, dials: set[str]) -> list[dict[str, Any]]:
-        return [
-            {"dial": d, "boot": b, "missing": t.missing}
+    def _session_report(self, station: str, session: str, dials: set[str]) -> dict[str, Any]:
+        """What one session folder's summary.json says of gaps and refusals: only what happened there."""
+        gaps = [
+            {"dial": d, "boot": b, "missing": missing}
             for (st, b, d), t in self.trackers.items()
-            if st == station and d in dials and t.missing
+            if st == station and d in dials and (missing := t.missing_in(session))
+        ]
+        report: dict[str, Any] = {"gaps": gaps}
+        refused = self.stats.refused.by_session.get((station, session))
+        if refused:
+            report["rejected"] = Refusals.report(refused)
+        return report
+
+    def before_subscribe(self) -> list[dict[str, Any]]:
+        """Per boot and dial first heard of mid-way: the seqs below the first received, not received."""
+        return [
+            {
+                "station": st,
+                "dial": d,
+                "boot": b,
+                "first_seq_seen": t.first,
+                "first_t_ns": t.first_t_ns,
+                "session": t.first_session,
+                "not_received": t.before_first,
+            }
+            for (st, b, d), t in sorted(self.trackers.items(), key=lambda item: item[0])
+            if not t.resumed and t.first
         ]
 
+    def summary(self) -> dict[str, Any]:
+        """The recorder's own summary (`recorder.json`): this run, all stations and sessions."""
+        rows = [{"station": st, "dial": d, "rows": n} for (st, d), n in sorted(self.stats.rows.items())]
+        return {
+            "client_id": self.client_id,
+            "share": self.share,
+            "messages": self.stats.messages,
+            "rows": rows,
+            "duplicates_dropped": self.stats.duplicates,
+            "gaps": sum(t.missing_count for t in self.trackers.values()),
+            "before_subscribe": self.before_subscribe(),
+            "rejected": Refusals.report(self.stats.refused.reasons),
+        }
+
+    @property
+    def summary_path(self) -> Path:
+        name = "recorder" if self.client_id is None else f"recorder@{safe_name(self.client_id)}"
+        return self.out_dir / f"{name}.json"
+
     def close(self) -> None:
-        """Close the files and write each session's summary.json."""
-        self.files.close(self._gaps, self.stats.duplicates)
+        """Close the files; write each session's summary.json and the recorder's own summary."""
+        self.files.close(self._session_report, self.stats.duplicates)
+        if self.stats.messages or self.stats.rows:
+            self._write_summary()
+
+    def _write_summary(self) -> None:
+        summary = self.summary()
+        path = self.summary_path
+        try:  # a restarted persistent recorder keeps what its earlier runs found before they subscribed
+            earlier = json.loads(path.read_text(encoding="utf-8")).get("before_subscribe", [])
+        except (OSError, ValueError, AttributeError):
+            earlier = []
+        known = {(e["station"], e["dial"], e["boot"]) for e in summary["before_subscribe"]}
+        kept = [
+            e for e in earlier if isinstance(e, dict) and (e.get("station"), e.get("dial"), e.get("boot")) not in known
+        ]
+        summary["before_subscribe"] = kept + summary["before_subscribe"]
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
