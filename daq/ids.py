@@ -22,14 +22,14 @@ def check_id(value: str) -> str:
     """Raise ValueError unless `value` is a valid id (for pydantic validators)."""
     if len(value) > ID_MAX_LENGTH:
         raise ValueError(f"{value[:20]!r}... is {len(value)} characters long: an id has at most {ID_MAX_LENGTH}")
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid id: use {ID_RULE}")
     return value
 
 
 def check_root(value: str) -> str:
     """A topic root is one or more id levels joined by '/'."""
-    if not value or any(not _ID.match(level) for level in value.split("/")):
+    if not value or any(not _ID.fullmatch(level) for level in value.split("/")):
         raise ValueError(f"{value!r} is not a valid topic root: levels of {ID_RULE}, joined by '/'")
     return value
 

@@ -146,11 +146,11 @@ class TestUrlsAndIds:
 
     def test_ids_and_roots(self) -> None:
         assert check_id("lab-a.1_x") == "lab-a.1_x"
-        for bad in ("a/b", "a+b", "#", "a b", ""):
+        for bad in ("a/b", "a+b", "#", "a b", "", "p1\n"):
             with pytest.raises(ValueError):
                 check_id(bad)
         assert check_root("daq/site1") == "daq/site1"
-        for bad in ("daq/", "/daq", "daq/+", "daq/#"):
+        for bad in ("daq/", "/daq", "daq/+", "daq/#", "daq\n"):
             with pytest.raises(ValueError):
                 check_root(bad)
         assert sanitize_id("My Lab PC.local") == "My-Lab-PC.local"

@@ -59,7 +59,6 @@ RECEIVE_MAXIMUM = 200  # MQTT 5: messages the broker may have in flight to us, u
 DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for this long
 DRAIN_MAX_S = 10.0
 
-_ID = re.compile(ID_PATTERN)
 _ID_TEXT = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
 # Errors of the machine, not of one message: they go up (the connection is dropped and retried, and
 # the broker sends again what was not acknowledged) rather than acknowledging samples not written.
