@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.config import BrokerConfig, DaqConfig, apply_env, build_config, read_config_data
+from daq.event_loop import chosen, loop_factory
 
 
 def add_broker_args(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
@@ -44,8 +46,12 @@ def broker_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, str]:
     return config.broker, config.station.root
 
 
-def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
-    """Run `main(stop)`; SIGTERM and SIGINT set `stop`, and `main` flushes and returns."""
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]], event_loop: str | None = None) -> int:
+    """Run `main(stop)`; SIGTERM and SIGINT set `stop`, and `main` flushes and returns.
+
+    The loop is uvloop where it is installed, else asyncio's (daq.event_loop): `event_loop` is the
+    configured choice (`[station] event_loop`; None: auto), DAQ_EVENT_LOOP overrides it.
+    """
 
     # Device reader threads stamp each read as it returns; a short switch interval lets them take the
     # GIL promptly while the loop is busy (measured in benchmarks/serial_readers.py: p99 25 ms -> 6 ms).
@@ -62,4 +68,7 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
-    return asyncio.run(runner())
+    factory, name = loop_factory(chosen(event_loop))
+    logging.getLogger(__name__).debug("event loop: %s", name)
+    with asyncio.Runner(loop_factory=factory) as loop_runner:
+        return loop_runner.run(runner())

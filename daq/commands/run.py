@@ -68,4 +68,4 @@ def handle(args: argparse.Namespace) -> int:
         await station.run(stop)
         return 0
 
-    return run_until_signal(main)
+    return run_until_signal(main, config.station.event_loop)
