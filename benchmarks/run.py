@@ -6,7 +6,7 @@ side by side with Lab Streaming Layer and a bare MQTT publisher on the same mach
     scripts/bench --json benchmarks/results/full.json       # 1, 16, 64 dials x 100, 1000 Hz, 10 s each
     scripts/bench --dials 16 --rates 1000 --publish-batch-max 100 --publish-linger-ms 1 --no-alternatives
     scripts/bench --dials 16 --max-rate                     # highest sustained rate with zero loss
-    scripts/bench --uvloop                                  # the daemon (and the floor) on uvloop
+    scripts/bench --uvloop                                  # uvloop installed into the daemon and the floor
 
 The path measured, per configuration (N dials at R Hz each):
 
@@ -47,14 +47,16 @@ Every figure depends on the machine's load: the writer, the daemon, Mosquitto an
 share the CPUs (on a real station the dials' USB hardware costs the host nothing). The load
 average is recorded with each configuration.
 
-`--uvloop` runs the daemon as `python -c "import uvloop; uvloop.install(); from daq.cli import
-main; ..." run --config FILE` (uvloop must be installed: scripts/bench --uvloop installs it) and
-the floor publisher on uvloop too. `--daq-src DIR` runs the daemon from another copy of the source
-tree (PYTHONPATH=DIR), to measure a prototype change before it is made in daq/. `--baseline REF`
-exports that git commit (git archive) and runs its daemon the same way, right before the current
-one in every configuration, and prints current / baseline for CPU per sample, p99 latency and p99
-timestamp error (benchmarks/e2e/baseline.py). `--event-loop asyncio|uvloop|auto` sets the current
-daemon's DAQ_EVENT_LOOP.
+The daemon picks its own loop (uvloop where installed, since this round; `--event-loop` sets
+DAQ_EVENT_LOOP for it). `--uvloop` runs the daemon (of any commit) as
+`python -c "import uvloop; uvloop.install(); from daq.cli import main; ..." run --config FILE`
+(uvloop must be installed: scripts/bench installs it) and the floor publisher on uvloop too.
+`--daq-src DIR` runs the daemon from another copy of the source tree (PYTHONPATH=DIR), to measure
+a prototype change before it is made in daq/. `--baseline REF` exports that git commit (git
+archive) and runs its daemon the same way, right before the current one in every configuration,
+and prints current / baseline for CPU per sample, p99 latency and p99 timestamp error
+(benchmarks/e2e/baseline.py). `--event-loop asyncio|uvloop|auto` sets the current daemon's
+DAQ_EVENT_LOOP.
 `--profile-dir DIR` records a py-spy flame graph of the daemon over each write window.
 
 This file is the entry point (the options, the orchestration, and `--role` for the child
