@@ -81,7 +81,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.e2e import baseline, report  # noqa: E402
+from benchmarks.e2e import baseline, report, rounds  # noqa: E402
 from benchmarks.e2e.common import PROFILE_EXT  # noqa: E402
 from benchmarks.e2e.options import Options  # noqa: E402
 from benchmarks.e2e.roles import ROLES  # noqa: E402
@@ -118,6 +118,9 @@ def orchestrate(args: argparse.Namespace) -> int:
         except ImportError:
             print("pylsl is not installed: LSL skipped (scripts/bench installs it)", file=sys.stderr)
             alternatives = ("floor",)
+    if args.rounds < 1:
+        print("--rounds: at least 1", file=sys.stderr)
+        return 2
     if args.uvloop:
         try:
             import uvloop  # noqa: F401
@@ -181,13 +184,22 @@ def orchestrate(args: argparse.Namespace) -> int:
                 run_opts = opts
                 if args.quick and (n, rate) not in QUICK_ALTERNATIVES:
                     run_opts = replace(opts, alternatives=())
-                base: dict[str, Any] | None = None
-                if baseline_opts is not None:
-                    base = run_config(n, rate, baseline_opts)
-                r = run_config(n, rate, run_opts)
-                if base is not None:
+                ours: list[dict[str, Any]] = []
+                theirs: list[dict[str, Any]] = []
+                for k in range(args.rounds):
+                    round_opts = run_opts if k == 0 else replace(run_opts, alternatives=())  # floor, LSL once
+                    if baseline_opts is not None and k % 2 == 0:
+                        theirs.append(run_config(n, rate, baseline_opts))
+                    ours.append(run_config(n, rate, round_opts))
+                    if baseline_opts is not None and k % 2 == 1:
+                        theirs.append(run_config(n, rate, baseline_opts))
+                r = rounds.merge(ours)
+                if theirs:
+                    base = rounds.merge(theirs)
                     r["baseline"] = {k: v for k, v in base.items() if k not in ("dials", "rate_hz")}
                     r.update(baseline.ratios(r, base))
+                    if len(theirs) > 1:
+                        r.update(baseline.ratio_ranges(ours, theirs))
                 results.append(r)
                 print(report.table([r]).splitlines()[1] if len(results) > 1 else report.table([r]), flush=True)
         else:
@@ -213,6 +225,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "uvloop": args.uvloop,
             "daq_src": str(opts.daq_src) if opts.daq_src else None,
             "event_loop": args.event_loop,
+            "rounds": args.rounds,
             "baseline": {"ref": args.baseline, "commit": baseline_commit} if args.baseline else None,
             "alternatives": list(alternatives),
             "lsl": "one outlet per dial (1 channel, double), one inlet thread per dial",
@@ -242,6 +255,13 @@ def main() -> int:
     parser.add_argument("--publish-max-inflight", type=int, help="[publish] max_inflight of the daemon")
     parser.add_argument("--uvloop", action="store_true", help="run the daemon and the floor on uvloop")
     parser.add_argument("--daq-src", help="run the daemon from this source tree (PYTHONPATH) instead")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each configuration this many times (with --baseline alternating which goes first) "
+        "and report the medians",
+    )
     parser.add_argument(
         "--baseline",
         metavar="REF",

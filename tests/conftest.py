@@ -29,6 +29,7 @@ TIER_OF_MODULE = {
     "test_udev_rules": "unit",
     "test_units": "unit",
     "test_event_loop": "unit",
+    "test_bench_compare": "unit",
     "test_watch_unit": "unit",
     "test_hygiene": "unit",
     "test_study_unit": "unit",

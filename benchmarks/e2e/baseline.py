@@ -52,10 +52,21 @@ def ratios(current: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float
     return out
 
 
+def ratio_ranges(current: list[dict[str, Any]], baselines: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """[min, max] of each ratio over the rounds (round k of the current daemon against round k of the baseline)."""
+    per_round = [ratios(c, b) for c, b in zip(current, baselines, strict=False)]
+    out: dict[str, list[float]] = {}
+    for name in RATIO_KEYS.values():
+        values = [r[name] for r in per_round if name in r]
+        if values:
+            out[f"{name}_range"] = [min(values), max(values)]
+    return out
+
+
 def comparison_table(results: list[dict[str, Any]]) -> str:
     """One line per configuration: baseline -> current, and the ratio, for each compared figure."""
     head = f"{'dials':>5} {'Hz':>6}  {'us/sample base -> now':>24} {'x':>6}  {'p99 ms base -> now':>22} {'x':>6}"
-    head += f"  {'ts p99 ms base -> now':>22} {'x':>6}  {'lost base/now':>13}"
+    head += f"  {'ts p99 ms base -> now':>22} {'x':>6}  {'lost base/now':>13}  {'busy% base/now':>14}"
     lines = [head]
     for r in results:
         b = r.get("baseline")
@@ -65,7 +76,11 @@ def comparison_table(results: list[dict[str, Any]]) -> str:
         def cell(key: str, ratio: str, fmt: str, r: dict[str, Any] = r, b: dict[str, Any] = b) -> str:
             old, new, x = b.get(key), r.get(key), r.get(ratio)
             pair = f"{fmt.format(old) if old is not None else '-'} -> {fmt.format(new) if new is not None else '-'}"
-            return f"{pair:>{22 if 'ms' in key else 24}} {('-' if x is None else f'{x:.2f}'):>6}"
+            spread = r.get(f"{ratio}_range")
+            ratio_text = "-" if x is None else f"{x:.2f}"
+            if spread:
+                ratio_text += f" ({spread[0]:.2f}-{spread[1]:.2f})"
+            return f"{pair:>{22 if 'ms' in key else 24}} {ratio_text:>{18 if spread else 6}}"
 
         lines.append(
             f"{r['dials']:>5} {r['rate_hz']:>6g}  "
@@ -75,5 +90,6 @@ def comparison_table(results: list[dict[str, Any]]) -> str:
             + "  "
             + cell("ts_error_p99_ms", "ts_error_p99_vs_baseline", "{:.3f}")
             + f"  {b.get('lost', '-')!s:>6}/{r.get('lost', '-')!s:<6}"
+            + f"  {b.get('machine_busy_pct', '-')!s:>5}/{r.get('machine_busy_pct', '-')!s:<5}"
         )
     return "\n".join(lines)
