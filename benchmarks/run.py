@@ -1,11 +1,12 @@
 """End-to-end benchmark of a station: latency, throughput, timestamp accuracy, CPU, memory,
 side by side with Lab Streaming Layer and a bare MQTT publisher on the same machine.
 
-    scripts/bench --quick                                   # < 60 s: 1 and 16 dials at 100 Hz, 3 s each
+    scripts/bench --quick                                   # ~90 s: 1, 16, 64 x 100 Hz and 16 x 1000 Hz
+    scripts/bench --quick --baseline 8411831                # the same, an earlier daemon right before each
     scripts/bench --json benchmarks/results/full.json       # 1, 16, 64 dials x 100, 1000 Hz, 10 s each
     scripts/bench --dials 16 --rates 1000 --publish-batch-max 100 --publish-linger-ms 1 --no-alternatives
     scripts/bench --dials 16 --max-rate                     # highest sustained rate with zero loss
-    scripts/bench --uvloop                                  # the daemon (and the floor) on uvloop
+    scripts/bench --uvloop                                  # uvloop installed into the daemon and the floor
 
 The path measured, per configuration (N dials at R Hz each):
 
@@ -46,10 +47,16 @@ Every figure depends on the machine's load: the writer, the daemon, Mosquitto an
 share the CPUs (on a real station the dials' USB hardware costs the host nothing). The load
 average is recorded with each configuration.
 
-`--uvloop` runs the daemon as `python -c "import uvloop; uvloop.install(); from daq.cli import
-main; ..." run --config FILE` (uvloop must be installed: scripts/bench --uvloop installs it) and
-the floor publisher on uvloop too. `--daq-src DIR` runs the daemon from another copy of the source
-tree (PYTHONPATH=DIR), to measure a prototype change before it is made in daq/.
+The daemon picks its own loop (uvloop where installed, since this round; `--event-loop` sets
+DAQ_EVENT_LOOP for it). `--uvloop` runs the daemon (of any commit) as
+`python -c "import uvloop; uvloop.install(); from daq.cli import main; ..." run --config FILE`
+(uvloop must be installed: scripts/bench installs it) and the floor publisher on uvloop too.
+`--daq-src DIR` runs the daemon from another copy of the source tree (PYTHONPATH=DIR), to measure
+a prototype change before it is made in daq/. `--baseline REF` exports that git commit (git
+archive) and runs its daemon the same way, right before the current one in every configuration,
+and prints current / baseline for CPU per sample, p99 latency and p99 timestamp error
+(benchmarks/e2e/baseline.py). `--event-loop asyncio|uvloop|auto` sets the current daemon's
+DAQ_EVENT_LOOP.
 `--profile-dir DIR` records a py-spy flame graph of the daemon over each write window.
 
 This file is the entry point (the options, the orchestration, and `--role` for the child
@@ -61,10 +68,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +81,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.e2e import report  # noqa: E402
+from benchmarks.e2e import baseline, report, rounds  # noqa: E402
 from benchmarks.e2e.common import PROFILE_EXT  # noqa: E402
 from benchmarks.e2e.options import Options  # noqa: E402
 from benchmarks.e2e.roles import ROLES  # noqa: E402
@@ -85,12 +94,23 @@ def start_broker(folder: Path) -> Any:
     return Mosquitto(folder).start()
 
 
+QUICK = [(1, 100.0), (16, 100.0), (64, 100.0), (16, 1000.0)]  # --quick: (dials, Hz)
+QUICK_ALTERNATIVES = {(1, 100.0), (16, 100.0)}  # --quick: floor and LSL beside these only
+QUICK_SECONDS, QUICK_IDLE_SECONDS = 2.5, 2.0
+
+
+def configurations(args: argparse.Namespace) -> list[tuple[int, float]]:
+    """The (dials, Hz) measured, in order: --quick's list, else every --dials x --rates."""
+    if args.quick:
+        return list(QUICK)
+    return [(int(n), float(r)) for n in args.dials.split(",") for r in args.rates.split(",")]
+
+
 def orchestrate(args: argparse.Namespace) -> int:
-    dials = [int(x) for x in args.dials.split(",")]
-    rates = [float(x) for x in args.rates.split(",")]
+    configs = configurations(args)
     seconds, idle_seconds = args.seconds, args.idle_seconds
     if args.quick:
-        dials, rates, seconds, idle_seconds = [1, 16], [100.0], 3.0, 3.0
+        seconds, idle_seconds = QUICK_SECONDS, QUICK_IDLE_SECONDS
     alternatives: tuple[str, ...] = () if args.no_alternatives else ("floor", "lsl")
     if "lsl" in alternatives:
         try:
@@ -98,6 +118,9 @@ def orchestrate(args: argparse.Namespace) -> int:
         except ImportError:
             print("pylsl is not installed: LSL skipped (scripts/bench installs it)", file=sys.stderr)
             alternatives = ("floor",)
+    if args.rounds < 1:
+        print("--rounds: at least 1", file=sys.stderr)
+        return 2
     if args.uvloop:
         try:
             import uvloop  # noqa: F401
@@ -109,6 +132,17 @@ def orchestrate(args: argparse.Namespace) -> int:
     broker = start_broker(work / "broker")
     assert broker.proc is not None
     lsl_cfg = work / "lsl_api.cfg"
+    baseline_opts: Options | None = None
+    baseline_commit = ""
+    if args.baseline:
+        try:
+            tree, baseline_commit = baseline.export_tree(args.baseline, work / "baseline-src")
+        except (subprocess.CalledProcessError, RuntimeError) as exc:
+            broker.stop()
+            shutil.rmtree(work, ignore_errors=True)
+            err = getattr(exc, "stderr", b"") or b""
+            print(f"--baseline {args.baseline}: {exc} {err.decode(errors='replace').strip()}", file=sys.stderr)
+            return 2
     lsl_cfg.write_text(
         "[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
         f"[lab]\nKnownPeers = {{127.0.0.1}}\nSessionID = bench-{uuid.uuid4().hex[:8]}\n[log]\nlevel = -2\n"
@@ -132,21 +166,44 @@ def orchestrate(args: argparse.Namespace) -> int:
         lsl_cfg=lsl_cfg,
         wait_quiet=args.wait_quiet,
         wait_quiet_timeout=args.wait_quiet_timeout,
+        event_loop=args.event_loop,
     )
+    if args.baseline:
+        # The same harness, the daemon from the exported commit; on the loop it picks itself (or --uvloop's).
+        baseline_opts = replace(opts, daq_src=tree, alternatives=(), event_loop=None)
     info = report.machine()
     started = time.time()
     print(report.banner(info, opts, args.uvloop, args.publish_batch_max, args.publish_linger_ms), flush=True)
+    if args.baseline:
+        print(f"baseline: {args.baseline} ({baseline_commit[:9]}), run right before the current daemon", flush=True)
     results: list[dict[str, Any]] = []
     max_rates: list[dict[str, Any]] = []
     try:
         if not args.max_rate:
-            for n in dials:
-                for rate in rates:
-                    r = run_config(n, rate, opts)
-                    results.append(r)
-                    print(report.table([r]).splitlines()[1] if len(results) > 1 else report.table([r]), flush=True)
+            for n, rate in configs:
+                run_opts = opts
+                if args.quick and (n, rate) not in QUICK_ALTERNATIVES:
+                    run_opts = replace(opts, alternatives=())
+                ours: list[dict[str, Any]] = []
+                theirs: list[dict[str, Any]] = []
+                for k in range(args.rounds):
+                    round_opts = run_opts if k == 0 else replace(run_opts, alternatives=())  # floor, LSL once
+                    if baseline_opts is not None and k % 2 == 0:
+                        theirs.append(run_config(n, rate, baseline_opts))
+                    ours.append(run_config(n, rate, round_opts))
+                    if baseline_opts is not None and k % 2 == 1:
+                        theirs.append(run_config(n, rate, baseline_opts))
+                r = rounds.merge(ours)
+                if theirs:
+                    base = rounds.merge(theirs)
+                    r["baseline"] = {k: v for k, v in base.items() if k not in ("dials", "rate_hz")}
+                    r.update(baseline.ratios(r, base))
+                    if len(theirs) > 1:
+                        r.update(baseline.ratio_ranges(ours, theirs))
+                results.append(r)
+                print(report.table([r]).splitlines()[1] if len(results) > 1 else report.table([r]), flush=True)
         else:
-            for n in dials:
+            for n in sorted({n for n, _ in configs}, key=[n for n, _ in configs].index):
                 max_rates.append(find_max_rate(n, opts, args.max_rate_start, args.max_rate_limit, args.sustain_p99_ms))
     finally:
         broker.stop()
@@ -154,6 +211,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             shutil.rmtree(work, ignore_errors=True)
     if text := report.summary(results, max_rates, opts.notes):
         print(text)
+    if baseline_opts is not None and results:
+        print(f"\ncurrent vs baseline {args.baseline} ({baseline_commit[:9]}); x = current / baseline:")
+        print(baseline.comparison_table(results))
     if args.json:
         options = {
             "seconds": seconds,
@@ -164,6 +224,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             "publish_max_inflight": args.publish_max_inflight,
             "uvloop": args.uvloop,
             "daq_src": str(opts.daq_src) if opts.daq_src else None,
+            "event_loop": args.event_loop,
+            "rounds": args.rounds,
+            "baseline": {"ref": args.baseline, "commit": baseline_commit} if args.baseline else None,
             "alternatives": list(alternatives),
             "lsl": "one outlet per dial (1 channel, double), one inlet thread per dial",
             "tag": args.tag,
@@ -182,12 +245,34 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="write window per run (default 10)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window; 0 skips it")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds after the last write before counting lost")
-    parser.add_argument("--quick", action="store_true", help="1 and 16 dials at 100 Hz, 3 s each (< 60 s)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1, 16, 64 dials x 100 Hz and 16 x 1000 Hz, 2.5 s each, floor and LSL at 1 and 16 x 100 only (~90 s)",
+    )
     parser.add_argument("--publish-batch-max", type=int, help="[publish] batch_max of the daemon")
     parser.add_argument("--publish-linger-ms", type=float, help="[publish] batch_linger_ms of the daemon")
     parser.add_argument("--publish-max-inflight", type=int, help="[publish] max_inflight of the daemon")
     parser.add_argument("--uvloop", action="store_true", help="run the daemon and the floor on uvloop")
     parser.add_argument("--daq-src", help="run the daemon from this source tree (PYTHONPATH) instead")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each configuration this many times (with --baseline alternating which goes first) "
+        "and report the medians",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run the daemon of this git commit (same harness, same configurations, right before the "
+        "current one) and print current / baseline ratios",
+    )
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        help="the current daemon's event loop (DAQ_EVENT_LOOP; default: its config's, auto)",
+    )
     parser.add_argument("--no-alternatives", action="store_true", help="the daemon only: no floor, no LSL")
     parser.add_argument("--max-rate", action="store_true", help="find the highest sustained rate per dial count")
     parser.add_argument("--max-rate-start", type=float, default=1000.0)

@@ -138,6 +138,10 @@ class BrokerConfig(StrictModel):
 class StationConfig(StrictModel):
     id: IdStr = Field(default_factory=default_station_id, description="station id; default: the host name")
     root: RootStr = Field("daq", description="topic root")
+    # The event loop (daq.event_loop): uvloop where installed; env DAQ_EVENT_LOOP overrides.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="event loop: auto (uvloop where installed, else asyncio), asyncio or uvloop"
+    )
 
 
 def default_outbox_dir(station: str) -> Path:
@@ -376,6 +380,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DAQ_BROKER_PASSWORD": ("broker", "password"),
     "DAQ_BROKER_PASSWORD_FILE": ("broker", "password_file"),
     "DAQ_STATION": ("station", "id"),
+    "DAQ_EVENT_LOOP": ("station", "event_loop"),
 }
 
 

@@ -77,6 +77,11 @@ class Meta(StrictModel):
     kind: Literal["absolute", "relative", "counter"] = "absolute"
     scale: Scale
     rate_hz: float | None = Field(None, description="nominal readings per second, when known")
+    stamp: Literal["kernel", "read"] = Field(
+        "read",
+        description="where samples' t_ns come from: 'kernel' = the device event's time kept by the OS kernel "
+        "(evdev), 'read' = taken when the read returned (optional; 'read' when absent)",
+    )
     t_ns: int
 
 

@@ -32,6 +32,8 @@ TIER_OF_MODULE = {
     "test_udev_rules": "unit",
     "test_units": "unit",
     "test_broker_words": "unit",
+    "test_event_loop": "unit",
+    "test_bench_compare": "unit",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
     "test_hygiene": "unit",

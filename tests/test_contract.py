@@ -102,3 +102,27 @@ def test_daq_schema_prints_every_payload() -> None:
     printed = json.loads(result.stdout)
     assert set(printed["payloads"]) == {"sample", "samples", "status", "meta", "session", "event"}
     assert printed == json.loads(json.dumps(json_schemas()))
+
+
+def test_meta_stamp_is_optional_kernel_or_read() -> None:
+    from pydantic import ValidationError
+
+    from daq.contract import Meta
+
+    meta = {
+        "v": 1,
+        "station": "lab",
+        "dial": "p1",
+        "boot": "b",
+        "connected": True,
+        "profile": "griffin-powermate-evdev",
+        "transport": "evdev",
+        "scale": {"min": 0, "max": 1},
+        "t_ns": 1,
+    }
+    assert Meta.model_validate(meta).stamp == "read"  # a meta without it (an older station) reads as "read"
+    assert Meta.model_validate(meta | {"stamp": "kernel"}).stamp == "kernel"
+    with pytest.raises(ValidationError):
+        Meta.model_validate(meta | {"stamp": "wall"})
+    schema = json_schemas()["payloads"]["meta"]
+    assert "stamp" in schema["properties"] and "stamp" not in schema.get("required", [])

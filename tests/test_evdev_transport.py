@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
+import struct
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExt
 from daq.profiles.framing_input import pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN
 from daq.profiles.loader import ProfileRegistry
+from daq.station.payloads import meta_payload
 from daq.station.station import Station
 from daq.transports import evdev_input, hid_enum, make_transport
 from daq.transports.attachment import Attachment
@@ -43,6 +46,7 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
 def evdev(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeEvdevModule:
     module = FakeEvdevModule()
     monkeypatch.setitem(sys.modules, "evdev", module)
+    monkeypatch.setattr(fcntl, "ioctl", module.ioctl)
     monkeypatch.setattr(evdev_input, "INPUT_DIR", str(tmp_path / "input"))
     monkeypatch.setattr(hid_enum, "SYS", tmp_path / "sys")
     return module
@@ -82,20 +86,29 @@ def transport_for(profile_id: str, attachment: Attachment | None = None) -> Evde
     return made
 
 
-def test_events_packed_exactly_and_stamped_after_the_read(evdev: FakeEvdevModule) -> None:
+def us(ns: int) -> int:
+    """A time as the kernel's input_event carries it (whole microseconds)."""
+    return ns // 1000 * 1000
+
+
+def test_events_packed_exactly_and_stamped_with_the_kernel_time(evdev: FakeEvdevModule) -> None:
     dial = powermate()
     evdev.dials.append(dial)
 
     async def main() -> None:
         t = transport_for("griffin-powermate-evdev")
         assert t.describe == "evdev:077d:0410"
+        assert t.stamp == "kernel"
         await t.open()
         try:
-            for value in (1, 5, -3):
-                pushed = dial.push((EV_REL, REL_DIAL, value), SYN)
+            # The kernel was asked for CLOCK_MONOTONIC event times on the open handle.
+            assert evdev.ioctls == [(evdev.handles[0].fd, 0x400445A0, struct.pack("i", time.CLOCK_MONOTONIC))]
+            for value, age_ns in ((1, 0), (5, 3_000_000), (-3, 40_000_000)):
+                # age: how long the events waited in the kernel before the reader got to them
+                pushed = dial.push((EV_REL, REL_DIAL, value), SYN, age_ns=age_ns)
                 (chunk,) = await read_n(t, 1)
                 assert chunk.data == pack_events([(EV_REL, REL_DIAL, value), SYN])
-                assert pushed <= chunk.mono_ns < pushed + 50_000_000
+                assert chunk.mono_ns == us(pushed - age_ns)  # the event's own time, not the read's
             dial.push((EV_KEY, BTN_0, 1), SYN)
             (chunk,) = await read_n(t, 1)
             assert chunk.data == pack_events([(EV_KEY, BTN_0, 1), SYN])
@@ -105,6 +118,56 @@ def test_events_packed_exactly_and_stamped_after_the_read(evdev: FakeEvdevModule
         assert len(evdev.handles[0].read_threads) == 1  # every read from the one reader thread
 
     run(main())
+
+
+def test_without_a_monotonic_kernel_clock_realtime_event_times_are_converted(evdev: FakeEvdevModule) -> None:
+    dial = powermate()
+    evdev.dials.append(dial)
+    evdev.clock_error = OSError(errno.EINVAL, "Invalid argument")  # a kernel before 3.4
+
+    async def main() -> None:
+        t = transport_for("griffin-powermate-evdev")
+        await t.open()
+        try:
+            assert evdev.handles[0].clock_id == time.CLOCK_REALTIME
+            pushed = dial.push((EV_REL, REL_DIAL, 2), SYN, age_ns=5_000_000)
+            (chunk,) = await read_n(t, 1)
+            assert chunk.data == pack_events([(EV_REL, REL_DIAL, 2), SYN])
+            # wall time moved onto the monotonic clock: within the microsecond truncation and the
+            # two clocks being read a moment apart
+            assert abs(chunk.mono_ns - (pushed - 5_000_000)) < 200_000
+        finally:
+            await t.close()
+        assert t.stamp == "kernel"
+
+    run(main())
+
+
+def test_one_chunk_per_frame_each_with_its_time_never_after_the_read() -> None:
+    from tests.support.fake_inputs import InputEvent
+
+    def ev(t: int, c: int, v: int, at_ns: int) -> InputEvent:
+        return InputEvent(t, c, v, at_ns // 1_000_000_000, at_ns % 1_000_000_000 // 1000)
+
+    t0 = 5_000_000_123_000
+    events = [
+        ev(EV_REL, REL_DIAL, 1, t0),
+        ev(*SYN, t0),
+        ev(EV_REL, REL_DIAL, 2, t0 + 1_000_000),
+        ev(*SYN, t0 + 1_000_000),
+    ]
+    read_ns = t0 + 1_500_000
+    chunks = evdev_input.kernel_stamped(events, read_ns)
+    assert [(c.data, c.mono_ns) for c in chunks] == [
+        (pack_events([(EV_REL, REL_DIAL, 1), SYN]), t0),
+        (pack_events([(EV_REL, REL_DIAL, 2), SYN]), t0 + 1_000_000),
+    ]
+    # a time after the read (a clock the kernel did not switch) is the read's
+    (late,) = evdev_input.kernel_stamped([ev(EV_REL, REL_DIAL, 1, read_ns + 10**9)], read_ns)
+    assert late.mono_ns == read_ns
+    # CLOCK_REALTIME times moved by the offset given
+    (moved,) = evdev_input.kernel_stamped([ev(EV_REL, REL_DIAL, 1, t0 + 7_000)], read_ns, to_mono_ns=-7_000)
+    assert moved.mono_ns == t0
 
 
 def test_an_absolute_axis_range_comes_first(evdev: FakeEvdevModule) -> None:
@@ -321,3 +384,36 @@ def test_station_reads_a_powermate_and_a_joystick_through_an_unplug(evdev: FakeE
         got.setdefault(body["dial"], []).append(body)
     assert [(s["seq"], s["raw"]) for s in got["pm"]] == [(0, 1), (1, 5), (2, 3)]
     assert [(s["raw"], s["value"]) for s in got["joy"]] == [(-1.0, 0.0), (1.0, 100.0)]
+
+
+def test_a_sample_is_stamped_with_the_event_time_on_the_read_clock_and_meta_says_kernel(
+    evdev: FakeEvdevModule, tmp_path: Path
+) -> None:
+    knob = powermate()
+    evdev.dials.append(knob)
+    cfg = tmp_path / "daq.toml"
+    cfg.write_text(
+        '[station]\nid = "lab"\n[broker]\nurl = "mqtt://127.0.0.1:1"\n'
+        '[[dials]]\nid = "pm"\nprofile = "griffin-powermate-evdev"\n'
+    )
+    station = Station(build_config(read_config_data(cfg), cfg))
+    pushed: list[int] = []
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(r.run()) for r in station.readers]
+        try:
+            await asyncio.sleep(0.2)
+            for age_ns in (0, 2_000_000, 30_000_000):
+                pushed.append(knob.push((EV_REL, REL_DIAL, 1), SYN, age_ns=age_ns) - age_ns)
+                await asyncio.sleep(0.05)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(main())
+    samples = [orjson.loads(e.payload) for e in station.outbox.take(1000)]
+    offset = station.read_clock.offset_ns
+    assert [s["t_ns"] for s in samples] == [us(event_ns) + offset for event_ns in pushed]
+    meta = orjson.loads(meta_payload(station.who, "pm", True, station.announcer.dial_meta["pm"], 0))
+    assert meta["stamp"] == "kernel" and meta["transport"] == "evdev"

@@ -6,7 +6,8 @@
 - options: one run's options, the daemon's command line, config and environment;
 - runs: one configuration measured (the daemon, then the alternatives), and the highest sustained rate;
 - analysis: latency, timestamp error and loss from what was written and what was received;
-- report: the machine, the table, the JSON document.
+- report: the machine, the table, the JSON document;
+- baseline: `--baseline REF`, an earlier commit's daemon exported and compared; rounds: `--rounds N`, medians.
 
 Process statistics (CPU, RSS, machine load) are in benchmarks/procstats.py, shared with the other benchmarks.
 """

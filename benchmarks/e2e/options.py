@@ -33,6 +33,7 @@ class Options:
     wait_quiet: float | None = None
     wait_quiet_timeout: float = 600.0
     lsl_cfg: Path | None = None
+    event_loop: str | None = None  # the daemon's DAQ_EVENT_LOOP (auto, asyncio, uvloop); None: its default
     notes: list[str] = field(default_factory=list)
 
 
@@ -48,6 +49,8 @@ def child_env(opts: Options, daq_src: bool = False) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     paths = [str(opts.daq_src)] if daq_src and opts.daq_src else []
     env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO)])
+    if daq_src and opts.event_loop is not None:
+        env["DAQ_EVENT_LOOP"] = opts.event_loop
     if opts.lsl_cfg is not None:
         env["LSLAPICFG"] = str(opts.lsl_cfg)
     return env

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.config import BrokerConfig, DaqConfig, apply_env, build_config, read_config_data
+from daq.event_loop import chosen, loop_factory
 from daq.url_password import warn_password_in_url
 
 
@@ -75,11 +76,14 @@ def say_progress() -> list[tuple[logging.Logger, int]]:
     return changed
 
 
-def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]], event_loop: str | None = None) -> int:
     """Run `main(stop)`; SIGTERM and SIGINT set `stop`, and `main` flushes and returns.
 
     While it runs, the broker's comings and goings and the command's start line are shown at the
-    default verbosity (`say_progress`)."""
+    default verbosity (`say_progress`). The loop is uvloop where it is installed, else asyncio's
+    (daq.event_loop): `event_loop` is the configured choice (`[station] event_loop`; None: auto),
+    DAQ_EVENT_LOOP overrides it.
+    """
 
     # Device reader threads stamp each read as it returns; a short switch interval lets them take the
     # GIL promptly while the loop is busy (measured in benchmarks/serial_readers.py: p99 25 ms -> 6 ms).
@@ -96,9 +100,12 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    factory, name = loop_factory(chosen(event_loop))
+    logging.getLogger(__name__).debug("event loop: %s", name)
     restore = say_progress()
     try:
-        return asyncio.run(runner())
+        with asyncio.Runner(loop_factory=factory) as loop_runner:
+            return loop_runner.run(runner())
     finally:
         for logger, level in restore:
             logger.setLevel(level)

@@ -113,4 +113,4 @@ def handle(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_BROKER
 
-    return run_until_signal(main)
+    return run_until_signal(main, config.station.event_loop)

@@ -75,5 +75,6 @@ def _simulated(parts: PipelineParts, dial: DialConfig) -> DeviceSetup:
         "kind": "absolute",
         "scale": dial.scale.model_dump(),
         "rate_hz": dial.simulate.rate_hz,
+        "stamp": "read",
     }
     return setup

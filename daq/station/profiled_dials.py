@@ -95,6 +95,7 @@ def build_profiled(config: DaqConfig, dials: Sequence[DialConfig], make_pipeline
                 "kind": channel.kind,
                 "scale": dial.scale.model_dump(),
                 "rate_hz": None,
+                "stamp": getattr(setup.transport, "stamp", "read"),  # "kernel": the device's event times
             }
         setups.append(setup)
     return setups

@@ -3,10 +3,21 @@
 The Surface Dial, and the PowerMate once the kernel's `powermate` driver has it, are input
 devices: the kernel decodes them into events (REL_DIAL, BTN_0). One thread per device
 polls the device's fd (and a wake pipe, so close() ends it at once), reads every pending
-event as soon as there is one, stamps time.monotonic_ns() right after the read, and hands the
-events to the loop as one chunk (8-byte '<HHi' records: type, code, value; see
-daq.profiles.framing_input). Right after opening, a first chunk carries the range (absinfo)
-of each absolute axis the profile reads. ENODEV on read is an unplug: DeviceGone.
+event as soon as there is one, and hands the events to the loop as chunks (8-byte '<HHi'
+records: type, code, value; see daq.profiles.framing_input). Right after opening, a first
+chunk carries the range (absinfo) of each absolute axis the profile reads. ENODEV on read is
+an unplug: DeviceGone.
+
+Read times are the kernel's: on opening, EVIOCSCLOCKID asks for CLOCK_MONOTONIC event times
+(the default is CLOCK_REALTIME, which jumps with the wall clock), and each chunk is stamped with
+its events' time, taken by the kernel in the input interrupt path when the frame was reported
+(every event of one SYN_REPORT frame has the same time; a read that returns several frames
+gives one chunk per frame). So the stamp waits for nothing in this process: not for the reader
+thread to be scheduled, nor for the GIL. Where the ioctl fails (a kernel before 3.4), the
+events' CLOCK_REALTIME times are moved onto the monotonic clock by the wall-minus-monotonic
+offset measured at that read (a wall-clock step between the event and its read, microseconds
+apart, would shift that one stamp). A stamp is never later than the read itself
+(min(event time, read time)). So an evdev dial's `stamp` (in its `meta`) is always "kernel".
 
 Which device: the station's `port`, a path (best /dev/input/by-id/...-event-...) or, not
 starting with '/', a substring of the device's name ('Surface Dial'); else the `usb` id (or
@@ -28,6 +39,7 @@ import importlib
 import logging
 import os
 import select
+import struct
 import sys
 import threading
 import time
@@ -54,6 +66,7 @@ log = logging.getLogger(__name__)
 INPUT_DIR = "/dev/input"  # tests point it elsewhere
 JOIN_TIMEOUT_S = 5.0
 GONE = {errno.ENODEV, errno.ENOENT, errno.ENXIO, errno.EIO}
+EVIOCSCLOCKID = 0x400445A0  # _IOW('E', 0xa0, int): the clock of this handle's event times
 
 
 def import_evdev(needed_by: str) -> ModuleType:
@@ -182,18 +195,20 @@ class EvdevTransport:
     def describe(self) -> str:
         return "evdev:" + describe_wanted(self.attachment, self._ids, self._products)
 
+    stamp = "kernel"  # read times are the events' own (the dial's `meta` says so)
+
     async def open(self) -> None:
         """Find the device, open (and grab) it, start reading. Raises DeviceUnavailable."""
         if self._device is not None:
             raise RuntimeError(f"{self.describe} is open already")
-        device, ranges = await asyncio.to_thread(self._open_device)
+        device, ranges, monotonic = await asyncio.to_thread(self._open_device)
         self._device = device
         self.info = info_of(device)
         self._handoff = Handoff()
         first = b"".join(pack_absinfo(code, lo, hi) for code, (lo, hi) in sorted(ranges.items()))
         if first:
             self._handoff.put_nowait(Chunk(first, time.monotonic_ns()))
-        self._reader = _EvdevReader(device, self.describe, self._handoff)
+        self._reader = _EvdevReader(device, self.describe, self._handoff, monotonic)
         log.info("opened %s at %s (%r)", self.describe, device.path, device.name)
 
     async def read(self) -> list[Chunk]:
@@ -213,8 +228,9 @@ class EvdevTransport:
         if handoff is not None:  # wake a read() still waiting
             handoff.put_nowait(DeviceGone(f"{self.describe}: closed"))
 
-    def _open_device(self) -> tuple[Any, dict[int, tuple[int, int]]]:
-        """In a worker thread: find and open the device, and grab it if the profile says so."""
+    def _open_device(self) -> tuple[Any, dict[int, tuple[int, int]], bool]:
+        """In a worker thread: find and open the device, grab it if the profile says so, and ask for
+        CLOCK_MONOTONIC event times (whether the kernel switched is the last of the three)."""
         device, ranges = find_input(self._evdev, self.attachment, self._wanted, self._ids, self._products)
         if self._grab:
             try:
@@ -225,7 +241,19 @@ class EvdevTransport:
                     f"cannot grab {device.path} ({device.name!r}): another program holds it exclusively "
                     f"(a second daq?): {exc.strerror or exc}"
                 ) from None
-        return device, ranges
+        return device, ranges, use_monotonic_clock(device.fd, self.describe)
+
+
+def use_monotonic_clock(fd: int, describe: str) -> bool:
+    """Ask the kernel for CLOCK_MONOTONIC event times on this handle (EVIOCSCLOCKID); whether it did."""
+    import fcntl  # POSIX only, as evdev is
+
+    try:
+        fcntl.ioctl(fd, EVIOCSCLOCKID, struct.pack("i", time.CLOCK_MONOTONIC))
+    except OSError as exc:
+        log.warning("%s: the kernel keeps CLOCK_REALTIME event times (%s): converted at each read", describe, exc)
+        return False
+    return True
 
 
 Ranges = dict[int, tuple[int, int]]
@@ -348,9 +376,10 @@ def _release(device: Any, grabbed: bool) -> None:
 class _EvdevReader:
     """The thread that polls one input device and queues its events on the event loop."""
 
-    def __init__(self, device: Any, describe: str, handoff: Handoff) -> None:
+    def __init__(self, device: Any, describe: str, handoff: Handoff, monotonic: bool) -> None:
         self._device = device
         self._describe = describe
+        self._monotonic = monotonic  # the events' times are CLOCK_MONOTONIC (else CLOCK_REALTIME)
         self._put = handoff.put
         self._stop = threading.Event()
         self._wake = os.pipe()
@@ -368,7 +397,7 @@ class _EvdevReader:
             os.close(self._wake[1])
 
     def _run(self) -> None:
-        device, stop = self._device, self._stop
+        device, stop, put, monotonic = self._device, self._stop, self._put, self._monotonic
         poller = select.poll()
         poller.register(device.fd, select.POLLIN | select.POLLPRI)
         poller.register(self._wake[0], select.POLLIN)
@@ -376,17 +405,37 @@ class _EvdevReader:
             if not poller.poll() or stop.is_set():
                 continue
             try:
-                events = [(e.type, e.code, e.value) for e in device.read()]
+                events = list(device.read())
             except BlockingIOError:
                 continue
             except OSError as exc:
                 if not stop.is_set():
                     why = "unplugged" if exc.errno in GONE else "read failed"
-                    self._put(DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
+                    put(DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
                 return
-            mono_ns = time.monotonic_ns()
-            if events:
-                self._put(Chunk(pack_events(events), mono_ns))
+            read_ns = time.monotonic_ns()
+            if not events:
+                continue
+            to_mono_ns = 0 if monotonic else read_ns - time.time_ns()
+            for chunk in kernel_stamped(events, read_ns, to_mono_ns):
+                put(chunk)
+
+
+def kernel_stamped(events: list[Any], read_ns: int, to_mono_ns: int = 0) -> list[Chunk]:
+    """Events as read, one chunk per event time (one per SYN_REPORT frame), each stamped with that time
+    plus `to_mono_ns` (0 for CLOCK_MONOTONIC event times), and never later than `read_ns`."""
+    chunks: list[Chunk] = []
+    frame: list[tuple[int, int, int]] = []
+    frame_ns = -1
+    for e in events:
+        ns = e.sec * 1_000_000_000 + e.usec * 1000 + to_mono_ns
+        if ns != frame_ns and frame:
+            chunks.append(Chunk(pack_events(frame), min(frame_ns, read_ns)))
+            frame = []
+        frame_ns = ns
+        frame.append((e.type, e.code, e.value))
+    chunks.append(Chunk(pack_events(frame), min(frame_ns, read_ns)))
+    return chunks
 
 
 def by_id_links(folder: Path | None = None) -> dict[str, str]:

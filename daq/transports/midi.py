@@ -9,6 +9,14 @@ DeviceGone; the next open() looks for the port again (ALSA may give it another n
 
 Which port: the station's `port`, a part of the port's name ('nanoKONTROL2'), else the
 profile's [match] product strings. A name that equals a port's whole name wins.
+
+Read times are the callback's (`stamp` "read" in the dial's `meta`), not the backend's: mido's
+rtmidi backend drops the one time rtmidi gives (its callback's `msg_data[1]` is never passed on),
+and that time is a delta to the previous message, not a clock reading: absolute times would be
+the first message's read time plus a running sum of deltas, which carries that first stamp's
+error into every later one and drifts with the backend's clock (ALSA sequencer or CoreMIDI
+host time) against CLOCK_MONOTONIC for as long as the port stays open. The stamp taken first
+thing in rtmidi's own input thread, before any of our code, waits only for the GIL.
 """
 
 from __future__ import annotations
@@ -105,6 +113,8 @@ class MidiTransport:
         self._handoff: Handoff | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.name: str | None = None
+
+    stamp = "read"  # the callback's time (see the module's docstring), as the dial's `meta` says
 
     @property
     def describe(self) -> str:

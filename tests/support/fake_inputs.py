@@ -8,6 +8,9 @@ with the same calls dialdaq makes:
   python-evdev (`evdev`): list_devices(dir), InputDevice(path) with .path .name .info .phys
       .uniq .fd (a real pipe, so poll() works) .capabilities(absinfo=True) .read() .grab()
       .ungrab() .close(); read() raises BlockingIOError when empty, OSError(ENODEV) once unplugged.
+      Events carry their time (sec, usec) as the kernel's do: taken when pushed, on the handle's
+      clock, CLOCK_REALTIME unless `FakeEvdevModule.ioctl` (patched in as fcntl.ioctl) got
+      EVIOCSCLOCKID for that handle's fd.
   mido (`mido`, `rtmidi`): get_input_names(), open_input(name, callback=...) -> a port whose
       messages reach the callback from a thread of the fake's own, as rtmidi's do.
 
@@ -20,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
+import struct
 import threading
 import time
 import types
@@ -31,6 +36,7 @@ from typing import Any, NamedTuple
 
 from daq.reading import Chunk
 from daq.transports.base import Transport
+from daq.transports.evdev_input import EVIOCSCLOCKID
 
 # ---------------------------------------------------------------- hidapi
 
@@ -198,6 +204,15 @@ class InputEvent:
 
 
 @dataclass
+class Frame:
+    """Events the kernel reported together, and when (both clocks, ns)."""
+
+    events: list[tuple[int, int, int]]
+    mono_ns: int
+    wall_ns: int
+
+
+@dataclass
 class FakeInputDial:
     """An input device node: its identity, what it can send, and events waiting."""
 
@@ -210,16 +225,18 @@ class FakeInputDial:
     phys: str = ""
     plugged: bool = True
     grabbed_by: object | None = None
-    events: deque[list[InputEvent]] = field(default_factory=deque)
+    events: deque[Frame] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     generation: int = 0
     wakers: list[int] = field(default_factory=list)  # write ends of the open handles' pipes
 
-    def push(self, *events: tuple[int, int, int]) -> int:
-        """Queue one batch (one read) of (type, code, value); returns monotonic_ns just before."""
+    def push(self, *events: tuple[int, int, int], age_ns: int = 0) -> int:
+        """Queue one frame (one time) of (type, code, value); returns monotonic_ns just before, which
+        less `age_ns` (how long ago the kernel took the events in) is the events' time."""
         now = time.monotonic_ns()
+        wall = time.time_ns()
         with self.lock:
-            self.events.append([InputEvent(t, c, v) for t, c, v in events])
+            self.events.append(Frame(list(events), now - age_ns, wall - age_ns))
             wakers = list(self.wakers)
         for fd in wakers:
             os.write(fd, b"e")
@@ -264,6 +281,7 @@ class FakeInputDevice:
         self.closed = False
         self.grabs = 0
         self.read_threads: set[int] = set()
+        self.clock_id = time.CLOCK_REALTIME  # the kernel's default for a new handle
         with dial.lock:
             dial.wakers.append(self._wfd)
             pending = len(dial.events)
@@ -284,9 +302,14 @@ class FakeInputDevice:
                 raise OSError(errno.ENODEV, "No such device")
             if not dial.events:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            batches = list(dial.events)
+            frames = list(dial.events)
             dial.events.clear()
-        return iter([e for batch in batches for e in batch])
+        out = []
+        for frame in frames:
+            at_ns = frame.mono_ns if self.clock_id == time.CLOCK_MONOTONIC else frame.wall_ns
+            sec, usec = at_ns // 1_000_000_000, at_ns % 1_000_000_000 // 1000
+            out += [InputEvent(t, c, v, sec, usec) for t, c, v in frame.events]
+        return iter(out)
 
     def grab(self) -> None:
         dial = self._dial
@@ -328,6 +351,22 @@ class FakeEvdevModule(types.ModuleType):
         self.dials = list(dials)
         self.handles: list[FakeInputDevice] = []
         self.open_error: Exception | None = None
+        self.clock_error: OSError | None = None  # what EVIOCSCLOCKID raises (an old kernel: EINVAL)
+        self.ioctls: list[tuple[int, int, bytes]] = []  # (fd, request, argument) on our handles
+        self._real_ioctl = fcntl.ioctl
+
+    def ioctl(self, fd: int, request: int, arg: Any = 0, mutate: bool = True) -> Any:
+        """fcntl.ioctl for the handles' fds (EVIOCSCLOCKID); anything else goes to the real one."""
+        handle = next((h for h in self.handles if not h.closed and h.fd == fd), None)
+        if handle is None:
+            return self._real_ioctl(fd, request, arg, mutate)
+        self.ioctls.append((fd, request, bytes(arg)))
+        if request != EVIOCSCLOCKID:
+            raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
+        if self.clock_error is not None:
+            raise self.clock_error
+        (handle.clock_id,) = struct.unpack("i", arg)
+        return 0
 
     def list_devices(self, input_device_dir: str = "/dev/input") -> list[str]:
         return [d.path for d in self.dials if d.plugged]

@@ -1,0 +1,57 @@
+"""The benchmark's comparison parts (benchmarks/e2e/baseline.py, rounds.py, run.py's configurations):
+a commit exported whole, current / baseline ratios and their spread, rounds merged into medians."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks.e2e import baseline, rounds
+from benchmarks.run import QUICK, configurations
+
+
+def test_a_commit_is_exported_with_its_daq_package(tmp_path: Path) -> None:
+    tree, commit = baseline.export_tree("HEAD", tmp_path / "base")
+    assert len(commit) == 40
+    assert (tree / "daq" / "__init__.py").is_file() and (tree / "daq" / "cli.py").is_file()
+    with pytest.raises(subprocess.CalledProcessError):
+        baseline.export_tree("no-such-ref-anywhere", tmp_path / "none")
+
+
+def test_ratios_are_current_over_baseline_and_the_rounds_give_their_spread() -> None:
+    now = {"cpu_us_per_sample": 30.0, "latency_p99_ms": 5.0, "ts_error_p99_ms": 0.2}
+    base = {"cpu_us_per_sample": 90.0, "latency_p99_ms": 10.0, "ts_error_p99_ms": 0.0}
+    assert baseline.ratios(now, base) == {"cpu_us_per_sample_vs_baseline": 0.333, "latency_p99_vs_baseline": 0.5}
+    spread = baseline.ratio_ranges([now, {**now, "latency_p99_ms": 20.0}], [base, base])
+    assert spread == {
+        "cpu_us_per_sample_vs_baseline_range": [0.333, 0.333],
+        "latency_p99_vs_baseline_range": [0.5, 2.0],
+    }
+    table = baseline.comparison_table([{"dials": 16, "rate_hz": 100.0, "baseline": base, **now, **spread}])
+    assert "90 -> 30" in table and "(0.50-2.00)" in table
+
+
+def test_rounds_merge_into_medians_the_worst_loss_and_any_flag() -> None:
+    one = {"dials": 16, "rate_hz": 100.0, "lost": 0, "latency_p99_ms": 3.0, "floor_gave_up": False}
+    merged = rounds.merge(
+        [one, {**one, "lost": 4, "latency_p99_ms": 9.0, "floor_gave_up": True}, {**one, "latency_p99_ms": 4.0}]
+    )
+    assert {k: v for k, v in merged.items() if k != "rounds"} == {
+        "dials": 16,
+        "rate_hz": 100.0,
+        "lost": 4,
+        "latency_p99_ms": 4.0,
+        "floor_gave_up": True,
+    }
+    assert len(merged["rounds"]) == 3
+    assert rounds.merge([one]) == one
+
+
+def test_quick_runs_the_four_configurations() -> None:
+    quick = argparse.Namespace(quick=True, dials="1", rates="100")
+    assert configurations(quick) == QUICK == [(1, 100.0), (16, 100.0), (64, 100.0), (16, 1000.0)]
+    full = argparse.Namespace(quick=False, dials="1,64", rates="100,1000")
+    assert configurations(full) == [(1, 100.0), (1, 1000.0), (64, 100.0), (64, 1000.0)]
