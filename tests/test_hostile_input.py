@@ -34,11 +34,11 @@ from daq.mediaclock.base import MAX_MEDIA_S, ClockInputError, MediaPosition, Seg
 from daq.mediaclock.mqtt_follow import MqttFollowClock, PositionError
 from daq.mediaclock.session_clock import SessionClock
 from daq.outbox.memory import MemoryOutbox
-from daq.station.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.reading import Reading
 from daq.station.broker_io import Inbound
 from daq.station.dial_pipeline import DialPipeline
+from daq.station.publisher import Publisher
 from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.station import Station
