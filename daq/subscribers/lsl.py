@@ -48,6 +48,7 @@ from daq import mqtt
 from daq.config import BrokerConfig
 from daq.exceptions import FatalError, MissingExtraError
 from daq.seqtrack import SeqTracker
+from daq.subscribers.json_body import json_body
 from daq.topics import parse_topic
 
 log = logging.getLogger(__name__)
@@ -215,13 +216,10 @@ class LslBridge:
 
     def handle(self, topic: str, payload: bytes) -> None:
         station, what, dial = parse_topic(self.root, topic)
-        if dial is None or not payload:
+        if dial is None:
             return
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self.stats.invalid += 1
-            log.warning("lsl: %s is not JSON; ignored", topic)
+        readable, body = json_body(topic, payload, self.stats, log, "lsl")
+        if not readable:
             return
         key = (station, dial)
         if what == "meta" and isinstance(body, dict):
