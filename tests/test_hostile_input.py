@@ -34,11 +34,11 @@ from daq.mediaclock.base import MAX_MEDIA_S, ClockInputError, MediaPosition, Seg
 from daq.mediaclock.mqtt_follow import MqttFollowClock, PositionError
 from daq.mediaclock.session_clock import SessionClock
 from daq.outbox.memory import MemoryOutbox
-from daq.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.reading import Reading
 from daq.station.broker_io import Inbound
 from daq.station.dial_pipeline import DialPipeline
+from daq.station.publisher import Publisher
 from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.station import Station
@@ -333,7 +333,7 @@ class RefusingConnection:
 
 @pytest.fixture
 def fast_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("daq.publisher.REFUSED_RETRY_S", 0.05)
+    monkeypatch.setattr("daq.station.publisher.REFUSED_RETRY_S", 0.05)
 
 
 def test_a_refused_message_costs_that_message_not_the_connection(fast_retry: None) -> None:

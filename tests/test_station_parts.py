@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from daq.calibration import Calibrator, RawRange
+from daq.commands.status import render
 from daq.config import Calibration, build_config
 from daq.contract import Event, Meta, Scale, Session, Status
 from daq.mediaclock.base import ClockChange, ClockInputError, MediaPosition, Segment
@@ -245,6 +246,30 @@ def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
         assert (outbox["kind"], outbox["pending"]) == ("disk", 1) and outbox["bytes_on_disk"] > 0
     finally:
         disk.close()
+
+
+class QuietBroker(Broker):
+    refused, samples_refused = 0, 0
+
+
+def test_daq_status_shows_the_trouble_counters_of_health_only_when_not_zero() -> None:
+    quiet = DialStats(samples=4, connected=True, reconnects=1)
+    noisy = DialStats(samples=9, connected=True, reconnects=1, media_errors=2, extra={"discarded": 3, "device_lost": 4})
+    outlet = RecordingOutlet()
+    health = HealthReporter(WHO, ReadClock(), {"p01": quiet}, MemoryOutbox(), QuietBroker(), outlet, TOPICS.health)
+    text = render({"lab-a": {"status": {"state": "online", "boot": "b"}, "health": health.payload()}})
+    for word in ("discarded", "lost by the device", "media errors", "refused"):
+        assert word not in text
+    health = HealthReporter(
+        WHO, ReadClock(), {"p01": quiet, "p02": noisy}, MemoryOutbox(), Broker(), outlet, TOPICS.health, lambda: 5
+    )
+    lines = render({"lab-a": {"status": {"state": "online", "boot": "b"}, "health": health.payload()}}).splitlines()
+    broker = next(line for line in lines if line.startswith("  broker:"))
+    assert "1 messages refused (dropped), 2 sample refusals (kept, sent again)" in broker
+    assert "  media clock: 5 inputs refused" in lines
+    p01, p02 = (next(line for line in lines if line.startswith(f"  {d}:")) for d in ("p01", "p02"))
+    assert "discarded" not in p01 and "media errors" not in p01
+    assert "0 garbage, 3 discarded, 4 lost by the device, 2 media errors, 0 reconnects" in p02
 
 
 # -- the wiring rule: no part holds a Station ------------------------------------------------

@@ -16,9 +16,9 @@ from daq.ids import check_id, check_root, sanitize_id
 from daq.mediaclock.session_clock import SessionClock
 from daq.mqtt import Backoff
 from daq.outbox.memory import MemoryOutbox
-from daq.publisher import REPLAY_MARK, batches
 from daq.readclock import ReadClock
 from daq.seqtrack import SeqTracker
+from daq.station.publisher import REPLAY_MARK, batches
 from daq.timecode import FrameRate
 
 

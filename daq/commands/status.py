@@ -48,6 +48,15 @@ def rate_text(rate: float | None) -> str:
     return "rate not measured yet" if rate is None else f"{rate} Hz"
 
 
+def nonzero(counts: dict[str, Any], labels: dict[str, str]) -> str:
+    """`, 3 discarded, 2 media errors`: each count of `labels` that is there and not zero (old stations lack some)."""
+    return "".join(f", {counts[key]} {label}" for key, label in labels.items() if counts.get(key))
+
+
+DIAL_TROUBLE = {"discarded": "discarded", "device_lost": "lost by the device", "media_errors": "media errors"}
+BROKER_TROUBLE = {"refused": "messages refused (dropped)", "samples_refused": "sample refusals (kept, sent again)"}
+
+
 def render(found: dict[str, dict[str, Any]]) -> str:
     if not found:
         return "No station found (none has published its status on this broker)."
@@ -67,14 +76,16 @@ def render(found: dict[str, dict[str, Any]]) -> str:
             )
             lines.append(
                 f"  broker: {broker['messages']} messages, {broker['reconnects']} reconnects"
+                f"{nonzero(broker, BROKER_TROUBLE)}"
                 f"{', last error: ' + broker['last_error'] if broker.get('last_error') else ''}"
             )
+            if health.get("media_refused"):
+                lines.append(f"  media clock: {health['media_refused']} inputs refused")
             for dial, d in sorted(health["dials"].items()):
                 state = "connected" if d["connected"] else "DISCONNECTED"
                 lines.append(
                     f"  {dial}: {state}, {rate_text(d['rate_hz'])}, {d['samples']} samples, "
-                    f"{d['garbage']} garbage, {d.get('discarded', 0)} discarded"
-                    f"{', ' + str(d['device_lost']) + ' lost by the device' if d.get('device_lost') else ''}, "
+                    f"{d['garbage']} garbage{nonzero(d, DIAL_TROUBLE)}, "
                     f"{d['reconnects']} reconnects, value {d['last_value']}"
                 )
     return "\n".join(lines)

@@ -8,9 +8,11 @@
 - `clock_stage`: `ClockStage`, the media clock's background job and the MQTT messages it follows;
 - `control`: `StationControl`, the `cmd/<verb>` requests;
 - `health`: `HealthReporter`, the retained `health`;
+- `publisher`: `Publisher`, the station's MQTT side: outbox -> broker, retained state kept across
+  reconnects, control messages, refusals;
 - `announcer`, `payloads`, `status_guard`: what the station publishes about itself, from the
   contract's models;
-- `broker_io`: the only place here that sees the MQTT layer's types (`daq.mqtt`).
+- `broker_io`, `publisher`: the only places here that see the MQTT layer (`daq.mqtt`).
 
 Import from the modules (`from daq.station.station import Station`); this package file imports nothing,
 so importing one part never loads the others.

@@ -8,6 +8,7 @@ and reads the session state and the read clock it is given.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -26,22 +27,14 @@ class Outlet(Protocol):
     def set_retained(self, topic: str, payload: bytes) -> None: ...
 
 
+@dataclass(slots=True, eq=False)
 class Announcer:
-    def __init__(
-        self,
-        outlet: Outlet,
-        who: StationIdentity,
-        topics: Topics,
-        read_clock: ReadClock,
-        session: SessionState,
-        dial_meta: Mapping[str, Mapping[str, Any]],
-    ) -> None:
-        self.outlet = outlet
-        self.who = who
-        self.topics = topics
-        self.read_clock = read_clock
-        self.session_state = session
-        self.dial_meta = dial_meta  # dial -> the static part of its meta (from the device setup)
+    outlet: Outlet
+    who: StationIdentity
+    topics: Topics
+    read_clock: ReadClock
+    session_state: SessionState
+    dial_meta: Mapping[str, Mapping[str, Any]]  # dial -> the static part of its meta (from the device setup)
 
     def event(self, kind: str, dial: str | None, message: str, data: Mapping[str, object]) -> None:
         """An event on `events` (not retained)."""

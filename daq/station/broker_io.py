@@ -1,7 +1,8 @@
 """Where the station meets the MQTT layer's types: the Last Will it leaves, the messages it hears.
 
-Everything else in `daq.station` works on plain `Inbound` values (topic, payload, response topic,
-retained) and bytes. The client itself (aiomqtt, paho) is behind `daq.mqtt`.
+Everything else in `daq.station` but the publisher (daq.station.publisher, the station's MQTT side)
+works on plain `Inbound` values (topic, payload, response topic, retained) and bytes. The client
+itself (aiomqtt, paho) is behind `daq.mqtt`.
 """
 
 from __future__ import annotations

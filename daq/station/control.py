@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import orjson
@@ -46,25 +47,21 @@ class CommandError(Exception):
     """A request that cannot be carried out; the message goes back in the reply."""
 
 
+@dataclass(slots=True, eq=False)
 class StationControl:
-    def __init__(
-        self,
-        announcer: Announcer,
-        session: SessionState,
-        read_clock: ReadClock,
-        media: MediaConfig,
-        install_clock: InstallClock,
-        on_refused: OnRefused | None = None,
-        reply_topics: ReplyTopics | None = None,
-    ) -> None:
-        self.announcer = announcer
-        self.session = session
-        self.read_clock = read_clock
-        self.media = media  # the clock settings in force; clock.set changes them
-        self.install_clock = install_clock
-        self.on_refused = on_refused
-        self.reply_topics = reply_topics or ReplyTopics(announcer.topics)
-        self.verbs: dict[str, Handler] = {
+    announcer: Announcer
+    session: SessionState
+    read_clock: ReadClock
+    media: MediaConfig  # the clock settings in force; clock.set changes them
+    install_clock: InstallClock
+    on_refused: OnRefused | None = None
+    replies: InitVar[ReplyTopics | None] = None  # where replies may go (default: from the announcer's topics)
+    reply_topics: ReplyTopics = field(init=False)
+    verbs: dict[str, Handler] = field(init=False)
+
+    def __post_init__(self, replies: ReplyTopics | None) -> None:
+        self.reply_topics = replies or ReplyTopics(self.announcer.topics)
+        self.verbs = {
             "session.start": self.session_start,
             "session.stop": self.session_stop,
             "session.pause": self.session_pause,

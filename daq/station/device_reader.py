@@ -59,33 +59,24 @@ EventSink = Callable[[str, str | None, str, Mapping[str, object]], None]
 ConnectionSink = Callable[[str, bool], None]
 
 
+@dataclass(slots=True, eq=False)
 class DeviceReader:
-    def __init__(
-        self,
-        transport: Transport,
-        decoder: Decoder,
-        routes: dict[str, DialPipeline],
-        on_event: EventSink,
-        on_connection: ConnectionSink,
-        retry_s: tuple[float, float] = (0.25, 5.0),
-        expects: str = "",
-    ) -> None:
-        self.transport = transport
-        self.decoder = decoder
-        self.routes = routes
-        self.on_event = on_event
-        self.on_connection = on_connection
-        self.retry_first, self.retry_max = retry_s
-        self.garbage = 0
-        self._garbage_reported = 0
-        self.losses = LossCounter()  # discarded lines, device-side loss (daq.profiles.losses)
-        self._loss_timer: asyncio.TimerHandle | None = None
-        self._unavailable_said = ""
-        self.expects = expects
-        self._garbage_watch = False  # garbage came since the last reading: the warning is armed or said
-        self._garbage_timer: asyncio.TimerHandle | None = None
-        self._garbage_since = 0
-        self._last_garbage: Garbage | None = None
+    transport: Transport
+    decoder: Decoder
+    routes: dict[str, DialPipeline]  # channel -> pipeline
+    on_event: EventSink
+    on_connection: ConnectionSink
+    retry_s: tuple[float, float] = (0.25, 5.0)  # the first wait to reopen an unavailable device, the longest
+    expects: str = ""  # what the profile expects, in words (the garbage warning quotes it)
+    garbage: int = field(default=0, init=False)
+    _garbage_reported: int = field(default=0, init=False)
+    losses: LossCounter = field(default_factory=LossCounter, init=False)  # discarded lines, device-side loss
+    _loss_timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    _unavailable_said: str = field(default="", init=False)
+    _garbage_watch: bool = field(default=False, init=False)  # garbage came since the last reading: armed or said
+    _garbage_timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    _garbage_since: int = field(default=0, init=False)
+    _last_garbage: Garbage | None = field(default=None, init=False)
 
     @property
     def dial_ids(self) -> list[str]:
@@ -109,7 +100,8 @@ class DeviceReader:
             self._decoded()
 
     async def _run(self) -> None:
-        delay = self.retry_first
+        first, longest = self.retry_s
+        delay = first
         while True:
             try:
                 await self.transport.open()
@@ -120,9 +112,9 @@ class DeviceReader:
                     for dial in self.dial_ids:
                         self.on_event("device.unavailable", dial, str(exc), {"device": self.transport.describe})
                 await asyncio.sleep(delay)
-                delay = min(self.retry_max, delay * 2)
+                delay = min(longest, delay * 2)
                 continue
-            delay = self.retry_first
+            delay = first
             self._unavailable_said = ""
             self._set_connected(True, f"opened {self.transport.describe}")
             try:

@@ -157,26 +157,24 @@ class DialPipeline:
 
     def _media_error(self, problem: str) -> None:
         self.stats.media_errors += 1
-        trouble = self._media_trouble
-        if trouble.hit():
-            since = trouble.since_report()
-            log.warning("%s: %s; samples carry null media fields (%d so far)", self.dial, problem, trouble.count)
-            self.on_event(
-                "error",
-                self.dial,
-                f"{problem}: samples carry null media fields ({trouble.count} so far)",
-                {"media_errors": trouble.count, "since_last_report": since},
-            )
+        said = f"{problem}; samples carry null media fields", f"{problem}: samples carry null media fields"
+        self._report(self._media_trouble, "error", said, "media_errors", {})
 
     def _garbage(self, reading: Reading, why: str) -> None:
         self.stats.garbage += 1
-        trouble = self._garbage_trouble
+        said = f"a reading cannot be a sample: {why}"
+        self._report(self._garbage_trouble, "garbage", (said, said), "count", {"channel": reading.channel})
+
+    def _report(
+        self, trouble: Throttle, kind: str, said: tuple[str, str], count_key: str, data: Mapping[str, object]
+    ) -> None:
+        """Say a trouble, rate-limited by `trouble` (which counts it): `said` is (the log line, the event's message)."""
         if trouble.hit():
             since = trouble.since_report()
-            log.warning("%s: a reading cannot be a sample: %s (%d so far)", self.dial, why, trouble.count)
+            log.warning("%s: %s (%d so far)", self.dial, said[0], trouble.count)
             self.on_event(
-                "garbage",
+                kind,
                 self.dial,
-                f"a reading cannot be a sample: {why} ({trouble.count} so far)",
-                {"count": trouble.count, "since_last_report": since, "channel": reading.channel},
+                f"{said[1]} ({trouble.count} so far)",
+                {count_key: trouble.count, "since_last_report": since, **data},
             )

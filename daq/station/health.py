@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -33,45 +34,32 @@ HEALTH_EVERY_S = 5.0
 class BrokerStats(Protocol):
     """The broker connection's counters (the publisher's `stats`)."""
 
-    @property
-    def connected(self) -> bool: ...
-    @property
-    def connects(self) -> int: ...
-    @property
-    def messages(self) -> int: ...
-    @property
-    def samples(self) -> int: ...
-    @property
-    def last_error(self) -> str: ...
-    @property
-    def refused(self) -> int: ...
-    @property
-    def samples_refused(self) -> int: ...
+    connected: bool
+    connects: int
+    messages: int
+    samples: int
+    last_error: str
+    refused: int
+    samples_refused: int
 
 
+def _none_refused() -> int:
+    return 0
+
+
+@dataclass(slots=True, eq=False)
 class HealthReporter:
-    def __init__(
-        self,
-        who: StationIdentity,
-        read_clock: ReadClock,
-        dials: Mapping[str, DialStats],
-        outbox: Outbox,
-        broker: BrokerStats,
-        outlet: Outlet,
-        topic: str,
-        media_refused: Callable[[], int] = lambda: 0,
-    ) -> None:
-        self.who = who
-        self.read_clock = read_clock
-        self.dials = dials
-        self.outbox = outbox
-        self.broker = broker
-        self.outlet = outlet
-        self.topic = topic
-        self.media_refused = media_refused  # inputs the media clocks refused (the clock stage's count)
-        self.started_mono_ns = time.monotonic_ns()
-        self._last_counts: dict[str, int] = {}
-        self._last_mono = time.monotonic()
+    who: StationIdentity
+    read_clock: ReadClock
+    dials: Mapping[str, DialStats]
+    outbox: Outbox
+    broker: BrokerStats
+    outlet: Outlet
+    topic: str
+    media_refused: Callable[[], int] = _none_refused  # inputs the media clocks refused (the clock stage's count)
+    started_mono_ns: int = field(default_factory=time.monotonic_ns, init=False)
+    _last_counts: dict[str, int] = field(default_factory=dict, init=False)
+    _last_mono: float = field(default_factory=time.monotonic, init=False)
 
     def publish(self) -> None:
         """Publish the health as it is now (retained)."""

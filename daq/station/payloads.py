@@ -27,12 +27,15 @@ class StationIdentity:
     dials: tuple[str, ...]
 
 
+def _header(who: StationIdentity) -> dict[str, Any]:
+    """What every message of the station starts with: the contract version, who speaks, which boot."""
+    return {"v": CONTRACT_VERSION, "station": who.station, "boot": who.boot}
+
+
 def status_payload(who: StationIdentity, state: str, reason: str, t_ns: int | None) -> bytes:
     """`status`; `t_ns` None for the Last Will (the contract leaves it out there)."""
     status = Status(
-        v=CONTRACT_VERSION,
-        station=who.station,
-        boot=who.boot,
+        **_header(who),
         state=state,  # validated: "online" | "offline"
         reason=reason,
         t_ns=t_ns,
@@ -44,11 +47,7 @@ def status_payload(who: StationIdentity, state: str, reason: str, t_ns: int | No
 
 def meta_payload(who: StationIdentity, dial: str, connected: bool, static: Mapping[str, Any], t_ns: int) -> bytes:
     """A dial's `meta`: `static` holds what the device setup knows (profile, transport, scale...)."""
-    meta = Meta.model_validate(
-        {"v": CONTRACT_VERSION, "station": who.station, "dial": dial, "boot": who.boot, "connected": connected}
-        | dict(static)
-        | {"t_ns": t_ns}
-    )
+    meta = Meta.model_validate(_header(who) | {"dial": dial, "connected": connected} | dict(static) | {"t_ns": t_ns})
     return orjson.dumps(meta.model_dump())
 
 
@@ -82,9 +81,7 @@ def session_payload(
 ) -> bytes:
     """The retained `session`: the session running now and its media clock."""
     session = Session(
-        v=CONTRACT_VERSION,
-        station=who.station,
-        boot=who.boot,
+        **_header(who),
         session=session_id,
         clock=clock_info(clock, wall_offset_ns),
         t_ns=t_ns,
@@ -96,9 +93,7 @@ def event_payload(
     who: StationIdentity, kind: str, dial: str | None, message: str, data: Mapping[str, object], t_ns: int
 ) -> bytes:
     event = Event(
-        v=CONTRACT_VERSION,
-        station=who.station,
-        boot=who.boot,
+        **_header(who),
         t_ns=t_ns,
         kind=kind,
         dial=dial,

@@ -4,7 +4,7 @@ This module only wires. It builds the parts, connects them and runs them:
 
     devices (transport -> decode)      daq.station.device_reader, .assembly, .profiled_dials
       -> dial pipelines (calibrate -> timestamp -> media clock -> sample)   .dial_pipeline
-      -> outbox -> publisher -> MQTT   daq.outbox, daq.publisher
+      -> outbox -> publisher -> MQTT   daq.outbox, .publisher
 
 beside them the session state (.session_state), the media clock stage (.clock_stage), control
 (.control), health (.health), the retained status (.status_guard) and the announcer that all of
@@ -25,7 +25,6 @@ from typing import Any
 from daq.config import DaqConfig
 from daq.mediaclock.factory import make_clock
 from daq.outbox import make_outbox
-from daq.publisher import Publisher
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
 from daq.station.assembly import PipelineParts, build_devices
@@ -36,6 +35,7 @@ from daq.station.device_reader import DeviceReader, DeviceSetup
 from daq.station.dial_pipeline import DialPipeline
 from daq.station.health import HealthReporter
 from daq.station.payloads import StationIdentity
+from daq.station.publisher import Publisher
 from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.status_guard import StatusGuard

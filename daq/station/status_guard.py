@@ -8,6 +8,7 @@ second daemon publishing as this station: answering would ping-pong, so it is lo
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -18,14 +19,14 @@ from daq.station.payloads import StationIdentity, status_payload
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True, eq=False)
 class StatusGuard:
-    def __init__(self, outlet: Outlet, who: StationIdentity, topic: str, read_clock: ReadClock) -> None:
-        self.outlet = outlet
-        self.who = who
-        self.topic = topic
-        self.read_clock = read_clock
-        self.online = False
-        self._twin_warned = False
+    outlet: Outlet
+    who: StationIdentity
+    topic: str
+    read_clock: ReadClock
+    online: bool = field(default=False, init=False)
+    _twin_warned: bool = field(default=False, init=False)
 
     @staticmethod
     def will_of(who: StationIdentity) -> bytes:

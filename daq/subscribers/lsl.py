@@ -38,7 +38,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -48,6 +48,7 @@ from daq import mqtt
 from daq.config import BrokerConfig
 from daq.exceptions import FatalError, MissingExtraError
 from daq.seqtrack import SeqTracker
+from daq.subscribers.json_body import json_body
 from daq.topics import parse_topic
 
 log = logging.getLogger(__name__)
@@ -146,38 +147,45 @@ class BridgeStats:
     streams_opened: int = 0
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _nothing_queued() -> int:
+    return 0
+
+
+@dataclass(slots=True, eq=False)
 class LslBridge:
-    def __init__(
-        self,
-        broker: BrokerConfig,
-        root: str = "daq",
-        station: str = "+",
-        client_id: str | None = None,
-        wait_inlet_s: float = 0.0,
-        pylsl: ModuleType | None = None,
-        announce: Callable[[str], None] | None = None,
-    ) -> None:
-        self.broker = broker
-        self.root = root
-        self.station = station
-        self.client_id = client_id
-        self.wait_inlet_s = wait_inlet_s
+    broker: BrokerConfig
+    root: str = "daq"
+    station: str = "+"
+    client_id: str | None = None
+    wait_inlet_s: float = 0.0
+    pylsl: InitVar[ModuleType | None] = None  # default: imported (load_pylsl)
+    announce: Callable[[str], None] = _say  # a line for the terminal (a stream opened)
+    lsl: ModuleType = field(init=False)
+    clock: LslClock = field(init=False)
+    stats: BridgeStats = field(default_factory=BridgeStats, init=False)
+    metas: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False)
+    streams: dict[tuple[str, str], Stream] = field(default_factory=dict, init=False)
+    pending: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict, init=False)  # for a meta
+    pending_since: dict[tuple[str, str], float] = field(default_factory=dict, init=False)
+    trackers: dict[tuple[str, str, str], SeqTracker] = field(default_factory=dict, init=False)
+    without_meta: set[tuple[str, str]] = field(default_factory=set, init=False)  # opened irregular, no meta
+    backlog: Callable[[], int] = field(default=_nothing_queued, init=False)  # messages held, not yet taken
+    session: mqtt.Session = field(init=False)
+    connected: asyncio.Event = field(init=False)  # set while connected and subscribed
+    now: Callable[[], float] = field(default=time.monotonic, init=False)  # the bridge's clock (tests step it)
+    _last_check: float = field(default=0.0, init=False)
+
+    def __post_init__(self, pylsl: ModuleType | None) -> None:
         self.lsl = pylsl if pylsl is not None else load_pylsl()
         self.clock = LslClock(self.lsl.local_clock)
-        self.announce = announce or (lambda line: print(line, flush=True))
-        self.stats = BridgeStats()
-        self.metas: dict[tuple[str, str], dict[str, Any]] = {}
-        self.streams: dict[tuple[str, str], Stream] = {}
-        self.pending: dict[tuple[str, str], list[dict[str, Any]]] = {}  # samples waiting for meta
-        self.pending_since: dict[tuple[str, str], float] = {}
-        self.trackers: dict[tuple[str, str, str], SeqTracker] = {}
-        self.without_meta: set[tuple[str, str]] = set()  # streams opened irregular for want of a meta
-        self.backlog: Callable[[], int] = lambda: 0  # messages the connection holds, not yet taken
         self.session = mqtt.Session(
-            broker, mqtt.ConnectOptions(client_id, clean=True), name="lsl", subscriptions=self.filters
+            self.broker, mqtt.ConnectOptions(self.client_id, clean=True), name="lsl", subscriptions=self.filters
         )
-        self.connected = self.session.connected  # set while connected and subscribed
-        self.now: Callable[[], float] = time.monotonic  # the bridge's clock (tests step it)
+        self.connected = self.session.connected
         self._last_check = self.now()
 
     # -- the connection ---------------------------------------------------------------
@@ -208,13 +216,10 @@ class LslBridge:
 
     def handle(self, topic: str, payload: bytes) -> None:
         station, what, dial = parse_topic(self.root, topic)
-        if dial is None or not payload:
+        if dial is None:
             return
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self.stats.invalid += 1
-            log.warning("lsl: %s is not JSON; ignored", topic)
+        readable, body = json_body(topic, payload, self.stats, log, "lsl")
+        if not readable:
             return
         key = (station, dial)
         if what == "meta" and isinstance(body, dict):

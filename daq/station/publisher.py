@@ -28,7 +28,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 
 from daq import mqtt
 from daq.config import BrokerConfig, PublishConfig
@@ -56,55 +56,52 @@ class PublisherStats(SessionStats):
     samples_refused: int = 0  # sample refusals (each sample counted once per refusal): kept, sent again
 
 
+def _control_queue() -> deque[tuple[str, bytes, bool]]:
+    return deque(maxlen=100_000)
+
+
+@dataclass(slots=True, eq=False)
 class Publisher:
-    def __init__(
-        self,
-        broker: BrokerConfig,
-        publish: PublishConfig,
-        client_id: str,
-        outbox: Outbox,
-        will: mqtt.Will,
-        subscriptions: tuple[str, ...] = (),
-        on_message: MessageHandler | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        self.broker = broker
-        self.publish_config = publish
-        self.client_id = client_id
-        self.outbox = outbox
-        self.will = will
-        self.subscriptions = subscriptions
-        self.on_message = on_message
-        self.stats = PublisherStats()
+    broker: BrokerConfig
+    publish: PublishConfig
+    client_id: str
+    outbox: Outbox
+    will: mqtt.Will
+    subscriptions: tuple[str, ...] = ()
+    on_message: MessageHandler | None = None
+    backoff: InitVar[Backoff | None] = None  # the session's (`session.backoff`)
+    stats: PublisherStats = field(default_factory=PublisherStats, init=False)
+    session: mqtt.Session = field(init=False)
+    _retained: OrderedDict[str, bytes] = field(default_factory=OrderedDict, init=False)
+    _control: deque[tuple[str, bytes, bool]] = field(default_factory=_control_queue, init=False)
+    _control_unacked: dict[int, tuple[str, bytes, bool]] = field(default_factory=dict, init=False)
+    _control_ids: int = field(default=0, init=False)
+    # Published last, after the drain at stop (the station's `offline`): a subscriber sees it after every sample.
+    final: tuple[str, bytes] | None = field(default=None, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    on_refused: OnRefused | None = field(default=None, init=False)  # told of every control message refused
+    _refused_held: int = field(default=0, init=False)  # refused samples in flight in the outbox, for their retry
+    _refused_retry_at: float = field(default=0.0, init=False)
+    _refused_delay: float = field(init=False)  # REFUSED_RETRY_S, read at construction
+    _refused_logged: float = field(default=0.0, init=False)
+
+    def __post_init__(self, backoff: Backoff | None) -> None:
+        self._refused_delay = REFUSED_RETRY_S
         # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
-        options = mqtt.ConnectOptions(client_id, will=will, clean=True, max_inflight=publish.max_inflight)
+        options = mqtt.ConnectOptions(
+            self.client_id, will=self.will, clean=True, max_inflight=self.publish.max_inflight
+        )
         self.session = mqtt.Session(
-            broker,
+            self.broker,
             options,
             name="station",
-            subscriptions=subscriptions,
+            subscriptions=self.subscriptions,
             check_subscriptions=False,  # a subscription the ACL refuses is logged; the samples still go out
             backoff=backoff,
             stats=self.stats,
             drain_on_stop=True,
             on_disconnected=self._disconnected,
         )
-        self._retained: OrderedDict[str, bytes] = OrderedDict()
-        self._control: deque[tuple[str, bytes, bool]] = deque(maxlen=100_000)
-        self._control_unacked: dict[int, tuple[str, bytes, bool]] = {}
-        self._control_ids = 0
-        # Published last, after the drain at stop (the station's `offline`): a subscriber sees it after every sample.
-        self.final: tuple[str, bytes] | None = None
-        self._wake = asyncio.Event()
-        self.on_refused: OnRefused | None = None  # told of every control message the broker refused
-        self._refused_held = 0  # refused samples in flight in the outbox, waiting for their retry
-        self._refused_retry_at = 0.0
-        self._refused_delay = REFUSED_RETRY_S
-        self._refused_logged = 0.0
-
-    @property
-    def backoff(self) -> Backoff:
-        return self.session.backoff
 
     # -- what the station hands over ------------------------------------------------
 
@@ -170,7 +167,7 @@ class Publisher:
 
     async def _pump(self, client: mqtt.Connection, stop: asyncio.Event) -> bool:
         """Send control messages and samples until stopped and drained."""
-        cfg = self.publish_config
+        cfg = self.publish
         stats = self.stats
         outbox = self.outbox
         inflight = 0
