@@ -23,8 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from daq.subscribers.json_body import json_body
 from daq.subscribers.watch.trace import BIN_S, DialTrace, GroupMean, Json
 from daq.timecode import FrameRate, TimecodeError
 from daq.topics import parse_topic
@@ -246,13 +245,8 @@ class WatchState:
     def handle(self, topic: str, payload: bytes) -> None:
         self.stats.messages += 1
         station, what, dial = parse_topic(self.root, topic)
-        if not payload:  # a retained message cleared
-            return
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self.stats.invalid += 1
-            log.debug("watch: %s is not JSON; ignored", topic)
+        readable, body = json_body(topic, payload, self.stats, log, "watch", logging.DEBUG)
+        if not readable:  # a retained message cleared, or not JSON (counted in stats.invalid)
             return
         state = self.station(station)
         if what == "samples" and dial is not None:
