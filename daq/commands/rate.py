@@ -3,6 +3,9 @@
 A station (the config's dials, or --simulate), the embedded broker when none is reachable, a recorder
 into --out, and a page in the browser with the video and the rating bar. The session starts when the
 video starts playing and stops at its end; the command then waits for the recorder and exits.
+
+On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_PAGE_TOKEN.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Serve a page for the interview after a sitting: the rater's trace over the whole video, the N most helpful
 and N most hindering segments (as `daq export --segments N`), the video of each, and a free-text answer
 with codebook tags per segment, saved on every change to SESSION_DIR/interview.json and interview.csv.
+
+On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_PAGE_TOKEN.
 """
 
 from __future__ import annotations
