@@ -213,3 +213,52 @@ def test_daq_rate_off_loopback_needs_the_token_and_the_pages_own_origin(tmp_path
         assert rate.poll() is None
     finally:
         assert stop_process(rate) == 0, log.read_text()
+
+
+def test_serve_runs_work_alongside_and_tells_open_pages_it_goes_away(tmp_path: Path) -> None:
+    """`serve(..., alongside=)`: the work (`daq watch`'s bridge) starts once the socket listens and is
+    stopped with the server; an open page is closed with 1001 at shutdown, not waited for."""
+    from daq.web.app import serve
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        bound: list[tuple[str, int]] = []
+        listening = asyncio.Event()
+        ran: list[str] = []
+
+        def ready(addresses: list[tuple[str, int]]) -> None:
+            bound.extend(addresses)
+            listening.set()
+
+        async def alongside(event: asyncio.Event) -> None:
+            ran.append("started")
+            await event.wait()
+            ran.append("stopped")
+
+        server = asyncio.create_task(serve(toy_app(tmp_path, Door()), "127.0.0.1", 0, stop, ready, alongside))
+        await asyncio.wait_for(listening.wait(), 5)
+        port = bound[0][1]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert (await ws.receive(timeout=5)).data == "hello"
+            started = time.monotonic()
+            stop.set()
+            msg = await ws.receive(timeout=5)
+            assert msg.type == WSMsgType.CLOSE and msg.data == 1001
+            await asyncio.wait_for(server, 5)
+            assert time.monotonic() - started < 3
+        assert ran == ["started", "stopped"]
+
+    asyncio.run(scenario())
+
+
+def test_serve_stops_when_the_work_alongside_fails(tmp_path: Path) -> None:
+    from daq.web.app import serve
+
+    async def broken(event: asyncio.Event) -> None:
+        raise RuntimeError("the bridge broke")
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="the bridge broke"):
+            await serve(toy_app(tmp_path, Door()), "127.0.0.1", 0, asyncio.Event(), lambda bound: None, broken)
+
+    asyncio.run(scenario())
