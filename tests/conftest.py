@@ -36,6 +36,7 @@ TIER_OF_MODULE = {
     "test_bench_compare": "unit",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
+    "test_page_door": "unit",
     "test_hygiene": "unit",
     "test_capture_unit": "unit",
     "test_captures": "unit",

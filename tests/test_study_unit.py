@@ -177,13 +177,13 @@ def test_interview_json_is_what_the_page_reads(tmp_path: Path) -> None:
 
 
 def test_page_app_serves_its_page_uncached_its_files_its_routes_and_a_video(tmp_path: Path) -> None:
-    """daq.web, which the rate and review pages are built on: `/`, `/static/...`, the routes, the value, a video."""
+    """daq.web.app, which every page is built on: `/`, `/static/...`, the routes, the value, a video."""
     import asyncio
 
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from daq.web import page_app, video_response
+    from daq.web.app import page_app, video_response
 
     (tmp_path / "page.html").write_text("<p>the page</p>")
     (tmp_path / "page.js").write_text("let x = 1;")

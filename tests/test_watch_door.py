@@ -22,16 +22,18 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from daq.config import BrokerConfig
 from daq.subscribers.watch.bridge import WatchBridge
-from daq.subscribers.watch.door import (
+from daq.subscribers.watch.server import make_app
+from daq.web.door import (
     MAX_MESSAGES_PER_S,
-    TOKEN_COOKIE,
+    MAX_QUEUED_MESSAGES,
     Door,
     RateLimit,
     host_name,
     is_loopback,
     origin_ok,
+    token_cookie,
 )
-from daq.subscribers.watch.server import QUEUE_LIMIT, _Outbox, make_app
+from daq.web.page_socket import Outbox
 from tests.support.procs import Mosquitto, free_port, start_daq, stop_process, wait_for
 
 
@@ -61,10 +63,10 @@ def test_a_page_that_falls_behind_is_dropped_not_buffered_for() -> None:
     class Request:
         transport = None
 
-    outbox = _Outbox(Request())  # type: ignore[arg-type]
-    assert all(outbox.put(b"x") for _ in range(QUEUE_LIMIT))
+    outbox = Outbox(Request())  # type: ignore[arg-type]
+    assert all(outbox.put(b"x") for _ in range(MAX_QUEUED_MESSAGES))
     assert not outbox.put(b"x") and not outbox.put(b"x") and outbox.dropped
-    big = _Outbox(Request())  # type: ignore[arg-type]
+    big = Outbox(Request())  # type: ignore[arg-type]
     assert big.put(b"x" * 1000) and not big.put(b"x" * (9 << 20))
 
 
@@ -77,7 +79,9 @@ def test_the_token_the_cookie_the_origin_and_the_limits_in_the_app() -> None:
             assert (await client.get("/state.json?token=wrong")).status == 403
             first = await client.get("/?token=s3cret", allow_redirects=False)
             assert first.status == 302 and first.headers["Location"] == "/"
-            assert TOKEN_COOKIE in first.cookies and first.cookies[TOKEN_COOKIE]["httponly"]
+            cookie = token_cookie(f"{client.host}:{client.port}")
+            assert cookie == f"daq_token_{client.port}"
+            assert cookie in first.cookies and first.cookies[cookie]["httponly"]
             # The cookie jar now holds the token: every request passes without the query.
             assert (await client.get("/")).status == 200
             assert (await client.get("/state.json")).status == 200
@@ -159,8 +163,8 @@ def test_daq_watch_off_loopback_needs_the_token_and_the_pages_own_origin(mosquit
         assert http_status(f"{base}/state.json?token=nope")[0] == 403
         status, body = http_status(f"{base}/state.json?token={token}")
         assert status == 200 and "stations" in json.loads(body)
-        assert http_status(f"{base}/state.json", {"Cookie": f"{TOKEN_COOKIE}={token}"})[0] == 200
-        cookie = f"{TOKEN_COOKIE}={token}"
+        cookie = f"{token_cookie(f'{host}:{port}')}={token}"
+        assert http_status(f"{base}/state.json", {"Cookie": cookie})[0] == 200
         assert " 403 " in ws_handshake(host, port, "/ws", "http://evil.example", cookie) + " "
         assert " 403 " in ws_handshake(host, port, "/ws", f"http://{host}:{port}") + " "  # no token
         assert " 101 " in ws_handshake(host, port, "/ws", f"http://{host}:{port}", cookie) + " "

@@ -3,6 +3,9 @@
 A station (the config's dials, or --simulate), the embedded broker when none is reachable, a recorder
 into --out, and a page in the browser with the video and the rating bar. The session starts when the
 video starts playing and stops at its end; the command then waits for the recorder and exits.
+
+On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_PAGE_TOKEN.
 """
 
 from __future__ import annotations
@@ -129,7 +132,8 @@ def handle(args: argparse.Namespace) -> int:
     from daq.station.station import Station
     from daq.study.sitting import check_video, read_sitting, video_id
     from daq.study.sitting_recorder import SittingRecorder
-    from daq.web import serve
+    from daq.web.app import serve
+    from daq.web.door import Door, page_url
 
     video: Path = args.video
     if not video.is_file():
@@ -145,6 +149,7 @@ def handle(args: argparse.Namespace) -> int:
         mismatch = check_video(earlier, identity)
         if mismatch is not None:
             raise FatalError(f"--same-as {args.same_as}: {mismatch}")
+    door = Door.for_host(args.host, command="daq rate")
     configured = (
         config_data_from_args(argparse.Namespace(config=args.config, broker=None, root=None, mqtt_protocol=None))
         .get("broker", {})
@@ -189,13 +194,17 @@ def handle(args: argparse.Namespace) -> int:
 
         def ready(bound: list[tuple[str, int]]) -> None:
             host, port = bound[0]
-            url = f"http://{host}:{port}/"
+            url = page_url(host, port, door)
             print(f"daq rate: the sitting's page is {url}  (dial {dial}, rater {args.rater}, {rate} fps)", flush=True)
             print("daq rate: the session starts when the video plays and stops at its end", flush=True)
-            if not args.no_open:
+            if args.no_open:
+                return
+            if door.token is None:
                 webbrowser.open(url)
+            else:  # a browser's command line is in the process list: no token there
+                print("daq rate: the page needs its token: open the URL above in the browser", flush=True)
 
-        web = asyncio.create_task(serve(server.make_app(sitting), args.host, args.port, web_stop, ready))
+        web = asyncio.create_task(serve(server.make_app(sitting, door), args.host, args.port, web_stop, ready))
         done = asyncio.create_task(sitting.finished.wait())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({done, stopped, web, running}, return_when=asyncio.FIRST_COMPLETED)

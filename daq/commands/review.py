@@ -3,6 +3,9 @@
 Serve a page for the interview after a sitting: the rater's trace over the whole video, the N most helpful
 and N most hindering segments (as `daq export --segments N`), the video of each, and a free-text answer
 with codebook tags per segment, saved on every change to SESSION_DIR/interview.json and interview.csv.
+
+On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_PAGE_TOKEN.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def handle(args: argparse.Namespace) -> int:
     from daq.study.codebook import load_codebook
     from daq.study.interview import Interview
     from daq.study.sitting import check_video, read_sitting, video_id
-    from daq.web import serve
+    from daq.web.app import serve
+    from daq.web.door import Door, page_url
 
     folder: Path = args.session_dir
     session = read_session(folder)
@@ -71,14 +75,15 @@ def handle(args: argparse.Namespace) -> int:
     rated = str((sitting or {}).get("dial") or "")
     target = rated if len(grid.dials) > 1 and rated in grid.values else "mean"
     review = server.Review(session, grid, interview, codebook, video, note, ok, sitting, target)
+    door = Door.for_host(args.host, command="daq review")
 
     def ready(bound: list[tuple[str, int]]) -> None:
         for host, port in bound:
-            print(f"daq review: http://{host}:{port}/  (answers go to {interview.json_path})", flush=True)
+            print(f"daq review: {page_url(host, port, door)}  (answers go to {interview.json_path})", flush=True)
 
     async def main(stop: asyncio.Event) -> int:
         try:
-            await serve(server.make_app(review), args.host, args.port, stop, ready)
+            await serve(server.make_app(review, door), args.host, args.port, stop, ready)
         except OSError as exc:
             raise FatalError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
         return 0

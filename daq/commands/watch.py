@@ -5,7 +5,8 @@ mean with a +/- 1 SD band against media time, the timecode, marks and pauses; wi
 plays above the traces, following the session's media clock.
 
 On 127.0.0.1 (the default), localhost or ::1 the page is open to this machine; on any other --host every
-request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_WATCH_TOKEN.
+request needs a token: a new one is printed at start in the page's URL (?token=...), or set DAQ_PAGE_TOKEN
+(DAQ_WATCH_TOKEN is read too).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import os
-import socket
 from pathlib import Path
 
 from daq.commands.args import Subcommands, add_command, add_page_args, import_page_server
@@ -38,14 +37,6 @@ def register(sub: Subcommands) -> None:
     parser.add_argument("--client-id", help="MQTT client id (default: random)")
 
 
-def page_url(host: str, port: int, token: str | None = None) -> str:
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.gethostname()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
-
-
 def check_args(args: argparse.Namespace) -> None:
     import re
 
@@ -64,11 +55,9 @@ def handle(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     server = import_page_server("daq.subscribers.watch.server", "daq watch")
     from daq.subscribers.watch.bridge import WatchBridge
-    from daq.subscribers.watch.door import TOKEN_ENV, Door
+    from daq.web.door import Door, page_url
 
-    door = Door.for_host(args.host)
-    # A generated token is shown (the way in, as Jupyter does); one from the environment is not.
-    shown = None if door.token is None else ("$" + TOKEN_ENV if os.environ.get(TOKEN_ENV) else door.token)
+    door = Door.for_host(args.host, command="daq watch")
 
     bridge = WatchBridge(
         config.broker,
@@ -83,7 +72,7 @@ def handle(args: argparse.Namespace) -> int:
         port = bound[0][1] if bound else args.port
         print(
             f"watching {config.station.root}/{args.station} on {config.broker.address.display()}; "
-            f"open {page_url(args.host, port, shown)} in a browser (Ctrl-C stops)",
+            f"open {page_url(args.host, port, door)} in a browser (Ctrl-C stops)",
             flush=True,
         )
 

@@ -14,14 +14,17 @@ positions and so are in the samples exactly.
 GET /          the page (static/rate.html)        GET /video  the video file (range requests)
 GET /ws        WebSocket: hello, value (about 20 per second), session, done; the page sends ping, position, ended
 GET /state.json  the sitting's state (session id, folder), for scripts and tests
+
+Built with `daq.web.app.page_app`: every request passes the pages' door (`daq.web.door`), the
+WebSocket is a `daq.web.page_socket.PageSocket` (the page's own Origin, limits, a slow page dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,9 @@ from daq.recording import safe_name
 from daq.station.station import Station
 from daq.study import STATIC
 from daq.study.sitting import SITTING_FILE, VideoId, write_json_atomic
-from daq.web import page_app, video_response
+from daq.web.app import page_app, video_response
+from daq.web.door import Door, Limits
+from daq.web.page_socket import PageSocket
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ class Sitting:
     session: str | None = None
     folder: Path | None = None
     state: str = "waiting"  # waiting, playing, paused, gone (no page), ended
-    listeners: set[asyncio.Queue[bytes]] = field(default_factory=set)
+    listeners: set[Callable[[bytes], object]] = field(default_factory=set)  # each open page's `send`
 
     @property
     def scale(self) -> dict[str, Any]:
@@ -81,8 +86,8 @@ class Sitting:
 
     def broadcast(self, body: dict[str, Any]) -> None:
         data = orjson.dumps(body)
-        for queue in list(self.listeners):
-            queue.put_nowait(data)
+        for send in list(self.listeners):
+            send(data)
 
     def value(self) -> float | None:
         pipe = self.station.pipelines.get(self.dial)
@@ -138,7 +143,10 @@ class Sitting:
 
 
 SITTING_KEY = web.AppKey("sitting", Sitting)
-ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.page_app)
+ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.app.page_app)
+# The page sends a position for every frame it shows (up to the display's rate, faster when played
+# faster) and its pings: a higher message rate than the watch page's, the other limits as there.
+LIMITS = Limits(messages_per_s=250)
 
 
 @ROUTES.get("/state.json")
@@ -154,53 +162,48 @@ async def serve_video(request: web.Request) -> web.StreamResponse:
 @ROUTES.get("/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     sitting = request.app[SITTING_KEY]
-    ws = web.WebSocketResponse(heartbeat=20.0)
-    await ws.prepare(request)
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    sitting.listeners.add(queue)
-    await ws.send_bytes(orjson.dumps({"type": "hello", **sitting.state_json()}))
-    writer = asyncio.create_task(_write(ws, queue, sitting))
-    try:
-        async for msg in ws:
-            if msg.type == WSMsgType.ERROR:
-                break
-            if msg.type != WSMsgType.TEXT:
-                continue
-            try:
-                body = orjson.loads(msg.data)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(body, dict):
-                continue
-            kind = body.get("type")
-            if kind == "ping":
-                now = sitting.station.read_clock.now_ns()
-                await ws.send_bytes(orjson.dumps({"type": "pong", "t": body.get("t"), "server_ns": now}))
-            elif kind == "position":
-                await sitting.position(body)
-            elif kind == "ended":
-                await sitting.ended(body)
-    finally:
-        sitting.listeners.discard(queue)
-        if not sitting.listeners:
-            await sitting.page_gone()
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-    return ws
+    async with PageSocket(request, text=False, name="rate") as page:
+        page.send(orjson.dumps({"type": "hello", **sitting.state_json()}))
+        sitting.listeners.add(page.send)
+        values = asyncio.create_task(_send_values(page, sitting), name="rate-values")
+        try:
+            async for msg in page:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    body = orjson.loads(msg.data)
+                except orjson.JSONDecodeError:
+                    continue
+                if not isinstance(body, dict):
+                    continue
+                kind = body.get("type")
+                if kind == "ping":
+                    now = sitting.station.read_clock.now_ns()
+                    page.send(orjson.dumps({"type": "pong", "t": body.get("t"), "server_ns": now}))
+                elif kind == "position":
+                    await sitting.position(body)
+                elif kind == "ended":
+                    await sitting.ended(body)
+        finally:
+            values.cancel()
+            await asyncio.gather(values, return_exceptions=True)
+            sitting.listeners.discard(page.send)
+            if not sitting.listeners:
+                await sitting.page_gone()
+    return page.ws
 
 
-async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes], sitting: Sitting) -> None:
+async def _send_values(page: PageSocket, sitting: Sitting) -> None:
+    """The dial's value about every VALUE_EVERY_S, when it changed (the first one always)."""
     last: float | None = None
-    while True:
-        with contextlib.suppress(TimeoutError):
-            data = await asyncio.wait_for(queue.get(), VALUE_EVERY_S)
-            await ws.send_bytes(data)
-            continue
+    first = True
+    while not page.dropped:
+        await asyncio.sleep(VALUE_EVERY_S)
         value = sitting.value()
-        if value != last or last is None:
-            last = value
-            await ws.send_bytes(orjson.dumps({"type": "value", "value": value}))
+        if value != last or first:
+            last, first = value, False
+            page.send(orjson.dumps({"type": "value", "value": value}))
 
 
-def make_app(sitting: Sitting) -> web.Application:
-    return page_app(STATIC, "rate.html", ROUTES, SITTING_KEY, sitting)
+def make_app(sitting: Sitting, door: Door | None = None) -> web.Application:
+    return page_app(STATIC, "rate.html", ROUTES, SITTING_KEY, sitting, door=door, limits=LIMITS)

@@ -6,6 +6,9 @@ GET  /api/state        session, trace on the media grid, codebook, saved setting
 GET  /api/segments     ?count=3&window=10&gap=0&lag=0: the segments (daq.study.picks), or 400 with why
 POST /api/settings     {"count", "window_s", "gap_s", "lag_s", "lead_s"}: saved in interview.json
 POST /api/answer       {"key", "segment": {...}, "text", "tags": [...]}: saved (interview.json + .csv)
+
+Built with `daq.web.app.page_app`: every request passes the pages' door (`daq.web.door`: the token
+off loopback, a loopback Host on loopback, a POST only from the page's own Origin).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from daq.study import STATIC
 from daq.study.codebook import Codebook
 from daq.study.interview import Interview, InterviewError
 from daq.study.picks import pick_segments, segment_json
-from daq.web import page_app, video_response
+from daq.web.app import page_app, video_response
+from daq.web.door import Door, Limits
 
 log = logging.getLogger(__name__)
 
+LIMITS = Limits(body_bytes=1 << 20)  # an answer's free text: up to 1 MB a request (aiohttp's default)
 DEFAULTS: dict[str, float] = {"count": 3, "window_s": 10.0, "gap_s": 0.0, "lag_s": 0.0, "lead_s": 3.0}
 
 
@@ -81,7 +86,7 @@ class Review:
 
 
 REVIEW_KEY = web.AppKey("review", Review)
-ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.page_app)
+ROUTES = web.RouteTableDef()  # the handlers below, after the page (daq.web.app.page_app)
 
 
 @ROUTES.get("/video")
@@ -160,5 +165,5 @@ async def api_answer(request: web.Request) -> web.Response:
     return web.json_response({"saved": True, "answer": entry})
 
 
-def make_app(review: Review) -> web.Application:
-    return page_app(STATIC, "review.html", ROUTES, REVIEW_KEY, review)
+def make_app(review: Review, door: Door | None = None) -> web.Application:
+    return page_app(STATIC, "review.html", ROUTES, REVIEW_KEY, review, door=door, limits=LIMITS)
