@@ -342,7 +342,8 @@ def test_daq_run_against_a_broker_that_never_answers_connect_logs_no_traceback(t
     finally:
         server.close()
     log = (tmp_path / "daq.log").read_text()
-    assert "no answer from 127.0.0.1:" in log and "(timed out)" in log, log  # it tried, and timed out (before keepalive)
+    # it tried, and timed out (before paho's keepalive)
+    assert "no answer from 127.0.0.1:" in log and "(timed out)" in log, log
     assert "never retrieved" not in log and "Traceback" not in log, log
 
 
