@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from daq.exceptions import DeviceGone
 from daq.reading import Chunk
@@ -111,8 +111,8 @@ class ProcessPort:
 class ProcessHost:
     """The daemon's end of one reader process."""
 
-    _hosts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessHost] = weakref.WeakKeyDictionary()
-    _quick_deaths = 0
+    _hosts: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessHost]] = weakref.WeakKeyDictionary()
+    _quick_deaths: ClassVar[int] = 0  # deaths in a row within QUICK_DEATH_S of the start
 
     @classmethod
     async def attach(cls, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
@@ -184,7 +184,9 @@ class ProcessHost:
                 try:
                     await asyncio.wait_for(asyncio.shield(done), JOIN_TIMEOUT_S)
                 except TimeoutError:
-                    log.warning("serial reader process did not let go of %s within %.0f s", port.describe, JOIN_TIMEOUT_S)
+                    log.warning(
+                        "serial reader process did not let go of %s within %.0f s", port.describe, JOIN_TIMEOUT_S
+                    )
             finally:
                 self._removing.pop(port.id, None)
         if not self._ports and not self._ended:
@@ -263,7 +265,9 @@ class ProcessHost:
         log.warning("serial reader process %d %s after %.1f s: starting another", self._proc.pid, how, lived)
         for port in self._ports.values():
             port.reading = False
-            port.queue.put_nowait(ReaderDied(f"{port.describe}: the serial reader process {how}; reading on in a new one"))
+            port.queue.put_nowait(
+                ReaderDied(f"{port.describe}: the serial reader process {how}; reading on in a new one")
+            )
         if code is None:  # still not reaped: do it off the loop
             self._loop.run_in_executor(None, self._proc.wait)
 

@@ -35,6 +35,7 @@ this process ends when the daemon closes its end of the socket (or dies), never 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -194,14 +195,10 @@ def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[1]))
     control.setblocking(True)
     for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        try:
+        with contextlib.suppress(OSError):
             control.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the daemon went away mid-send
         Reader(control).run()
-    except (BrokenPipeError, ConnectionResetError):  # the daemon went away mid-send
-        pass
     return 0
 
 

@@ -120,9 +120,7 @@ class SerialTransport:
     Not for concurrent use by several tasks.
     """
 
-    def __init__(
-        self, settings: SerialSettings, attachment: Attachment, readers: ReadersMode | None = None
-    ) -> None:
+    def __init__(self, settings: SerialSettings, attachment: Attachment, readers: ReadersMode | None = None) -> None:
         self.settings = settings
         self.attachment = attachment
         self.readers: ReadersMode = current_mode() if readers is None else resolve_mode(readers)
@@ -150,16 +148,16 @@ class SerialTransport:
         """
         if self._serial is not None:
             raise RuntimeError(f"{self.describe} is open already")
-        port, self._parked = self._parked, None
+        parked, self._parked = self._parked, None
         queue: asyncio.Queue[_Item] = asyncio.Queue()
-        if port is not None:  # its reader process died: read on, nothing reset, nothing dropped
+        if parked is not None:  # its reader process died: read on, nothing reset, nothing dropped
             try:
-                self._reader = await self._start_reading(port, queue)
+                self._reader = await self._start_reading(parked, queue)
             except BaseException:
-                port.close()
+                parked.close()
                 raise
-            self._serial, self._gone, self._queue = port, None, queue
-            log.info("reading %s at %s again", self.describe, port.port)
+            self._serial, self._gone, self._queue = parked, None, queue
+            log.info("reading %s at %s again", self.describe, parked.port)
             return
         path = await asyncio.to_thread(resolve_port, self.attachment)
         port = await asyncio.to_thread(self._open_port, path)
@@ -189,7 +187,7 @@ class SerialTransport:
         Raises DeviceGone once every chunk read before the device went away was handed over.
         """
         if self._gone is not None:
-            raise DeviceGone(str(self._gone))
+            raise type(self._gone)(str(self._gone))  # ReaderDied stays ReaderDied
         if self._queue is None:
             raise RuntimeError(f"{self.describe} is not open")
         queue = self._queue
@@ -206,7 +204,9 @@ class SerialTransport:
                 break
         if chunks:
             return chunks
-        raise DeviceGone(str(item))
+        gone = self._gone
+        assert gone is not None
+        raise type(gone)(str(gone))
 
     async def close(self) -> None:
         """Stop reading (the thread joined, or the reader process let go of the port) and close the
