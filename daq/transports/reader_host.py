@@ -61,6 +61,10 @@ class ReaderDied(DeviceGone):
     """The reader process ended while it read this port: the port itself may be fine."""
 
 
+class ReaderUnavailable(Exception):
+    """No reader process can be started here: the port is read in a thread instead."""
+
+
 def process_supported() -> bool:
     """A reader process needs fork+exec, Unix sockets that pass descriptors, and a Python to run."""
     return os.name == "posix" and hasattr(socket, "send_fds") and bool(sys.executable)
@@ -123,9 +127,15 @@ class ProcessHost:
             first, longest = RESTART_BACKOFF_S
             await asyncio.sleep(min(longest, first * 2 ** (cls._quick_deaths - 1)))
             host = cls._hosts.get(loop)
-        if host is None:
-            host = cls._hosts[loop] = cls(loop)
-        return host.add(fd, describe, queue)
+        for _ in range(2):
+            if host is None:
+                host = cls._hosts[loop] = cls(loop)
+            try:
+                return host.add(fd, describe, queue)
+            except (BrokenPipeError, ConnectionResetError):  # it died a moment ago: its end of file is not read yet
+                host._died()
+                host = None
+        raise ReaderUnavailable("the serial reader process died at every start")
 
     @classmethod
     def running(cls) -> ProcessHost | None:
@@ -134,17 +144,23 @@ class ProcessHost:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ReaderUnavailable(f"no socket pair: {exc}") from exc
         try:
             for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
                 with contextlib.suppress(OSError):
                     ours.setsockopt(socket.SOL_SOCKET, option, wire.SOCKET_BUFFER)
             script = Path(wire.__file__)
-            self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(script), str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(script), str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                raise ReaderUnavailable(f"cannot run {sys.executable}: {exc}") from exc
         except BaseException:
             ours.close()
             raise
@@ -167,8 +183,8 @@ class ProcessHost:
     def add(self, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
         port = ProcessPort(self, self._next_id, describe, queue)
         self._next_id += 1
-        self._ports[port.id] = port
         socket.send_fds(self._sock, [wire.item(wire.ADD, port.id)], [fd])
+        self._ports[port.id] = port
         return port
 
     async def remove(self, port: ProcessPort) -> None:
@@ -193,16 +209,19 @@ class ProcessHost:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        """The last port is gone: close our end (the process exits at its end of file) and join it."""
-        self._end()
+        """The last port is gone: close our end (the process exits at its end of file) and join it.
+        A port still waiting for its REMOVED is let go only then: the process held its descriptor."""
+        self._end(let_go=False)
         try:
             await asyncio.to_thread(self._proc.wait, JOIN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             log.warning("serial reader process %d did not stop within %.0f s: killed", self._proc.pid, JOIN_TIMEOUT_S)
             self._proc.kill()
             await asyncio.to_thread(self._proc.wait)
+        finally:
+            self._let_go()
 
-    def _end(self) -> None:
+    def _end(self, *, let_go: bool = True) -> None:
         if self._ended:
             return
         self._ended = True
@@ -211,6 +230,10 @@ class ProcessHost:
         with contextlib.suppress(Exception):  # the loop may be closing
             self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
+        if let_go:
+            self._let_go()
+
+    def _let_go(self) -> None:
         for done in self._removing.values():
             if not done.done():
                 done.set_result(None)

@@ -1,6 +1,12 @@
-"""The serial transport: on POSIX one shared reader thread polls every open port (`_Hub`) and
-stamps each chunk right after its read returned (the thread ends when the last port closes);
-off POSIX one reader thread per port.
+"""The serial transport. The daemon opens and sets up each port (pyserial); `[station] readers` says
+where it is read and stamped: "process" (default on Linux, macOS) hands its descriptor to the serial
+reader process (daq.transports.reader_host), whose stamps never wait for the daemon's GIL (64 x 100 Hz:
+thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here, on POSIX in one
+shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
+that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
+`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped.
+
+The thread path's history:
 
 Update (benchmarks/README.md, 16 dials x 100 Hz through the whole daemon): one thread per port
 made 16 threads and the loop convoy on the GIL at every tick, and a thread stamps only once it
@@ -70,7 +76,15 @@ from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
 from daq.transports.ports import resolve_port
-from daq.transports.reader_host import ProcessHost, ProcessPort, ReaderDied, ReadersMode, current_mode, resolve_mode
+from daq.transports.reader_host import (
+    ProcessHost,
+    ProcessPort,
+    ReaderDied,
+    ReadersMode,
+    ReaderUnavailable,
+    current_mode,
+    resolve_mode,
+)
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -176,7 +190,7 @@ class SerialTransport:
         if self.readers == "process" and USE_POLL:
             try:
                 return await ProcessHost.attach(port.fileno(), self.describe, queue)
-            except OSError as exc:  # no process can be started here: read in the daemon
+            except ReaderUnavailable as exc:  # no process can be started here: read in the daemon
                 log.warning("cannot start the serial reader process (%s): reading in a thread instead", exc)
                 self.readers = "thread"
         return _Reader(port, self.describe, self.settings.read_timeout_s, queue)
