@@ -138,6 +138,29 @@ def test_a_killed_reader_process_loses_nothing_and_the_port_is_not_reopened(dial
     run(main())
 
 
+def test_bursts_bigger_than_a_receive_arrive_whole_and_in_order(tmp_path: Path) -> None:
+    """8 ports x 64 KiB written at once: the reader's sends are cut across the daemon's receives."""
+    blobs = [bytes((i * 7 + k) % 251 for k in range(65536)) for i in range(8)]
+
+    async def main() -> None:
+        dials = [PtyDial(tmp_path, f"d{i}") for i in range(8)]
+        transports = [transport_for(d) for d in dials]
+        try:
+            await asyncio.gather(*(t.open() for t in transports))
+            for dial, blob in zip(dials, blobs, strict=True):
+                dial.write(blob)
+            got = await asyncio.gather(*(read_until(t, blob) for t, blob in zip(transports, blobs, strict=True)))
+            for chunks in got:
+                stamps = [c.mono_ns for c in chunks]
+                assert stamps == sorted(stamps)
+        finally:
+            await asyncio.gather(*(t.close() for t in transports))
+            for dial in dials:
+                dial.close()
+
+    run(main())
+
+
 def test_a_reader_process_death_ends_every_port_it_read(tmp_path: Path) -> None:
     async def main() -> None:
         with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:

@@ -137,11 +137,6 @@ class ProcessHost:
                 host = None
         raise ReaderUnavailable("the serial reader process died at every start")
 
-    @classmethod
-    def running(cls) -> ProcessHost | None:
-        """This loop's reader process, if one runs."""
-        return cls._hosts.get(asyncio.get_running_loop())
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         try:
@@ -248,8 +243,7 @@ class ProcessHost:
         if not data:
             self._died()
             return
-        buffer = self._pending
-        buffer += data
+        buffer = bytes(self._pending) + data if self._pending else data  # bytes: one copy per payload slice
         size, unpack, ports = wire.HEADER.size, wire.HEADER.unpack_from, self._ports
         offset, end = 0, len(buffer)
         while end - offset >= size:
@@ -262,17 +256,17 @@ class ProcessHost:
             port = ports.get(port_id)
             if kind == wire.CHUNK:
                 if port is not None:
-                    port.queue.put_nowait(Chunk(bytes(buffer[start:stop]), stamp))
+                    port.queue.put_nowait(Chunk(buffer[start:stop], stamp))
             elif kind == wire.GONE:
                 if port is not None:
                     port.reading = False
-                    why = bytes(buffer[start:stop]).decode("utf-8", "replace")
+                    why = buffer[start:stop].decode("utf-8", "replace")
                     port.queue.put_nowait(DeviceGone(f"{port.describe}: {why}"))
             elif kind == wire.REMOVED:
                 done = self._removing.get(port_id)
                 if done is not None and not done.done():
                     done.set_result(None)
-        del buffer[:offset]
+        self._pending = bytearray(buffer[offset:])  # a cut item waits for its end
 
     def _died(self) -> None:
         """End of file while ports are attached: the process died. Every port it read ends with ReaderDied."""
