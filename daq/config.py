@@ -135,6 +135,14 @@ class BrokerConfig(StrictModel):
         return None
 
 
+# `[station] readers` (daq.transports.reader_host): where serial ports are read and stamped.
+SerialReaders = Literal["process", "thread"]
+SERIAL_READERS_HELP = (
+    "where serial ports are read and stamped: 'process' (a reader process of their own, whose stamps never "
+    "wait for the daemon; Linux and macOS, threads elsewhere) or 'thread' (a thread of the daemon)"
+)
+
+
 class StationConfig(StrictModel):
     id: IdStr = Field(default_factory=default_station_id, description="station id; default: the host name")
     root: RootStr = Field("daq", description="topic root")
@@ -142,6 +150,7 @@ class StationConfig(StrictModel):
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto", description="event loop: auto (uvloop where installed, else asyncio), asyncio or uvloop"
     )
+    readers: SerialReaders = Field("process", description=SERIAL_READERS_HELP)
 
 
 def default_outbox_dir(station: str) -> Path:

@@ -50,6 +50,7 @@ TIER_OF_MODULE = {
     "test_hid_transport": "transport",
     "test_midi_transport": "transport",
     "test_serial_transport": "transport",
+    "test_serial_reader_process": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
     "test_doctor_listen": "e2e",
@@ -76,6 +77,7 @@ TIER_OF_MODULE = {
     "test_run_e2e": "e2e",
     "test_security": "e2e",
     "test_serial_e2e": "e2e",
+    "test_reader_process_e2e": "e2e",
     "test_session_clock_e2e": "e2e",
     "test_shared_recorders": "e2e",
     "test_terminal_e2e": "e2e",

@@ -18,7 +18,9 @@ import pytest
 
 from tests.ptydial import PtyDial
 from tests.support.procs import Mosquitto, wait_for
-from tests.test_serial_e2e import Run, config, dial_toml, play_lines
+from tests.test_serial_e2e import Run, config, dial_toml, play_lines, readers
+
+__all__ = ["readers"]  # the fixture: every test here runs with the ports read in a process, then in a thread
 
 HOSTILE_PROFILE = """
 spec = 1

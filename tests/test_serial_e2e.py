@@ -1,5 +1,8 @@
 """Issue 3 end to end: firmware played on real pseudo-terminals, read by `daq run` through the
-bundled profiles, published to a real Mosquitto, read back with mosquitto_sub."""
+bundled profiles, published to a real Mosquitto, read back with mosquitto_sub.
+
+Every test runs twice: the ports read in the reader process (the default), then in the daemon's
+thread (`[station] readers = "thread"`); `config()` writes the mode of the test running."""
 
 from __future__ import annotations
 
@@ -16,6 +19,18 @@ from tests.ptydial import PtyDial
 from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for
 
 STATION = "lab-s"
+READERS = {"mode": "process"}
+"""`[station] readers` of the configs `config()` writes: set by the `readers` fixture per test."""
+
+
+@pytest.fixture(autouse=True, params=["process", "thread"])
+def readers(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the daemon reads its serial ports in this test (modules using `config()` import this fixture)."""
+    READERS["mode"] = request.param
+    try:
+        yield request.param
+    finally:
+        READERS["mode"] = "process"
 
 
 def dial_toml(dial: str, profile: str, port: Path, extra: str = "") -> str:
@@ -32,7 +47,8 @@ def dial_toml(dial: str, profile: str, port: Path, extra: str = "") -> str:
 
 def config(tmp_path: Path, broker: Mosquitto, dials: str, head: str = "") -> Path:
     path = tmp_path / "daq.toml"
-    path.write_text(f'{head}\n[station]\nid = "{STATION}"\n[broker]\nurl = "{broker.url}"\n' + dials)
+    station = f'[station]\nid = "{STATION}"\nreaders = "{READERS["mode"]}"\n'
+    path.write_text(f'{head}\n{station}[broker]\nurl = "{broker.url}"\n' + dials)
     return path
 
 

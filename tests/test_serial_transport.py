@@ -1,5 +1,8 @@
 """SerialTransport over real pseudo-terminals (tests/ptydial.py): bytes, stamps, settle, init,
-unplug and replug, open errors, and an event loop that never waits on the port."""
+unplug and replug, open errors, and an event loop that never waits on the port.
+
+Every test runs with the ports read in the reader process and in the daemon's thread
+(`[station] readers`), but those that reach into the thread (`thread_only`)."""
 
 from __future__ import annotations
 
@@ -24,11 +27,24 @@ from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
 from daq.transports.base import Transport
+from daq.transports.reader_host import MODES, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport, decode_escapes
 from tests.ptydial import PtyDial
+from tests.support.readers import reader_processes
 
 T = TypeVar("T")
 FAST = SerialSettings(baud=115200, read_timeout_s=0.2)
+
+thread_only = pytest.mark.parametrize("readers", ["thread"], indirect=True)
+"""For a test that reaches into the daemon's reader thread (its os.read, its pyserial read)."""
+
+
+@pytest.fixture(autouse=True, params=MODES)
+def readers(request: pytest.FixtureRequest) -> Iterator[ReadersMode]:
+    """Every transport the test makes reads in the reader process, then (a second run) in a thread."""
+    mode: ReadersMode = request.param
+    with readers_mode(mode):
+        yield mode
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
@@ -170,6 +186,7 @@ def test_unplug_delivers_everything_read_then_device_gone(dial: PtyDial) -> None
     run(main())
 
 
+@thread_only  # the read fails in this process; the reader process's reads are its own
 def test_read_error_eio_is_device_gone(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) -> None:
     """Older kernels (and some USB drivers) fail the read with EIO instead of returning b''."""
     real_read = os.read
@@ -362,29 +379,34 @@ def poller_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "serial readers"]
 
 
+def readers_running() -> list[object]:
+    """The poller threads and reader processes reading ports now (each mode has one or none)."""
+    return [*poller_threads(), *reader_processes()]
+
+
 def test_the_poller_thread_stops_when_its_last_port_closes(tmp_path: Path) -> None:
-    """One poller thread for every open port; closing the last one ends it (joined by that close),
-    and the next open starts a new one that reads as well."""
+    """One poller thread (or reader process) for every open port; closing the last one ends it
+    (joined by that close), and the next open starts a new one that reads as well."""
 
     async def main() -> None:
         with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
             ta, tb = transport_for(a), transport_for(b)
             await asyncio.gather(ta.open(), tb.open())
-            assert len(poller_threads()) == 1
+            assert len(readers_running()) == 1
             await ta.close()
             b.write(b"1\r\n")
             assert b"".join(c.data for c in await read_bytes(tb, 3)) == b"1\r\n"  # still read
-            assert len(poller_threads()) == 1
+            assert len(readers_running()) == 1
             await tb.close()
-            assert poller_threads() == []  # gone as the last close returned, no grace needed
+            assert readers_running() == []  # gone as the last close returned, no grace needed
             await ta.open()
             try:
-                assert len(poller_threads()) == 1
+                assert len(readers_running()) == 1
                 a.write(b"2\r\n")
                 assert b"".join(c.data for c in await read_bytes(ta, 3)) == b"2\r\n"
             finally:
                 await ta.close()
-            assert poller_threads() == []
+            assert readers_running() == []
 
     run(main())
 
@@ -400,11 +422,12 @@ def test_closing_ports_together_never_writes_to_a_closed_wake_pipe(tmp_path: Pat
                 ta, tb = transport_for(a), transport_for(b)
                 await asyncio.gather(ta.open(), tb.open())
                 await asyncio.gather(ta.close(), tb.close())  # raised OSError(EBADF) now and then
-                assert poller_threads() == []
+                assert readers_running() == []
 
     run(main())
 
 
+@thread_only
 def test_pyserial_read_fallback(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) -> None:
     """The path used off POSIX (no poll): pyserial's read(max(1, in_waiting)) in the thread."""
     monkeypatch.setattr(serial_transport, "USE_POLL", False)

@@ -18,6 +18,7 @@ from daq.station.dial_pipeline import DialPipeline, EventSink
 from daq.station.profiled_dials import build_profiled
 from daq.station.session_state import SessionState
 from daq.topics import Topics
+from daq.transports.reader_host import readers_mode
 from daq.transports.simulated import RAW_MAX, RAW_MIN, SimulatedDecoder, SimulatedTransport
 
 
@@ -56,7 +57,8 @@ def build_devices(config: DaqConfig, parts: PipelineParts) -> list[DeviceSetup]:
         if dial.simulate is not None:
             setups.append(_simulated(parts, dial))
     if profiled:
-        setups.extend(build_profiled(config, profiled, parts.pipeline))
+        with readers_mode(config.station.readers):  # where serial ports are read: a process or a thread
+            setups.extend(build_profiled(config, profiled, parts.pipeline))
     return setups
 
 

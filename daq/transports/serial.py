@@ -1,6 +1,12 @@
-"""The serial transport: on POSIX one shared reader thread polls every open port (`_Hub`) and
-stamps each chunk right after its read returned (the thread ends when the last port closes);
-off POSIX one reader thread per port.
+"""The serial transport. The daemon opens and sets up each port (pyserial); `[station] readers` says
+where it is read and stamped: "process" (default on Linux, macOS) hands its descriptor to the serial
+reader process (daq.transports.reader_host), whose stamps never wait for the daemon's GIL (64 x 100 Hz:
+thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here, on POSIX in one
+shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
+that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
+`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped.
+
+The thread path's history:
 
 Update (benchmarks/README.md, 16 dials x 100 Hz through the whole daemon): one thread per port
 made 16 threads and the loop convoy on the GIL at every tick, and a thread stamps only once it
@@ -70,6 +76,15 @@ from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
 from daq.transports.ports import resolve_port
+from daq.transports.reader_host import (
+    ProcessHost,
+    ProcessPort,
+    ReaderDied,
+    ReadersMode,
+    ReaderUnavailable,
+    current_mode,
+    resolve_mode,
+)
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -119,13 +134,16 @@ class SerialTransport:
     Not for concurrent use by several tasks.
     """
 
-    def __init__(self, settings: SerialSettings, attachment: Attachment) -> None:
+    def __init__(self, settings: SerialSettings, attachment: Attachment, readers: ReadersMode | None = None) -> None:
         self.settings = settings
         self.attachment = attachment
+        self.readers: ReadersMode = current_mode() if readers is None else resolve_mode(readers)
+        """Where the port is read: "process" (daq.transports.reader_host) or "thread" (this module)."""
         self._serial: serial.Serial | None = None
-        self._reader: _Reader | None = None
+        self._reader: _Reader | ProcessPort | None = None
         self._queue: asyncio.Queue[_Item] | None = None
         self._gone: DeviceGone | None = None
+        self._parked: serial.Serial | None = None  # kept open across the death of its reader process
 
     @property
     def describe(self) -> str:
@@ -144,20 +162,38 @@ class SerialTransport:
         """
         if self._serial is not None:
             raise RuntimeError(f"{self.describe} is open already")
+        parked, self._parked = self._parked, None
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        if parked is not None:  # its reader process died: read on, nothing reset, nothing dropped
+            try:
+                self._reader = await self._start_reading(parked, queue)
+            except BaseException:
+                parked.close()
+                raise
+            self._serial, self._gone, self._queue = parked, None, queue
+            log.info("reading %s at %s again", self.describe, parked.port)
+            return
         path = await asyncio.to_thread(resolve_port, self.attachment)
         port = await asyncio.to_thread(self._open_port, path)
         try:
             if self.settings.settle_s > 0:
                 await asyncio.sleep(self.settings.settle_s)
             await asyncio.to_thread(self._prepare, port, path)
+            self._reader = await self._start_reading(port, queue)
         except BaseException:
             port.close()
             raise
-        self._serial = port
-        self._gone = None
-        self._queue = asyncio.Queue()
-        self._reader = _Reader(port, self.describe, self.settings.read_timeout_s, self._queue)
+        self._serial, self._gone, self._queue = port, None, queue
         log.info("opened %s at %s", self.describe, port.port)
+
+    async def _start_reading(self, port: serial.Serial, queue: asyncio.Queue[_Item]) -> _Reader | ProcessPort:
+        if self.readers == "process" and USE_POLL:
+            try:
+                return await ProcessHost.attach(port.fileno(), self.describe, queue)
+            except ReaderUnavailable as exc:  # no process can be started here: read in the daemon
+                log.warning("cannot start the serial reader process (%s): reading in a thread instead", exc)
+                self.readers = "thread"
+        return _Reader(port, self.describe, self.settings.read_timeout_s, queue)
 
     async def read(self) -> list[Chunk]:
         """The chunks read since the last call (waiting for at least one).
@@ -165,7 +201,7 @@ class SerialTransport:
         Raises DeviceGone once every chunk read before the device went away was handed over.
         """
         if self._gone is not None:
-            raise DeviceGone(str(self._gone))
+            raise type(self._gone)(str(self._gone))  # ReaderDied stays ReaderDied
         if self._queue is None:
             raise RuntimeError(f"{self.describe} is not open")
         queue = self._queue
@@ -182,18 +218,30 @@ class SerialTransport:
                 break
         if chunks:
             return chunks
-        raise DeviceGone(str(item))
+        gone = self._gone
+        assert gone is not None
+        raise type(gone)(str(gone))
 
     async def close(self) -> None:
-        """Stop the reader thread (joined) and close the port. Idempotent."""
+        """Stop reading (the thread joined, or the reader process let go of the port) and close the
+        port. Idempotent. After ReaderDied the port stays open for the next `open()` (parked)."""
         port, reader, queue = self._serial, self._reader, self._queue
         self._serial = self._reader = self._queue = None
-        if reader is not None:
-            await reader.stop()
-        if port is not None:
-            port.close()
-        if queue is not None:  # wake a read() still waiting
-            queue.put_nowait(DeviceGone(f"{self.describe}: closed"))
+        if port is not None and isinstance(self._gone, ReaderDied):
+            self._parked, port = port, None
+        try:
+            if reader is not None:
+                await reader.stop()
+        finally:
+            if port is not None:
+                port.close()
+            if queue is not None:  # wake a read() still waiting
+                queue.put_nowait(DeviceGone(f"{self.describe}: closed"))
+
+    @property
+    def reader_pid(self) -> int | None:
+        """The pid of the process reading this port (None: read in a thread, or closed)."""
+        return self._reader.pid if isinstance(self._reader, ProcessPort) else None
 
     def _open_port(self, path: str) -> serial.Serial:
         real = os.path.realpath(path)
@@ -442,5 +490,6 @@ def _open_error(shown: str, exc: BaseException) -> DeviceUnavailable:
 
 
 def open_serial(profile: Profile, attachment: Attachment) -> SerialTransport:
-    """The serial transport of `profile` (its registry entry's `open`, daq.transports.registry)."""
+    """The serial transport of `profile` (its registry entry's `open`, daq.transports.registry), read
+    where `daq.transports.reader_host.readers_mode` says (the station's `[station] readers`)."""
     return SerialTransport(profile.serial or SerialSettings(), attachment)

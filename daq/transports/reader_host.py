@@ -1,0 +1,300 @@
+"""Where serial ports are read: in a reader process of their own (Linux, macOS) or in a thread of
+the daemon (`[station] readers = "thread"`, and always on Windows); the daemon's side of the process.
+
+The choice: `readers_mode(mode)` (a context manager the station assembly wraps around building
+its transports) sets what a SerialTransport made inside it uses; `current_mode()` reads it
+("process" where `process_supported()`, else "thread"; asking for "process" where it is not
+supported gives "thread").
+
+The process (daq.transports.reader_process holds it and the wire format): one per event loop,
+started by the first port attached and ended when the last one is detached (joined then, like
+the reader thread), so `daq run` stays one command. The daemon opens and sets up each port itself
+(pyserial: settings, exclusive lock, settle, init) and hands the process a duplicate of its
+descriptor, which it polls, reads and stamps; the process sends every poll round's reads in one
+message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round.
+
+A reader process that dies (killed, crashed) ends every port it read with `ReaderDied`, a
+DeviceGone: the station's DeviceReader says the device was lost, closes the transport and opens it
+again, which starts a new process. The transport keeps its port open across that (daq.transports.
+serial parks it), so nothing is reset and nothing waiting in the kernel's tty buffer is dropped:
+the new process reads on where the old one stopped. A process that dies within QUICK_DEATH_S of
+starting makes the next start wait (RESTART_BACKOFF_S), so a process that cannot run does not spin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from daq.exceptions import DeviceGone
+from daq.reading import Chunk
+from daq.transports import reader_process as wire
+
+log = logging.getLogger(__name__)
+
+ReadersMode = Literal["process", "thread"]
+MODES: tuple[ReadersMode, ...] = ("process", "thread")
+
+JOIN_TIMEOUT_S = 5.0
+QUICK_DEATH_S = 2.0
+RESTART_BACKOFF_S = (0.25, 5.0)  # first wait, longest wait
+RECV_SIZE = 256 * 1024
+
+_mode: ContextVar[ReadersMode | None] = ContextVar("serial_readers", default=None)
+
+Item = Chunk | DeviceGone
+
+
+class ReaderDied(DeviceGone):
+    """The reader process ended while it read this port: the port itself may be fine."""
+
+
+class ReaderUnavailable(Exception):
+    """No reader process can be started here: the port is read in a thread instead."""
+
+
+def process_supported() -> bool:
+    """A reader process needs fork+exec, Unix sockets that pass descriptors, and a Python to run."""
+    return os.name == "posix" and hasattr(socket, "send_fds") and bool(sys.executable)
+
+
+def current_mode() -> ReadersMode:
+    """What a serial transport made now is read by (the innermost `readers_mode`, else the default)."""
+    return resolve_mode(_mode.get())
+
+
+def resolve_mode(mode: ReadersMode | None) -> ReadersMode:
+    """`mode` where it can be had: None means a process where supported; off it, always a thread."""
+    if mode == "thread" or not process_supported():
+        return "thread"
+    return "process"
+
+
+@contextlib.contextmanager
+def readers_mode(mode: ReadersMode | None) -> Iterator[None]:
+    """Transports made inside use `mode` (None: the default, a process where supported)."""
+    token = _mode.set(mode)
+    try:
+        yield
+    finally:
+        _mode.reset(token)
+
+
+class ProcessPort:
+    """One port read by the reader process: its items go to `queue`; `stop()` takes it back."""
+
+    def __init__(self, host: ProcessHost, port_id: int, describe: str, queue: asyncio.Queue[Item]) -> None:
+        self.host = host
+        self.id = port_id
+        self.describe = describe
+        self.queue = queue
+        self.reading = True  # the process holds the descriptor (False after GONE or its death)
+
+    async def stop(self) -> None:
+        """The process lets go of the port (its descriptor closed there); the last port ends the process."""
+        await self.host.remove(self)
+
+    @property
+    def pid(self) -> int | None:
+        """The reader process's pid (None once it ended)."""
+        return self.host.pid
+
+
+class ProcessHost:
+    """The daemon's end of one reader process."""
+
+    _hosts: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessHost]] = weakref.WeakKeyDictionary()
+    _quick_deaths: ClassVar[int] = 0  # deaths in a row within QUICK_DEATH_S of the start
+
+    @classmethod
+    async def attach(cls, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
+        """Read the open port `fd` in this loop's reader process (started if none runs)."""
+        loop = asyncio.get_running_loop()
+        host = cls._hosts.get(loop)
+        if host is None and cls._quick_deaths:
+            first, longest = RESTART_BACKOFF_S
+            await asyncio.sleep(min(longest, first * 2 ** (cls._quick_deaths - 1)))
+            host = cls._hosts.get(loop)
+        for _ in range(2):
+            if host is None:
+                host = cls._hosts[loop] = cls(loop)
+            try:
+                return host.add(fd, describe, queue)
+            except (BrokenPipeError, ConnectionResetError):  # it died a moment ago: its end of file is not read yet
+                host._died()
+                host = None
+        raise ReaderUnavailable("the serial reader process died at every start")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ReaderUnavailable(f"no socket pair: {exc}") from exc
+        try:
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                with contextlib.suppress(OSError):
+                    ours.setsockopt(socket.SOL_SOCKET, option, wire.SOCKET_BUFFER)
+            script = Path(wire.__file__)
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(script), str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                raise ReaderUnavailable(f"cannot run {sys.executable}: {exc}") from exc
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._started = time.monotonic()
+        self._ports: dict[int, ProcessPort] = {}
+        self._removing: dict[int, asyncio.Future[None]] = {}
+        self._next_id = 1
+        self._pending = bytearray()
+        self._ended = False
+        loop.add_reader(ours.fileno(), self._readable)
+        log.debug("serial reader process %d started", self._proc.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._ended else self._proc.pid
+
+    def add(self, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
+        port = ProcessPort(self, self._next_id, describe, queue)
+        self._next_id += 1
+        socket.send_fds(self._sock, [wire.item(wire.ADD, port.id)], [fd])
+        self._ports[port.id] = port
+        return port
+
+    async def remove(self, port: ProcessPort) -> None:
+        if self._ports.pop(port.id, None) is None:
+            return
+        if not self._ended and port.reading:
+            done = self._removing[port.id] = self._loop.create_future()
+            try:
+                self._sock.sendall(wire.item(wire.REMOVE, port.id))
+            except OSError:  # the process is dying: its end of file is on the way
+                pass
+            else:
+                try:
+                    await asyncio.wait_for(asyncio.shield(done), JOIN_TIMEOUT_S)
+                except TimeoutError:
+                    log.warning(
+                        "serial reader process did not let go of %s within %.0f s", port.describe, JOIN_TIMEOUT_S
+                    )
+            finally:
+                self._removing.pop(port.id, None)
+        if not self._ports and not self._ended:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        """The last port is gone: close our end (the process exits at its end of file) and join it.
+        A port still waiting for its REMOVED is let go only then: the process held its descriptor."""
+        self._end(let_go=False)
+        try:
+            await asyncio.to_thread(self._proc.wait, JOIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("serial reader process %d did not stop within %.0f s: killed", self._proc.pid, JOIN_TIMEOUT_S)
+            self._proc.kill()
+            await asyncio.to_thread(self._proc.wait)
+        finally:
+            self._let_go()
+
+    def _end(self, *, let_go: bool = True) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if ProcessHost._hosts.get(self._loop) is self:
+            del ProcessHost._hosts[self._loop]
+        with contextlib.suppress(Exception):  # the loop may be closing
+            self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        if let_go:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        for done in self._removing.values():
+            if not done.done():
+                done.set_result(None)
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._died()
+            return
+        buffer = bytes(self._pending) + data if self._pending else data  # bytes: one copy per payload slice
+        size, unpack, ports = wire.HEADER.size, wire.HEADER.unpack_from, self._ports
+        offset, end = 0, len(buffer)
+        while end - offset >= size:
+            kind, port_id, stamp, length = unpack(buffer, offset)
+            start = offset + size
+            stop = start + length
+            if stop > end:
+                break
+            offset = stop
+            port = ports.get(port_id)
+            if kind == wire.CHUNK:
+                if port is not None:
+                    port.queue.put_nowait(Chunk(buffer[start:stop], stamp))
+            elif kind == wire.GONE:
+                if port is not None:
+                    port.reading = False
+                    why = buffer[start:stop].decode("utf-8", "replace")
+                    port.queue.put_nowait(DeviceGone(f"{port.describe}: {why}"))
+            elif kind == wire.REMOVED:
+                done = self._removing.get(port_id)
+                if done is not None and not done.done():
+                    done.set_result(None)
+        self._pending = bytearray(buffer[offset:])  # a cut item waits for its end
+
+    def _died(self) -> None:
+        """End of file while ports are attached: the process died. Every port it read ends with ReaderDied."""
+        if self._ended:
+            return
+        self._end()
+        lived = time.monotonic() - self._started
+        ProcessHost._quick_deaths = ProcessHost._quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+        code = None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = self._proc.wait(0.2)  # its end of file came as it exited: a zombie in a moment
+        how = _exit_text(code)
+        log.warning("serial reader process %d %s after %.1f s: starting another", self._proc.pid, how, lived)
+        for port in self._ports.values():
+            port.reading = False
+            port.queue.put_nowait(
+                ReaderDied(f"{port.describe}: the serial reader process {how}; reading on in a new one")
+            )
+        if code is None:  # still not reaped: do it off the loop
+            self._loop.run_in_executor(None, self._proc.wait)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"

@@ -1,0 +1,206 @@
+"""The serial reader process: polls the ports the daemon hands it, reads them, stamps every read,
+and sends the daemon each poll round's reads in one message; and the wire format between them.
+
+Why a process (issue 15): a reader thread in the daemon stamps only once it holds the interpreter
+lock, which decoding and publishing hold most of the time at 64 dials x 100 Hz (stamps 25-39 ms
+late at p99 on a 2-core VM). This process has an interpreter of its own that does nothing else,
+so a read's stamp waits for nothing but the kernel's scheduler.
+
+The daemon (daq.transports.reader_host) starts it as `python -I -S <this file> FD`: a script, not
+`-m daq...`, so it imports no part of dialdaq (nor pydantic, nor pyserial): the standard library
+only, started in ~20 ms. FD is its end of a Unix stream socketpair, both ways:
+
+- daemon -> reader: ADD (port id, the port's file descriptor passed with SCM_RIGHTS: the daemon
+  opened and set up the port itself, with pyserial, and keeps its own descriptor open), REMOVE
+  (port id; answered with REMOVED once the reader's descriptor is closed, so the daemon can close
+  and reopen the port, whose exclusive lock lives as long as either descriptor). End of file: the
+  daemon closed its end or died; the reader exits.
+- reader -> daemon: CHUNK (port id, stamp, bytes), GONE (port id, why: the read failed or the tty
+  hung up; the reader dropped the port), REMOVED (port id). All the items of one poll round go in
+  one send: one wake-up of the daemon's event loop per round, however many ports had data.
+
+Every item is a fixed header `<BIqI` (kind, port id, stamp or 0, payload length) and the payload.
+
+Stamps are time.monotonic_ns() taken right after os.read() returned. CLOCK_MONOTONIC is one
+system-wide clock on Linux and macOS, so the daemon compares them with its own monotonic_ns() as
+if it had taken them itself.
+
+Nothing read is lost when this process dies: what it sent before is in the socket; what it had not
+read is still in the kernel's tty buffer, behind the daemon's descriptor, which stays open, for the
+next reader process to read. Only a read whose round had not been sent yet is lost with it.
+
+SIGINT and SIGTERM are ignored: a Ctrl-C or a service stop reaches the whole process group, and
+this process ends when the daemon closes its end of the socket (or dies), never before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+# Item kinds. Daemon -> reader:
+ADD = 1  # port id; its fd in SCM_RIGHTS with the same send
+REMOVE = 2  # port id
+# Reader -> daemon:
+CHUNK = 10  # port id, stamp, the bytes read
+GONE = 11  # port id, payload: why (UTF-8)
+REMOVED = 12  # port id
+
+HEADER = struct.Struct("<BIqI")  # kind, port id, stamp (ns) or 0, payload length
+READ_SIZE = 4096
+RECV_SIZE = 65536
+MAX_FDS = 64  # per recvmsg: one ADD a send, so one fd a message in practice
+SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel may give less
+
+
+def item(kind: int, port: int, stamp: int = 0, payload: bytes = b"") -> bytes:
+    """One item on the wire."""
+    return HEADER.pack(kind, port, stamp, len(payload)) + payload
+
+
+def parse(buffer: bytearray) -> tuple[list[tuple[int, int, int, bytes]], int]:
+    """The whole items at the start of `buffer` as (kind, port, stamp, payload), and how many bytes they took."""
+    items = []
+    size = HEADER.size
+    unpack = HEADER.unpack_from
+    view = memoryview(buffer)
+    offset, end = 0, len(buffer)
+    try:
+        while end - offset >= size:
+            kind, port, stamp, length = unpack(view, offset)
+            stop = offset + size + length
+            if stop > end:
+                break
+            items.append((kind, port, stamp, bytes(view[offset + size : stop])))
+            offset = stop
+    finally:
+        view.release()
+    return items, offset
+
+
+class _Poller:
+    """poll() where ttys work with it (Linux); select() on macOS, whose poll() reports ttys invalid."""
+
+    def __init__(self) -> None:
+        self._poll = select.poll() if sys.platform != "darwin" else None
+        self._fds: set[int] = set()
+
+    def add(self, fd: int) -> None:
+        self._fds.add(fd)
+        if self._poll is not None:
+            self._poll.register(fd, select.POLLIN | select.POLLPRI)
+
+    def remove(self, fd: int) -> None:
+        self._fds.discard(fd)
+        if self._poll is not None:
+            self._poll.unregister(fd)
+
+    def wait(self) -> list[int]:
+        if self._poll is not None:
+            return [fd for fd, _ in self._poll.poll()]
+        ready, _, _ = select.select(list(self._fds), [], [])
+        return ready
+
+
+class Reader:
+    """The loop: poll the control socket and every port, read, stamp, send the round."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.poller = _Poller()
+        self.poller.add(control.fileno())
+        self.ports: dict[int, int] = {}  # fd -> port id
+        self.fd_of: dict[int, int] = {}  # port id -> fd
+        self.commands = bytearray()
+        self.fds: list[int] = []  # received, not yet claimed by their ADD
+
+    def run(self) -> None:
+        control_fd = self.control.fileno()
+        wait, ports, monotonic_ns, read = self.poller.wait, self.ports, time.monotonic_ns, os.read
+        pack, size = HEADER.pack, READ_SIZE
+        while True:
+            out = bytearray()
+            commanded = False
+            for fd in wait():
+                if fd == control_fd:
+                    commanded = True
+                    continue
+                port = ports.get(fd)
+                if port is None:
+                    continue
+                try:
+                    data = read(fd, size)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    out += item(GONE, port, 0, f"read failed: {exc} (unplugged?)".encode())
+                    self._drop(port)
+                    continue
+                stamp = monotonic_ns()
+                if data:
+                    out += pack(CHUNK, port, stamp, len(data))
+                    out += data
+                else:  # a hung-up tty (USB unplugged, pty master closed) polls readable and reads 0 bytes
+                    out += item(GONE, port, 0, b"device reports data but gives none: unplugged")
+                    self._drop(port)
+            if commanded and not self._commands(out):
+                if out:
+                    self.control.sendall(out)
+                return
+            if out:
+                self.control.sendall(out)
+
+    def _commands(self, out: bytearray) -> bool:
+        """Apply what the daemon sent; False at end of file (the daemon is gone or done)."""
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, RECV_SIZE, MAX_FDS)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        self.fds += fds
+        if not data:
+            return False
+        self.commands += data
+        items, used = parse(self.commands)
+        del self.commands[:used]
+        for kind, port, _, _ in items:
+            if kind == ADD:
+                fd = self.fds.pop(0)
+                self.ports[fd] = port
+                self.fd_of[port] = fd
+                self.poller.add(fd)
+            elif kind == REMOVE:
+                self._drop(port)
+                out += item(REMOVED, port)
+        return True
+
+    def _drop(self, port: int) -> None:
+        fd = self.fd_of.pop(port, None)
+        if fd is not None:
+            del self.ports[fd]
+            self.poller.remove(fd)
+            os.close(fd)
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    control = socket.socket(fileno=int(argv[1]))
+    control.setblocking(True)
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):
+            control.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the daemon went away mid-send
+        Reader(control).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

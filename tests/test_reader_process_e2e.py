@@ -1,0 +1,83 @@
+"""`daq run` with its serial reader process (daq.transports.reader_process): started by the daemon,
+restarted when it dies with the dial's seq running on and nothing lost, and `[station] readers`
+choosing between it and the daemon's thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ptydial import PtyDial
+from tests.support.procs import Mosquitto, stop_process, wait_for
+from tests.support.readers import reader_processes, wait_dead
+from tests.test_serial_e2e import READERS, Run, config, dial_toml, play_lines
+
+
+@pytest.fixture
+def runs() -> Iterator[list[Run]]:
+    started: list[Run] = []
+    yield started
+    for run in started:
+        if run.daemon.poll() is None:
+            stop_process(run.daemon)
+        run.sub.stop()
+
+
+def test_a_killed_reader_process_is_restarted_and_seq_runs_on(
+    tmp_path: Path, mosquitto: Mosquitto, runs: list[Run]
+) -> None:
+    with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
+        dials = dial_toml("p1", "teensy-fast", a.path) + dial_toml("p2", "teensy-fast", b.path)
+        run = Run(tmp_path, mosquitto, config(tmp_path, mosquitto, dials))
+        runs.append(run)
+        run.wait_connected("p1")
+        run.wait_connected("p2")
+        (reader,) = reader_processes(run.daemon.pid)  # one for both ports
+        for dial in (a, b):
+            play_lines(dial, [b"\n"] + [b"%d\n" % v for v in range(100)], 1000)
+        wait_for(lambda: len(run.samples("p1")) >= 100 and len(run.samples("p2")) >= 100, what="first 100")
+        os.kill(reader.pid, signal.SIGKILL)
+        wait_dead(reader.pid)
+        # Written at once, while no process reads: it waits in the tty (the daemon keeps the port open).
+        play_lines(a, [b"\n"] + [b"%d\n" % v for v in range(100, 200)], 1000)
+        wait_for(lambda: run.metas("p1").count(True) >= 2, what="p1 connected again")
+        play_lines(b, [b"\n"] + [b"%d\n" % v for v in range(100, 200)], 1000)
+        wait_for(lambda: len(run.samples("p1")) >= 200 and len(run.samples("p2")) >= 200, what="second 100")
+        (again,) = reader_processes(run.daemon.pid)
+        assert again.pid != reader.pid
+        run.stop()
+    for dial_id in ("p1", "p2"):
+        samples = run.samples(dial_id)
+        assert [s["raw"] for s in samples] == list(range(200))
+        assert [s["seq"] for s in samples] == list(range(200))
+        assert len({s["boot"] for s in samples}) == 1
+        metas = run.metas(dial_id)
+        assert metas.count(True) == 2 and metas[metas.index(True) :] == [True, False, True]  # lost, then back
+    lost = run.events("device.disconnected")
+    assert len(lost) == 2 and all("serial reader process was killed by SIGKILL" in e["message"] for e in lost)
+    assert len(run.events("device.connected")) == 4
+    log = (tmp_path / "daq.log").read_text()
+    assert "serial reader process" in log and "killed by SIGKILL" in log
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_the_config_chooses_where_ports_are_read(
+    tmp_path: Path, mosquitto: Mosquitto, runs: list[Run], mode: str
+) -> None:
+    READERS["mode"] = mode
+    try:
+        with PtyDial(tmp_path) as dial:
+            run = Run(tmp_path, mosquitto, config(tmp_path, mosquitto, dial_toml("p1", "teensy-fast", dial.path)))
+            runs.append(run)
+            run.wait_connected("p1")
+            assert len(reader_processes(run.daemon.pid)) == (1 if mode == "process" else 0)
+            play_lines(dial, [b"\n", b"1\n", b"2\n"], 100)
+            wait_for(lambda: len(run.samples("p1")) >= 2, what="samples")
+            run.stop()
+    finally:
+        READERS["mode"] = "process"
+    assert [s["raw"] for s in run.samples("p1")] == [1, 2]

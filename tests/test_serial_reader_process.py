@@ -1,0 +1,316 @@
+"""The serial reader process (daq.transports.reader_process, reader_host) over real pseudo-terminals:
+its wire format, stamps that do not wait for the daemon's interpreter, a reader process killed
+mid-stream (nothing lost, the port never reset), ports that end alone, and the choice of mode."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from daq.config import build_config
+from daq.exceptions import ConfigError, DeviceGone
+from daq.profiles.serial_settings import SerialSettings
+from daq.reading import Chunk
+from daq.transports import reader_host
+from daq.transports import reader_process as wire
+from daq.transports.attachment import Attachment
+from daq.transports.reader_host import ProcessHost, ReaderDied, ReadersMode, readers_mode
+from daq.transports.serial import SerialTransport
+from tests.ptydial import PtyDial
+from tests.support.readers import reader_processes, wait_dead
+
+T = TypeVar("T")
+FAST = SerialSettings(baud=115200, read_timeout_s=0.2)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture
+def dial(tmp_path: Path) -> Iterator[PtyDial]:
+    with PtyDial(tmp_path) as d:
+        yield d
+
+
+@pytest.fixture(autouse=True)
+def no_restart_backoff() -> Iterator[None]:
+    """Each test starts with no quick deaths counted (a killed process counts as one)."""
+    ProcessHost._quick_deaths = 0
+    yield
+    ProcessHost._quick_deaths = 0
+
+
+def transport_for(dial: PtyDial, readers: ReadersMode = "process") -> SerialTransport:
+    return SerialTransport(FAST, Attachment(port=str(dial.path)), readers=readers)
+
+
+async def read_until(transport: SerialTransport, data: bytes) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    async with asyncio.timeout(3.0):
+        while b"".join(c.data for c in chunks) != data:
+            chunks += await transport.read()
+            assert data.startswith(b"".join(c.data for c in chunks))
+    return chunks
+
+
+async def read_all(transport: SerialTransport) -> None:
+    """Read until the transport ends (raises its DeviceGone)."""
+    while True:
+        await transport.read()
+
+
+def test_wire_items_parse_whole_and_keep_a_cut_one() -> None:
+    sent = wire.item(wire.CHUNK, 7, 123_456_789_012, b"512\r\n") + wire.item(wire.GONE, 8, 0, b"unplugged")
+    sent += wire.item(wire.REMOVED, 9)
+    buffer = bytearray(sent + wire.item(wire.CHUNK, 1, 5, b"cut here")[:-3])
+    items, used = wire.parse(buffer)
+    assert items == [
+        (wire.CHUNK, 7, 123_456_789_012, b"512\r\n"),
+        (wire.GONE, 8, 0, b"unplugged"),
+        (wire.REMOVED, 9, 0, b""),
+    ]
+    assert used == len(sent)  # the cut item waits for its end
+    assert wire.parse(bytearray(b"\x0a\x01"))[0] == []
+
+
+def test_the_reader_process_imports_nothing_of_dialdaq() -> None:
+    """It starts as a script with the standard library only: fast, and its interpreter does nothing else."""
+    script = Path(wire.__file__)
+    probe = (
+        f"import runpy, sys; runpy.run_path({str(script)!r}); "
+        "print(sorted(m for m in sys.modules if 'daq' in m or m in ('serial', 'pydantic')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_killed_reader_process_loses_nothing_and_the_port_is_not_reopened(dial: PtyDial) -> None:
+    """SIGKILL mid-stream: what it read was delivered, then ReaderDied; the port stays open (no settle,
+    no dropped input, no init sent again), and a new process reads what was written meanwhile."""
+    first = b"".join(b"%d\r\n" % i for i in range(50))
+    meanwhile = b"".join(b"%d\r\n" % i for i in range(50, 100))
+    settings = FAST.model_copy(update={"init": "go\\n"})
+
+    async def main() -> None:
+        transport = SerialTransport(settings, Attachment(port=str(dial.path)), readers="process")
+        await transport.open()
+        assert dial.read() == b"go\n"
+        try:
+            pid = transport.reader_pid
+            assert pid is not None and [p.pid for p in reader_processes()] == [pid]
+            dial.write(first)
+            await read_until(transport, first)
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.to_thread(wait_dead, pid)
+            dial.write(meanwhile)  # nobody reads now: it waits in the tty
+            with pytest.raises(DeviceGone, match="serial reader process was killed by SIGKILL"):
+                await transport.read()
+            port = transport._serial
+            await transport.close()
+            assert port is not None and port.is_open  # parked, not closed
+            assert reader_processes() == []
+            await transport.open()
+            assert transport._serial is port
+            assert dial.read(timeout=0.2) == b""  # not set up again: no init string
+            new_pid = transport.reader_pid
+            assert new_pid is not None and new_pid != pid
+            chunks = await read_until(transport, meanwhile)
+            assert all(c.mono_ns > 0 for c in chunks)
+        finally:
+            await transport.close()
+        assert reader_processes() == []
+        assert transport._parked is None
+
+    run(main())
+
+
+def test_bursts_bigger_than_a_receive_arrive_whole_and_in_order(tmp_path: Path) -> None:
+    """8 ports x 64 KiB written at once: the reader's sends are cut across the daemon's receives."""
+    blobs = [bytes((i * 7 + k) % 251 for k in range(65536)) for i in range(8)]
+
+    async def main() -> None:
+        dials = [PtyDial(tmp_path, f"d{i}") for i in range(8)]
+        transports = [transport_for(d) for d in dials]
+        try:
+            await asyncio.gather(*(t.open() for t in transports))
+            for dial, blob in zip(dials, blobs, strict=True):
+                dial.write(blob)
+            got = await asyncio.gather(*(read_until(t, blob) for t, blob in zip(transports, blobs, strict=True)))
+            for chunks in got:
+                stamps = [c.mono_ns for c in chunks]
+                assert stamps == sorted(stamps)
+        finally:
+            await asyncio.gather(*(t.close() for t in transports))
+            for dial in dials:
+                dial.close()
+
+    run(main())
+
+
+def test_a_reader_process_death_ends_every_port_it_read(tmp_path: Path) -> None:
+    async def main() -> None:
+        with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
+            ta, tb = transport_for(a), transport_for(b)
+            await asyncio.gather(ta.open(), tb.open())
+            try:
+                pid = ta.reader_pid
+                assert pid is not None and tb.reader_pid == pid  # one process reads both
+                os.kill(pid, signal.SIGKILL)
+                for transport in (ta, tb):
+                    with pytest.raises(ReaderDied):
+                        await read_all(transport)
+            finally:
+                await asyncio.gather(ta.close(), tb.close())
+            await asyncio.gather(ta.open(), tb.open())
+            try:
+                assert ta.reader_pid == tb.reader_pid != pid
+                a.write(b"1\n")
+                b.write(b"2\n")
+                await read_until(ta, b"1\n")
+                await read_until(tb, b"2\n")
+            finally:
+                await asyncio.gather(ta.close(), tb.close())
+
+    run(main())
+
+
+def test_an_unplugged_port_ends_alone_and_the_process_reads_on(tmp_path: Path) -> None:
+    async def main() -> None:
+        with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
+            ta, tb = transport_for(a), transport_for(b)
+            await asyncio.gather(ta.open(), tb.open())
+            try:
+                a.write(b"5\n")
+                await read_until(ta, b"5\n")
+                a.unplug()
+                with pytest.raises(DeviceGone, match="unplugged") as gone:
+                    await ta.read()
+                assert not isinstance(gone.value, ReaderDied)
+                await ta.close()
+                assert ta._parked is None  # a real unplug closes the port
+                b.write(b"6\n")
+                await read_until(tb, b"6\n")
+                assert len(reader_processes()) == 1
+            finally:
+                await asyncio.gather(ta.close(), tb.close())
+            assert reader_processes() == []
+
+    run(main())
+
+
+def test_a_process_that_keeps_dying_is_restarted_with_a_wait(dial: PtyDial) -> None:
+    async def main() -> float:
+        transport = transport_for(dial)
+        await transport.open()
+        pid = transport.reader_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # within QUICK_DEATH_S of its start
+        with pytest.raises(ReaderDied):
+            await read_all(transport)
+        await transport.close()
+        assert ProcessHost._quick_deaths == 1
+        started = time.monotonic()
+        await transport.open()
+        waited = time.monotonic() - started
+        await transport.close()
+        return waited
+
+    assert run(main()) >= reader_host.RESTART_BACKOFF_S[0] - 0.01
+
+
+WRITER = """
+import os, sys, time
+fd, start_ns, count, period_ns = (int(x) for x in sys.argv[1:5])
+times = []
+for k in range(count):
+    due = start_ns + k * period_ns
+    while (left := due - time.monotonic_ns()) > 0:
+        time.sleep(left / 1e9)
+    times.append(time.monotonic_ns())
+    os.write(fd, b"%d\\n" % k)
+print(" ".join(map(str, times)))
+"""
+
+
+@pytest.mark.parametrize("readers", ["process", "thread"])
+def test_stamps_do_not_wait_for_the_daemons_interpreter(dial: PtyDial, readers: ReadersMode) -> None:
+    """Another process writes 30 lines at 100 Hz while the daemon's interpreter is held for 0.5 s
+    (one C call that keeps the GIL). The reader process stamps each line as it comes; a reader
+    thread can stamp only once the interpreter is free again, up to 0.5 s late (why "process" is
+    the default)."""
+    hold_s = 0.5
+    usleep = ctypes.PyDLL(None).usleep  # called with the GIL held, unlike ctypes.CDLL
+
+    async def main() -> tuple[list[int], list[Chunk]]:
+        transport = transport_for(dial, readers)
+        await transport.open()
+        try:
+            start_ns = time.monotonic_ns() + 200_000_000
+            writer = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                WRITER,
+                str(dial._master),
+                str(start_ns),
+                "30",
+                "10000000",
+                pass_fds=(dial._master,),
+                stdout=subprocess.PIPE,
+            )
+            try:
+                await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9 - 0.02))
+                usleep(int(hold_s * 1e6))  # the writer writes all 30 lines in here
+                out, _ = await asyncio.wait_for(writer.communicate(), 10)
+            finally:
+                if writer.returncode is None:
+                    writer.kill()
+                    await writer.wait()
+            written = [int(t) for t in out.split()]
+            expected = b"".join(b"%d\n" % k for k in range(30))
+            return written, await read_until(transport, expected)
+        finally:
+            await transport.close()
+
+    written, chunks = run(main())
+    late_ms = []
+    for chunk in chunks:
+        for line in chunk.data.split(b"\n")[:-1]:
+            late_ms.append((chunk.mono_ns - written[int(line)]) / 1e6)
+    assert min(late_ms) > 0, "a line stamped before it was written"
+    if readers == "process":
+        assert statistics.median(late_ms) < 10 and max(late_ms) < 100, late_ms
+    else:
+        assert max(late_ms) > 200, late_ms  # the lines of the hold's first half waited for the GIL
+
+
+def test_the_mode_where_a_process_cannot_run_is_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert reader_host.resolve_mode(None) == "process"
+    with readers_mode("thread"):
+        assert reader_host.current_mode() == "thread"
+        with readers_mode(None):
+            assert reader_host.current_mode() == "process"
+    assert reader_host.current_mode() == "process"
+    monkeypatch.setattr(reader_host, "process_supported", lambda: False)  # Windows
+    assert reader_host.resolve_mode("process") == "thread"
+    assert SerialTransport(FAST, Attachment(port="COM3"), readers="process").readers == "thread"
+
+
+def test_the_config_key_chooses_the_mode() -> None:
+    assert build_config({}).station.readers == "process"
+    assert build_config({"station": {"readers": "thread"}}).station.readers == "thread"
+    with pytest.raises(ConfigError, match=r"station\.readers"):
+        build_config({"station": {"readers": "fork"}})
