@@ -28,6 +28,41 @@ def proc_cpu_s(pid: int) -> float:
     return user + system
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live children of a process (all its threads' children, /proc/PID/task/*/children)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                found += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu_split_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process and its live descendants: the daemon with its
+    serial reader process, which reads and stamps in a process of its own."""
+    user, system = proc_cpu_split_s(pid)
+    for child in child_pids(pid):
+        try:
+            cu, cs = tree_cpu_split_s(child)
+        except OSError:  # it ended meanwhile
+            continue
+        user, system = user + cu, system + cs
+    return user, system
+
+
+def tree_cpu_s(pid: int) -> float:
+    """user + system CPU seconds of a process and its live descendants."""
+    user, system = tree_cpu_split_s(pid)
+    return user + system
+
+
 def _status_mb(pid: int, key: str, missing: float) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:

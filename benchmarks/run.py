@@ -25,7 +25,8 @@ The path measured, per configuration (N dials at R Hz each):
 - ts error    = the sample's t_ns - (write time + the writer's offset): how far the published read
                 time is from the moment the bytes were sent (pty transfer, poll wake-up, GIL wait).
 - lost        = (dial, raw) written but not received `--drain` seconds after the last write.
-- cpu_pct     = the daemon's user+sys time (/proc/PID/stat, all threads) over the write window,
+- cpu_pct     = the daemon's user+sys time with its reader process (/proc/PID/stat, all threads,
+                live children) over the write window,
                 100 = one core; rss_mb its peak RSS (VmHWM) at the end; idle_cpu_pct the same
                 CPU share over `--idle-seconds` with the N dials connected and silent.
 

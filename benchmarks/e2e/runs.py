@@ -21,8 +21,9 @@ from benchmarks.procstats import (
     load1,
     machine_busy_pct,
     proc_cpu_s,
-    proc_cpu_split_s,
     proc_hwm_mb,
+    tree_cpu_s,
+    tree_cpu_split_s,
     wait_quiet,
 )
 
@@ -89,9 +90,9 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
         time.sleep(1.0)  # retained state and the first health message go out
         pid = daemon.pid
         if idle:
-            c0, w0 = proc_cpu_s(pid), time.monotonic()
+            c0, w0 = tree_cpu_s(pid), time.monotonic()
             time.sleep(opts.idle_seconds)
-            result["idle_cpu_pct"] = round(100 * (proc_cpu_s(pid) - c0) / (time.monotonic() - w0), 2)
+            result["idle_cpu_pct"] = round(100 * (tree_cpu_s(pid) - c0) / (time.monotonic() - w0), 2)
         result["load_start"] = load1()
         start_ns = time.monotonic_ns() + 300_000_000
         times_path = work / "writes.bin"
@@ -110,10 +111,10 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
         sleep_until_ns(start_ns)
-        u0, s0 = proc_cpu_split_s(pid)
+        u0, s0 = tree_cpu_split_s(pid)  # the daemon and its reader process
         b0, m0, w0 = proc_cpu_s(opts.broker_pid), cpu_times(), time.monotonic()
         sleep_until_ns(start_ns + int(seconds * 1e9))
-        u1, s1 = proc_cpu_split_s(pid)
+        u1, s1 = tree_cpu_split_s(pid)
         b1, m1, w1 = proc_cpu_s(opts.broker_pid), cpu_times(), time.monotonic()
         c0, c1 = u0 + s0, u1 + s1
         played = writer.read(timeout=seconds * 5 + 60)
