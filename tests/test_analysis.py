@@ -282,6 +282,31 @@ def test_different_videos_are_refused_naming_both(tmp_path: Path) -> None:
     assert "combined because of --force" in forced.stdout
 
 
+def test_sittings_of_daq_rate_are_matched_and_labelled_by_their_sitting_json(tmp_path: Path) -> None:
+    """`daq rate` writes <session>/sitting.json (daq.study.sitting): its video, rater and dimension are
+    what `daq export` matches and labels by; another video is refused naming both files."""
+    from daq.study.sitting import VideoId, write_json_atomic
+
+    folders = []
+    for i, rater in enumerate(("client", "therapist")):
+        session = f"s-2026120{i + 1}T100000Z-r{i}"
+        folder = tmp_path / "rec" / "lab-a" / session
+        write_dial_file(folder, "lab-a", session, "p07", [(k, k * 0.5, float(k % 5)) for k in range(40)])
+        video = VideoId("session-07.mp4", "/videos/session-07.mp4", 1234, "ab" * 32)
+        sitting = {"v": 1, "rater": rater, "dimension": "helpfulness", "dial": "p07", "video": video.as_json()}
+        write_json_atomic(folder / "sitting.json", sitting)
+        folders.append(folder)
+    summary = export(folders, tmp_path / "out")
+    assert sorted(summary["raters"]) == ["client", "therapist"]
+    assert {r["dimension"] for r in summary["raters"].values()} == {"helpfulness"}
+    assert summary["video"] == {"name": "session-07.mp4", "size": 1234, "sha256": "ab" * 32}
+    other = VideoId("session-08.mp4", "/videos/session-08.mp4", 99, "cd" * 32)
+    write_json_atomic(folders[1] / "sitting.json", {"rater": "therapist", "dial": "p07", "video": other.as_json()})
+    done = run_cli("export", *map(str, folders), "--out", str(tmp_path / "out2"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "session-07.mp4" in done.stderr and "session-08.mp4" in done.stderr
+
+
 def test_empty_or_corrupt_session_folder_is_a_clear_error(tmp_path: Path) -> None:
     good = make_sittings(tmp_path)[0]
     empty = tmp_path / "rec" / "lab-a" / "empty"

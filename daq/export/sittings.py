@@ -6,17 +6,19 @@ Metadata read (the keys a recording may carry; the first three are what a sittin
 itself, e.g. `daq rate`; any of them may be absent):
 
 - `video`: the video rated, a JSON object `{"name": str, "size": int, "sha256": str}`
-  (any of the three may be missing);
+  (`file` is taken for `name`; any of them may be missing);
 - `rater`: the rater's label, e.g. "client" or "observer-2";
 - `dimension`: what was rated, e.g. "helpfulness".
 
 They are looked up, later sources overriding earlier ones, in:
 
-1. `<session>/session.json`: the session's retained payload (as on `<root>/<station>/session`),
+1. `<session>/sitting.json`: what `daq rate` writes (daq.study.sitting): `video` {file, path, size,
+   sha256}, `rater`, `dimension` and the `dial` rated (its rater and dimension apply to that dial);
+2. `<session>/session.json`: the session's retained payload (as on `<root>/<station>/session`),
    top-level keys `video`, `rater`, `dimension`;
-2. `<session>/summary.json`: top-level `video`, `rater`, `dimension`, and per dial
+3. `<session>/summary.json`: top-level `video`, `rater`, `dimension`, and per dial
    `dials.<dial>.rater` / `dials.<dial>.dimension`;
-3. the dial file's header lines `# video: {json}` (or `# video_name:`, `# video_size:`,
+4. the dial file's header lines `# video: {json}` (or `# video_name:`, `# video_size:`,
    `# video_sha256:`), `# rater: LABEL`, `# dimension: TEXT`.
 
 A rater's label is its `rater` value; without one it is `station/session/dial`, and in an export
@@ -52,7 +54,7 @@ class VideoIdentity:
             return None
         if not isinstance(data, dict):
             raise ExportError(f"{where}: 'video' is not an object {{name, size, sha256}}: {data!r}")
-        name, size, sha = data.get("name"), data.get("size"), data.get("sha256")
+        name, size, sha = data.get("name") or data.get("file"), data.get("size"), data.get("sha256")
         try:
             size_int = int(size) if size not in (None, "") else None
         except (TypeError, ValueError) as exc:
@@ -145,9 +147,12 @@ def dial_metadata(
     video: VideoIdentity | None = None
     rater: str | None = None
     dimension: str | None = None
+    sitting = _load_json(session.folder / "sitting.json")
+    if sitting is not None and sitting.get("dial") not in (None, dial.dial):
+        sitting = {"video": sitting.get("video")}  # another dial's sitting: only the video is shared
     payload = _load_json(session.folder / "session.json")
     summary = _load_json(session.folder / "summary.json")
-    for source, data in (("session.json", payload), ("summary.json", summary)):
+    for source, data in (("sitting.json", sitting), ("session.json", payload), ("summary.json", summary)):
         if data is None:
             continue
         where = str(session.folder / source)
