@@ -522,3 +522,17 @@ def test_arbitrary_json_to_every_verb_and_the_position_keeps_samples_gapless_and
         assert topic not in ("daq/lab-a/status", "daq/lab-a/session") and "/dials/" not in topic, topic
         if topic == "daq/lab-a/events":
             EVENT_SCHEMA.validate(orjson.loads(payload))
+
+
+def test_a_full_control_queue_drops_the_oldest_and_counts_it(caplog: pytest.LogCaptureFixture) -> None:
+    """A long outage fills the queue of events and replies: the oldest go, counted and logged, never silently."""
+    config = build_config({"station": {"id": "lab-a"}})
+    publisher = Publisher(config.broker, PublishConfig(), "c", MemoryOutbox(), will=None)  # type: ignore[arg-type]
+    room = publisher._control.maxlen
+    assert room is not None
+    with caplog.at_level("WARNING", logger="daq.station.publisher"):
+        for i in range(room + 3):
+            publisher.send("daq/lab-a/events", str(i).encode())
+    assert publisher.stats.control_dropped == 3
+    assert publisher._control[0][1] == b"3"  # the three oldest went
+    assert [r for r in caplog.records if "control messages wait" in r.getMessage()]

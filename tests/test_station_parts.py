@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from daq.calibration import Calibrator, RawRange
 from daq.commands.status import render
@@ -215,7 +216,7 @@ def test_topic_matches() -> None:
 
 class Broker:
     connected, connects, messages, samples, last_error = True, 3, 10, 8, ""
-    refused, samples_refused = 1, 2
+    refused, samples_refused, control_dropped = 1, 2, 0
 
 
 def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
@@ -248,8 +249,29 @@ def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
         disk.close()
 
 
+def test_a_failing_station_job_is_logged_announced_and_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The health and read-clock jobs run under supervision: a failure never ends them silently."""
+    monkeypatch.setattr("daq.station.station.RESTART_S", 0.01)
+    config = build_config({"station": {"id": "lab-a"}, "dials": [{"id": "p01", "simulate": {}}]})
+    station = Station(config, boot="b1")
+    outlet = RecordingOutlet()
+    station.announcer.outlet = outlet
+    runs = []
+
+    async def job() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("disk on fire")
+
+    asyncio.run(station._keep_running("health", job))
+    assert len(runs) == 2  # restarted after the failure, then ended normally
+    events = [orjson.loads(p) for t, p in outlet.sent if t == TOPICS.events]
+    assert [(e["kind"], e["message"]) for e in events] == [("error", "health: RuntimeError: disk on fire")]
+    station.outbox.close()
+
+
 class QuietBroker(Broker):
-    refused, samples_refused = 0, 0
+    refused, samples_refused, control_dropped = 0, 0, 0
 
 
 def test_daq_status_shows_the_trouble_counters_of_health_only_when_not_zero() -> None:

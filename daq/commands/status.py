@@ -54,7 +54,11 @@ def nonzero(counts: dict[str, Any], labels: dict[str, str]) -> str:
 
 
 DIAL_TROUBLE = {"discarded": "discarded", "device_lost": "lost by the device", "media_errors": "media errors"}
-BROKER_TROUBLE = {"refused": "messages refused (dropped)", "samples_refused": "sample refusals (kept, sent again)"}
+BROKER_TROUBLE = {
+    "refused": "messages refused (dropped)",
+    "samples_refused": "sample refusals (kept, sent again)",
+    "control_dropped": "events and replies dropped in a long outage",
+}
 
 
 def render(found: dict[str, dict[str, Any]]) -> str:

@@ -41,6 +41,7 @@ class BrokerStats(Protocol):
     last_error: str
     refused: int
     samples_refused: int
+    control_dropped: int
 
 
 def _none_refused() -> int:
@@ -109,6 +110,7 @@ class HealthReporter:
                 "last_error": pub.last_error,
                 "refused": pub.refused,
                 "samples_refused": pub.samples_refused,
+                "control_dropped": pub.control_dropped,
             },
             "media_refused": self.media_refused(),
             "dials": dials,

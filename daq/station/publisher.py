@@ -54,6 +54,7 @@ class PublisherStats(SessionStats):
     samples: int = 0
     refused: int = 0  # control messages (events, replies, retained updates) the broker refused: dropped
     samples_refused: int = 0  # sample refusals (each sample counted once per refusal): kept, sent again
+    control_dropped: int = 0  # events and replies dropped unsent: the queue was full in a long outage
 
 
 def _control_queue() -> deque[tuple[str, bytes, bool]]:
@@ -108,12 +109,25 @@ class Publisher:
     def set_retained(self, topic: str, payload: bytes) -> None:
         """Latest retained state of a topic: published now if connected, and again after every reconnect."""
         self._retained[topic] = payload
-        self._control.append((topic, payload, True))
-        self._wake.set()
+        self._queue_control(topic, payload, True)
 
     def send(self, topic: str, payload: bytes) -> None:
         """A non-retained control message (an event, a reply), QoS 1."""
-        self._control.append((topic, payload, False))
+        self._queue_control(topic, payload, False)
+
+    def _queue_control(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Queue a control message; when a long outage has filled the queue the oldest one goes, counted
+        (health `broker.control_dropped`) and logged at the first drop and every 10,000th."""
+        if len(self._control) == self._control.maxlen:
+            self.stats.control_dropped += 1
+            if self.stats.control_dropped % 10_000 == 1:
+                log.warning(
+                    "the broker is away and %d control messages wait: the oldest events and replies are "
+                    "dropped (%d so far; samples are kept in the outbox)",
+                    len(self._control),
+                    self.stats.control_dropped,
+                )
+        self._control.append((topic, payload, retain))
         self._wake.set()
 
     # -- the connection loop ----------------------------------------------------------

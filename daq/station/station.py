@@ -19,7 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from daq.config import DaqConfig
@@ -149,7 +149,8 @@ class Station:
         jobs: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (f"device:{r.transport.describe}", self._supervise(r)) for r in self.readers
         ]
-        jobs += [("read-clock", self._watch_read_clock()), ("health", self.health.run())]
+        jobs += [("read-clock", self._keep_running("read clock", self._watch_read_clock))]
+        jobs += [("health", self._keep_running("health", self.health.run))]
         workers = [asyncio.create_task(job, name=name) for name, job in jobs]
         self.clocks.start()
         stopper = asyncio.create_task(stop.wait())
@@ -192,6 +193,19 @@ class Station:
                     self.announcer.event(
                         "error", dial, f"{type(exc).__name__}: {exc}", {"device": reader.transport.describe}
                     )
+                await asyncio.sleep(RESTART_S)
+
+    async def _keep_running(self, what: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A station job that must not end: a failure is logged, announced and the job restarted."""
+        while True:
+            try:
+                await job()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("the station's %s job failed; restarting it", what)
+                self.announcer.event("error", None, f"{what}: {type(exc).__name__}: {exc}", {"job": what})
                 await asyncio.sleep(RESTART_S)
 
     async def _watch_read_clock(self) -> None:
