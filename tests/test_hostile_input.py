@@ -31,7 +31,7 @@ from daq.config import Calibration, PublishConfig, build_config
 from daq.contract import Scale, json_schemas
 from daq.exceptions import ConfigError
 from daq.mediaclock.base import MAX_MEDIA_S, ClockInputError, MediaPosition, Segment, check_t_ns
-from daq.mediaclock.mqtt_follow import MqttFollowClock, PositionError
+from daq.mediaclock.mqtt_follow import MAX_LEAD_NS, MqttFollowClock, PositionError
 from daq.mediaclock.session_clock import SessionClock
 from daq.outbox.memory import MemoryOutbox
 from daq.readclock import ReadClock
@@ -202,13 +202,26 @@ def test_a_future_dated_position_does_not_freeze_the_followed_clock() -> None:
     assert pos is not None and pos.media_s == pytest.approx(61.0)
 
 
-def test_a_t_ns_slightly_ahead_counts_as_the_arrival_time() -> None:
+def test_a_t_ns_seconds_ahead_counts_as_the_arrival_time_plus_the_lead() -> None:
     clock = MqttFollowClock(R25)
     offset, t = time.time_ns() - time.monotonic_ns(), time.monotonic_ns()
     feed(clock, {"state": "playing", "position_s": 10.0, "t_ns": t + offset + 3 * S}, t, offset)
-    assert clock.current().mono_ns == t  # never a segment in the future
+    assert clock.current().mono_ns == t + MAX_LEAD_NS  # never a segment far in the future
     feed(clock, {"state": "paused", "position_s": 11.0}, t + S, offset)
     assert clock.current().state == "paused"
+
+
+def test_a_frame_reported_before_it_is_presented_starts_when_it_is_presented() -> None:
+    """A page reports a frame with its presentation time, a few ms ahead: samples read before then keep
+    the frame still on the screen (a seek from 268 to 144: the sample read 4 ms before is still on 268)."""
+    clock = MqttFollowClock(R25)
+    offset, t = time.time_ns() - time.monotonic_ns(), time.monotonic_ns()
+    feed(clock, {"state": "playing", "position_s": 268 / 25, "t_ns": t + offset}, t, offset)
+    feed(clock, {"state": "playing", "position_s": 144 / 25, "t_ns": t + offset + 50_000_000}, t + 46_000_000, offset)
+    assert clock.current().mono_ns == t + 50_000_000
+    before, at = clock.position_at(t + 46_000_000), clock.position_at(t + 50_000_000)
+    assert before is not None and before.frame == 269  # 46 ms on from 268 at 25 fps: still the old run
+    assert at is not None and at.frame == 144
 
 
 def test_a_stale_paused_position_is_stamped_on_arrival() -> None:

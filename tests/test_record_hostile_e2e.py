@@ -142,6 +142,8 @@ def test_a_late_recorder_reports_before_subscribe_once_and_export_agrees(mosquit
     )
     recorder = None
     try:
+        # commands go to a station that is there: connected and subscribed (it says so once it is)
+        wait_for(lambda: "station: connected to" in (tmp_path / "station.log").read_text(), 30, what="station up")
         session_cmd(mosquitto, tmp_path, "start")
         time.sleep(2.0)  # the station publishes ~100 samples before the recorder subscribes
         recorder = start_daq(record_args(mosquitto, out), tmp_path, "record")

@@ -14,10 +14,13 @@ the player's last word when it starts). Payload, JSON:
 Bounds (daq.mediaclock.base): `position_s` within +-1e7 s, `speed` above 0 and at most 100, and
 `t_ns` within 5 s of the station's clock; a message outside them is refused (the station says so on
 `events`) and changes nothing, so a later good message applies as if it had never come. A `t_ns`
-up to 5 s ahead counts as the arrival time: a position is never placed in the future (one dated
-ahead would make every real report before that time look old). For a paused or stopped player
-the time does not move the position, so a `t_ns` outside the bounds is replaced by the arrival
-time instead (a retained "paused" message from long ago is still the player's last word).
+ahead of the arrival is kept up to MAX_LEAD_NS (a page reports a frame with the time it will be
+presented, a frame or two ahead: samples read before that keep the frame still shown); further
+ahead, up to 5 s, it counts as the arrival time plus that lead, so a position is never placed far
+in the future (one dated far ahead would make every real report before that time look old).
+For a paused or stopped player the time does not move the position, so a `t_ns` outside the
+bounds is replaced by the arrival time instead (a retained "paused" message from long ago is
+still the player's last word).
 
 A message older than the clock's current segment is ignored (a late or replayed one never
 rewrites what samples were already placed by). Between messages the position is modelled from the
@@ -37,6 +40,9 @@ import orjson
 
 from daq.mediaclock.base import ClockChange, ClockInputError, ClockState, check_media_s, check_speed, check_t_ns
 from daq.mediaclock.follow import FollowedClock, seconds_to_ns
+
+MAX_LEAD_NS = 250_000_000
+"""How far ahead of its arrival a position's `t_ns` is honoured: a presentation time a few frames out."""
 
 STATES: dict[str, ClockState] = {"playing": "running", "paused": "paused", "stopped": "stopped"}
 
@@ -99,7 +105,7 @@ class MqttFollowClock(FollowedClock):
         if t_ns is not None:
             try:
                 check_t_ns(t_ns, arrival_mono_ns + wall_offset_ns)
-                mono_ns = min(t_ns - wall_offset_ns, arrival_mono_ns)  # never in the future
+                mono_ns = min(t_ns - wall_offset_ns, arrival_mono_ns + MAX_LEAD_NS)  # never far in the future
             except ClockInputError as exc:
                 if state == "running":  # the position would be extrapolated from a time we cannot trust
                     raise PositionError(str(exc)) from None
