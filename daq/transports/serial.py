@@ -4,7 +4,10 @@ reader process (daq.transports.reader_host), whose stamps never wait for the dae
 thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here, on POSIX in one
 shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
-`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped.
+`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (a process
+that dies at every start makes that `open()` raise DeviceUnavailable, the port still parked, so the
+DeviceReader tries again later). Chunks read but not yet handed over by `read()` when the port is
+closed (a station stop) are counted in `read_at_close` and logged, not dropped silently.
 
 The thread path's history:
 
@@ -144,6 +147,8 @@ class SerialTransport:
         self._queue: asyncio.Queue[_Item] | None = None
         self._gone: DeviceGone | None = None
         self._parked: serial.Serial | None = None  # kept open across the death of its reader process
+        self.read_at_close = 0
+        """Chunks read from the port but not handed over by `read()` when it was closed (logged)."""
 
     @property
     def describe(self) -> str:
@@ -167,6 +172,9 @@ class SerialTransport:
         if parked is not None:  # its reader process died: read on, nothing reset, nothing dropped
             try:
                 self._reader = await self._start_reading(parked, queue)
+            except DeviceUnavailable:  # no reader process this time: parked still, for the next try
+                self._parked = parked
+                raise
             except BaseException:
                 parked.close()
                 raise
@@ -235,8 +243,21 @@ class SerialTransport:
         finally:
             if port is not None:
                 port.close()
-            if queue is not None:  # wake a read() still waiting
-                queue.put_nowait(DeviceGone(f"{self.describe}: closed"))
+            if queue is not None:
+                self._count_unread(queue)
+                queue.put_nowait(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+
+    def _count_unread(self, queue: asyncio.Queue[_Item]) -> None:
+        """The chunks read (all in the queue once the reader stopped) that nobody will decode now: counted, logged."""
+        chunks = size = 0
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, Chunk):
+                chunks += 1
+                size += len(item.data)
+        if chunks:
+            self.read_at_close += chunks
+            log.warning("%s: closed with %d chunks (%d bytes) read but not decoded", self.describe, chunks, size)
 
     @property
     def reader_pid(self) -> int | None:
@@ -405,10 +426,12 @@ class _Hub:
                     del ports[fd]
                     self._poller.unregister(fd)
                 rounds.setdefault(reader.loop, []).append((reader.queue, item))
-            closing = any(fd == wake_r for fd, _ in ready) and self._apply_ops()
+            # Delivered before the ops are applied: a removed port's `stopped` is set only after its last
+            # chunks are on their way to the loop, so they reach its queue before its close() goes on.
             for loop, items in rounds.items():
                 with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody is left to read
                     loop.call_soon_threadsafe(_deliver, items)
+            closing = any(fd == wake_r for fd, _ in ready) and self._apply_ops()
             if closing:
                 return
 
