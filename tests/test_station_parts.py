@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import logging
 import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from daq.calibration import Calibrator, RawRange
 from daq.commands.status import render
@@ -19,11 +21,12 @@ from daq.mediaclock.session_clock import SessionClock
 from daq.outbox.disk import DiskOutbox
 from daq.outbox.memory import MemoryOutbox
 from daq.readclock import ReadClock
-from daq.reading import Reading
+from daq.reading import Chunk, Decoded, Reading
 from daq.station.announcer import Announcer
 from daq.station.broker_io import Inbound
 from daq.station.clock_stage import ClockStage, topic_matches
 from daq.station.control import StationControl
+from daq.station.device_reader import DeviceReader
 from daq.station.dial_pipeline import DialPipeline, DialStats
 from daq.station.health import HealthReporter
 from daq.station.payloads import StationIdentity
@@ -246,6 +249,61 @@ def test_health_reads_the_outbox_through_its_stats(tmp_path: Path) -> None:
         assert (outbox["kind"], outbox["pending"]) == ("disk", 1) and outbox["bytes_on_disk"] > 0
     finally:
         disk.close()
+
+
+class TwoChannels:
+    """A device with a jog wheel and a ring: every chunk is one reading of each."""
+
+    describe = "fake:shuttle"
+
+    def __init__(self) -> None:
+        self.chunks = [[Chunk(b"x", k)] for k in range(3)]
+
+    async def open(self) -> None:
+        pass
+
+    async def read(self) -> list[Chunk]:
+        if self.chunks:
+            return self.chunks.pop(0)
+        await asyncio.sleep(3600)
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+class BothChannels:
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        return [Reading("jog", 1, chunk.mono_ns), Reading("ring", 2, chunk.mono_ns)]
+
+    def reset(self) -> None:
+        pass
+
+
+def test_readings_on_a_channel_no_dial_is_configured_for_are_counted_in_health(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only the jog wheel has a dial: the ring's readings are counted per device (`unrouted`), the first logged."""
+    jog = pipeline(SessionState(SessionClock(R25)))
+
+    async def main() -> None:
+        events: list[str] = []
+        reader = DeviceReader(
+            TwoChannels(), BothChannels(), {"jog": jog}, lambda k, d, m, data: events.append(k), lambda d, c: None
+        )
+        task = asyncio.create_task(reader.run())
+        while jog.stats.samples < 3:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    with caplog.at_level(logging.INFO, logger="daq.station.device_reader"):
+        asyncio.run(asyncio.wait_for(main(), 5))
+    assert (jog.stats.samples, jog.stats.extra["unrouted"]) == (3, 3)
+    said = [r.getMessage() for r in caplog.records if "unrouted" in r.getMessage()]
+    assert len(said) == 1 and "'ring'" in said[0] and "fake:shuttle" in said[0]
+    health = HealthReporter(WHO, ReadClock(), {"p01": jog.stats}, MemoryOutbox(), Broker(), RecordingOutlet(), "t")
+    assert health.payload()["dials"]["p01"]["unrouted"] == 3
 
 
 class QuietBroker(Broker):
