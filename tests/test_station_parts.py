@@ -34,6 +34,7 @@ from daq.station.session_state import SessionState
 from daq.station.station import Station
 from daq.timecode import FrameRate
 from daq.topics import Topics
+from daq.transports.reader_host import ReaderDied
 from tests.support.outlet import RecordingOutlet
 
 S = 1_000_000_000
@@ -304,6 +305,49 @@ def test_readings_on_a_channel_no_dial_is_configured_for_are_counted_in_health(
     assert len(said) == 1 and "'ring'" in said[0] and "fake:shuttle" in said[0]
     health = HealthReporter(WHO, ReadClock(), {"p01": jog.stats}, MemoryOutbox(), Broker(), RecordingOutlet(), "t")
     assert health.payload()["dials"]["p01"]["unrouted"] == 3
+
+
+class Resets:
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        return []
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+class DiesThenFails:
+    """Its reader process dies (ReaderDied); reopening it then fails with something unexpected."""
+
+    describe = "fake:serial"
+
+    def __init__(self, decoder: Resets) -> None:
+        self.decoder = decoder
+        self.opens: list[int] = []  # the decoder's resets at each open
+
+    async def open(self) -> None:
+        self.opens.append(self.decoder.resets)
+        if len(self.opens) > 1:
+            raise OSError("no more")
+
+    async def read(self) -> list[Chunk]:
+        raise ReaderDied("fake:serial: the serial reader process was killed by SIGKILL")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_reader_died_keeps_the_decoder_until_a_reopen_fails() -> None:
+    """ReaderDied: the stream lives on, the decoder is not reset; an open that fails otherwise (the
+    port may be opened afresh next time) resets it."""
+    decoder = Resets()
+    transport = DiesThenFails(decoder)
+    reader = DeviceReader(transport, decoder, {}, lambda k, d, m, data: None, lambda d, c: None)
+    with pytest.raises(OSError, match="no more"):
+        asyncio.run(asyncio.wait_for(reader.run(), 5))
+    assert transport.opens == [0, 0] and decoder.resets == 1
 
 
 class QuietBroker(Broker):

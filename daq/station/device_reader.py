@@ -123,6 +123,9 @@ class DeviceReader:
                 await asyncio.sleep(delay)
                 delay = min(longest, delay * 2)
                 continue
+            except BaseException:  # a kept stream (after ReaderDied) may end here: the next open starts afresh
+                self.decoder.reset()
+                raise
             delay = first
             self._unavailable_said = ""
             self._set_connected(True, f"opened {self.transport.describe}")
