@@ -4,10 +4,8 @@ reader process (daq.transports.reader_host), whose stamps never wait for the dae
 thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here, on POSIX in one
 shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
-`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (a process
-that dies at every start makes that `open()` raise DeviceUnavailable, the port still parked, so the
-DeviceReader tries again later). Chunks read but not yet handed over by `read()` when the port is
-closed (a station stop) are counted in `read_at_close` and logged, not dropped silently.
+`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (if no process
+starts, DeviceUnavailable: still parked). Chunks read but not handed over at `close()`: `read_at_close`, logged.
 
 The thread path's history:
 
@@ -147,8 +145,7 @@ class SerialTransport:
         self._queue: asyncio.Queue[_Item] | None = None
         self._gone: DeviceGone | None = None
         self._parked: serial.Serial | None = None  # kept open across the death of its reader process
-        self.read_at_close = 0
-        """Chunks read from the port but not handed over by `read()` when it was closed (logged)."""
+        self.read_at_close = 0  # chunks read from the port but not handed over by read() when it was closed
 
     @property
     def describe(self) -> str:
