@@ -1,11 +1,13 @@
 """`daq run` with its serial reader process (daq.transports.reader_process): started by the daemon,
-restarted when it dies with the dial's seq running on and nothing lost, and `[station] readers`
+restarted when it dies with the dial's seq running on and nothing lost (a line cut by the death
+decodes whole), and `[station] readers`
 choosing between it and the daemon's thread."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,10 +42,12 @@ def test_a_killed_reader_process_is_restarted_and_seq_runs_on(
         for dial in (a, b):
             play_lines(dial, [b"\n"] + [b"%d\n" % v for v in range(100)], 1000)
         wait_for(lambda: len(run.samples("p1")) >= 100 and len(run.samples("p2")) >= 100, what="first 100")
+        a.write(b"10")  # p1's next line is cut by the death: its head read by the old process, its tail by the new
+        time.sleep(0.3)
         os.kill(reader.pid, signal.SIGKILL)
         wait_dead(reader.pid)
         # Written at once, while no process reads: it waits in the tty (the daemon keeps the port open).
-        play_lines(a, [b"\n"] + [b"%d\n" % v for v in range(100, 200)], 1000)
+        play_lines(a, [b"0\n"] + [b"%d\n" % v for v in range(101, 200)], 1000)
         wait_for(lambda: run.metas("p1").count(True) >= 2, what="p1 connected again")
         play_lines(b, [b"\n"] + [b"%d\n" % v for v in range(100, 200)], 1000)
         wait_for(lambda: len(run.samples("p1")) >= 200 and len(run.samples("p2")) >= 200, what="second 100")
@@ -57,6 +61,7 @@ def test_a_killed_reader_process_is_restarted_and_seq_runs_on(
         assert len({s["boot"] for s in samples}) == 1
         metas = run.metas(dial_id)
         assert metas.count(True) == 2 and metas[metas.index(True) :] == [True, False, True]  # lost, then back
+    assert run.events("input.discarded") == []  # the decoder read on: no first line discarded again
     lost = run.events("device.disconnected")
     assert len(lost) == 2 and all("serial reader process was killed by SIGKILL" in e["message"] for e in lost)
     assert len(run.events("device.connected")) == 4

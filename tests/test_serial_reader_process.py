@@ -6,22 +6,35 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from daq.config import build_config
-from daq.exceptions import ConfigError, DeviceGone
+from daq.calibration import Calibrator, RawRange
+from daq.config import Calibration, build_config
+from daq.contract import Scale
+from daq.exceptions import ConfigError, DeviceGone, DeviceUnavailable
+from daq.mediaclock.session_clock import SessionClock
+from daq.outbox.memory import MemoryOutbox
+from daq.profiles.decode import make_decoder
+from daq.profiles.loader import ProfileRegistry
 from daq.profiles.serial_settings import SerialSettings
-from daq.reading import Chunk
+from daq.readclock import ReadClock
+from daq.reading import Chunk, Reading
+from daq.station.device_reader import DeviceReader
+from daq.station.dial_pipeline import DialPipeline
+from daq.station.session_state import SessionState
+from daq.timecode import FrameRate
 from daq.transports import reader_host
 from daq.transports import reader_process as wire
 from daq.transports.attachment import Attachment
@@ -230,6 +243,179 @@ def test_a_process_that_keeps_dying_is_restarted_with_a_wait(dial: PtyDial) -> N
         return waited
 
     assert run(main()) >= reader_host.RESTART_BACKOFF_S[0] - 0.01
+
+
+class Handing(SerialTransport):
+    """A serial transport that remembers every byte its read() handed over."""
+
+    def __init__(self, dial: PtyDial) -> None:
+        super().__init__(FAST, Attachment(port=str(dial.path)), readers="process")
+        self.handed = bytearray()
+
+    async def read(self) -> list[Chunk]:
+        chunks = await super().read()
+        for chunk in chunks:
+            self.handed += chunk.data
+        return chunks
+
+
+class Raws(DialPipeline):
+    """A dial pipeline that remembers the raw value of every reading it was given."""
+
+    raws: list[float]
+
+    def on_reading(self, reading: Reading) -> dict[str, object] | None:
+        self.raws.append(reading.raw)
+        return super().on_reading(reading)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll `condition` (for 5 s at most): what it watches changes in callbacks and other processes."""
+    async with asyncio.timeout(5.0):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def test_a_line_cut_by_the_reader_process_death_decodes_whole(dial: PtyDial) -> None:
+    """The process is killed after it sent "100\n2": the port and its stream live on, so the decoder
+    must not be reset (it was: "00" became a cut first line, discarded, and "2" lost). The line cut
+    across the death decodes to 200, nothing is discarded; the device is said lost and back, with
+    word that the dead process's last unsent round, if any, cannot be counted."""
+    profile = ProfileRegistry.load([]).get("teensy-fast").profile  # discard_first_line = true
+    events: list[tuple[str, str]] = []
+    connections: list[bool] = []
+
+    async def main() -> Raws:
+        transport = Handing(dial)
+        calibrator = Calibrator(Scale(min=0, max=1), Calibration(), RawRange(0, 4095))
+        session = SessionState(SessionClock(FrameRate.parse("25")))
+        pipe = Raws("lab-a", "p1", "b", "t", calibrator, ReadClock(), session, MemoryOutbox())
+        pipe.raws = []
+        reader = DeviceReader(
+            transport,
+            make_decoder(profile),  # as the daemon makes it: the first line after opening is dropped
+            {"position": pipe},
+            lambda kind, dial_id, message, data: events.append((kind, message)),
+            lambda dial_id, connected: connections.append(connected),
+        )
+        task = asyncio.create_task(reader.run())
+        try:
+            await until(lambda: transport.reader_pid is not None)
+            pid = transport.reader_pid
+            assert pid is not None
+            dial.write(b"\n100\n2")
+            await until(lambda: transport.handed.endswith(b"100\n2"))
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.to_thread(wait_dead, pid)
+            dial.write(b"00\n300\n")
+            await until(lambda: len(pipe.raws) >= 3)
+            await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return pipe
+
+    pipe = run(main())
+    assert pipe.raws == [100, 200, 300]
+    assert pipe.stats.extra.get("discarded", 0) == 0 and pipe.stats.garbage == 0
+    assert connections == [True, False, True]
+    (lost,) = [message for kind, message in events if kind == "device.disconnected"]
+    assert "killed by SIGKILL" in lost and "cannot be counted" in lost
+
+
+@pytest.mark.parametrize("readers", ["process", "thread"])
+def test_chunks_read_but_not_handed_over_at_close_are_counted(
+    dial: PtyDial, readers: ReadersMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop is busy while the process reads and sends a line; then the port is closed, never
+    read: what was read reaches the port's queue (the process host keeps the port until REMOVED;
+    it dropped chunks that came after its stop()) and close() counts and logs it."""
+    data = b"1\n2\n3\n"
+
+    async def main() -> SerialTransport:
+        transport = transport_for(dial, readers)
+        await transport.open()
+        dial.write(data)
+        time.sleep(0.3)  # noqa: ASYNC251 -- the loop blocked: the reader reads and sends (or queues a callback) meanwhile
+        await transport.close()
+        return transport
+
+    with caplog.at_level(logging.WARNING, logger="daq.transports.serial"):
+        transport = run(main())
+    assert transport.read_at_close >= 1
+    (said,) = [r.getMessage() for r in caplog.records if "read but not decoded" in r.getMessage()]
+    match = re.search(r"closed with (\d+) chunks \((\d+) bytes\)", said)
+    assert match is not None and (int(match[1]), int(match[2])) == (transport.read_at_close, len(data))
+
+
+def test_a_process_that_dies_at_every_start_is_tried_again_not_given_up_for_threads(
+    dial: PtyDial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sends to a process that died at once: the port's open() raises DeviceUnavailable (the
+    DeviceReader tries again later), the port stays parked, and the transport still uses a process."""
+
+    def broken(self: ProcessHost, fd: int, describe: str, queue: asyncio.Queue[Any]) -> Any:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    async def main() -> None:
+        transport = transport_for(dial)
+        await transport.open()
+        pid = transport.reader_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ReaderDied):
+            await read_all(transport)
+        await transport.close()
+        port = transport._parked
+        assert port is not None
+        with monkeypatch.context() as patch:
+            patch.setattr(ProcessHost, "add", broken)
+            with pytest.raises(DeviceUnavailable, match="died at every start"):
+                await transport.open()
+        assert port.is_open and transport._parked is port and transport.readers == "process"
+        ProcessHost._quick_deaths = 0
+        await transport.open()
+        try:
+            assert transport._serial is port and transport.reader_pid is not None
+            dial.write(b"7\n")
+            await read_until(transport, b"7\n")
+        finally:
+            await transport.close()
+        assert reader_processes() == []
+
+    run(main())
+
+
+def test_a_host_whose_first_add_fails_is_shut_down() -> None:
+    """add() raising something other than a broken pipe (here: a bad descriptor) with no port
+    attached: the process started for it is ended, not left running."""
+
+    async def main() -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        with pytest.raises(OSError):
+            await ProcessHost.attach(-1, "serial:nothing", queue)
+        assert ProcessHost._hosts.get(asyncio.get_running_loop()) is None
+        assert reader_processes() == []
+
+    run(main())
+
+
+def test_a_clean_shutdown_clears_the_quick_deaths(dial: PtyDial) -> None:
+    """Deaths counted before: a process ended cleanly (its last port closed) means the next start waits not."""
+
+    async def main() -> float:
+        transport = transport_for(dial)
+        await transport.open()
+        ProcessHost._quick_deaths = 4  # as after four quick deaths
+        await transport.close()
+        assert ProcessHost._quick_deaths == 0
+        started = time.monotonic()
+        await transport.open()
+        waited = time.monotonic() - started
+        await transport.close()
+        return waited
+
+    assert run(main()) < reader_host.RESTART_BACKOFF_S[0]
 
 
 WRITER = """

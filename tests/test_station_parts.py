@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -20,11 +21,12 @@ from daq.mediaclock.session_clock import SessionClock
 from daq.outbox.disk import DiskOutbox
 from daq.outbox.memory import MemoryOutbox
 from daq.readclock import ReadClock
-from daq.reading import Reading
+from daq.reading import Chunk, Decoded, Reading
 from daq.station.announcer import Announcer
 from daq.station.broker_io import Inbound
 from daq.station.clock_stage import ClockStage, topic_matches
 from daq.station.control import StationControl
+from daq.station.device_reader import DeviceReader
 from daq.station.dial_pipeline import DialPipeline, DialStats
 from daq.station.health import HealthReporter
 from daq.station.payloads import StationIdentity
@@ -32,6 +34,7 @@ from daq.station.session_state import SessionState
 from daq.station.station import Station
 from daq.timecode import FrameRate
 from daq.topics import Topics
+from daq.transports.reader_host import ReaderDied
 from tests.support.outlet import RecordingOutlet
 
 S = 1_000_000_000
@@ -268,6 +271,104 @@ def test_a_failing_station_job_is_logged_announced_and_restarted(monkeypatch: py
     events = [orjson.loads(p) for t, p in outlet.sent if t == TOPICS.events]
     assert [(e["kind"], e["message"]) for e in events] == [("error", "health: RuntimeError: disk on fire")]
     station.outbox.close()
+
+
+class TwoChannels:
+    """A device with a jog wheel and a ring: every chunk is one reading of each."""
+
+    describe = "fake:shuttle"
+
+    def __init__(self) -> None:
+        self.chunks = [[Chunk(b"x", k)] for k in range(3)]
+
+    async def open(self) -> None:
+        pass
+
+    async def read(self) -> list[Chunk]:
+        if self.chunks:
+            return self.chunks.pop(0)
+        await asyncio.sleep(3600)
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+class BothChannels:
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        return [Reading("jog", 1, chunk.mono_ns), Reading("ring", 2, chunk.mono_ns)]
+
+    def reset(self) -> None:
+        pass
+
+
+def test_readings_on_a_channel_no_dial_is_configured_for_are_counted_in_health(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only the jog wheel has a dial: the ring's readings are counted per device (`unrouted`), the first logged."""
+    jog = pipeline(SessionState(SessionClock(R25)))
+
+    async def main() -> None:
+        events: list[str] = []
+        reader = DeviceReader(
+            TwoChannels(), BothChannels(), {"jog": jog}, lambda k, d, m, data: events.append(k), lambda d, c: None
+        )
+        task = asyncio.create_task(reader.run())
+        while jog.stats.samples < 3:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    with caplog.at_level(logging.INFO, logger="daq.station.device_reader"):
+        asyncio.run(asyncio.wait_for(main(), 5))
+    assert (jog.stats.samples, jog.stats.extra["unrouted"]) == (3, 3)
+    said = [r.getMessage() for r in caplog.records if "unrouted" in r.getMessage()]
+    assert len(said) == 1 and "'ring'" in said[0] and "fake:shuttle" in said[0]
+    health = HealthReporter(WHO, ReadClock(), {"p01": jog.stats}, MemoryOutbox(), Broker(), RecordingOutlet(), "t")
+    assert health.payload()["dials"]["p01"]["unrouted"] == 3
+
+
+class Resets:
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def feed(self, chunk: Chunk) -> list[Decoded]:
+        return []
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+class DiesThenFails:
+    """Its reader process dies (ReaderDied); reopening it then fails with something unexpected."""
+
+    describe = "fake:serial"
+
+    def __init__(self, decoder: Resets) -> None:
+        self.decoder = decoder
+        self.opens: list[int] = []  # the decoder's resets at each open
+
+    async def open(self) -> None:
+        self.opens.append(self.decoder.resets)
+        if len(self.opens) > 1:
+            raise OSError("no more")
+
+    async def read(self) -> list[Chunk]:
+        raise ReaderDied("fake:serial: the serial reader process was killed by SIGKILL")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_reader_died_keeps_the_decoder_until_a_reopen_fails() -> None:
+    """ReaderDied: the stream lives on, the decoder is not reset; an open that fails otherwise (the
+    port may be opened afresh next time) resets it."""
+    decoder = Resets()
+    transport = DiesThenFails(decoder)
+    reader = DeviceReader(transport, decoder, {}, lambda k, d, m, data: None, lambda d, c: None)
+    with pytest.raises(OSError, match="no more"):
+        asyncio.run(asyncio.wait_for(reader.run(), 5))
+    assert transport.opens == [0, 0] and decoder.resets == 1
 
 
 class QuietBroker(Broker):

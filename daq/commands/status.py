@@ -53,7 +53,12 @@ def nonzero(counts: dict[str, Any], labels: dict[str, str]) -> str:
     return "".join(f", {counts[key]} {label}" for key, label in labels.items() if counts.get(key))
 
 
-DIAL_TROUBLE = {"discarded": "discarded", "device_lost": "lost by the device", "media_errors": "media errors"}
+DIAL_TROUBLE = {
+    "discarded": "discarded",
+    "device_lost": "lost by the device",
+    "media_errors": "media errors",
+    "unrouted": "on channels no dial reads",
+}
 BROKER_TROUBLE = {
     "refused": "messages refused (dropped)",
     "samples_refused": "sample refusals (kept, sent again)",

@@ -1,8 +1,15 @@
 """Run one device: open it (retrying), read, decode, hand readings to its dials' pipelines.
 
 A device may feed several dials (a ShuttleXpress's jog wheel and ring): readings are routed
-by channel. An unplug (`DeviceGone`) closes the device and opens it again when it is back;
-the dial pipelines live on, so dial ids and `seq` run on without a gap.
+by channel. A reading on a channel no dial is configured for is counted per device as
+`unrouted` (in health; the first one of each channel is logged once). An unplug (`DeviceGone`)
+closes the device and opens it again when it is back; the dial pipelines live on, so dial ids
+and `seq` run on without a gap. The decoder is reset then (a cut line is not a sample), except
+after `ReaderDied`: the serial reader process died but the port and its byte stream live on, so
+the decoder reads on where it stopped (the line cut across the death decodes whole, nothing is
+discarded again, counter and sequence baselines are kept); only the dead process's last unsent
+round may be lost, which nothing can count: its message (logged, and the device.disconnected
+event's) says so.
 
 A device that has sent only garbage for GARBAGE_WARN_S (nothing decoded since the first bad
 input) gets one warning line on the terminal, quoting its last input and what the profile
@@ -26,6 +33,7 @@ from daq.profiles.losses import LossCounter, LossNotice
 from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
 from daq.station.dial_pipeline import DialPipeline
 from daq.transports.base import Transport
+from daq.transports.reader_host import ReaderDied
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,7 @@ class DeviceReader:
     _garbage_timer: asyncio.TimerHandle | None = field(default=None, init=False)
     _garbage_since: int = field(default=0, init=False)
     _last_garbage: Garbage | None = field(default=None, init=False)
+    _unrouted_said: set[str] = field(default_factory=set, init=False)  # channels whose first reading was logged
 
     @property
     def dial_ids(self) -> list[str]:
@@ -114,11 +123,17 @@ class DeviceReader:
                 await asyncio.sleep(delay)
                 delay = min(longest, delay * 2)
                 continue
+            except BaseException:  # a kept stream (after ReaderDied) may end here: the next open starts afresh
+                self.decoder.reset()
+                raise
             delay = first
             self._unavailable_said = ""
             self._set_connected(True, f"opened {self.transport.describe}")
             try:
                 await self._read_until_gone()
+            except ReaderDied as exc:  # the port and its stream live on: the decoder reads on, not reset
+                log.warning("%s: %s", ",".join(self.dial_ids), exc)  # it says what may be lost uncounted
+                self._set_connected(False, str(exc))
             except DeviceGone as exc:
                 log.warning("%s: %s", ",".join(self.dial_ids), exc)
                 self._set_connected(False, str(exc))
@@ -143,6 +158,8 @@ class DeviceReader:
                         pipeline = routes.get(item.channel)
                         if pipeline is not None:
                             pipeline.on_reading(item)
+                        else:
+                            self._unrouted(item)
                     elif isinstance(item, Garbage):
                         self._count_garbage(item)
                     elif isinstance(item, ButtonEvent):
@@ -152,6 +169,20 @@ class DeviceReader:
                     elif isinstance(item, Discarded | DeviceLoss):
                         self._count_loss(self.losses.count(item))
             self._flush_losses()
+
+    def _unrouted(self, item: Reading) -> None:
+        """A reading on a channel no dial is configured for: counted (health's `unrouted`), the first logged."""
+        for pipeline in self.routes.values():
+            pipeline.stats.extra["unrouted"] = pipeline.stats.extra.get("unrouted", 0) + 1
+            break
+        if item.channel not in self._unrouted_said:
+            self._unrouted_said.add(item.channel)
+            log.info(
+                "%s: readings on channel %r of %s go to no dial (none is configured for it): counted as unrouted",
+                ",".join(self.dial_ids),
+                item.channel,
+                self.transport.describe,
+            )
 
     def _flush_losses(self) -> None:
         """Announce device-side loss held back by the throttle; a timer makes sure it is said

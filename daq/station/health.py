@@ -2,7 +2,8 @@
 
 Per dial: samples, measured rate, garbage (undecodable runs of input, and readings that cannot be
 a sample), discarded (lines dropped on purpose), device_lost (reports the device's own counter says
-never arrived), media_errors (samples sent with null media fields because the clock could not
+never arrived), unrouted (readings on a channel of the dial's device that no dial is configured for,
+counted on the device's first dial), media_errors (samples sent with null media fields because the clock could not
 place them), connected, reconnects; the outbox depth; the broker connection's counts (refused:
 control messages the broker refused, dropped; samples_refused: kept and sent again); media_refused
 (inputs the media clocks refused). An addition to the contract's topics, inside the station's subtree.
@@ -86,6 +87,7 @@ class HealthReporter:
                 "media_errors": stats.media_errors,
                 "discarded": stats.extra.get("discarded", 0),
                 "device_lost": stats.extra.get("device_lost", 0),
+                "unrouted": stats.extra.get("unrouted", 0),
                 "buttons": stats.buttons,
                 "reconnects": max(stats.reconnects - 1, 0),
                 "last_value": stats.last_value,

@@ -18,7 +18,12 @@ DeviceGone: the station's DeviceReader says the device was lost, closes the tran
 again, which starts a new process. The transport keeps its port open across that (daq.transports.
 serial parks it), so nothing is reset and nothing waiting in the kernel's tty buffer is dropped:
 the new process reads on where the old one stopped. A process that dies within QUICK_DEATH_S of
-starting makes the next start wait (RESTART_BACKOFF_S), so a process that cannot run does not spin.
+starting makes the next start wait (RESTART_BACKOFF_S), so a process that cannot run does not spin;
+one that lived longer, or a clean shutdown, clears that count. A process that dies at every start
+makes the port's open() raise DeviceUnavailable (the DeviceReader retries, the port stays parked),
+never a fall back to threads for good: only a process that cannot be started at all
+(ReaderUnavailable) does that. What a dying process had read but not sent (its last poll round) is
+lost and cannot be counted: the ReaderDied message and the log say so, with the device.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from daq.exceptions import DeviceGone
+from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.reading import Chunk
 from daq.transports import reader_process as wire
 
@@ -120,22 +125,30 @@ class ProcessHost:
 
     @classmethod
     async def attach(cls, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
-        """Read the open port `fd` in this loop's reader process (started if none runs)."""
+        """Read the open port `fd` in this loop's reader process (started if none runs).
+
+        Raises ReaderUnavailable where no process can be started at all (the port is then read in a
+        thread), DeviceUnavailable when the process died at every start (this time: the caller
+        retries later, each start after a quick death waiting longer, RESTART_BACKOFF_S)."""
         loop = asyncio.get_running_loop()
-        host = cls._hosts.get(loop)
-        if host is None and cls._quick_deaths:
-            first, longest = RESTART_BACKOFF_S
-            await asyncio.sleep(min(longest, first * 2 ** (cls._quick_deaths - 1)))
-            host = cls._hosts.get(loop)
         for _ in range(2):
+            host = cls._hosts.get(loop)
             if host is None:
-                host = cls._hosts[loop] = cls(loop)
+                if cls._quick_deaths:
+                    first, longest = RESTART_BACKOFF_S
+                    await asyncio.sleep(min(longest, first * 2 ** (cls._quick_deaths - 1)))
+                host = cls._hosts.get(loop)
+                if host is None:
+                    host = cls._hosts[loop] = cls(loop)
             try:
                 return host.add(fd, describe, queue)
             except (BrokenPipeError, ConnectionResetError):  # it died a moment ago: its end of file is not read yet
                 host._died()
-                host = None
-        raise ReaderUnavailable("the serial reader process died at every start")
+            except Exception:
+                if not host._ports and not host._ended:  # started for nothing: do not leave it running
+                    await host._shutdown(clean=False)
+                raise
+        raise DeviceUnavailable(f"{describe}: the serial reader process died at every start (trying again)")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -183,30 +196,38 @@ class ProcessHost:
         return port
 
     async def remove(self, port: ProcessPort) -> None:
-        if self._ports.pop(port.id, None) is None:
+        """Take `port` back. It stays in `_ports` until its REMOVED arrives, so the chunks the process
+        read before it let go still reach its queue (SerialTransport.close counts what is left there)."""
+        if self._ports.get(port.id) is not port or port.id in self._removing:
             return
-        if not self._ended and port.reading:
-            done = self._removing[port.id] = self._loop.create_future()
-            try:
-                self._sock.sendall(wire.item(wire.REMOVE, port.id))
-            except OSError:  # the process is dying: its end of file is on the way
-                pass
-            else:
+        try:
+            if not self._ended and port.reading:
+                done = self._removing[port.id] = self._loop.create_future()
                 try:
-                    await asyncio.wait_for(asyncio.shield(done), JOIN_TIMEOUT_S)
-                except TimeoutError:
-                    log.warning(
-                        "serial reader process did not let go of %s within %.0f s", port.describe, JOIN_TIMEOUT_S
-                    )
-            finally:
-                self._removing.pop(port.id, None)
+                    self._sock.sendall(wire.item(wire.REMOVE, port.id))
+                except OSError:  # the process is dying: its end of file is on the way
+                    pass
+                else:
+                    try:
+                        await asyncio.wait_for(asyncio.shield(done), JOIN_TIMEOUT_S)
+                    except TimeoutError:
+                        log.warning(
+                            "serial reader process did not let go of %s within %.0f s", port.describe, JOIN_TIMEOUT_S
+                        )
+                finally:
+                    self._removing.pop(port.id, None)
+        finally:
+            self._ports.pop(port.id, None)
         if not self._ports and not self._ended:
             await self._shutdown()
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, *, clean: bool = True) -> None:
         """The last port is gone: close our end (the process exits at its end of file) and join it.
-        A port still waiting for its REMOVED is let go only then: the process held its descriptor."""
+        A port still waiting for its REMOVED is let go only then: the process held its descriptor.
+        A clean shutdown (not a failed start) clears the count of quick deaths: the next start waits not."""
         self._end(let_go=False)
+        if clean:
+            ProcessHost._quick_deaths = 0
         try:
             await asyncio.to_thread(self._proc.wait, JOIN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -279,11 +300,21 @@ class ProcessHost:
         with contextlib.suppress(subprocess.TimeoutExpired):
             code = self._proc.wait(0.2)  # its end of file came as it exited: a zombie in a moment
         how = _exit_text(code)
-        log.warning("serial reader process %d %s after %.1f s: starting another", self._proc.pid, how, lived)
+        log.warning(
+            "serial reader process %d %s after %.1f s: starting another; what it had read and not sent yet "
+            "(its last round, if any) is lost and cannot be counted, for %s",
+            self._proc.pid,
+            how,
+            lived,
+            ", ".join(p.describe for p in self._ports.values()) or "no port",
+        )
         for port in self._ports.values():
             port.reading = False
             port.queue.put_nowait(
-                ReaderDied(f"{port.describe}: the serial reader process {how}; reading on in a new one")
+                ReaderDied(
+                    f"{port.describe}: the serial reader process {how}; reading on in a new one (what it had read"
+                    " and not sent yet, its last round, if any, is lost and cannot be counted)"
+                )
             )
         if code is None:  # still not reaped: do it off the loop
             self._loop.run_in_executor(None, self._proc.wait)

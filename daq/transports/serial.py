@@ -4,56 +4,16 @@ reader process (daq.transports.reader_host), whose stamps never wait for the dae
 thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here, on POSIX in one
 shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
-`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped.
+`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (if no process
+starts, DeviceUnavailable: still parked). Chunks read but not handed over at `close()`: `read_at_close`, logged.
 
-The thread path's history:
-
-Update (benchmarks/README.md, 16 dials x 100 Hz through the whole daemon): one thread per port
-made 16 threads and the loop convoy on the GIL at every tick, and a thread stamps only once it
-holds it; the shared poller contends with the loop only, and hands a whole poll round to the loop
-in one call_soon_threadsafe. With the publisher's ack callbacks it took the read-time error p99
-from 8.8 to 3.7 ms and CPU per sample down by ~20%. The first comparison, thread vs
-pyserial-asyncio-fast, still holds for why a thread at all:
-
-Why a thread per port and not pyserial-asyncio-fast: measured with
-benchmarks/serial_readers.py (pty pairs; the writer, another process, stamps each line just
-before writing it; Linux 6.18 VM, 2 vCPUs, CPython 3.11.7; "stamp" = the chunk's stamp minus
-the write time; CPU% of the reading process, 100 = one core; ranges over 2-3 runs, the VM is
-noisy):
-
-                                              lines/s  stamp p50   p99        max       CPU%
-  16 ports x 1000 lines/s, idle loop
-    thread: poll + os.read                      16000  0.16-0.39  1.7-2.4 ms  7-16 ms   44-115
-    thread: serial.read(max(1, in_waiting))     16000  0.42-0.57  3.8-11       16-35     72-85
-    pyserial-asyncio-fast                       16000  0.15-0.16  0.3-1.6      3-8       23-26
-    this module                                 16000  0.21-0.54  2.5-2.8      6         59-120
-  4 ports x 100 lines/s, idle loop
-    thread: poll + os.read                        400  0.19-0.23  0.9-3.7      2-4       4-6
-    pyserial-asyncio-fast                         400  0.17-0.21  0.3-3.6      0.4-6     1.6-2
-    this module                                   400  0.12       0.7          7         5
-  4 ports x 100 lines/s, loop blocked 100 ms after every 100 ms idle
-    thread: poll + os.read                        400  0.57-0.59  19-23        32-33     47-55
-    pyserial-asyncio-fast                         400  0.66-1.6   97-98        99-102    51
-    this module                                   400  0.72       26           40        47
-    this module, sys.setswitchinterval(0.001)     400  0.78       5.9          10        52
-
-No approach lost a line. With a healthy loop pyserial-asyncio-fast is cheaper (it reads in
-the loop: no thread hand-off, no GIL convoy) and its stamps are as good. But it stamps when
-the loop gets round to the fd, so every stall of the loop (a slow decode, a publish burst, a
-blocking call) goes straight into the reading's time: 97 ms p99 above, and lines that waited
-together share one stamp (0.55 chunks a line). The thread stamps right after its read
-returned; what is left is waiting for the GIL, a few switch intervals (5 ms each by default:
-the daemon may call sys.setswitchinterval(0.001) to cut that to ~6 ms p99). Timestamps are
-what dialdaq is for; dials send tens to hundreds of lines a second (~5% of a core for four at
-100 Hz); and it needs no extra dependency. So: a thread per port.
-
-The thread polls (port, wake pipe) and reads with os.read(fd, 4096), not pyserial's
-read(max(1, in_waiting)): that reads the first byte of every burst alone (two chunks a line)
-and only pyserial's private pipe can wake it. Each chunk goes to the loop with
-call_soon_threadsafe into an asyncio.Queue (coalescing wake-ups, "thread-batched" in the
-benchmark, saved nothing measurable). An error is queued behind the chunks read before it, so
-`read()` hands those over first and then raises DeviceGone. Off POSIX the thread uses
-pyserial's read(max(1, in_waiting)) with the profile's read timeout.
+The thread path: one poller thread reads with os.read(fd, 4096) (not pyserial's read(max(1,
+in_waiting)), which reads the first byte of every burst alone) and hands each poll round to the loop
+with call_soon_threadsafe; an error is queued behind the chunks read before it, so `read()` hands
+those over first and then raises DeviceGone. Off POSIX a thread per port uses pyserial's read with
+the profile's read timeout. Why threads and not pyserial-asyncio-fast (it stamps when the loop gets
+round to the fd, so every loop stall goes into the reading's time), with the measurements:
+benchmarks/README.md, "Serial readers".
 """
 
 from __future__ import annotations
@@ -144,6 +104,7 @@ class SerialTransport:
         self._queue: asyncio.Queue[_Item] | None = None
         self._gone: DeviceGone | None = None
         self._parked: serial.Serial | None = None  # kept open across the death of its reader process
+        self.read_at_close = 0  # chunks read from the port but not handed over by read() when it was closed
 
     @property
     def describe(self) -> str:
@@ -167,6 +128,9 @@ class SerialTransport:
         if parked is not None:  # its reader process died: read on, nothing reset, nothing dropped
             try:
                 self._reader = await self._start_reading(parked, queue)
+            except DeviceUnavailable:  # no reader process this time: parked still, for the next try
+                self._parked = parked
+                raise
             except BaseException:
                 parked.close()
                 raise
@@ -235,8 +199,21 @@ class SerialTransport:
         finally:
             if port is not None:
                 port.close()
-            if queue is not None:  # wake a read() still waiting
-                queue.put_nowait(DeviceGone(f"{self.describe}: closed"))
+            if queue is not None:
+                self._count_unread(queue)
+                queue.put_nowait(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+
+    def _count_unread(self, queue: asyncio.Queue[_Item]) -> None:
+        """The chunks read (all in the queue once the reader stopped) that nobody will decode now: counted, logged."""
+        chunks = size = 0
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, Chunk):
+                chunks += 1
+                size += len(item.data)
+        if chunks:
+            self.read_at_close += chunks
+            log.warning("%s: closed with %d chunks (%d bytes) read but not decoded", self.describe, chunks, size)
 
     @property
     def reader_pid(self) -> int | None:
@@ -405,10 +382,12 @@ class _Hub:
                     del ports[fd]
                     self._poller.unregister(fd)
                 rounds.setdefault(reader.loop, []).append((reader.queue, item))
-            closing = any(fd == wake_r for fd, _ in ready) and self._apply_ops()
+            # Delivered before the ops are applied: a removed port's `stopped` is set only after its last
+            # chunks are on their way to the loop, so they reach its queue before its close() goes on.
             for loop, items in rounds.items():
                 with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody is left to read
                     loop.call_soon_threadsafe(_deliver, items)
+            closing = any(fd == wake_r for fd, _ in ready) and self._apply_ops()
             if closing:
                 return
 
