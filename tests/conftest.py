@@ -24,6 +24,7 @@ TIER_OF_MODULE = {
     "test_export": "unit",
     "test_recording": "unit",
     "test_record_input": "unit",
+    "test_record_disk": "unit",
     "test_mediaclock_unit": "unit",
     "test_outbox_disk": "unit",
     "test_ports": "unit",

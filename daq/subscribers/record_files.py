@@ -195,7 +195,8 @@ class RecordingFiles:
                 failed.add(id(entry))
                 error = error or exc
                 self._roll_back(entry, exc)
-        self._dirty.clear()
+        # a new file's header is written at the next flush (its rows came again, or not)
+        self._dirty = {id(entry) for entry in self.files.values() if id(entry) in failed and entry.head}
         return failed, error
 
     def _commit(self, entry: DialFile) -> None:
