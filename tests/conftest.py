@@ -74,6 +74,7 @@ TIER_OF_MODULE = {
     "test_nothing_lost": "e2e",
     "test_profiles_cli": "e2e",
     "test_record_e2e": "e2e",
+    "test_record_disk_e2e": "e2e",
     "test_record_hostile_e2e": "e2e",
     "test_run_e2e": "e2e",
     "test_security": "e2e",
