@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from daq.subscribers.record_seqs import ReceivedSeqs
 from daq.subscribers.recorder import Recorder
 
 
@@ -23,4 +22,4 @@ class SittingRecorder(Recorder):
             boot, seq = str(sample["boot"]), int(sample["seq"])
         except (KeyError, TypeError, ValueError):
             return
-        self.trackers.setdefault((station, boot, dial), ReceivedSeqs()).offer(seq, "no-session")
+        self.mark_seen(station, boot, dial, seq, "no-session")

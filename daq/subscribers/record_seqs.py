@@ -5,10 +5,16 @@ were published before it subscribed (or before it heard of that boot). That is n
 it received, and it is reported once, apart (`before_subscribe`), not in any session's gaps. A
 gap is a hole between two seqs it did receive; it is reported once, in the session of the sample
 that came after it (the one that showed it), and shrinks as late samples fill it.
+
+A seq is received (`offer`) only once its row is committed (written and flushed); until then
+`seen` says no, so a sample the broker sends again after a failed write is written then.
+`SeqSpans` holds the seqs whose rows could not be written (a full disk), as spans. In a shared
+group a member holds only a part of each dial: `RecentSeqs` only drops re-sent duplicates.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 
@@ -53,6 +59,12 @@ class ReceivedSeqs:
             return True, gap
         return self._fill(seq), None
 
+    def seen(self, seq: int) -> bool:
+        """True when `offer(seq)` would call it a duplicate: received already (or in a continued file)."""
+        if self.first is None or seq > self.last:
+            return False
+        return not any(hole.lo <= seq <= hole.hi for hole in self.holes)
+
     def _fill(self, seq: int) -> bool:
         for i, hole in enumerate(self.holes):
             if hole.lo <= seq <= hole.hi:
@@ -91,3 +103,71 @@ class ReceivedSeqs:
     def before_first(self) -> int:
         """How many seqs below the first one received are still not received."""
         return sum(h.count for h in self.holes if h.session is None)
+
+
+@dataclass
+class RecentSeqs:
+    """The seqs seen lately, to drop re-sent duplicates when a group member holds only every n-th sample.
+
+    A SeqTracker would keep a "gap" for every hole the other members fill. Re-sent messages are
+    the ones in flight at a reconnect (at most the receive maximum), so the last WINDOW seqs are
+    plenty; anything older is accepted (`merge` removes duplicates exactly).
+    """
+
+    WINDOW = 1 << 16
+    seqs: set[int] = field(default_factory=set)
+    top: int = -1
+
+    def add(self, seq: int) -> bool:
+        """False for a duplicate."""
+        if seq in self.seqs:
+            return False
+        self.seqs.add(seq)
+        if seq > self.top:
+            self.top = seq
+        if len(self.seqs) > 2 * self.WINDOW:
+            floor = self.top - self.WINDOW
+            self.seqs = {s for s in self.seqs if s > floor}
+        return True
+
+
+@dataclass(slots=True)
+class SeqSpans:
+    """A set of seqs as sorted, disjoint [lo, hi] spans (what is lost comes in runs, so it stays small)."""
+
+    spans: list[list[int]] = field(default_factory=list)
+
+    def _at(self, seq: int) -> int:
+        """The index of the last span starting at or below seq (-1: none)."""
+        return bisect.bisect_right(self.spans, seq, key=lambda span: span[0]) - 1
+
+    def add(self, seq: int) -> None:
+        i = self._at(seq)
+        if i >= 0 and self.spans[i][1] >= seq:
+            return
+        joins_left = i >= 0 and self.spans[i][1] == seq - 1
+        joins_right = i + 1 < len(self.spans) and self.spans[i + 1][0] == seq + 1
+        if joins_left and joins_right:
+            self.spans[i][1] = self.spans[i + 1][1]
+            del self.spans[i + 1]
+        elif joins_left:
+            self.spans[i][1] = seq
+        elif joins_right:
+            self.spans[i + 1][0] = seq
+        else:
+            self.spans.insert(i + 1, [seq, seq])
+
+    def discard(self, seq: int) -> None:
+        i = self._at(seq)
+        if i < 0 or self.spans[i][1] < seq:
+            return
+        lo, hi = self.spans[i]
+        self.spans[i : i + 1] = [span for span in ([lo, seq - 1], [seq + 1, hi]) if span[0] <= span[1]]
+
+    def __contains__(self, seq: int) -> bool:
+        i = self._at(seq)
+        return i >= 0 and self.spans[i][1] >= seq
+
+    @property
+    def count(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.spans)

@@ -14,7 +14,12 @@ those that appear later; each station's sessions go to `<out>/<station>/<session
 
 Acknowledgements: a QoS 1 message is acknowledged to the broker only after its rows are
 written and flushed to the operating system (in receive order, in batches whenever the local
-queue runs empty). So a recorder that is killed loses nothing the broker still holds for it:
+queue runs empty: `commit`). Only a committed sample counts: its seq as seen, its row as written.
+A batch that cannot be written (a full disk, EIO) is cut off its file again, its seqs stay unseen
+and its messages unacknowledged: the connection is dropped, and a persistent session gets them
+again and writes each row once. What the broker does not send again (a clean session) is counted
+as `not_written` in summary.json and recorder.json (and, once later seqs come, it is a gap).
+So a recorder that is killed loses nothing the broker still holds for it:
 with `persistent=True` (clean start off, a session expiry) the broker redelivers every
 unacknowledged message, and everything published while it was away, when it reconnects with
 the same client id. Rows already in the file are not written twice: an existing file is read
@@ -31,6 +36,7 @@ config/brokers/README.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -49,7 +55,7 @@ from daq.ids import ID_PATTERN, ID_RULE
 from daq.recording import one_line, safe_name
 from daq.subscribers.record_check import Refusals, Refused, check_sample
 from daq.subscribers.record_files import DialFile, RecordingFiles, header_fields
-from daq.subscribers.record_seqs import ReceivedSeqs
+from daq.subscribers.record_seqs import ReceivedSeqs, RecentSeqs, SeqSpans
 from daq.topics import parse_topic, subscriber_filters
 
 log = logging.getLogger(__name__)
@@ -92,30 +98,17 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-@dataclass
-class RecentSeqs:
-    """The seqs seen lately, to drop re-sent duplicates when a group member holds only every n-th sample.
+@dataclass(slots=True)
+class Taken:
+    """A sample accepted and in its file's buffer, not committed yet (entry None: seen, not written)."""
 
-    A SeqTracker would keep a "gap" for every hole the other members fill. Re-sent messages are
-    the ones in flight at a reconnect (at most the receive maximum), so the last WINDOW seqs are
-    plenty; anything older is accepted (`merge` removes duplicates exactly).
-    """
-
-    WINDOW = 1 << 16
-    seqs: set[int] = field(default_factory=set)
-    top: int = -1
-
-    def add(self, seq: int) -> bool:
-        """False for a duplicate."""
-        if seq in self.seqs:
-            return False
-        self.seqs.add(seq)
-        if seq > self.top:
-            self.top = seq
-        if len(self.seqs) > 2 * self.WINDOW:
-            floor = self.top - self.WINDOW
-            self.seqs = {s for s in self.seqs if s > floor}
-        return True
+    station: str
+    dial: str
+    boot: str
+    seq: int
+    session: str
+    t_ns: int | None
+    entry: DialFile | None
 
 
 @dataclass
@@ -169,6 +162,9 @@ class Recorder:
         self.seen_stations: set[str] = set()
         self.trackers: dict[tuple[str, str, str], ReceivedSeqs] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
+        self.taken: list[Taken] = []  # since the last commit, in receive order
+        self.pending: dict[tuple[str, str, str], set[int]] = {}  # their seqs, by (station, boot, dial)
+        self.unwritten: dict[tuple[str, str, str, str], SeqSpans] = {}  # (station, session, dial, boot)
         self.files = RecordingFiles(out_dir, self.recorder_id, share, self._resumed)
         self.mqtt_session = mqtt.Session(broker, self.connect_options(), name="recorder", subscriptions=self.filters)
         self.connected = self.mqtt_session.connected  # set while connected and subscribed
@@ -207,7 +203,7 @@ class Recorder:
         """Record until `stop`; BrokerRefused (exit 2) when the broker refuses us at the start."""
 
         async def on_connected(connection: mqtt.Connection) -> None:
-            await mqtt.consume(connection, stop, self._take, commit=self.files.flush)
+            await mqtt.consume(connection, stop, self._take, commit=self.commit)
             await self._leave(connection)
 
         try:
@@ -232,7 +228,7 @@ class Recorder:
         except (mqtt.MqttError, TimeoutError) as exc:
             log.warning("recorder: could not leave the shared group cleanly (%s)", exc)
         drained = await mqtt.consume_until_quiet(
-            connection, self._take, commit=self.files.flush, idle_s=DRAIN_IDLE_S, max_s=DRAIN_MAX_S
+            connection, self._take, commit=self.commit, idle_s=DRAIN_IDLE_S, max_s=DRAIN_MAX_S
         )
         log.info("recorder: left shared group %s; %d messages drained", self.share, drained)
 
@@ -300,21 +296,79 @@ class Recorder:
     def _sample(self, station: str, dial: str, sample: dict[str, Any]) -> None:
         boot, seq = sample["boot"], sample["seq"]
         session = sample["session"] or "no-session"
-        handle = self._file(station, session, dial)  # first: an existing file tells what is seen
+        try:
+            entry = self._file(station, session, dial)  # first: an existing file tells what is seen
+        except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS and not self.seen(station, boot, dial, seq):
+                self.unwritten.setdefault((station, session, dial, boot), SeqSpans()).add(seq)
+            raise
+        if self.seen(station, boot, dial, seq):
+            self.stats.duplicates += 1
+            return
+        self.files.write(entry, sample)
+        self._took(Taken(station, dial, boot, seq, session, sample["t_ns"], entry))
+
+    def seen(self, station: str, boot: str, dial: str, seq: int) -> bool:
+        """A duplicate: committed already (or in a continued file), or taken since the last commit."""
+        key = (station, boot, dial)
+        if seq in self.pending.get(key, ()):
+            return True
+        if self.share is None:
+            tracker = self.trackers.get(key)
+            return tracker is not None and tracker.seen(seq)
+        recent = self.recent.get(key)
+        return recent is not None and seq in recent.seqs
+
+    def mark_seen(self, station: str, boot: str, dial: str, seq: int, session: str) -> None:
+        """A sample not written but counted as received (at the next commit, in receive order)."""
+        if not self.seen(station, boot, dial, seq):
+            self._took(Taken(station, dial, boot, seq, session, None, None))
+
+    def _took(self, taken: Taken) -> None:
+        self.taken.append(taken)
+        self.pending.setdefault((taken.station, taken.boot, taken.dial), set()).add(taken.seq)
+
+    # -- commits ----------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Write and flush what was taken; then (only then) its seqs are seen and its rows counted.
+
+        `consume` runs this before it acknowledges the batch. Files that could not be written are
+        cut back (`RecordingFiles.flush`): their samples stay unseen (a copy the broker sends again
+        is written), are counted as not written until then, and the error goes up (not acknowledged)."""
+        failed, error = self.files.flush()
+        taken, self.taken = self.taken, []
+        self.pending.clear()
+        lost = 0
+        for item in taken:
+            if item.entry is not None and id(item.entry) in failed:
+                self.unwritten.setdefault((item.station, item.session, item.dial, item.boot), SeqSpans()).add(item.seq)
+                lost += 1
+            else:
+                self._committed(item)
+        if error is not None:
+            log.error("recorder: %d samples not written (%s): not acknowledged", lost, error)
+            raise error
+
+    def _committed(self, item: Taken) -> None:
+        station, dial, boot, seq, session = item.station, item.dial, item.boot, item.seq, item.session
+        if self.unwritten:
+            spans = self.unwritten.get((station, session, dial, boot))
+            if spans is not None:
+                spans.discard(seq)
         gap: tuple[int, int] | None = None
         behind = False
         if self.share is None:
             tracker = self.trackers.setdefault((station, boot, dial), ReceivedSeqs())
             behind = tracker.first is not None and seq <= tracker.last
-            accept, gap = tracker.offer(seq, session, sample["t_ns"])
+            accept, gap = tracker.offer(seq, session, item.t_ns)
         else:  # a part: the other seqs are with the other members, so holes are normal, not gaps
             accept = self.recent.setdefault((station, boot, dial), RecentSeqs()).add(seq)
-        if not accept:
-            self.stats.duplicates += 1
+        if not accept or item.entry is None:
             return
         if behind:
             self.stats.late += 1
-            handle.late += 1
+            item.entry.late += 1
         if gap is not None and self.share is None:  # in a shared group the other seqs are elsewhere
             info = {
                 "station": station,
@@ -334,10 +388,17 @@ class Recorder:
                 gap[1],
                 info["count"],
             )
-        self.files.write(handle, sample)
         key = (station, dial)
         self.stats.rows[key] = self.stats.rows.get(key, 0) + 1
         self.stats.last_seq[key] = max(seq, self.stats.last_seq.get(key, -1))
+
+    def not_written(self, station: str | None = None, session: str | None = None) -> dict[str, int]:
+        """Per dial, the samples received whose rows could not be written (and did not come again)."""
+        out: dict[str, int] = {}
+        for (st, se, d, _), spans in self.unwritten.items():
+            if (station is None or st == station) and (session is None or se == session) and spans.count:
+                out[d] = out.get(d, 0) + spans.count
+        return out
 
     def _file(self, station: str, session: str, dial: str) -> DialFile:
         def header() -> dict[str, object]:
@@ -372,6 +433,9 @@ class Recorder:
             if st == station and d in dials and (missing := t.missing_in(session))
         ]
         report: dict[str, Any] = {"gaps": gaps}
+        not_written = {d: n for d, n in self.not_written(station, session).items() if d in dials}
+        if not_written:
+            report["not_written"] = not_written
         refused = self.stats.refused.by_session.get((station, session))
         if refused:
             report["rejected"] = Refusals.report(refused)
@@ -402,6 +466,7 @@ class Recorder:
             "messages": self.stats.messages,
             "rows": rows,
             "duplicates_dropped": self.stats.duplicates,
+            "not_written": sum(self.not_written().values()),
             "gaps": sum(t.missing_count for t in self.trackers.values()),
             "before_subscribe": self.before_subscribe(),
             "rejected": Refusals.report(self.stats.refused.reasons),
@@ -413,7 +478,9 @@ class Recorder:
         return self.out_dir / f"{name}.json"
 
     def close(self) -> None:
-        """Close the files; write each session's summary.json and the recorder's own summary."""
+        """Commit what was taken; close the files; write each session's summary.json and our own."""
+        with contextlib.suppress(OSError):  # logged and counted (not_written): the summaries say so
+            self.commit()
         self.files.close(self._session_report, self.stats.duplicates)
         if self.stats.messages or self.stats.rows:
             self._write_summary()
