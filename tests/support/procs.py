@@ -166,11 +166,11 @@ class Sub:
         stop_process(self.proc)
 
     def messages(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.out.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                out.append(json.loads(line))
-        return out
+        """Every message written so far: the complete lines only (mosquitto_sub may be half way through
+        writing the last one while the test reads)."""
+        text = self.out.read_bytes()
+        complete = text[: text.rfind(b"\n") + 1].decode("utf-8")
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def render_conf(template: Path, values: Mapping[str, str], head: Sequence[str] = ()) -> str:
