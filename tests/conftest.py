@@ -42,7 +42,6 @@ TIER_OF_MODULE = {
     "test_capture_unit": "unit",
     "test_captures": "unit",
     "test_study_unit": "unit",
-    "test_analysis": "unit",
     "test_registries": "unit",
     "test_station_parts": "unit",
     "test_hostile_input": "unit",
@@ -54,6 +53,7 @@ TIER_OF_MODULE = {
     "test_serial_reader_process": "transport",
     # e2e: real processes working together: the daq CLI and daemon, Mosquitto, mpv, an installed wheel
     "test_bridged_brokers": "e2e",
+    "test_analysis": "e2e",  # several sittings exported whole, CLI runs among them: ~13 s
     "test_doctor_listen": "e2e",
     "test_capture_e2e": "e2e",
     "test_outbox_cli": "e2e",
