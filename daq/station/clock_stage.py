@@ -24,6 +24,7 @@ from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.readclock import ReadClock
 from daq.station.announcer import Announcer
 from daq.station.session_state import SessionState
+from daq.station.supervise import restart_on_failure
 from daq.station.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -165,13 +166,9 @@ class ClockStage:
 
     async def _supervise(self, clock: RunningClock) -> None:
         kind = getattr(clock, "kind", "?")
-        while True:
-            try:
-                await clock.run(self.announcer.session_changed)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("media clock %s failed; restarting it", kind)
-                self.announcer.event("error", None, f"media clock {kind}: {type(exc).__name__}: {exc}", {"clock": kind})
-                await asyncio.sleep(RESTART_S)
+
+        def failed(exc: Exception) -> None:
+            log.exception("media clock %s failed; restarting it", kind)
+            self.announcer.event("error", None, f"media clock {kind}: {type(exc).__name__}: {exc}", {"clock": kind})
+
+        await restart_on_failure(lambda: clock.run(self.announcer.session_changed), failed, RESTART_S)

@@ -39,6 +39,7 @@ from daq.station.publisher import Publisher
 from daq.station.reply_topics import ReplyTopics
 from daq.station.session_state import SessionState
 from daq.station.status_guard import StatusGuard
+from daq.station.supervise import restart_on_failure
 from daq.station.throttle import Throttle
 from daq.topics import Topics
 
@@ -182,31 +183,24 @@ class Station:
             self.outbox.close()
 
     async def _supervise(self, reader: DeviceReader) -> None:
-        while True:
-            try:
-                await reader.run()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("device %s failed; restarting it", reader.transport.describe)
-                for dial in reader.dial_ids:
-                    self.announcer.event(
-                        "error", dial, f"{type(exc).__name__}: {exc}", {"device": reader.transport.describe}
-                    )
-                await asyncio.sleep(RESTART_S)
+        def failed(exc: Exception) -> None:
+            log.exception("device %s failed; restarting it", reader.transport.describe)
+            for dial in reader.dial_ids:
+                self.announcer.event(
+                    "error", dial, f"{type(exc).__name__}: {exc}", {"device": reader.transport.describe}
+                )
+
+        while True:  # a device reader that returns is run again: it ends only when cancelled
+            await restart_on_failure(reader.run, failed, RESTART_S)
 
     async def _keep_running(self, what: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A station job that must not end: a failure is logged, announced and the job restarted."""
-        while True:
-            try:
-                await job()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("the station's %s job failed; restarting it", what)
-                self.announcer.event("error", None, f"{what}: {type(exc).__name__}: {exc}", {"job": what})
-                await asyncio.sleep(RESTART_S)
+
+        def failed(exc: Exception) -> None:
+            log.exception("the station's %s job failed; restarting it", what)
+            self.announcer.event("error", None, f"{what}: {type(exc).__name__}: {exc}", {"job": what})
+
+        await restart_on_failure(job, failed, RESTART_S)
 
     async def _watch_read_clock(self) -> None:
         while True:
