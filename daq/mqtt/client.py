@@ -34,6 +34,7 @@ from daq.config import BrokerConfig
 from daq.exceptions import BrokerRefused, ConfigError
 from daq.mqtt.message import Message, Will
 from daq.mqtt.refusal import connect_failure, refused_subscriptions, subscription_failure
+from daq.mqtt.wire import WireIO
 
 MqttError = aiomqtt.MqttError
 """A connection lost, a broker unreachable, an operation timed out: transient (the session retries)."""
@@ -105,7 +106,9 @@ class DaqClient(aiomqtt.Client):
         kwargs.setdefault("logger", cast(logging.Logger, self.wire_log))
         self._acks: dict[int, Callable[[str | None], None]] = {}
         self._connecting = False  # someone awaits the CONNACK (in __aenter__)
+        self._threaded_writer = False  # registered for writing by aiomqtt's way, from another thread
         super().__init__(*args, **kwargs)
+        self._wire = WireIO(self._loop, self._client, self._wire_error)
 
     async def __aenter__(self) -> DaqClient:
         """Connect; on any failure (a broker that never answers CONNECT, a refusal) close the socket.
@@ -131,6 +134,31 @@ class DaqClient(aiomqtt.Client):
         misc = self._misc_task
         if misc is not None and not misc.done():
             misc.cancel()
+
+    # -- socket IO: see daq.mqtt.wire -----------------------------------------------------------
+
+    def _wire_error(self, exc: Exception) -> None:
+        if not self._disconnected.done():
+            self._disconnected.set_exception(exc)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._wire.reset()
+        super()._on_socket_open(client, userdata, sock)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._wire.reset()
+        super()._on_socket_close(client, userdata, sock)
+
+    def _on_socket_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if not self._wire.register_write():
+            self._threaded_writer = True
+            super()._on_socket_register_write(client, userdata, sock)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._wire.unregister_write()
+        if self._threaded_writer:
+            self._threaded_writer = False
+            super()._on_socket_unregister_write(client, userdata, sock)
 
     def publish_nowait(
         self, topic: str, payload: bytes, on_ack: Callable[[str | None], None], retain: bool = False

@@ -9,6 +9,7 @@ which outbox it is. `take_entries` and `requeued` are the queueing steps every o
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
@@ -55,6 +56,10 @@ class Outbox(Protocol):
 
     async def wait(self) -> None:
         """Return when at least one entry is waiting to be taken."""
+        ...
+
+    def notify(self, wake: asyncio.Event) -> None:
+        """Set `wake` too whenever entries become pending (one waiter for the publisher, no task)."""
         ...
 
     def take(self, max_entries: int) -> list[Entry]: ...

@@ -87,6 +87,7 @@ Metrics: `stats()`; also `depth` (pending + in flight), `bytes_on_disk`, `droppe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -182,6 +183,11 @@ class DiskOutbox:
         self._streams.add_written(Entry(ident, dial, topic, payload), seg, offset, size)
         if probing:
             self._disk.leave()
+
+    def notify(self, wake: asyncio.Event) -> None:
+        if self._events.deferred is not None:
+            self._events.deliver_deferred()
+        self._streams.also_wake = wake
 
     async def wait(self) -> None:
         if self._events.deferred is not None:

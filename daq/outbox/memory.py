@@ -14,11 +14,20 @@ class MemoryOutbox:
         self._inflight: dict[int, Entry] = {}
         self._next_id = 0
         self._ready = asyncio.Event()
+        self._also_wake: asyncio.Event | None = None
+
+    def notify(self, wake: asyncio.Event) -> None:
+        self._also_wake = wake
+
+    def _signal(self) -> None:
+        self._ready.set()
+        if self._also_wake is not None:
+            self._also_wake.set()
 
     def put(self, dial: str, topic: str, payload: bytes) -> None:
         self._pending.append(Entry(self._next_id, dial, topic, payload))
         self._next_id += 1
-        self._ready.set()
+        self._signal()
 
     async def wait(self) -> None:
         while not self._pending:
@@ -38,7 +47,7 @@ class MemoryOutbox:
         back = requeued(self._inflight)
         self._pending.extendleft(reversed(back))
         if back:
-            self._ready.set()
+            self._signal()
         return len(back)
 
     @property

@@ -92,12 +92,19 @@ class Streams:
         self.mem_bytes = 0  # payload bytes in memory pieces
         self.volatile_bytes = 0  # payload bytes held only in memory (pending or in flight)
         self.ready = asyncio.Event()
+        self.also_wake: asyncio.Event | None = None  # the publisher's own (`notify`)
         self.on_damage: Callable[[str, int], None] | None = None  # (segment, records): lost reading it
         self._credit = 0.0
 
     @property
     def pending(self) -> int:
         return self.backlog.count + self.live.count
+
+    def signal(self) -> None:
+        """Entries are pending: wake whoever waits."""
+        self.ready.set()
+        if self.also_wake is not None:
+            self.also_wake.set()
 
     async def wait(self) -> None:
         while not self.pending:
@@ -114,7 +121,7 @@ class Streams:
                 self.backlog.pieces.append(DiskPiece(seg, run.start, run.end, run.left))
                 self.backlog.count += run.left
         if self.backlog.count:
-            self.ready.set()
+            self.signal()
 
     def add_written(self, entry: Entry, seg: Segment, offset: int, size: int) -> None:
         """An entry of this run, just written to `seg` at `offset` (`size` bytes): cached while memory allows."""
@@ -135,7 +142,7 @@ class Streams:
             pieces.append(DiskPiece(seg, offset, offset + size, 1))
             seg.refs += 1
         live.count += 1
-        self.ready.set()
+        self.signal()
 
     def add_volatile(self, entry: VolatileEntry) -> None:
         """An entry of this run held in memory only."""
@@ -149,7 +156,7 @@ class Streams:
         self.mem_bytes += size
         self.volatile_bytes += size
         self.live.count += 1
-        self.ready.set()
+        self.signal()
 
     # -- taking, acking, requeueing -----------------------------------------------------
 
@@ -208,7 +215,7 @@ class Streams:
                 self.mem_bytes += sum(len(entry.payload) for entry in part)
                 stream.pieces.appendleft(MemPiece(deque(part)))
                 stream.count += len(part)
-        self.ready.set()
+        self.signal()
         return len(back)
 
     def volatile_held(self) -> int:

@@ -85,6 +85,7 @@ class Publisher:
     _refused_retry_at: float = field(default=0.0, init=False)
     _refused_delay: float = field(init=False)  # REFUSED_RETRY_S, read at construction
     _refused_logged: float = field(default=0.0, init=False)
+    _acks_due: list[Entry] = field(default_factory=list, init=False)  # PUBACKed, not yet acked in the outbox
 
     def __post_init__(self, backoff: Backoff | None) -> None:
         self._refused_delay = REFUSED_RETRY_S
@@ -142,6 +143,7 @@ class Publisher:
 
     def _disconnected(self, reason: str | None) -> None:
         """After every connection (closed now: no PUBACK can come for what was in flight): requeue it."""
+        self._flush_acks()  # what was acknowledged stays so
         back = self.outbox.requeue()
         self._refused_held = 0  # requeued with the rest
         self._refused_delay = REFUSED_RETRY_S
@@ -188,6 +190,8 @@ class Publisher:
         room = asyncio.Event()  # set when a message in flight was acknowledged
         publish = client.publish_nowait
 
+        loop = asyncio.get_running_loop()
+
         def acked(entries: list[Entry] | None, control_id: int | None, topic: str, failure: str | None) -> None:
             nonlocal inflight
             inflight -= 1
@@ -199,12 +203,16 @@ class Publisher:
                 return
             stats.messages += 1
             if entries is not None:
-                outbox.ack(entries)
-                stats.samples += len(entries)
+                # The PUBACKs read in one go are written to the outbox's ack file in one go, at the
+                # end of this loop turn (and before any requeue: see `_flush_acks`).
+                if not self._acks_due:
+                    loop.call_soon(self._flush_acks)
+                self._acks_due.extend(entries)
 
-        waiter: asyncio.Task[None] | None = None
-        woken: asyncio.Task[bool] | None = None
-        stopper: asyncio.Task[bool] | None = None
+        # Woken by the outbox (an entry pending), a control message, or stop: one Event, no task per wake.
+        wake = self._wake
+        outbox.notify(wake)
+        stopper = asyncio.create_task(self._wake_at(stop))
         try:
             while True:
                 if self._refused_held and time.monotonic() >= self._refused_retry_at:
@@ -216,6 +224,7 @@ class Publisher:
                         continue
                     log.info("sending %d refused samples again", self._refused_held)
                     self._refused_held = 0
+                    self._flush_acks()  # only the refused ones are in flight then
                     outbox.requeue()
                 if inflight >= cfg.max_inflight:
                     room.clear()
@@ -259,20 +268,24 @@ class Publisher:
                         self._control.append((topic, payload, True))
                         continue
                     return True
-                # Idle: wait for an entry, a control message or stop. The waiting tasks are kept
-                # across idle spells; only the one that fired is made again.
-                self._wake.clear()
-                if waiter is None or waiter.done():
-                    waiter = asyncio.create_task(outbox.wait())
-                if woken is None or woken.done():
-                    woken = asyncio.create_task(self._wake.wait())
-                if stopper is None:
-                    stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiter, woken, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                # Idle: wait for an entry, a control message or stop (each sets `wake`).
+                wake.clear()
+                if not (outbox.pending or self._control or stop.is_set()):
+                    await wake.wait()
         finally:
-            for task in (waiter, woken, stopper):
-                if task is not None:
-                    task.cancel()
+            stopper.cancel()
+            self._flush_acks()
+
+    async def _wake_at(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    def _flush_acks(self) -> None:
+        """Acknowledge in the outbox the samples whose PUBACKs came (see `acked` in `_pump`)."""
+        if self._acks_due:
+            entries, self._acks_due = self._acks_due, []
+            self.outbox.ack(entries)
+            self.stats.samples += len(entries)
 
     def _refused(self, topic: str, reason: str, entries: list[Entry] | None) -> None:
         """The broker refused a message on `topic`: samples are kept for a retry, anything else is dropped."""

@@ -1,0 +1,131 @@
+"""paho's socket IO on the loop's own thread, with fewer wake-ups and system calls per message.
+
+aiomqtt drives paho from asyncio callbacks: on every packet paho queues, aiomqtt registers the
+socket for writing through `call_soon_threadsafe` (an eventfd write and read, an `add_writer` and a
+`remove_writer`, two more loop iterations), paho then sends each packet with its own `send`, and
+reads each incoming packet with three `recv` calls (its first byte, its length, its body). At a
+station's rates that is most of the cost of a message (issue 15). `WireIO` keeps paho's protocol
+logic and changes only how bytes move:
+
+- writing: a packet queued on the loop's thread is flushed later in the same loop turn by one
+  callback; the packets queued by then (a burst of samples, their PUBACKs' successors) go out in
+  one `send`. Only when the kernel buffer is full is the socket registered with the loop, and
+  written again when writable. From another thread (paho connects in an executor) aiomqtt's
+  way stays.
+- reading: one `recv` of up to READ_CHUNK bytes per readable event; paho's small reads are served
+  from that buffer, and `loop_read` goes on while bytes are buffered (no readiness event would
+  come for them).
+
+Packets are merged only where paho does nothing after sending them: never a QoS 0 PUBLISH (paho
+reports its delivery when written) nor a DISCONNECT (paho closes the socket after it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+__all__ = ["READ_CHUNK", "WireIO"]
+
+READ_CHUNK = 65536
+_PUBLISH = 0x30
+_DISCONNECT = 0xE0
+
+
+def _mergeable(packet: Any) -> bool:
+    command = packet["command"] & 0xF0
+    if command == _DISCONNECT or (command == _PUBLISH and packet["qos"] == 0):
+        return False
+    return bool(packet["pos"] == 0)
+
+
+class WireIO:
+    """Installed on one paho client by `DaqClient`; `on_error` is told when a write breaks the connection."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: mqtt.Client, on_error: Callable[[Exception], None]):
+        self._loop = loop
+        self._client = client
+        self._on_error = on_error
+        self._flush_due = False  # a flush is scheduled with call_soon
+        self._writer_fd: int | None = None  # registered with the loop for writing, by us
+        self._rbuf = bytearray()
+        self._paho_recv = client._sock_recv
+        self._paho_loop_read = client.loop_read
+        client._sock_recv = self._recv  # type: ignore[method-assign]
+        client.loop_read = self._loop_read  # type: ignore[method-assign]
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def register_write(self) -> bool:
+        """paho has queued a packet: True when it will be flushed in this loop turn, False when the
+        caller is not on the loop's thread (aiomqtt's own way must do it then)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if running is not self._loop:
+            return False
+        if not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        self._flush_due = False
+        client = self._client
+        self._merge_queued()
+        try:
+            client.loop_write()
+        except Exception as exc:  # a broken pipe: the connection is gone (as in aiomqtt's callback)
+            self._on_error(exc)
+            return
+        sock = client.socket()
+        if client.want_write() and sock is not None and self._writer_fd is None:
+            self._writer_fd = sock.fileno()  # the kernel buffer is full: write again when writable
+            self._loop.add_writer(self._writer_fd, self.flush)
+
+    def _merge_queued(self) -> None:
+        """Join the queued packets paho does nothing with after sending into one, for one send."""
+        queue = self._client._out_packet
+        if len(queue) < 2 or not all(_mergeable(p) for p in queue):
+            return
+        parts = [p["packet"] for p in queue]
+        first = queue[0]
+        merged = dict(first, packet=b"".join(parts), to_process=sum(len(p) for p in parts), info=None, qos=1)
+        queue.clear()
+        queue.append(merged)  # type: ignore[arg-type]
+
+    def unregister_write(self) -> None:
+        if self._writer_fd is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(self._writer_fd)
+            self._writer_fd = None
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """A socket opened or closed: bytes buffered from an earlier one are not this one's."""
+        self._rbuf.clear()
+        self.unregister_write()
+
+    def _recv(self, bufsize: int) -> bytes:
+        buf = self._rbuf
+        if not buf:
+            data = self._paho_recv(READ_CHUNK)  # raises BlockingIOError when nothing is there
+            if len(data) <= bufsize:
+                return data  # b"" (closed by the broker) included
+            buf += data
+        out = bytes(buf[:bufsize])
+        del buf[:bufsize]
+        return out
+
+    def _loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        while True:
+            rc = self._paho_loop_read(max_packets)
+            if rc != mqtt.MQTT_ERR_SUCCESS or not self._rbuf or self._client.socket() is None:
+                return rc
