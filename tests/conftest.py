@@ -62,6 +62,7 @@ TIER_OF_MODULE = {
     "test_sittings_e2e": "e2e",
     "test_broker_refusal": "e2e",
     "test_mqtt_layer": "e2e",
+    "test_mqtt_wire": "e2e",
     "test_config_errors": "e2e",
     "test_config_numbers": "e2e",
     "test_input_edges_e2e": "e2e",

@@ -108,7 +108,7 @@ class DaqClient(aiomqtt.Client):
         self._connecting = False  # someone awaits the CONNACK (in __aenter__)
         self._threaded_writer = False  # registered for writing by aiomqtt's way, from another thread
         super().__init__(*args, **kwargs)
-        self._wire = WireIO(self._loop, self._client, self._wire_error)
+        self._wire = WireIO(self._loop, self._client, self._wire_error, self._acks)
 
     async def __aenter__(self) -> DaqClient:
         """Connect; on any failure (a broker that never answers CONNECT, a refusal) close the socket.
@@ -245,7 +245,8 @@ class ConnectOptions:
     client_id: None lets the broker choose one (a random id). clean: False keeps the broker's
     session across connections (with `session_expiry_s` under MQTT 5). manual_ack: QoS 1 messages
     are acknowledged only by `Connection.ack` (write first, then acknowledge). max_inflight: QoS 1
-    messages this client may have out unacknowledged (paho's default is 20). receive_maximum
+    messages this client may have out unacknowledged (paho's default is 20; 0: no bound in paho,
+    the caller bounds them). receive_maximum
     (MQTT 5): messages the broker may have out to us unacknowledged.
     """
 

@@ -18,6 +18,12 @@ logic and changes only how bytes move:
 
 Packets are merged only where paho does nothing after sending them: never a QoS 0 PUBLISH (paho
 reports its delivery when written) nor a DISCONNECT (paho closes the socket after it).
+
+- acknowledging: a plain PUBACK (success, no properties) of a message sent with
+  `DaqClient.publish_nowait` goes straight to its callback, when paho bounds nothing in flight
+  itself (`max_inflight` 0: then it has nothing queued to send on). paho's own path would build a
+  ReasonCode and a Properties object, log, and take three locks per PUBACK. Any other PUBACK (a
+  refusal with its reason, a PUBCOMP, a message paho published) takes paho's path.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -47,8 +53,15 @@ def _mergeable(packet: Any) -> bool:
 class WireIO:
     """Installed on one paho client by `DaqClient`; `on_error` is told when a write breaks the connection."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, client: mqtt.Client, on_error: Callable[[Exception], None]):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: mqtt.Client,
+        on_error: Callable[[Exception], None],
+        acks: dict[int, Callable[[str | None], None]],
+    ):
         self._loop = loop
+        self._acks = acks
         self._client = client
         self._on_error = on_error
         self._flush_due = False  # a flush is scheduled with call_soon
@@ -58,6 +71,8 @@ class WireIO:
         self._paho_loop_read = client.loop_read
         client._sock_recv = self._recv  # type: ignore[method-assign]
         client.loop_read = self._loop_read  # type: ignore[method-assign]
+        self._paho_pubackcomp = client._handle_pubackcomp
+        client._handle_pubackcomp = self._pubackcomp  # type: ignore[method-assign]
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -129,3 +144,22 @@ class WireIO:
             rc = self._paho_loop_read(max_packets)
             if rc != mqtt.MQTT_ERR_SUCCESS or not self._rbuf or self._client.socket() is None:
                 return rc
+
+    # -- acknowledging ----------------------------------------------------------------------------
+
+    def _pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        client = self._client
+        packet = client._in_packet
+        body = packet["packet"]
+        # Two bytes (the id: success), or three with a success reason (below 0x80: 0x10 is "no
+        # matching subscribers") and no properties.
+        plain = len(body) == 2 or (len(body) == 3 and body[2] < 0x80)
+        if cmd == "PUBACK" and plain and client._max_inflight_messages == 0:
+            mid = int.from_bytes(body[:2], "big")
+            on_ack = self._acks.pop(mid, None)
+            if on_ack is not None:
+                if client._out_messages.pop(mid, None) is not None:
+                    client._inflight_messages -= 1
+                on_ack(None)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._paho_pubackcomp(cmd)

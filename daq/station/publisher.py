@@ -89,10 +89,10 @@ class Publisher:
 
     def __post_init__(self, backoff: Backoff | None) -> None:
         self._refused_delay = REFUSED_RETRY_S
-        # paho keeps at most 20 QoS 1 messages in flight unless told: let the pipeline be as deep as configured.
-        options = mqtt.ConnectOptions(
-            self.client_id, will=self.will, clean=True, max_inflight=self.publish.max_inflight
-        )
+        # The pump bounds what is in flight (`max_inflight`); paho is told no bound of its own (0):
+        # its default of 20 would queue the rest, and any bound makes it scan every message in
+        # flight on each PUBACK (`_update_inflight`).
+        options = mqtt.ConnectOptions(self.client_id, will=self.will, clean=True, max_inflight=0)
         self.session = mqtt.Session(
             self.broker,
             options,
