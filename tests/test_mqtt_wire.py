@@ -72,3 +72,27 @@ def test_many_small_messages_and_their_pubacks_in_few_reads(mosquitto: Mosquitto
     acks, received = asyncio.run(burst(broker_config(mosquitto.port, "5"), 5000, 0, subscriber=True))
     assert acks == [None] * 5000
     assert sorted(received) == list(range(5000))
+
+
+def test_retained_wildcards_and_no_connection(mosquitto: Mosquitto) -> None:
+    """The flag of a retained message reaches a later subscriber; a topic MQTT cannot publish to
+    is refused with ValueError, as paho's publish does; after the connection, MqttError."""
+    broker = broker_config(mosquitto.port, "5")
+
+    async def main() -> tuple[bytes, bool]:
+        done = asyncio.Event()
+        async with mqtt.connect(broker, mqtt.ConnectOptions("wire-retain", max_inflight=0)) as pub:
+            pub.publish_nowait("wire-retained/a", b"kept", lambda failure: done.set(), retain=True)
+            await asyncio.wait_for(done.wait(), 10)
+            for topic in ("wire/+", "wire/#", ""):
+                with pytest.raises(ValueError):
+                    pub.publish_nowait(topic, b"x", lambda failure: None)
+            closed = pub
+        with pytest.raises(mqtt.MqttError):
+            closed.publish_nowait("wire/after", b"x", lambda failure: None)
+        async with mqtt.connect(broker, mqtt.ConnectOptions("wire-late")) as late:
+            await late.subscribe(["wire-retained/#"])
+            message = await asyncio.wait_for(late.receive(), 10)
+        return message.payload, message.retain
+
+    assert asyncio.run(main()) == (b"kept", True)

@@ -34,7 +34,7 @@ from daq.config import BrokerConfig
 from daq.exceptions import BrokerRefused, ConfigError
 from daq.mqtt.message import Message, Will
 from daq.mqtt.refusal import connect_failure, refused_subscriptions, subscription_failure
-from daq.mqtt.wire import WireIO
+from daq.mqtt.wire import NotConnected, WireIO
 
 MqttError = aiomqtt.MqttError
 """A connection lost, a broker unreachable, an operation timed out: transient (the session retries)."""
@@ -167,13 +167,16 @@ class DaqClient(aiomqtt.Client):
         (`failure` is None, or the broker's reason when an MQTT 5 PUBACK refused the message).
 
         For pipelining many messages: aiomqtt's `publish` costs a coroutine, an asyncio.Event
-        and a scan of every pending call (`len(list(self._pending_calls))`) per message.
-        Raises MqttCodeError when paho refuses the message (not connected).
+        and a scan of every pending call (`len(list(self._pending_calls))`) per message; the
+        packet is built by `daq.mqtt.wire` (see there). Raises ValueError for a topic or payload
+        MQTT cannot carry, MqttCodeError when not connected. A connection lost drops what was in
+        flight: the caller sends it again on the next one.
         """
-        info = self._client.publish(topic, payload, 1, retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        self._acks[info.mid] = on_ack
+        try:
+            mid = self._wire.publish(topic, payload, retain)
+        except NotConnected:
+            raise aiomqtt.MqttCodeError(mqtt.MQTT_ERR_NO_CONN, "Could not publish message") from None
+        self._acks[mid] = on_ack
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties

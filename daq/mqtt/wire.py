@@ -19,11 +19,14 @@ logic and changes only how bytes move:
 Packets are merged only where paho does nothing after sending them: never a QoS 0 PUBLISH (paho
 reports its delivery when written) nor a DISCONNECT (paho closes the socket after it).
 
-- acknowledging: a plain PUBACK (success, no properties) of a message sent with
-  `DaqClient.publish_nowait` goes straight to its callback, when paho bounds nothing in flight
-  itself (`max_inflight` 0: then it has nothing queued to send on). paho's own path would build a
-  ReasonCode and a Properties object, log, and take three locks per PUBACK. Any other PUBACK (a
-  refusal with its reason, a PUBCOMP, a message paho published) takes paho's path.
+- publishing (`DaqClient.publish_nowait`, QoS 1): the PUBLISH packet is built here (its topic's
+  bytes kept per topic) and queued with paho's own packet id; paho's `publish` would make an
+  MQTTMessage, an MQTTMessageInfo with a threading.Condition, and take two locks per message.
+  paho keeps no record of these messages: a lost connection drops them, and the caller (the
+  station's outbox) sends them again, as it did before (clean sessions).
+- acknowledging: a PUBACK of such a message goes straight to its callback, with the broker's
+  reason when an MQTT 5 PUBACK refused it (0x80 and up). Any other PUBACK (a PUBCOMP, a message
+  published through paho) takes paho's path.
 """
 
 from __future__ import annotations
@@ -35,12 +38,29 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["READ_CHUNK", "WireIO"]
+__all__ = ["MAX_PAYLOAD", "READ_CHUNK", "NotConnected", "WireIO"]
 
 READ_CHUNK = 65536
+MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length (topic, packet id and payload)
+TOPIC_CACHE = 1024  # topics whose encoded bytes are kept (a station has a few per dial)
 _PUBLISH = 0x30
 _DISCONNECT = 0xE0
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | 0x80 if n else digit)
+        if not n:
+            return bytes(out)
+
+
+class NotConnected(Exception):
+    """The client has no connection to publish on."""
 
 
 def _mergeable(packet: Any) -> bool:
@@ -72,6 +92,8 @@ class WireIO:
         client._sock_recv = self._recv  # type: ignore[method-assign]
         client.loop_read = self._loop_read  # type: ignore[method-assign]
         self._paho_pubackcomp = client._handle_pubackcomp
+        self._v5 = client._protocol == mqtt.MQTTv5
+        self._topics: dict[str, bytes] = {}
         client._handle_pubackcomp = self._pubackcomp  # type: ignore[method-assign]
 
     # -- writing ----------------------------------------------------------------------------------
@@ -145,21 +167,50 @@ class WireIO:
             if rc != mqtt.MQTT_ERR_SUCCESS or not self._rbuf or self._client.socket() is None:
                 return rc
 
+    # -- publishing --------------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, retain: bool) -> int:
+        """Queue a QoS 1 PUBLISH; return its packet id. Raises ValueError for what paho would refuse
+        (an empty topic, a wildcard, over 65,535 bytes of topic, a payload over MAX_PAYLOAD) and
+        NotConnected."""
+        client = self._client
+        if client._sock is None:
+            raise NotConnected
+        head = self._topics.get(topic)
+        if head is None:
+            head = self._topic_head(topic)
+        props = b"\x00" if self._v5 else b""
+        length = len(head) + 2 + len(props) + len(payload)
+        if length > MAX_PAYLOAD:
+            raise ValueError("Payload too large.")
+        mid = client._mid_generate()
+        ident = mid.to_bytes(2, "big")
+        packet = b"".join((b"\x33" if retain else b"\x32", _varint(length), head, ident, props, payload))
+        client._packet_queue(_PUBLISH, packet, mid, 1)
+        return mid
+
+    def _topic_head(self, topic: str) -> bytes:
+        raw = topic.encode("utf-8")
+        if not raw:
+            raise ValueError("Invalid topic.")
+        if b"+" in raw or b"#" in raw:
+            raise ValueError("Publish topic cannot contain wildcards.")
+        if len(raw) > 65535:
+            raise ValueError("Publish topic is too long.")
+        if len(self._topics) >= TOPIC_CACHE:
+            self._topics.clear()
+        head = self._topics[topic] = len(raw).to_bytes(2, "big") + raw
+        return head
+
     # -- acknowledging ----------------------------------------------------------------------------
 
     def _pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
-        client = self._client
-        packet = client._in_packet
-        body = packet["packet"]
-        # Two bytes (the id: success), or three with a success reason (below 0x80: 0x10 is "no
-        # matching subscribers") and no properties.
-        plain = len(body) == 2 or (len(body) == 3 and body[2] < 0x80)
-        if cmd == "PUBACK" and plain and client._max_inflight_messages == 0:
-            mid = int.from_bytes(body[:2], "big")
-            on_ack = self._acks.pop(mid, None)
+        body = self._client._in_packet["packet"]
+        if cmd == "PUBACK" and len(body) >= 2:
+            on_ack = self._acks.pop(int.from_bytes(body[:2], "big"), None)
             if on_ack is not None:
-                if client._out_messages.pop(mid, None) is not None:
-                    client._inflight_messages -= 1
-                on_ack(None)
+                # MQTT 5: a reason byte may follow; 0x80 and up is a refusal (not authorised, a quota).
+                code = body[2] if len(body) > 2 else 0
+                on_ack(str(ReasonCode(PacketTypes.PUBACK, identifier=code)) if code >= 0x80 else None)
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         return self._paho_pubackcomp(cmd)
