@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -81,6 +82,7 @@ class WireIO:
         acks: dict[int, Callable[[str | None], None]],
     ):
         self._loop = loop
+        self._loop_thread = threading.get_ident()  # made on the loop's thread (aiomqtt needs the running loop)
         self._acks = acks
         self._client = client
         self._on_error = on_error
@@ -101,11 +103,7 @@ class WireIO:
     def register_write(self) -> bool:
         """paho has queued a packet: True when it will be flushed in this loop turn, False when the
         caller is not on the loop's thread (aiomqtt's own way must do it then)."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        if running is not self._loop:
+        if threading.get_ident() != self._loop_thread:  # not asyncio.get_running_loop: a getpid() each time
             return False
         if not self._flush_due:
             self._flush_due = True
