@@ -203,7 +203,10 @@ class DiskOutbox:
         return self._streams.take(max_entries)
 
     def ack(self, entries: list[Entry]) -> None:
-        """The broker has these: they never come back, not even after a restart."""
+        """The broker has these: they never come back, not even after a restart (after `close`: they
+        come back once, marked replay)."""
+        if self._closed:
+            return
         for seg in self._streams.ack(entries):
             if not self._disk.active:
                 try:
