@@ -60,6 +60,11 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+def _refusal(code: int) -> str:
+    """The name of an MQTT 5 PUBACK reason code of 0x80 or more (a refusal)."""
+    return str(ReasonCode(PacketTypes.PUBACK, identifier=code))
+
+
 class NotConnected(Exception):
     """The client has no connection to publish on."""
 
@@ -89,6 +94,8 @@ class WireIO:
         self._flush_due = False  # a flush is scheduled with call_soon
         self._writer_fd: int | None = None  # registered with the loop for writing, by us
         self._rbuf = bytearray()
+        self._eof = False  # the broker closed the stream: paho's next read gets b""
+        self._error: OSError | None = None  # a read failed: paho's next read raises it
         self._paho_recv = client._sock_recv
         self._paho_loop_read = client.loop_read
         client._sock_recv = self._recv  # type: ignore[method-assign]
@@ -146,11 +153,35 @@ class WireIO:
     def reset(self) -> None:
         """A socket opened or closed: bytes buffered from an earlier one are not this one's."""
         self._rbuf.clear()
+        self._eof = False
+        self._error = None
         self.unregister_write()
+
+    def _fill(self) -> None:
+        """Read what the socket has into the buffer, when it is empty. The end of the stream and an
+        error are kept for paho, which hears of them from its next read (and closes as it does)."""
+        if self._rbuf or self._eof or self._error is not None:
+            return
+        try:
+            data = self._paho_recv(READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._error = exc
+            return
+        if data:
+            self._rbuf += data
+        else:
+            self._eof = True
 
     def _recv(self, bufsize: int) -> bytes:
         buf = self._rbuf
         if not buf:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if self._eof:
+                return b""
             data = self._paho_recv(READ_CHUNK)  # raises BlockingIOError when nothing is there
             if len(data) <= bufsize:
                 return data  # b"" (closed by the broker) included
@@ -160,10 +191,40 @@ class WireIO:
         return out
 
     def _loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        client = self._client
         while True:
+            if client._in_packet["command"] == 0:  # paho is not in the middle of a packet
+                self._fill()
+                self._plain_pubacks()
+                if not (self._rbuf or self._eof or self._error):
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS  # all read were ours
             rc = self._paho_loop_read(max_packets)
-            if rc != mqtt.MQTT_ERR_SUCCESS or not self._rbuf or self._client.socket() is None:
+            if rc != mqtt.MQTT_ERR_SUCCESS or not self._rbuf or client.socket() is None:
                 return rc
+
+    def _plain_pubacks(self) -> None:
+        """Hand the PUBACKs at the head of the buffer for messages of `publish` to their callbacks;
+        stop at the first other packet (paho's then)."""
+        buf = self._rbuf
+        acks = self._acks
+        end = len(buf)
+        i = 0
+        while end - i >= 4 and buf[i] == 0x40:
+            length = buf[i + 1]
+            if length == 2:
+                code, size = 0, 4
+            elif length == 3 and end - i >= 5:
+                code, size = buf[i + 4], 5
+            else:
+                break  # properties follow, or not all here yet: paho's path
+            on_ack = acks.pop((buf[i + 2] << 8) | buf[i + 3], None)
+            if on_ack is None:
+                break  # not one of ours
+            i += size
+            on_ack(_refusal(code) if code >= 0x80 else None)
+        if i:
+            del buf[:i]
+            self._client._last_bytes_received = mqtt.time_func()  # paho's keepalive clock
 
     # -- publishing --------------------------------------------------------------------------------
 
@@ -209,6 +270,6 @@ class WireIO:
             if on_ack is not None:
                 # MQTT 5: a reason byte may follow; 0x80 and up is a refusal (not authorised, a quota).
                 code = body[2] if len(body) > 2 else 0
-                on_ack(str(ReasonCode(PacketTypes.PUBACK, identifier=code)) if code >= 0x80 else None)
+                on_ack(_refusal(code) if code >= 0x80 else None)
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         return self._paho_pubackcomp(cmd)
