@@ -35,6 +35,7 @@ TIER_OF_MODULE = {
     "test_broker_words": "unit",
     "test_event_loop": "unit",
     "test_bench_compare": "unit",
+    "test_bench_station_cpu": "e2e",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
     "test_page_door": "unit",
