@@ -4,6 +4,7 @@ lose, reorder or double nothing, also when the kernel's socket buffer fills."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -36,7 +37,7 @@ async def burst(broker: BrokerConfig, count: int, size: int, subscriber: bool) -
 
         pad = b"x" * size
         for i in range(count):  # all queued before the loop runs again: one flush
-            pub.publish_nowait(f"wire/{i % 7}", b"%d " % i + pad, lambda f, i=i: on_ack(i, f))
+            pub.publish_nowait(f"wire/{i % 7}", b"%d " % i + pad, functools.partial(on_ack, i))
         await asyncio.wait_for(done.wait(), 60)
         assert order == list(range(count))  # PUBACKs come, and are handed on, in publish order
         while subscriber and len(received) < count:
