@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ from daq.transports import reader_process as wire
 from daq.transports.attachment import Attachment
 from daq.transports.reader_host import ProcessHost, ReaderDied, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport
+from daq.transports.serial_inbox import Inbox, Sink
 from tests.ptydial import PtyDial
 from tests.support.readers import reader_processes, wait_dead
 
@@ -246,7 +247,7 @@ def test_a_process_that_keeps_dying_is_restarted_with_a_wait(dial: PtyDial) -> N
 
 
 class Handing(SerialTransport):
-    """A serial transport that remembers every byte its read() handed over."""
+    """A serial transport that remembers every byte it handed over (read() or deliver_to())."""
 
     def __init__(self, dial: PtyDial) -> None:
         super().__init__(FAST, Attachment(port=str(dial.path)), readers="process")
@@ -257,6 +258,14 @@ class Handing(SerialTransport):
         for chunk in chunks:
             self.handed += chunk.data
         return chunks
+
+    async def deliver_to(self, sink: Sink) -> NoReturn:
+        def handing(chunks: list[Chunk]) -> None:
+            for chunk in chunks:
+                self.handed += chunk.data
+            sink(chunks)
+
+        await super().deliver_to(handing)
 
 
 class Raws(DialPipeline):
@@ -354,7 +363,7 @@ def test_a_process_that_dies_at_every_start_is_tried_again_not_given_up_for_thre
     """Two sends to a process that died at once: the port's open() raises DeviceUnavailable (the
     DeviceReader tries again later), the port stays parked, and the transport still uses a process."""
 
-    def broken(self: ProcessHost, fd: int, describe: str, queue: asyncio.Queue[Any]) -> Any:
+    def broken(self: ProcessHost, fd: int, describe: str, inbox: Inbox) -> Any:
         raise BrokenPipeError(32, "Broken pipe")
 
     async def main() -> None:
@@ -391,9 +400,8 @@ def test_a_host_whose_first_add_fails_is_shut_down() -> None:
     attached: the process started for it is ended, not left running."""
 
     async def main() -> None:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
         with pytest.raises(OSError):
-            await ProcessHost.attach(-1, "serial:nothing", queue)
+            await ProcessHost.attach(-1, "serial:nothing", Inbox())
         assert ProcessHost._hosts.get(asyncio.get_running_loop()) is None
         assert reader_processes() == []
 

@@ -46,6 +46,7 @@ from typing import ClassVar, Literal
 from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.reading import Chunk
 from daq.transports import reader_process as wire
+from daq.transports.serial_inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ RESTART_BACKOFF_S = (0.25, 5.0)  # first wait, longest wait
 RECV_SIZE = 256 * 1024
 
 _mode: ContextVar[ReadersMode | None] = ContextVar("serial_readers", default=None)
-
-Item = Chunk | DeviceGone
 
 
 class ReaderDied(DeviceGone):
@@ -98,13 +97,13 @@ def readers_mode(mode: ReadersMode | None) -> Iterator[None]:
 
 
 class ProcessPort:
-    """One port read by the reader process: its items go to `queue`; `stop()` takes it back."""
+    """One port read by the reader process: its items go to `inbox`; `stop()` takes it back."""
 
-    def __init__(self, host: ProcessHost, port_id: int, describe: str, queue: asyncio.Queue[Item]) -> None:
+    def __init__(self, host: ProcessHost, port_id: int, describe: str, inbox: Inbox) -> None:
         self.host = host
         self.id = port_id
         self.describe = describe
-        self.queue = queue
+        self.inbox = inbox
         self.reading = True  # the process holds the descriptor (False after GONE or its death)
 
     async def stop(self) -> None:
@@ -124,7 +123,7 @@ class ProcessHost:
     _quick_deaths: ClassVar[int] = 0  # deaths in a row within QUICK_DEATH_S of the start
 
     @classmethod
-    async def attach(cls, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
+    async def attach(cls, fd: int, describe: str, inbox: Inbox) -> ProcessPort:
         """Read the open port `fd` in this loop's reader process (started if none runs).
 
         Raises ReaderUnavailable where no process can be started at all (the port is then read in a
@@ -141,7 +140,7 @@ class ProcessHost:
                 if host is None:
                     host = cls._hosts[loop] = cls(loop)
             try:
-                return host.add(fd, describe, queue)
+                return host.add(fd, describe, inbox)
             except (BrokenPipeError, ConnectionResetError):  # it died a moment ago: its end of file is not read yet
                 host._died()
             except Exception:
@@ -188,8 +187,8 @@ class ProcessHost:
     def pid(self) -> int | None:
         return None if self._ended else self._proc.pid
 
-    def add(self, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
-        port = ProcessPort(self, self._next_id, describe, queue)
+    def add(self, fd: int, describe: str, inbox: Inbox) -> ProcessPort:
+        port = ProcessPort(self, self._next_id, describe, inbox)
         self._next_id += 1
         socket.send_fds(self._sock, [wire.item(wire.ADD, port.id)], [fd])
         self._ports[port.id] = port
@@ -197,7 +196,7 @@ class ProcessHost:
 
     async def remove(self, port: ProcessPort) -> None:
         """Take `port` back. It stays in `_ports` until its REMOVED arrives, so the chunks the process
-        read before it let go still reach its queue (SerialTransport.close counts what is left there)."""
+        read before it let go still reach its inbox (SerialTransport.close counts what is left there)."""
         if self._ports.get(port.id) is not port or port.id in self._removing:
             return
         try:
@@ -277,12 +276,12 @@ class ProcessHost:
             port = ports.get(port_id)
             if kind == wire.CHUNK:
                 if port is not None:
-                    port.queue.put_nowait(Chunk(buffer[start:stop], stamp))
+                    port.inbox.put(Chunk(buffer[start:stop], stamp))
             elif kind == wire.GONE:
                 if port is not None:
                     port.reading = False
                     why = buffer[start:stop].decode("utf-8", "replace")
-                    port.queue.put_nowait(DeviceGone(f"{port.describe}: {why}"))
+                    port.inbox.put(DeviceGone(f"{port.describe}: {why}"))
             elif kind == wire.REMOVED:
                 done = self._removing.get(port_id)
                 if done is not None and not done.done():
@@ -310,7 +309,7 @@ class ProcessHost:
         )
         for port in self._ports.values():
             port.reading = False
-            port.queue.put_nowait(
+            port.inbox.put(
                 ReaderDied(
                     f"{port.describe}: the serial reader process {how}; reading on in a new one (what it had read"
                     " and not sent yet, its last round, if any, is lost and cannot be counted)"
