@@ -508,3 +508,135 @@ def test_the_config_key_chooses_the_mode() -> None:
     assert build_config({"station": {"readers": "thread"}}).station.readers == "thread"
     with pytest.raises(ConfigError, match=r"station\.readers"):
         build_config({"station": {"readers": "fork"}})
+
+
+def test_an_inbox_delivers_every_chunk_in_order_then_raises_the_end() -> None:
+    """deliver_to: what waited is handed over at once, the rest as it is put (by the putting
+    callback, no task woken), then the end; a chunk put after the end stays, unread."""
+
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[bytes] = []
+        inbox.put(Chunk(b"1\n", 1))
+        inbox.put(Chunk(b"2\n", 2))
+        task = asyncio.create_task(inbox.deliver_to(lambda chunks: got.extend(c.data for c in chunks)))
+        await asyncio.sleep(0)
+        assert got == [b"1\n", b"2\n"]
+        inbox.put(Chunk(b"3\n", 3))
+        assert got == [b"1\n", b"2\n", b"3\n"]  # handed over by put() itself
+        inbox.put(ReaderDied("serial:x: the reader process was killed"))
+        inbox.put(Chunk(b"late\n", 4))
+        with pytest.raises(ReaderDied, match="was killed"):
+            await task
+        assert isinstance(inbox.raised, ReaderDied)
+        assert got == [b"1\n", b"2\n", b"3\n"]
+        assert inbox.unread() == (1, 5)
+        with pytest.raises(ReaderDied):  # and stays ended
+            await inbox.read()
+
+    run(main())
+
+
+def test_an_inbox_sink_that_raises_ends_the_delivery_with_its_exception() -> None:
+    """The sink's exception is raised in the task awaiting deliver_to (the DeviceReader, whose
+    supervisor restarts it), not in the callback that put the chunk; what comes after is kept."""
+
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[bytes] = []
+
+        def sink(chunks: list[Chunk]) -> None:
+            for chunk in chunks:
+                if chunk.data == b"bad":
+                    raise ValueError("a bug in the decoder")
+                got.append(chunk.data)
+
+        task = asyncio.create_task(inbox.deliver_to(sink))
+        await asyncio.sleep(0)
+        inbox.put(Chunk(b"ok", 1))
+        inbox.put(Chunk(b"bad", 2))  # does not raise here
+        inbox.put(Chunk(b"after", 3))
+        with pytest.raises(ValueError, match="a bug in the decoder"):
+            await task
+        assert got == [b"ok"] and inbox.raised is None
+        assert inbox.unread() == (1, 5)
+
+    run(main())
+
+
+def test_a_cancelled_delivery_hands_nothing_more_over() -> None:
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[Chunk] = []
+        task = asyncio.create_task(inbox.deliver_to(got.extend))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        inbox.put(Chunk(b"1\n", 1))
+        assert got == [] and inbox.unread() == (1, 2)
+        task = asyncio.create_task(inbox.deliver_to(got.extend))  # a new taker may come
+        await asyncio.sleep(0)
+        inbox.put(Chunk(b"2\n", 2))
+        inbox.close(DeviceGone("serial:x: closed"))
+        with pytest.raises(DeviceGone, match="closed"):
+            await task
+        assert [c.data for c in got] == [b"2\n"]
+
+    run(main())
+
+
+@pytest.mark.parametrize("readers", ["process", "thread"])
+def test_deliver_to_hands_over_everything_read_then_device_gone(dial: PtyDial, readers: ReadersMode) -> None:
+    """The way the DeviceReader takes chunks: every byte written, in order, then the unplug."""
+    sent = b"".join(b"%d\n" % i for i in range(100))
+
+    async def main() -> None:
+        transport = transport_for(dial, readers)
+        await transport.open()
+        got = bytearray()
+        try:
+            for i in range(0, len(sent), 7):
+                dial.write(sent[i : i + 7])
+            task = asyncio.create_task(
+                transport.deliver_to(lambda chunks: got.extend(b"".join(c.data for c in chunks)))
+            )
+            await until(lambda: len(got) >= len(sent))
+            dial.unplug()
+            with pytest.raises(DeviceGone, match="unplugged"):
+                await task
+            assert bytes(got) == sent
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def slice_of(pid: int) -> int | None:
+    """The task's time slice in ns (/proc/PID/sched `se.slice`, Linux 6.6+), None where not shown."""
+    sched = Path(f"/proc/{pid}/sched")
+    lines = sched.read_text().splitlines() if sched.exists() else []
+    slices = [int(line.split(":")[1]) for line in lines if line.startswith("se.slice")]
+    return slices[0] if slices else None
+
+
+def test_the_reader_process_asks_for_the_shortest_slice(dial: PtyDial) -> None:
+    """Where the kernel takes a slice of a SCHED_OTHER task (Linux 6.12+, no privileges needed: asked
+    in a throwaway interpreter), the reader process runs with SLICE_NS; elsewhere nothing changes."""
+    probe = f"import runpy; print(runpy.run_path({str(Path(wire.__file__))!r})['short_slice']())"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30)
+    taken = out.stdout.strip() == "True"
+
+    async def main() -> int | None:
+        transport = transport_for(dial)
+        await transport.open()
+        try:
+            dial.write(b"1\n")
+            await read_until(transport, b"1\n")  # it has read: it is past its start
+            pid = transport.reader_pid
+            assert pid is not None
+            return slice_of(pid)
+        finally:
+            await transport.close()
+
+    got = run(main())
+    assert (got == wire.SLICE_NS) == taken  # not taken: the kernel's own slice, or none shown

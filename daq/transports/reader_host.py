@@ -11,7 +11,10 @@ started by the first port attached and ended when the last one is detached (join
 the reader thread), so `daq run` stays one command. The daemon opens and sets up each port itself
 (pyserial: settings, exclusive lock, settle, init) and hands the process a duplicate of its
 descriptor, which it polls, reads and stamps; the process sends every poll round's reads in one
-message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round.
+message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round. That
+callback puts each chunk in its port's Inbox (daq.transports.serial_inbox), which hands it on to the
+port's decoding at once (`deliver_to`, how the station's DeviceReader takes them): no task is woken
+per port and round.
 
 A reader process that dies (killed, crashed) ends every port it read with `ReaderDied`, a
 DeviceGone: the station's DeviceReader says the device was lost, closes the transport and opens it
@@ -178,7 +181,7 @@ class ProcessHost:
         self._ports: dict[int, ProcessPort] = {}
         self._removing: dict[int, asyncio.Future[None]] = {}
         self._next_id = 1
-        self._pending = bytearray()
+        self._pending = b""  # the start of an item cut at the end of the last recv
         self._ended = False
         loop.add_reader(ours.fileno(), self._readable)
         log.debug("serial reader process %d started", self._proc.pid)
@@ -263,7 +266,7 @@ class ProcessHost:
         if not data:
             self._died()
             return
-        buffer = bytes(self._pending) + data if self._pending else data  # bytes: one copy per payload slice
+        buffer = self._pending + data if self._pending else data  # bytes: one copy per payload slice
         size, unpack, ports = wire.HEADER.size, wire.HEADER.unpack_from, self._ports
         offset, end = 0, len(buffer)
         while end - offset >= size:
@@ -286,7 +289,7 @@ class ProcessHost:
                 done = self._removing.get(port_id)
                 if done is not None and not done.done():
                     done.set_result(None)
-        self._pending = bytearray(buffer[offset:])  # a cut item waits for its end
+        self._pending = buffer[offset:] if offset < end else b""  # a cut item waits for its end
 
     def _died(self) -> None:
         """End of file while ports are attached: the process died. Every port it read ends with ReaderDied."""
