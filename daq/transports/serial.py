@@ -5,7 +5,10 @@ thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here,
 shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
 `open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (if no process
-starts, DeviceUnavailable: still parked). Chunks read but not handed over at `close()`: `read_at_close`, logged.
+starts, DeviceUnavailable: still parked). Both ways put the chunks in the port's Inbox (daq.transports.
+serial_inbox), taken with `read()` or `deliver_to(sink)` (the DeviceReader's: each chunk goes to its
+decoding from the callback that received it, no task woken per read). Chunks read but not handed
+over at `close()`: `read_at_close`, logged.
 
 The thread path: one poller thread reads with os.read(fd, 4096) (not pyserial's read(max(1,
 in_waiting)), which reads the first byte of every burst alone) and hands each poll round to the loop
@@ -89,7 +92,7 @@ def decode_escapes(text: str) -> bytes:
 
 
 class SerialTransport:
-    """A serial dial: opened exclusively, read in a thread of its own, every chunk stamped there.
+    """A serial dial: opened exclusively, read in the reader process or a thread, every chunk stamped there.
 
     Reusable: after `close()` (or DeviceGone) `open()` resolves the port again and reopens.
     Not for concurrent use by several tasks.
