@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ from daq.transports import reader_process as wire
 from daq.transports.attachment import Attachment
 from daq.transports.reader_host import ProcessHost, ReaderDied, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport
+from daq.transports.serial_inbox import Inbox, Sink
 from tests.ptydial import PtyDial
 from tests.support.readers import reader_processes, wait_dead
 
@@ -246,7 +247,7 @@ def test_a_process_that_keeps_dying_is_restarted_with_a_wait(dial: PtyDial) -> N
 
 
 class Handing(SerialTransport):
-    """A serial transport that remembers every byte its read() handed over."""
+    """A serial transport that remembers every byte it handed over (read() or deliver_to())."""
 
     def __init__(self, dial: PtyDial) -> None:
         super().__init__(FAST, Attachment(port=str(dial.path)), readers="process")
@@ -257,6 +258,14 @@ class Handing(SerialTransport):
         for chunk in chunks:
             self.handed += chunk.data
         return chunks
+
+    async def deliver_to(self, sink: Sink) -> NoReturn:
+        def handing(chunks: list[Chunk]) -> None:
+            for chunk in chunks:
+                self.handed += chunk.data
+            sink(chunks)
+
+        await super().deliver_to(handing)
 
 
 class Raws(DialPipeline):
@@ -354,7 +363,7 @@ def test_a_process_that_dies_at_every_start_is_tried_again_not_given_up_for_thre
     """Two sends to a process that died at once: the port's open() raises DeviceUnavailable (the
     DeviceReader tries again later), the port stays parked, and the transport still uses a process."""
 
-    def broken(self: ProcessHost, fd: int, describe: str, queue: asyncio.Queue[Any]) -> Any:
+    def broken(self: ProcessHost, fd: int, describe: str, inbox: Inbox) -> Any:
         raise BrokenPipeError(32, "Broken pipe")
 
     async def main() -> None:
@@ -391,9 +400,8 @@ def test_a_host_whose_first_add_fails_is_shut_down() -> None:
     attached: the process started for it is ended, not left running."""
 
     async def main() -> None:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
         with pytest.raises(OSError):
-            await ProcessHost.attach(-1, "serial:nothing", queue)
+            await ProcessHost.attach(-1, "serial:nothing", Inbox())
         assert ProcessHost._hosts.get(asyncio.get_running_loop()) is None
         assert reader_processes() == []
 
@@ -500,3 +508,135 @@ def test_the_config_key_chooses_the_mode() -> None:
     assert build_config({"station": {"readers": "thread"}}).station.readers == "thread"
     with pytest.raises(ConfigError, match=r"station\.readers"):
         build_config({"station": {"readers": "fork"}})
+
+
+def test_an_inbox_delivers_every_chunk_in_order_then_raises_the_end() -> None:
+    """deliver_to: what waited is handed over at once, the rest as it is put (by the putting
+    callback, no task woken), then the end; a chunk put after the end stays, unread."""
+
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[bytes] = []
+        inbox.put(Chunk(b"1\n", 1))
+        inbox.put(Chunk(b"2\n", 2))
+        task = asyncio.create_task(inbox.deliver_to(lambda chunks: got.extend(c.data for c in chunks)))
+        await asyncio.sleep(0)
+        assert got == [b"1\n", b"2\n"]
+        inbox.put(Chunk(b"3\n", 3))
+        assert got == [b"1\n", b"2\n", b"3\n"]  # handed over by put() itself
+        inbox.put(ReaderDied("serial:x: the reader process was killed"))
+        inbox.put(Chunk(b"late\n", 4))
+        with pytest.raises(ReaderDied, match="was killed"):
+            await task
+        assert isinstance(inbox.raised, ReaderDied)
+        assert got == [b"1\n", b"2\n", b"3\n"]
+        assert inbox.unread() == (1, 5)
+        with pytest.raises(ReaderDied):  # and stays ended
+            await inbox.read()
+
+    run(main())
+
+
+def test_an_inbox_sink_that_raises_ends_the_delivery_with_its_exception() -> None:
+    """The sink's exception is raised in the task awaiting deliver_to (the DeviceReader, whose
+    supervisor restarts it), not in the callback that put the chunk; what comes after is kept."""
+
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[bytes] = []
+
+        def sink(chunks: list[Chunk]) -> None:
+            for chunk in chunks:
+                if chunk.data == b"bad":
+                    raise ValueError("a bug in the decoder")
+                got.append(chunk.data)
+
+        task = asyncio.create_task(inbox.deliver_to(sink))
+        await asyncio.sleep(0)
+        inbox.put(Chunk(b"ok", 1))
+        inbox.put(Chunk(b"bad", 2))  # does not raise here
+        inbox.put(Chunk(b"after", 3))
+        with pytest.raises(ValueError, match="a bug in the decoder"):
+            await task
+        assert got == [b"ok"] and inbox.raised is None
+        assert inbox.unread() == (1, 5)
+
+    run(main())
+
+
+def test_a_cancelled_delivery_hands_nothing_more_over() -> None:
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[Chunk] = []
+        task = asyncio.create_task(inbox.deliver_to(got.extend))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        inbox.put(Chunk(b"1\n", 1))
+        assert got == [] and inbox.unread() == (1, 2)
+        task = asyncio.create_task(inbox.deliver_to(got.extend))  # a new taker may come
+        await asyncio.sleep(0)
+        inbox.put(Chunk(b"2\n", 2))
+        inbox.close(DeviceGone("serial:x: closed"))
+        with pytest.raises(DeviceGone, match="closed"):
+            await task
+        assert [c.data for c in got] == [b"2\n"]
+
+    run(main())
+
+
+@pytest.mark.parametrize("readers", ["process", "thread"])
+def test_deliver_to_hands_over_everything_read_then_device_gone(dial: PtyDial, readers: ReadersMode) -> None:
+    """The way the DeviceReader takes chunks: every byte written, in order, then the unplug."""
+    sent = b"".join(b"%d\n" % i for i in range(100))
+
+    async def main() -> None:
+        transport = transport_for(dial, readers)
+        await transport.open()
+        got = bytearray()
+        try:
+            for i in range(0, len(sent), 7):
+                dial.write(sent[i : i + 7])
+            task = asyncio.create_task(
+                transport.deliver_to(lambda chunks: got.extend(b"".join(c.data for c in chunks)))
+            )
+            await until(lambda: len(got) >= len(sent))
+            dial.unplug()
+            with pytest.raises(DeviceGone, match="unplugged"):
+                await task
+            assert bytes(got) == sent
+        finally:
+            await transport.close()
+
+    run(main())
+
+
+def slice_of(pid: int) -> int | None:
+    """The task's time slice in ns (/proc/PID/sched `se.slice`, Linux 6.6+), None where not shown."""
+    sched = Path(f"/proc/{pid}/sched")
+    lines = sched.read_text().splitlines() if sched.exists() else []
+    slices = [int(line.split(":")[1]) for line in lines if line.startswith("se.slice")]
+    return slices[0] if slices else None
+
+
+def test_the_reader_process_asks_for_the_shortest_slice(dial: PtyDial) -> None:
+    """Where the kernel takes a slice of a SCHED_OTHER task (Linux 6.12+, no privileges needed: asked
+    in a throwaway interpreter), the reader process runs with SLICE_NS; elsewhere nothing changes."""
+    probe = f"import runpy; print(runpy.run_path({str(Path(wire.__file__))!r})['short_slice']())"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30)
+    taken = out.stdout.strip() == "True"
+
+    async def main() -> int | None:
+        transport = transport_for(dial)
+        await transport.open()
+        try:
+            dial.write(b"1\n")
+            await read_until(transport, b"1\n")  # it has read: it is past its start
+            pid = transport.reader_pid
+            assert pid is not None
+            return slice_of(pid)
+        finally:
+            await transport.close()
+
+    got = run(main())
+    assert (got == wire.SLICE_NS) == taken  # not taken: the kernel's own slice, or none shown

@@ -146,29 +146,36 @@ class DeviceReader:
                 await self.transport.close()
 
     async def _read_until_gone(self) -> None:
-        read = self.transport.read
+        deliver = getattr(self.transport, "deliver_to", None)
+        if deliver is not None:  # it calls _take as chunks arrive (daq.transports.serial_inbox): no wake-up per read
+            await deliver(self._take)
+            return
+        read, take = self.transport.read, self._take
+        while True:
+            take(await read())
+
+    def _take(self, chunks: list[Chunk]) -> None:
         feed = self.decoder.feed
         routes = self.routes
-        while True:
-            for chunk in await read():
-                for item in feed(chunk):
-                    if isinstance(item, Reading):
-                        if self._garbage_watch:
-                            self._decoded()
-                        pipeline = routes.get(item.channel)
-                        if pipeline is not None:
-                            pipeline.on_reading(item)
-                        else:
-                            self._unrouted(item)
-                    elif isinstance(item, Garbage):
-                        self._count_garbage(item)
-                    elif isinstance(item, ButtonEvent):
-                        if self._garbage_watch:
-                            self._decoded()
-                        self._button(item)
-                    elif isinstance(item, Discarded | DeviceLoss):
-                        self._count_loss(self.losses.count(item))
-            self._flush_losses()
+        for chunk in chunks:
+            for item in feed(chunk):
+                if isinstance(item, Reading):
+                    if self._garbage_watch:
+                        self._decoded()
+                    pipeline = routes.get(item.channel)
+                    if pipeline is not None:
+                        pipeline.on_reading(item)
+                    else:
+                        self._unrouted(item)
+                elif isinstance(item, Garbage):
+                    self._count_garbage(item)
+                elif isinstance(item, ButtonEvent):
+                    if self._garbage_watch:
+                        self._decoded()
+                    self._button(item)
+                elif isinstance(item, Discarded | DeviceLoss):
+                    self._count_loss(self.losses.count(item))
+        self._flush_losses()
 
     def _unrouted(self, item: Reading) -> None:
         """A reading on a channel no dial is configured for: counted (health's `unrouted`), the first logged."""

@@ -11,7 +11,10 @@ started by the first port attached and ended when the last one is detached (join
 the reader thread), so `daq run` stays one command. The daemon opens and sets up each port itself
 (pyserial: settings, exclusive lock, settle, init) and hands the process a duplicate of its
 descriptor, which it polls, reads and stamps; the process sends every poll round's reads in one
-message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round.
+message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round. That
+callback puts each chunk in its port's Inbox (daq.transports.serial_inbox), which hands it on to the
+port's decoding at once (`deliver_to`, how the station's DeviceReader takes them): no task is woken
+per port and round.
 
 A reader process that dies (killed, crashed) ends every port it read with `ReaderDied`, a
 DeviceGone: the station's DeviceReader says the device was lost, closes the transport and opens it
@@ -46,6 +49,7 @@ from typing import ClassVar, Literal
 from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.reading import Chunk
 from daq.transports import reader_process as wire
+from daq.transports.serial_inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,6 @@ RESTART_BACKOFF_S = (0.25, 5.0)  # first wait, longest wait
 RECV_SIZE = 256 * 1024
 
 _mode: ContextVar[ReadersMode | None] = ContextVar("serial_readers", default=None)
-
-Item = Chunk | DeviceGone
 
 
 class ReaderDied(DeviceGone):
@@ -98,13 +100,13 @@ def readers_mode(mode: ReadersMode | None) -> Iterator[None]:
 
 
 class ProcessPort:
-    """One port read by the reader process: its items go to `queue`; `stop()` takes it back."""
+    """One port read by the reader process: its items go to `inbox`; `stop()` takes it back."""
 
-    def __init__(self, host: ProcessHost, port_id: int, describe: str, queue: asyncio.Queue[Item]) -> None:
+    def __init__(self, host: ProcessHost, port_id: int, describe: str, inbox: Inbox) -> None:
         self.host = host
         self.id = port_id
         self.describe = describe
-        self.queue = queue
+        self.inbox = inbox
         self.reading = True  # the process holds the descriptor (False after GONE or its death)
 
     async def stop(self) -> None:
@@ -124,7 +126,7 @@ class ProcessHost:
     _quick_deaths: ClassVar[int] = 0  # deaths in a row within QUICK_DEATH_S of the start
 
     @classmethod
-    async def attach(cls, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
+    async def attach(cls, fd: int, describe: str, inbox: Inbox) -> ProcessPort:
         """Read the open port `fd` in this loop's reader process (started if none runs).
 
         Raises ReaderUnavailable where no process can be started at all (the port is then read in a
@@ -141,7 +143,7 @@ class ProcessHost:
                 if host is None:
                     host = cls._hosts[loop] = cls(loop)
             try:
-                return host.add(fd, describe, queue)
+                return host.add(fd, describe, inbox)
             except (BrokenPipeError, ConnectionResetError):  # it died a moment ago: its end of file is not read yet
                 host._died()
             except Exception:
@@ -179,7 +181,7 @@ class ProcessHost:
         self._ports: dict[int, ProcessPort] = {}
         self._removing: dict[int, asyncio.Future[None]] = {}
         self._next_id = 1
-        self._pending = bytearray()
+        self._pending = b""  # the start of an item cut at the end of the last recv
         self._ended = False
         loop.add_reader(ours.fileno(), self._readable)
         log.debug("serial reader process %d started", self._proc.pid)
@@ -188,8 +190,8 @@ class ProcessHost:
     def pid(self) -> int | None:
         return None if self._ended else self._proc.pid
 
-    def add(self, fd: int, describe: str, queue: asyncio.Queue[Item]) -> ProcessPort:
-        port = ProcessPort(self, self._next_id, describe, queue)
+    def add(self, fd: int, describe: str, inbox: Inbox) -> ProcessPort:
+        port = ProcessPort(self, self._next_id, describe, inbox)
         self._next_id += 1
         socket.send_fds(self._sock, [wire.item(wire.ADD, port.id)], [fd])
         self._ports[port.id] = port
@@ -197,7 +199,7 @@ class ProcessHost:
 
     async def remove(self, port: ProcessPort) -> None:
         """Take `port` back. It stays in `_ports` until its REMOVED arrives, so the chunks the process
-        read before it let go still reach its queue (SerialTransport.close counts what is left there)."""
+        read before it let go still reach its inbox (SerialTransport.close counts what is left there)."""
         if self._ports.get(port.id) is not port or port.id in self._removing:
             return
         try:
@@ -264,7 +266,7 @@ class ProcessHost:
         if not data:
             self._died()
             return
-        buffer = bytes(self._pending) + data if self._pending else data  # bytes: one copy per payload slice
+        buffer = self._pending + data if self._pending else data  # bytes: one copy per payload slice
         size, unpack, ports = wire.HEADER.size, wire.HEADER.unpack_from, self._ports
         offset, end = 0, len(buffer)
         while end - offset >= size:
@@ -277,17 +279,17 @@ class ProcessHost:
             port = ports.get(port_id)
             if kind == wire.CHUNK:
                 if port is not None:
-                    port.queue.put_nowait(Chunk(buffer[start:stop], stamp))
+                    port.inbox.put(Chunk(buffer[start:stop], stamp))
             elif kind == wire.GONE:
                 if port is not None:
                     port.reading = False
                     why = buffer[start:stop].decode("utf-8", "replace")
-                    port.queue.put_nowait(DeviceGone(f"{port.describe}: {why}"))
+                    port.inbox.put(DeviceGone(f"{port.describe}: {why}"))
             elif kind == wire.REMOVED:
                 done = self._removing.get(port_id)
                 if done is not None and not done.done():
                     done.set_result(None)
-        self._pending = bytearray(buffer[offset:])  # a cut item waits for its end
+        self._pending = buffer[offset:] if offset < end else b""  # a cut item waits for its end
 
     def _died(self) -> None:
         """End of file while ports are attached: the process died. Every port it read ends with ReaderDied."""
@@ -310,7 +312,7 @@ class ProcessHost:
         )
         for port in self._ports.values():
             port.reading = False
-            port.queue.put_nowait(
+            port.inbox.put(
                 ReaderDied(
                     f"{port.describe}: the serial reader process {how}; reading on in a new one (what it had read"
                     " and not sent yet, its last round, if any, is lost and cannot be counted)"

@@ -5,7 +5,10 @@ thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here,
 shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
 `open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (if no process
-starts, DeviceUnavailable: still parked). Chunks read but not handed over at `close()`: `read_at_close`, logged.
+starts, DeviceUnavailable: still parked). Both ways put the chunks in the port's Inbox (daq.transports.
+serial_inbox), taken with `read()` or `deliver_to(sink)` (the DeviceReader's: each chunk goes to its
+decoding from the callback that received it, no task woken per read). Chunks read but not handed
+over at `close()`: `read_at_close`, logged.
 
 The thread path: one poller thread reads with os.read(fd, 4096) (not pyserial's read(max(1,
 in_waiting)), which reads the first byte of every burst alone) and hands each poll round to the loop
@@ -27,7 +30,7 @@ import re
 import select
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import serial
 
@@ -45,6 +48,7 @@ from daq.transports.reader_host import (
     current_mode,
     resolve_mode,
 )
+from daq.transports.serial_inbox import Inbox, Sink
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -88,7 +92,7 @@ def decode_escapes(text: str) -> bytes:
 
 
 class SerialTransport:
-    """A serial dial: opened exclusively, read in a thread of its own, every chunk stamped there.
+    """A serial dial: opened exclusively, read in the reader process or a thread, every chunk stamped there.
 
     Reusable: after `close()` (or DeviceGone) `open()` resolves the port again and reopens.
     Not for concurrent use by several tasks.
@@ -101,8 +105,8 @@ class SerialTransport:
         """Where the port is read: "process" (daq.transports.reader_host) or "thread" (this module)."""
         self._serial: serial.Serial | None = None
         self._reader: _Reader | ProcessPort | None = None
-        self._queue: asyncio.Queue[_Item] | None = None
-        self._gone: DeviceGone | None = None
+        self._inbox: Inbox | None = None  # None while closed
+        self._last: Inbox | None = None  # the closed one: read() raises the end it raised, if any
         self._parked: serial.Serial | None = None  # kept open across the death of its reader process
         self.read_at_close = 0  # chunks read from the port but not handed over by read() when it was closed
 
@@ -124,17 +128,17 @@ class SerialTransport:
         if self._serial is not None:
             raise RuntimeError(f"{self.describe} is open already")
         parked, self._parked = self._parked, None
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        inbox = Inbox()
         if parked is not None:  # its reader process died: read on, nothing reset, nothing dropped
             try:
-                self._reader = await self._start_reading(parked, queue)
+                self._reader = await self._start_reading(parked, inbox)
             except DeviceUnavailable:  # no reader process this time: parked still, for the next try
                 self._parked = parked
                 raise
             except BaseException:
                 parked.close()
                 raise
-            self._serial, self._gone, self._queue = parked, None, queue
+            self._serial, self._inbox, self._last = parked, inbox, None
             log.info("reading %s at %s again", self.describe, parked.port)
             return
         path = await asyncio.to_thread(resolve_port, self.attachment)
@@ -143,55 +147,49 @@ class SerialTransport:
             if self.settings.settle_s > 0:
                 await asyncio.sleep(self.settings.settle_s)
             await asyncio.to_thread(self._prepare, port, path)
-            self._reader = await self._start_reading(port, queue)
+            self._reader = await self._start_reading(port, inbox)
         except BaseException:
             port.close()
             raise
-        self._serial, self._gone, self._queue = port, None, queue
+        self._serial, self._inbox, self._last = port, inbox, None
         log.info("opened %s at %s", self.describe, port.port)
 
-    async def _start_reading(self, port: serial.Serial, queue: asyncio.Queue[_Item]) -> _Reader | ProcessPort:
+    async def _start_reading(self, port: serial.Serial, inbox: Inbox) -> _Reader | ProcessPort:
         if self.readers == "process" and USE_POLL:
             try:
-                return await ProcessHost.attach(port.fileno(), self.describe, queue)
+                return await ProcessHost.attach(port.fileno(), self.describe, inbox)
             except ReaderUnavailable as exc:  # no process can be started here: read in the daemon
                 log.warning("cannot start the serial reader process (%s): reading in a thread instead", exc)
                 self.readers = "thread"
-        return _Reader(port, self.describe, self.settings.read_timeout_s, queue)
+        return _Reader(port, self.describe, self.settings.read_timeout_s, inbox)
 
     async def read(self) -> list[Chunk]:
         """The chunks read since the last call (waiting for at least one).
 
         Raises DeviceGone once every chunk read before the device went away was handed over.
         """
-        if self._gone is not None:
-            raise type(self._gone)(str(self._gone))  # ReaderDied stays ReaderDied
-        if self._queue is None:
-            raise RuntimeError(f"{self.describe} is not open")
-        queue = self._queue
-        item = await queue.get()
-        chunks: list[Chunk] = []
-        while True:
-            if isinstance(item, DeviceGone):
-                self._gone = item
-                break
-            chunks.append(item)
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-        if chunks:
-            return chunks
-        gone = self._gone
-        assert gone is not None
-        raise type(gone)(str(gone))
+        return await self._open_inbox().read()
+
+    async def deliver_to(self, sink: Sink) -> NoReturn:
+        """Hand every chunk to `sink` as it arrives, from the event loop's callback that received it
+        (no task woken per read: daq.transports.serial_inbox), until the device is gone: then raise
+        DeviceGone, as `read()` would, once every chunk read before was handed over."""
+        await self._open_inbox().deliver_to(sink)
+
+    def _open_inbox(self) -> Inbox:
+        if self._inbox is not None:
+            return self._inbox
+        gone = self._last.raised if self._last is not None else None
+        if gone is not None:
+            raise type(gone)(str(gone))  # ReaderDied stays ReaderDied
+        raise RuntimeError(f"{self.describe} is not open")
 
     async def close(self) -> None:
         """Stop reading (the thread joined, or the reader process let go of the port) and close the
         port. Idempotent. After ReaderDied the port stays open for the next `open()` (parked)."""
-        port, reader, queue = self._serial, self._reader, self._queue
-        self._serial = self._reader = self._queue = None
-        if port is not None and isinstance(self._gone, ReaderDied):
+        port, reader, inbox = self._serial, self._reader, self._inbox
+        self._serial = self._reader = self._inbox = None
+        if port is not None and inbox is not None and isinstance(inbox.raised, ReaderDied):
             self._parked, port = port, None
         try:
             if reader is not None:
@@ -199,18 +197,14 @@ class SerialTransport:
         finally:
             if port is not None:
                 port.close()
-            if queue is not None:
-                self._count_unread(queue)
-                queue.put_nowait(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+            if inbox is not None:
+                self._count_unread(inbox)
+                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+                self._last = inbox
 
-    def _count_unread(self, queue: asyncio.Queue[_Item]) -> None:
-        """The chunks read (all in the queue once the reader stopped) that nobody will decode now: counted, logged."""
-        chunks = size = 0
-        while not queue.empty():
-            item = queue.get_nowait()
-            if isinstance(item, Chunk):
-                chunks += 1
-                size += len(item.data)
+    def _count_unread(self, inbox: Inbox) -> None:
+        """The chunks read (all in the inbox once the reader stopped) that nobody will decode now: counted, logged."""
+        chunks, size = inbox.unread()
         if chunks:
             self.read_at_close += chunks
             log.warning("%s: closed with %d chunks (%d bytes) read but not decoded", self.describe, chunks, size)
@@ -357,7 +351,7 @@ class _Hub:
         monotonic_ns = time.monotonic_ns
         while True:
             ready = poll()
-            rounds: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[_Item], _Item]]] = {}
+            rounds: dict[asyncio.AbstractEventLoop, list[tuple[Inbox, _Item]]] = {}
             for fd, _ in ready:
                 if fd == wake_r:
                     continue
@@ -381,9 +375,9 @@ class _Hub:
                 if isinstance(item, DeviceGone):
                     del ports[fd]
                     self._poller.unregister(fd)
-                rounds.setdefault(reader.loop, []).append((reader.queue, item))
+                rounds.setdefault(reader.loop, []).append((reader.inbox, item))
             # Delivered before the ops are applied: a removed port's `stopped` is set only after its last
-            # chunks are on their way to the loop, so they reach its queue before its close() goes on.
+            # chunks are on their way to the loop, so they reach its inbox before its close() goes on.
             for loop, items in rounds.items():
                 with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody is left to read
                     loop.call_soon_threadsafe(_deliver, items)
@@ -392,20 +386,20 @@ class _Hub:
                 return
 
 
-def _deliver(items: list[tuple[asyncio.Queue[_Item], _Item]]) -> None:
-    for queue, item in items:
-        queue.put_nowait(item)
+def _deliver(items: list[tuple[Inbox, _Item]]) -> None:
+    for inbox, item in items:
+        inbox.put(item)
 
 
 class _Reader:
     """Reads one open port: on POSIX through the shared _Hub thread, else in a thread of its own."""
 
-    def __init__(self, port: serial.Serial, describe: str, timeout_s: float, queue: asyncio.Queue[_Item]) -> None:
+    def __init__(self, port: serial.Serial, describe: str, timeout_s: float, inbox: Inbox) -> None:
         self._port = port
         self.describe = describe
         self._timeout_s = timeout_s
         self.loop = asyncio.get_running_loop()
-        self.queue = queue
+        self.inbox = inbox
         self.stopped = threading.Event()
         self._thread: threading.Thread | None = None
         if USE_POLL:
@@ -434,7 +428,7 @@ class _Reader:
             log.warning("%s: reader thread did not stop within %.0f s", self.describe, JOIN_TIMEOUT_S)
 
     def _put(self, item: _Item) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        self.loop.call_soon_threadsafe(self.inbox.put, item)
 
     def _run(self) -> None:
         try:
