@@ -186,6 +186,13 @@ class PublishConfig(StrictModel):
         0, ge=0, le=1000, description="wait this long to fill a batch; 0 = send what is there"
     )
     max_inflight: int = Field(256, ge=1, le=65535, description="messages sent but not yet acknowledged")
+    gather_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="a dial faster than two samples per this long has its samples wait this long at most "
+        "and go together in one array (1 kHz: ~5 per message; 100 Hz never waits); 0: each goes out at once",
+    )
 
 
 def _known_clock(value: Any) -> Any:

@@ -32,6 +32,7 @@ TIER_OF_MODULE = {
     "test_timecode": "unit",
     "test_udev_rules": "unit",
     "test_units": "unit",
+    "test_gather": "unit",
     "test_broker_words": "unit",
     "test_event_loop": "unit",
     "test_bench_compare": "unit",
