@@ -161,6 +161,8 @@ class Sub:
         handle = out.open("ab")
         self.proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         handle.close()
+        self._read = 0  # bytes of `out` parsed so far: a poll reads only what is new, not the whole file again
+        self._parsed: list[dict[str, Any]] = []
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -168,9 +170,13 @@ class Sub:
     def messages(self) -> list[dict[str, Any]]:
         """Every message written so far: the complete lines only (mosquitto_sub may be half way through
         writing the last one while the test reads)."""
-        text = self.out.read_bytes()
-        complete = text[: text.rfind(b"\n") + 1].decode("utf-8")
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        with self.out.open("rb") as handle:
+            handle.seek(self._read)
+            text = handle.read()
+        complete = text[: text.rfind(b"\n") + 1]
+        self._parsed += [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
+        self._read += len(complete)
+        return list(self._parsed)
 
 
 def render_conf(template: Path, values: Mapping[str, str], head: Sequence[str] = ()) -> str:
