@@ -42,6 +42,7 @@ from tests.support.procs import (
     start_daq,
     stop_process,
     wait_for,
+    wait_stopped,
 )
 from tests.test_security import SHIPPED, Broker, make_users, plain_conf
 
@@ -120,7 +121,8 @@ class Run:
     def stop(self) -> list[dict[str, Any]]:
         try:
             code = stop_process(self.proc)
-            time.sleep(0.5)
+            if code == 0:
+                wait_stopped(self.sub, self.station)
         finally:
             self.sub.stop()
         assert code == 0, self.log()

@@ -11,7 +11,7 @@ import jsonschema
 
 from daq.contract import json_schemas
 from daq.timecode import FrameRate, frame_to_timecode, ns_to_frame
-from tests.support.procs import Mosquitto, Sub, samples_of, start_daq, stop_process, wait_for
+from tests.support.procs import Mosquitto, Sub, samples_of, start_daq, stop_process, wait_for, wait_stopped
 
 STATION = "lab-a"
 
@@ -28,7 +28,8 @@ def test_simulated_station_publishes_the_contract(mosquitto: Mosquitto, tmp_path
     finally:
         code = stop_process(daemon)
     t_end = time.time_ns()
-    time.sleep(0.5)
+    if code == 0:
+        wait_stopped(sub, STATION)
     sub.stop()
     assert code == 0, (tmp_path / "daq.log").read_text()
 

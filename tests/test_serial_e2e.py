@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.ptydial import PtyDial
-from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for
+from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for, wait_stopped
 
 STATION = "lab-s"
 READERS = {"mode": "process"}
@@ -85,7 +85,8 @@ class Run:
 
     def stop(self) -> None:
         code = stop_process(self.daemon)
-        time.sleep(0.3)
+        if code == 0:
+            wait_stopped(self.sub, STATION)
         self.sub.stop()
         assert code == 0, (self.tmp_path / "daq.log").read_text()[-2000:]
 

@@ -179,6 +179,28 @@ class Sub:
         return list(self._parsed)
 
 
+def wait_stopped(sub: Sub, station: str, timeout: float = 5.0) -> None:
+    """After `daq run` for `station` exited 0: wait until its last publish, the live (not retained)
+    `offline` status with reason `stopped`, is the latest status `sub` got (daq/station/station.py sends
+    it after the drain: every message of that run came before it). Instead of sleeping a guess; on a
+    timeout the test's own assertions say what is missing."""
+    topic = f"daq/{station}/status"
+
+    def arrived() -> bool:  # the latest status (another run's may come before it in the same file)
+        statuses = [m for m in sub.messages() if m["topic"] == topic]
+        last = statuses[-1] if statuses else {"payload": None}
+        body = last["payload"]
+        return (
+            isinstance(body, dict)
+            and not last["retain"]
+            and body.get("state") == "offline"
+            and body.get("reason") == "stopped"
+        )
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(arrived, timeout=timeout, interval=0.02, what=f"{station}'s offline status at the subscriber")
+
+
 def render_conf(template: Path, values: Mapping[str, str], head: Sequence[str] = ()) -> str:
     """A shipped Mosquitto config with the value of each named directive replaced (its first
     uncommented line), so tests and benchmarks run the very file a lab copies."""
