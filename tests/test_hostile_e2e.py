@@ -352,7 +352,7 @@ def test_daq_run_against_a_broker_that_never_answers_connect_logs_no_traceback(t
 def test_a_password_in_the_broker_url_is_warned_about_and_masked(mosquitto: Mosquitto, tmp_path: Path) -> None:
     secret = "s3cret-in-argv-0451"
     url = f"mqtt://lab-p:{secret}@127.0.0.1:{mosquitto.port}"
-    proc = start_daq(["run", "--broker", url, "--station", "lab-p", "--simulate", "1", "--duration", "4"], tmp_path)
+    proc = start_daq(["run", "--broker", url, "--station", "lab-p", "--simulate", "1", "--duration", "2"], tmp_path)
     try:
         cmdline = Path(f"/proc/{proc.pid}/cmdline")
 
