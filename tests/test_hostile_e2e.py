@@ -112,7 +112,7 @@ class Run:
     def __init__(self, port: int, folder: Path, config: Path, station: str, sub_extra: Sequence[str] = ()) -> None:
         self.folder, self.station = folder, station
         self.sub = Sub(port, [f"daq/{station}/#"], folder / "sub.jsonl", extra=sub_extra)
-        time.sleep(0.3)
+        self.sub.wait_subscribed()
         self.proc = start_daq(["run", "--config", str(config)], folder)
 
     def wait_samples(self, n: int = 50) -> None:

@@ -63,7 +63,7 @@ def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
     )
     daemon = None
     try:
-        time.sleep(0.3)
+        sub.wait_subscribed()
         daemon = start_daq(
             ["run", "--broker", broker.url, "--station", STATION, "--simulate", "4", "--rate", "500"], tmp_path
         )
@@ -143,7 +143,7 @@ def test_sigkill_loses_nothing_that_was_read(tmp_path: Path) -> None:
             f'[[dials]]\nid = "p1"\nprofile = "teensy-fast"\nport = "{dial.path}"\n'
         )
         try:
-            time.sleep(0.3)
+            sub.wait_subscribed()
             daemons.append(start_daq(["run", "--config", str(cfg)], tmp_path, "daq1"))
             wait_for(
                 lambda: any(m["topic"].endswith("/meta") and m["payload"]["connected"] for m in sub.messages()),
@@ -192,7 +192,7 @@ def test_unwritable_outbox_degrades_and_publishing_goes_on(mosquitto: Mosquitto,
         f'[station]\nid = "{STATION}"\n[broker]\nurl = "{mosquitto.url}"\n[outbox]\npath = "{blocker / "outbox"}"\n'
     )
     sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
-    time.sleep(0.3)
+    sub.wait_subscribed()
     daemon = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "50"], tmp_path)
     try:
         wait_for(

@@ -80,7 +80,7 @@ def test_flipped_bytes_and_a_deleted_segment_every_intact_sample_delivered_the_r
     sub = Sub(broker.port, [f"daq/{STATION}/dials/+/samples", f"daq/{STATION}/events"], tmp_path / "sub.jsonl")
     second = None
     try:
-        time.sleep(0.3)
+        sub.wait_subscribed()
         second = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "200"], tmp_path, "daq2")
 
         def events() -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ STATION = "lab-a"
 
 def test_simulated_station_publishes_the_contract(mosquitto: Mosquitto, tmp_path: Path) -> None:
     sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
-    time.sleep(0.3)  # let the subscription reach the broker before the first sample
+    sub.wait_subscribed()  # the subscription in place before the first sample
     t_start = time.time_ns()
     daemon = start_daq(
         ["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "3", "--rate", "200"], tmp_path

@@ -58,7 +58,7 @@ class Run:
     def __init__(self, tmp_path: Path, broker: Mosquitto, cfg: Path) -> None:
         self.tmp_path = tmp_path
         self.sub = Sub(broker.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
-        time.sleep(0.3)
+        self.sub.wait_subscribed()
         self.daemon = start_daq(["run", "--config", str(cfg)], tmp_path)
 
     def messages(self) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ Every process is started in its own session and stopped by its own pid; nothing 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -58,6 +59,12 @@ def need(program: str) -> str:
     return path
 
 
+SUBSCRIPTION_LOGS: dict[int, Path] = {}
+"""The log of each running `Mosquitto` that logs subscriptions, by port."""
+
+_sub_ids = itertools.count(1)
+
+
 class Mosquitto:
     """A real Mosquitto broker on a free loopback port, its files in `folder`."""
 
@@ -71,6 +78,7 @@ class Mosquitto:
         self.persistence = persistence
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = folder / "mosquitto.log"
+        self.logs_subscriptions = False  # this class's config says so; a subclass with a config of its own may not
 
     @property
     def url(self) -> str:
@@ -86,6 +94,7 @@ class Mosquitto:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            "log_type subscribe",  # "<client id> <qos> <topic>" per subscription: Sub.wait_subscribed reads it
             "max_queued_messages 1000000",
             *self.extra_conf,
         ]
@@ -93,6 +102,7 @@ class Mosquitto:
             # As root Mosquitto drops to user 'mosquitto', who cannot write pytest's private tmp folders.
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
+        self.logs_subscriptions = True
         return conf
 
     def start(self) -> Self:
@@ -103,14 +113,18 @@ class Mosquitto:
         )
         log.close()
         wait_port(self.port)
+        if getattr(self, "logs_subscriptions", False):
+            SUBSCRIPTION_LOGS[self.port] = self.log_path
         return self
 
     def stop(self) -> None:
+        SUBSCRIPTION_LOGS.pop(self.port, None)
         if self.proc is not None:
             stop_process(self.proc)
             self.proc = None
 
     def kill(self) -> None:
+        SUBSCRIPTION_LOGS.pop(self.port, None)
         if self.proc is not None:
             stop_process(self.proc, signal.SIGKILL)
             self.proc = None
@@ -142,6 +156,12 @@ class Sub:
 
     def __init__(self, port: int, topics: Sequence[str], out: Path, extra: Sequence[str] = ()) -> None:
         self.out = out
+        self.topics = list(topics)
+        self.broker_log = SUBSCRIPTION_LOGS.get(port)
+        self._log_from = self.broker_log.stat().st_size if self.broker_log is not None else 0
+        if self.broker_log is not None and "-i" not in extra:  # an id of its own, to find it in the broker's log
+            extra = [*extra, "-i", f"sub-{os.getpid()}-{next(_sub_ids)}"]
+        self.client_id = list(extra)[list(extra).index("-i") + 1] if "-i" in extra else None
         args = [
             need("mosquitto_sub"),
             "-h",
@@ -166,6 +186,24 @@ class Sub:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+    def wait_subscribed(self, fallback_s: float = 0.3, timeout: float = 10.0) -> None:
+        """Until the broker holds every subscription of this client (a `Mosquitto` here logs each one as
+        it adds it, before it routes the next publish); for a broker whose log does not say, `fallback_s`."""
+        log = self.broker_log
+        if log is None:
+            time.sleep(fallback_s)
+            return
+        wanted = [f": {self.client_id} 1 {topic}\n" for topic in self.topics]  # -q 1
+
+        def subscribed() -> bool:
+            with log.open("rb") as handle:
+                handle.seek(self._log_from)
+                text = handle.read().decode("utf-8", errors="replace")
+            return all(line in text for line in wanted)
+
+        with contextlib.suppress(TimeoutError):  # never said: on as before, the test's assertions decide
+            wait_for(subscribed, timeout=timeout, interval=0.01, what=f"{self.client_id}'s subscriptions")
 
     def messages(self) -> list[dict[str, Any]]:
         """Every message written so far: the complete lines only (mosquitto_sub may be half way through
