@@ -336,7 +336,9 @@ def test_daq_run_against_a_broker_that_never_answers_connect_logs_no_traceback(t
         "[outbox]\nmemory = true\n"
     )
     try:
-        proc = start_daq(["run", "--config", str(config), "--simulate", "1", "--duration", "28"], tmp_path)
+        # 18 s: the first attempt times out at 10 s (CONNECT_TIMEOUT_S), paho's keepalive (12 s) ends its
+        # socket at ~12.5 s, where the old client left its unretrieved future (it failed so at 16 s, too)
+        proc = start_daq(["run", "--config", str(config), "--simulate", "1", "--duration", "18"], tmp_path)
         try:
             proc.wait(60)
         finally:
