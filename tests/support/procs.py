@@ -117,6 +117,22 @@ class Mosquitto:
             SUBSCRIPTION_LOGS[self.port] = self.log_path
         return self
 
+    def log_mark(self) -> int:
+        """Where the broker's log ends now: for `wait_subscription(since=...)`."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def wait_subscription(self, topic: str, since: int, timeout: float = 10.0) -> None:
+        """Until some client subscribed to `topic` (exactly this filter) after `since` in the log (this
+        class's config logs each subscription as the broker adds it)."""
+
+        def subscribed() -> bool:
+            with self.log_path.open("rb") as handle:
+                handle.seek(since)
+                lines = handle.read().decode("utf-8", errors="replace").splitlines()
+            return any(line.endswith(f" {topic}") and line.split(" ")[-2].isdigit() for line in lines)
+
+        wait_for(subscribed, timeout=timeout, interval=0.01, what=f"a subscription to {topic}")
+
     def stop(self) -> None:
         SUBSCRIPTION_LOGS.pop(self.port, None)
         if self.proc is not None:
