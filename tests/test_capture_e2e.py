@@ -16,7 +16,18 @@ from typing import Any
 
 from daq.transports import port_check
 from tests.ptydial import PtyDial
-from tests.support.procs import REPO, Mosquitto, Sub, clean_env, daq_cmd, samples_of, start_daq, stop_process, wait_for
+from tests.support.procs import (
+    REPO,
+    Mosquitto,
+    Sub,
+    clean_env,
+    daq_cmd,
+    samples_of,
+    start_daq,
+    stop_process,
+    wait_for,
+    wait_stopped,
+)
 
 DIAL = """[[dials]]
 id = "p1"
@@ -128,7 +139,7 @@ def test_a_capture_replays_to_the_samples_the_daemon_published(tmp_path: Path, m
             wait_for(lambda: len(samples_of(sub.messages())) >= len(values), timeout=20, what="every sample")
         finally:
             assert stop_process(daemon) == 0, (tmp_path / "daq.log").read_text()[-2000:]
-            time.sleep(0.2)
+            wait_stopped(sub, "lab")
             sub.stop()
     published = [(s["raw"], s["value"]) for s in samples_of(sub.messages())]
     assert [raw for raw, _ in published] == values

@@ -15,7 +15,17 @@ import pytest
 
 from daq.transports import port_check
 from tests.ptydial import PtyDial
-from tests.support.procs import REPO, Mosquitto, Sub, clean_env, daq_cmd, start_daq, stop_process, wait_for
+from tests.support.procs import (
+    REPO,
+    Mosquitto,
+    Sub,
+    clean_env,
+    daq_cmd,
+    start_daq,
+    stop_process,
+    wait_for,
+    wait_stopped,
+)
 
 NEVER_MATCHES = """spec = 1
 id = "lab-knob"
@@ -194,7 +204,8 @@ def test_run_warns_once_after_5_s_of_only_garbage_quoting_input_and_pattern(
         wait_for(lambda: '"raw":7' in (tmp_path / "sub.jsonl").read_text(), what="the sample")
     finally:
         code = stop_process(daemon)
-        time.sleep(0.2)
+        if code == 0:
+            wait_stopped(sub, "lab")
         sub.stop()
     text = log.read_text()
     assert code == 0, text[-2000:]

@@ -42,6 +42,7 @@ from tests.support.procs import (
     start_daq,
     stop_process,
     wait_for,
+    wait_stopped,
 )
 from tests.test_security import SHIPPED, Broker, make_users, plain_conf
 
@@ -111,7 +112,7 @@ class Run:
     def __init__(self, port: int, folder: Path, config: Path, station: str, sub_extra: Sequence[str] = ()) -> None:
         self.folder, self.station = folder, station
         self.sub = Sub(port, [f"daq/{station}/#"], folder / "sub.jsonl", extra=sub_extra)
-        time.sleep(0.3)
+        self.sub.wait_subscribed()
         self.proc = start_daq(["run", "--config", str(config)], folder)
 
     def wait_samples(self, n: int = 50) -> None:
@@ -120,7 +121,8 @@ class Run:
     def stop(self) -> list[dict[str, Any]]:
         try:
             code = stop_process(self.proc)
-            time.sleep(0.5)
+            if code == 0:
+                wait_stopped(self.sub, self.station)
         finally:
             self.sub.stop()
         assert code == 0, self.log()
@@ -309,7 +311,9 @@ def test_a_broker_that_never_answers_connect_leaves_no_unretrieved_future(monkey
                 async with connect(broker, ConnectOptions("silent")):
                     pass
             held.append(server.accept()[0])
-        await asyncio.sleep(8)  # past paho's keepalive: where the unretrieved future used to appear
+        # 6 s: past paho's keepalive (5 s) for both attempts, where the old client (before 4612630) left one
+        # unretrieved future each (checked: 2 at 6 s as at 8 s; 1 at 4 s)
+        await asyncio.sleep(6)
         gc.collect()
         await asyncio.sleep(0)
 
@@ -334,7 +338,9 @@ def test_daq_run_against_a_broker_that_never_answers_connect_logs_no_traceback(t
         "[outbox]\nmemory = true\n"
     )
     try:
-        proc = start_daq(["run", "--config", str(config), "--simulate", "1", "--duration", "28"], tmp_path)
+        # 18 s: the first attempt times out at 10 s (CONNECT_TIMEOUT_S), paho's keepalive (12 s) ends its
+        # socket at ~12.5 s, where the old client left its unretrieved future (it failed so at 16 s, too)
+        proc = start_daq(["run", "--config", str(config), "--simulate", "1", "--duration", "18"], tmp_path)
         try:
             proc.wait(60)
         finally:
@@ -350,7 +356,7 @@ def test_daq_run_against_a_broker_that_never_answers_connect_logs_no_traceback(t
 def test_a_password_in_the_broker_url_is_warned_about_and_masked(mosquitto: Mosquitto, tmp_path: Path) -> None:
     secret = "s3cret-in-argv-0451"
     url = f"mqtt://lab-p:{secret}@127.0.0.1:{mosquitto.port}"
-    proc = start_daq(["run", "--broker", url, "--station", "lab-p", "--simulate", "1", "--duration", "4"], tmp_path)
+    proc = start_daq(["run", "--broker", url, "--station", "lab-p", "--simulate", "1", "--duration", "2"], tmp_path)
     try:
         cmdline = Path(f"/proc/{proc.pid}/cmdline")
 

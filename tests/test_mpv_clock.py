@@ -19,7 +19,18 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import Mosquitto, Sub, clean_env, daq_cmd, need, samples_of, start_daq, stop_process, wait_for
+from tests.support.procs import (
+    Mosquitto,
+    Sub,
+    clean_env,
+    daq_cmd,
+    need,
+    samples_of,
+    start_daq,
+    stop_process,
+    wait_for,
+    wait_stopped,
+)
 
 STATION = "lab-m"
 FRAME_S = 0.04  # 25 fps, the rate of the source and of the config
@@ -207,7 +218,8 @@ def test_samples_follow_mpv_through_play_pause_seek(mosquitto: Mosquitto, mpv: M
         assert clock["state"] == "running" and clock["speed"] == 1.0
     finally:
         code = stop_process(daemon)
-        time.sleep(0.3)
+        if code == 0:
+            wait_stopped(sub, STATION)
         sub.stop()
     assert code == 0, (tmp_path / "daq.log").read_text()
 

@@ -63,7 +63,7 @@ def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
     )
     daemon = None
     try:
-        time.sleep(0.3)
+        sub.wait_subscribed()
         daemon = start_daq(
             ["run", "--broker", broker.url, "--station", STATION, "--simulate", "4", "--rate", "500"], tmp_path
         )
@@ -99,7 +99,7 @@ def test_status_is_restored_after_reconnect(tmp_path: Path) -> None:
         ["run", "--broker", broker.url, "--station", STATION, "--simulate", "1", "--rate", "10"], tmp_path
     )
     try:
-        time.sleep(1.5)
+        wait_for(lambda: "station: connected to" in (tmp_path / "daq.log").read_text(), timeout=15, what="connected")
         broker.stop()
         time.sleep(1.0)
         broker.start()
@@ -143,7 +143,7 @@ def test_sigkill_loses_nothing_that_was_read(tmp_path: Path) -> None:
             f'[[dials]]\nid = "p1"\nprofile = "teensy-fast"\nport = "{dial.path}"\n'
         )
         try:
-            time.sleep(0.3)
+            sub.wait_subscribed()
             daemons.append(start_daq(["run", "--config", str(cfg)], tmp_path, "daq1"))
             wait_for(
                 lambda: any(m["topic"].endswith("/meta") and m["payload"]["connected"] for m in sub.messages()),
@@ -192,7 +192,7 @@ def test_unwritable_outbox_degrades_and_publishing_goes_on(mosquitto: Mosquitto,
         f'[station]\nid = "{STATION}"\n[broker]\nurl = "{mosquitto.url}"\n[outbox]\npath = "{blocker / "outbox"}"\n'
     )
     sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
-    time.sleep(0.3)
+    sub.wait_subscribed()
     daemon = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "50"], tmp_path)
     try:
         wait_for(
@@ -220,7 +220,7 @@ def test_a_stale_will_cannot_mark_a_live_station_offline(mosquitto: Mosquitto, t
         ["run", "--broker", mosquitto.url, "--station", STATION, "--simulate", "1", "--rate", "10"], tmp_path
     )
     try:
-        time.sleep(1.5)
+        wait_for(lambda: "station: connected to" in (tmp_path / "daq.log").read_text(), timeout=15, what="connected")
         # What a broker publishes when an earlier connection's Last Will fires late: offline, retained.
         stale = {"v": 1, "station": STATION, "boot": "0123456789abcdef", "state": "offline", "reason": "lost"}
         subprocess.run(
@@ -238,10 +238,14 @@ def test_a_stale_will_cannot_mark_a_live_station_offline(mosquitto: Mosquitto, t
             ],
             check=True,
         )
-        time.sleep(1.0)
+        # The daemon sees its status overwritten and publishes its own again: the retained one is read after that.
+        wait_for(lambda: "status was overwritten" in (tmp_path / "daq.log").read_text(), timeout=15, what="noticed")
         sub = Sub(mosquitto.port, [f"daq/{STATION}/status"], tmp_path / "status.jsonl")
         try:
-            wait_for(lambda: len(sub.messages()) >= 1, timeout=5, what="retained status")
+            # the stale one may still be the retained status for a moment: the station's own must follow it
+            wait_for(
+                lambda: any(m["payload"]["state"] == "online" for m in sub.messages()), timeout=5, what="online again"
+            )
         finally:
             sub.stop()
         status = sub.messages()[-1]["payload"]

@@ -60,7 +60,8 @@ def test_flipped_bytes_and_a_deleted_segment_every_intact_sample_delivered_the_r
     broker = Mosquitto(tmp_path / "broker")  # not started yet: the first run never reaches it
     cfg = write_config(tmp_path, broker)
     first = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "200"], tmp_path, "daq1")
-    time.sleep(5.0)
+    # Until 6 segments are sealed (~230 records each), not a fixed 5 s: enough for the checks below.
+    wait_for(lambda: len(list((tmp_path / "outbox").glob("seg-*-*.log"))) >= 6, timeout=30, what="6 sealed segments")
     stop_process(first, timeout=15)
     before = show(cfg)
     boot = before["groups"][0]["boot"]
@@ -79,7 +80,7 @@ def test_flipped_bytes_and_a_deleted_segment_every_intact_sample_delivered_the_r
     sub = Sub(broker.port, [f"daq/{STATION}/dials/+/samples", f"daq/{STATION}/events"], tmp_path / "sub.jsonl")
     second = None
     try:
-        time.sleep(0.3)
+        sub.wait_subscribed()
         second = start_daq(["run", "--config", str(cfg), "--simulate", "2", "--rate", "200"], tmp_path, "daq2")
 
         def events() -> dict[str, dict[str, Any]]:

@@ -20,12 +20,13 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_record_writes_one_file_per_session_and_dial(mosquitto: Mosquitto, tmp_path: Path) -> None:
     out = tmp_path / "rec"
+    mark = mosquitto.log_mark()
     recorder = start_daq(
         ["record", "--broker", mosquitto.url, "--station", STATION, "--out", str(out)], tmp_path, "record"
     )
     try:
         wait_for(lambda: "recording" in (tmp_path / "record.log").read_text(), what="recorder start")
-        time.sleep(0.5)
+        mosquitto.wait_subscription(f"daq/{STATION}/dials/+/samples", mark)
         daemon = start_daq(
             [
                 "run",
@@ -65,12 +66,13 @@ def test_record_writes_one_file_per_session_and_dial(mosquitto: Mosquitto, tmp_p
 
 def test_record_drops_duplicates_and_reports_gaps(mosquitto: Mosquitto, tmp_path: Path) -> None:
     out = tmp_path / "rec"
+    mark = mosquitto.log_mark()
     recorder = start_daq(
         ["record", "--broker", mosquitto.url, "--station", STATION, "--out", str(out)], tmp_path, "record"
     )
     try:
         wait_for(lambda: "recording" in (tmp_path / "record.log").read_text(), what="recorder start")
-        time.sleep(0.5)
+        mosquitto.wait_subscription(f"daq/{STATION}/dials/+/samples", mark)
         base = {
             "v": 1,
             "station": STATION,

@@ -79,10 +79,11 @@ def test_hostile_messages_are_refused_and_counted_and_valid_ones_written(mosquit
     out = tmp_path / "rec"
     log = tmp_path / "record.log"
     args = record_args(mosquitto, out, "--client-id", "rec-h", "--persistent")
+    mark = mosquitto.log_mark()
     recorder = start_daq(args, tmp_path, "record")
     try:
         wait_for(lambda: "recording" in log.read_text(), what="recorder start")
-        time.sleep(0.5)
+        mosquitto.wait_subscription(f"daq/{STATION}/dials/+/samples", mark)
         pub(mosquitto.port, f"daq/{STATION}/dials/p-1/samples", json.dumps([base(0), base(1)]))
         attacks = hostile(mosquitto.port)
         pub(mosquitto.port, f"daq/{STATION}/dials/p-1/samples", json.dumps([base(2), base(3)]))

@@ -53,6 +53,7 @@ class Broker(Mosquitto):
         path = self.folder / "mosquitto.conf"
         lines = [line.replace("@PORT@", str(self.port)) for line in self.conf]
         path.write_text("\n".join([*lines, *TEST_TAIL]) + "\n")
+        self.logs_subscriptions = True  # log_type all: Sub.wait_subscribed finds each subscription in the log
         return path
 
     def log(self) -> str:
@@ -134,7 +135,7 @@ def start(procs: list[Stoppable], folder: Path, conf: Sequence[str]) -> Broker:
 
 def subscribe(procs: list[Stoppable], sub: Sub) -> Sub:
     procs.append(sub)
-    time.sleep(0.3)  # let the subscription reach the broker before the first message
+    sub.wait_subscribed()  # the subscription in place before the first message
     return sub
 
 

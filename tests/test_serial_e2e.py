@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.ptydial import PtyDial
-from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for
+from tests.support.procs import Mosquitto, Sub, start_daq, stop_process, wait_for, wait_stopped
 
 STATION = "lab-s"
 READERS = {"mode": "process"}
@@ -58,7 +58,7 @@ class Run:
     def __init__(self, tmp_path: Path, broker: Mosquitto, cfg: Path) -> None:
         self.tmp_path = tmp_path
         self.sub = Sub(broker.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
-        time.sleep(0.3)
+        self.sub.wait_subscribed()
         self.daemon = start_daq(["run", "--config", str(cfg)], tmp_path)
 
     def messages(self) -> list[dict[str, Any]]:
@@ -85,7 +85,8 @@ class Run:
 
     def stop(self) -> None:
         code = stop_process(self.daemon)
-        time.sleep(0.3)
+        if code == 0:
+            wait_stopped(self.sub, STATION)
         self.sub.stop()
         assert code == 0, (self.tmp_path / "daq.log").read_text()[-2000:]
 

@@ -15,7 +15,18 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import Mosquitto, Sub, clean_env, daq_cmd, need, samples_of, start_daq, stop_process, wait_for
+from tests.support.procs import (
+    Mosquitto,
+    Sub,
+    clean_env,
+    daq_cmd,
+    need,
+    samples_of,
+    start_daq,
+    stop_process,
+    wait_for,
+    wait_stopped,
+)
 
 FRAME_S = 0.04  # 25 fps
 EDGE_NS = 5_000_000  # samples this close to a change may fall either side of it
@@ -82,7 +93,8 @@ class Station:
     def stop(self) -> list[dict[str, Any]]:
         try:
             code = stop_process(self.proc)
-            time.sleep(0.3)
+            if code == 0:
+                wait_stopped(self.sub, self.station)
         finally:
             self.sub.stop()
         assert code == 0, (self.folder / "daq.log").read_text()

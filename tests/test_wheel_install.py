@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.ptydial import PtyDial
-from tests.support.procs import REPO, Mosquitto, Sub, clean_env, samples_of, stop_process, wait_for
+from tests.support.procs import REPO, Mosquitto, Sub, clean_env, samples_of, stop_process, wait_for, wait_stopped
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -130,7 +130,8 @@ def test_a_pty_dial_runs_through_daq_run_from_the_install(venv: Path, tmp_path: 
             wait_for(lambda: len(samples_of(sub.messages())) >= len(lines) - 1, timeout=20, what="the samples")
         finally:
             code = stop_process(daemon)
-            time.sleep(0.3)
+            if code == 0:
+                wait_stopped(sub, "wheel")
             sub.stop()
     assert code == 0, (tmp_path / "daq.log").read_text()[-3000:]
     raws = [s["raw"] for s in samples_of(sub.messages())]

@@ -6,6 +6,7 @@ Every process is started in its own session and stopped by its own pid; nothing 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -58,6 +59,12 @@ def need(program: str) -> str:
     return path
 
 
+SUBSCRIPTION_LOGS: dict[int, Path] = {}
+"""The log of each running `Mosquitto` that logs subscriptions, by port."""
+
+_sub_ids = itertools.count(1)
+
+
 class Mosquitto:
     """A real Mosquitto broker on a free loopback port, its files in `folder`."""
 
@@ -71,6 +78,7 @@ class Mosquitto:
         self.persistence = persistence
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = folder / "mosquitto.log"
+        self.logs_subscriptions = False  # this class's config says so; a subclass with a config of its own may not
 
     @property
     def url(self) -> str:
@@ -86,6 +94,7 @@ class Mosquitto:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            "log_type subscribe",  # "<client id> <qos> <topic>" per subscription: Sub.wait_subscribed reads it
             "max_queued_messages 1000000",
             *self.extra_conf,
         ]
@@ -93,6 +102,7 @@ class Mosquitto:
             # As root Mosquitto drops to user 'mosquitto', who cannot write pytest's private tmp folders.
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
+        self.logs_subscriptions = True
         return conf
 
     def start(self) -> Self:
@@ -103,14 +113,34 @@ class Mosquitto:
         )
         log.close()
         wait_port(self.port)
+        if getattr(self, "logs_subscriptions", False):
+            SUBSCRIPTION_LOGS[self.port] = self.log_path
         return self
 
+    def log_mark(self) -> int:
+        """Where the broker's log ends now: for `wait_subscription(since=...)`."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def wait_subscription(self, topic: str, since: int, timeout: float = 10.0) -> None:
+        """Until some client subscribed to `topic` (exactly this filter) after `since` in the log (this
+        class's config logs each subscription as the broker adds it)."""
+
+        def subscribed() -> bool:
+            with self.log_path.open("rb") as handle:
+                handle.seek(since)
+                lines = handle.read().decode("utf-8", errors="replace").splitlines()
+            return any(line.endswith(f" {topic}") and line.split(" ")[-2].isdigit() for line in lines)
+
+        wait_for(subscribed, timeout=timeout, interval=0.01, what=f"a subscription to {topic}")
+
     def stop(self) -> None:
+        SUBSCRIPTION_LOGS.pop(self.port, None)
         if self.proc is not None:
             stop_process(self.proc)
             self.proc = None
 
     def kill(self) -> None:
+        SUBSCRIPTION_LOGS.pop(self.port, None)
         if self.proc is not None:
             stop_process(self.proc, signal.SIGKILL)
             self.proc = None
@@ -142,6 +172,12 @@ class Sub:
 
     def __init__(self, port: int, topics: Sequence[str], out: Path, extra: Sequence[str] = ()) -> None:
         self.out = out
+        self.topics = list(topics)
+        self.broker_log = SUBSCRIPTION_LOGS.get(port)
+        self._log_from = self.broker_log.stat().st_size if self.broker_log is not None else 0
+        if self.broker_log is not None and "-i" not in extra:  # an id of its own, to find it in the broker's log
+            extra = [*extra, "-i", f"sub-{os.getpid()}-{next(_sub_ids)}"]
+        self.client_id = list(extra)[list(extra).index("-i") + 1] if "-i" in extra else None
         args = [
             need("mosquitto_sub"),
             "-h",
@@ -161,16 +197,62 @@ class Sub:
         handle = out.open("ab")
         self.proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         handle.close()
+        self._read = 0  # bytes of `out` parsed so far: a poll reads only what is new, not the whole file again
+        self._parsed: list[dict[str, Any]] = []
 
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def wait_subscribed(self, fallback_s: float = 0.3, timeout: float = 10.0) -> None:
+        """Until the broker holds every subscription of this client (a `Mosquitto` here logs each one as
+        it adds it, before it routes the next publish); for a broker whose log does not say, `fallback_s`."""
+        log = self.broker_log
+        if log is None:
+            time.sleep(fallback_s)
+            return
+        wanted = [f": {self.client_id} 1 {topic}\n" for topic in self.topics]  # -q 1
+
+        def subscribed() -> bool:
+            with log.open("rb") as handle:
+                handle.seek(self._log_from)
+                text = handle.read().decode("utf-8", errors="replace")
+            return all(line in text for line in wanted)
+
+        with contextlib.suppress(TimeoutError):  # never said: on as before, the test's assertions decide
+            wait_for(subscribed, timeout=timeout, interval=0.01, what=f"{self.client_id}'s subscriptions")
+
     def messages(self) -> list[dict[str, Any]]:
         """Every message written so far: the complete lines only (mosquitto_sub may be half way through
         writing the last one while the test reads)."""
-        text = self.out.read_bytes()
-        complete = text[: text.rfind(b"\n") + 1].decode("utf-8")
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        with self.out.open("rb") as handle:
+            handle.seek(self._read)
+            text = handle.read()
+        complete = text[: text.rfind(b"\n") + 1]
+        self._parsed += [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
+        self._read += len(complete)
+        return list(self._parsed)
+
+
+def wait_stopped(sub: Sub, station: str, timeout: float = 5.0) -> None:
+    """After `daq run` for `station` exited 0: wait until its last publish, the live (not retained)
+    `offline` status with reason `stopped`, is the latest status `sub` got (daq/station/station.py sends
+    it after the drain: every message of that run came before it). Instead of sleeping a guess; on a
+    timeout the test's own assertions say what is missing."""
+    topic = f"daq/{station}/status"
+
+    def arrived() -> bool:  # the latest status (another run's may come before it in the same file)
+        statuses = [m for m in sub.messages() if m["topic"] == topic]
+        last = statuses[-1] if statuses else {"payload": None}
+        body = last["payload"]
+        return (
+            isinstance(body, dict)
+            and not last["retain"]
+            and body.get("state") == "offline"
+            and body.get("reason") == "stopped"
+        )
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(arrived, timeout=timeout, interval=0.02, what=f"{station}'s offline status at the subscriber")
 
 
 def render_conf(template: Path, values: Mapping[str, str], head: Sequence[str] = ()) -> str:
