@@ -9,7 +9,7 @@
   `daq.mqtt.Message`, manual `ack`.
 
 The one place that reads a password: it hands it to the client, and to `daq.redact` so that it is
-masked should it ever reach a log line. `DaqClient` hooks aiomqtt 2.x internals (`_on_publish`,
+masked should it ever reach a log line. `DaqClient` hooks aiomqtt 2.x internals (its socket callbacks,
 `_on_disconnect`, `_connected`, paho's `ack`); aiomqtt is pinned below 3.
 """
 
@@ -177,17 +177,6 @@ class DaqClient(aiomqtt.Client):
         except NotConnected:
             raise aiomqtt.MqttCodeError(mqtt.MQTT_ERR_NO_CONN, "Could not publish message") from None
         self._acks[mid] = on_ack
-
-    def _on_publish(
-        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties
-    ) -> None:
-        on_ack = self._acks.pop(mid, None)
-        if on_ack is not None:
-            # MQTT 5: a PUBACK may carry a failure (not authorised, quota exceeded): not delivered.
-            failed = isinstance(reason_code, ReasonCode) and reason_code.is_failure
-            on_ack(str(reason_code) if failed else None)
-            return
-        super()._on_publish(client, userdata, mid, reason_code, properties)
 
     def _on_disconnect(
         self,
