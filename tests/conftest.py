@@ -33,6 +33,7 @@ TIER_OF_MODULE = {
     "test_udev_rules": "unit",
     "test_units": "unit",
     "test_gather": "unit",
+    "test_cadence": "unit",
     "test_broker_words": "unit",
     "test_event_loop": "unit",
     "test_bench_compare": "unit",

@@ -9,8 +9,8 @@
   `daq.mqtt.Message`, manual `ack`.
 
 The one place that reads a password: it hands it to the client, and to `daq.redact` so that it is
-masked should it ever reach a log line. `DaqClient` hooks aiomqtt 2.x internals (its socket callbacks,
-`_on_disconnect`, `_connected`, paho's `ack`); aiomqtt is pinned below 3.
+masked should it ever reach a log line. `DaqClient` hooks aiomqtt 2.x internals (its socket
+callbacks, `_misc_loop`, `_on_disconnect`, `_connected`, paho's `ack`); aiomqtt is pinned below 3.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from daq import redact
+from daq.cadence import HOUSEKEEPING_S, sleep_to_grid
 from daq.config import BrokerConfig
 from daq.exceptions import BrokerRefused, ConfigError
 from daq.mqtt.message import Message, Will
@@ -49,6 +50,11 @@ PUBLISH_TIMEOUT_S = 10.0
 PAHO_LOG = logging.getLogger("daq.mqtt.paho")
 
 AckCallback = Callable[[str | None], None]
+
+
+def misc_every(keepalive_s: float) -> float:
+    """How often the keepalive check runs: a sixth of the keepalive, between 1 s and the grid's period."""
+    return min(HOUSEKEEPING_S, max(1.0, keepalive_s / 6))
 
 
 class PublishNowait(Protocol):
@@ -134,6 +140,16 @@ class DaqClient(aiomqtt.Client):
         misc = self._misc_task
         if misc is not None and not misc.done():
             misc.cancel()
+
+    async def _misc_loop(self) -> None:
+        """paho's keepalive check (a PINGREQ when the link was quiet for `keepalive` s; a dead link
+        closed), on the daemon's wake-up grid (`daq.cadence`) instead of aiomqtt's own second: an
+        idle station wakes once per grid point for everything. Checked every 5 s at the default
+        30 s keepalive, every keepalive/6 s (at least 1 s) below that: a ping leaves at most a
+        sixth of the keepalive late, well inside the broker's 1.5 x keepalive."""
+        every = misc_every(self._client.keepalive)
+        while self._client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
+            await sleep_to_grid(every)
 
     # -- socket IO: see daq.mqtt.wire -----------------------------------------------------------
 

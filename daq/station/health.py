@@ -14,7 +14,6 @@ protocol), the broker connection's counters, and the read clock.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from daq.cadence import HOUSEKEEPING_S, sleep_to_grid
 from daq.contract import CONTRACT_VERSION
 from daq.outbox.base import Outbox
 from daq.readclock import ReadClock
@@ -29,7 +29,7 @@ from daq.station.announcer import Outlet
 from daq.station.dial_pipeline import DialStats
 from daq.station.payloads import StationIdentity
 
-HEALTH_EVERY_S = 5.0
+HEALTH_EVERY_S = HOUSEKEEPING_S
 
 
 class BrokerStats(Protocol):
@@ -71,7 +71,7 @@ class HealthReporter:
         """Publish now and every HEALTH_EVERY_S, until cancelled."""
         while True:
             self.publish()
-            await asyncio.sleep(HEALTH_EVERY_S)
+            await sleep_to_grid(HEALTH_EVERY_S)
 
     def payload(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from daq.cadence import HOUSEKEEPING_S, sleep_to_grid
 from daq.config import DaqConfig
 from daq.mediaclock.factory import make_clock
 from daq.outbox import make_outbox
@@ -204,7 +205,7 @@ class Station:
 
     async def _watch_read_clock(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await sleep_to_grid(HOUSEKEEPING_S)
             step = self.read_clock.check()
             if step is not None:
                 log.warning("wall clock stepped by %.3f ms; read times keep the start-up offset", step.step_ns / 1e6)
