@@ -20,6 +20,7 @@ from daq.readclock import ReadClock
 from daq.seqtrack import SeqTracker
 from daq.station.publisher import REPLAY_MARK, batches
 from daq.timecode import FrameRate
+from tests.support.outboxes import until_pending
 
 
 def cal(scale: Scale, raw: RawRange = RawRange(0, 1000), **kw: object) -> Calibrator:
@@ -99,13 +100,13 @@ class TestMemoryOutbox:
 
         asyncio.run(go())
 
-    def test_wait_returns_when_something_is_put(self) -> None:
+    def test_notify_wakes_when_something_is_put(self) -> None:
         async def go() -> float:
             box = MemoryOutbox()
             loop = asyncio.get_running_loop()
             loop.call_later(0.05, box.put, "d", "t", b"{}")
             t0 = time.monotonic()
-            await asyncio.wait_for(box.wait(), 2)
+            await asyncio.wait_for(until_pending(box), 2)
             return time.monotonic() - t0
 
         assert asyncio.run(go()) < 1.0
