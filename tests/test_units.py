@@ -18,7 +18,8 @@ from daq.mqtt import Backoff
 from daq.outbox.memory import MemoryOutbox
 from daq.readclock import ReadClock
 from daq.seqtrack import SeqTracker
-from daq.station.publisher import REPLAY_MARK, batches
+from daq.station.gather import by_topic
+from daq.station.publisher import REPLAY_MARK, bodies
 from daq.timecode import FrameRate
 from tests.support.outboxes import until_pending
 
@@ -120,11 +121,11 @@ class TestPublisherParts:
             box.put("b", "tb", b'{"s":%d}' % i)
         entries = box.take(100)
         entries[0].replay = True
-        out = batches(entries, 3)
+        out = bodies(by_topic(entries), 3)
         assert [(t, len(e)) for t, _, e in out] == [("ta", 3), ("ta", 2), ("tb", 3), ("tb", 2)]
         assert out[0][1] == b'[{"s":0' + REPLAY_MARK + b',{"s":1},{"s":2}]'
         assert out[3][1] == b'[{"s":3},{"s":4}]'
-        single = batches(box.take(1) or entries[:1], 1)
+        single = bodies(by_topic(box.take(1) or entries[:1]), 1)
         assert not single[0][1].startswith(b"[")
 
     def test_backoff_is_jittered_and_capped(self) -> None:
