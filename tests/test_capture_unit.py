@@ -26,6 +26,7 @@ from daq.station import device_reader
 from daq.station.device_reader import DeviceReader
 from daq.transports import port_check
 from tests.ptydial import PtyDial
+from tests.support.scripted import ScriptedTransport
 
 
 def profile(name: str) -> Any:
@@ -166,27 +167,6 @@ def test_guided_checks(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the daemon's garbage warning
 
 
-class ListTransport:
-    """A transport that hands over scripted chunks, then waits."""
-
-    describe = "fake:knob"
-
-    def __init__(self, chunks: list[list[Chunk]]) -> None:
-        self.chunks = chunks
-
-    async def open(self) -> None:
-        pass
-
-    async def read(self) -> list[Chunk]:
-        if self.chunks:
-            return self.chunks.pop(0)
-        await asyncio.sleep(3600)
-        return []
-
-    async def close(self) -> None:
-        pass
-
-
 class ScriptDecoder:
     """Garbage for every chunk, except b'ok', which is a reading."""
 
@@ -208,7 +188,7 @@ def test_one_warning_after_5_s_of_only_garbage(
 
     async def main(script: list[list[Chunk]], wait: float) -> None:
         reader = DeviceReader(
-            ListTransport(script),
+            ScriptedTransport(script, "fake:knob"),
             ScriptDecoder(),
             {},
             lambda kind, dial, message, data: events.append((kind, dict(data))),

@@ -26,6 +26,7 @@ from daq.exceptions import FatalError
 from daq.outbox.base import Entry
 from daq.outbox.disk import DiskOutbox
 from daq.outbox.events import EventSink
+from tests.support.outboxes import until_pending
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,17 +114,17 @@ def test_requeue_puts_inflight_back_in_order_marked_replay(tmp_path: Path) -> No
     box.close()
 
 
-def test_wait_returns_for_new_and_for_recovered_entries(tmp_path: Path) -> None:
+def test_a_notified_waiter_sees_new_and_recovered_entries(tmp_path: Path) -> None:
     async def go() -> None:
         box = DiskOutbox(tmp_path / "ob")
-        waiter = asyncio.create_task(box.wait())
+        waiter = asyncio.create_task(until_pending(box))
         await asyncio.sleep(0.01)
         assert not waiter.done()
         put_many(box, 1)
         await asyncio.wait_for(waiter, 1)
         box.close()
         again = DiskOutbox(tmp_path / "ob")
-        await asyncio.wait_for(again.wait(), 1)  # the entry of the earlier run
+        await asyncio.wait_for(until_pending(again), 1)  # the entry of the earlier run
         again.close()
 
     asyncio.run(go())

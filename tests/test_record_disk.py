@@ -24,27 +24,14 @@ from daq.config import BrokerConfig
 from daq.recording import read_recording
 from daq.subscribers.record_seqs import SeqSpans
 from daq.subscribers.recorder import Recorder
+from tests.support.samples import station_sample
 
 STATION = "lab-d"
 SESSION = "s-1"
-T0 = 1_795_451_400_000_000_000
 
 
 def sample(seq: int, dial: str = "d1", session: str = SESSION) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "station": STATION,
-        "dial": dial,
-        "session": session,
-        "boot": "b1",
-        "seq": seq,
-        "t_ns": T0 + seq * 10_000_000,
-        "media_s": None,
-        "timecode": None,
-        "frame": None,
-        "value": 1.5,
-        "raw": 3,
-    }
+    return station_sample(STATION, seq, dial, session)
 
 
 def topic(dial: str = "d1") -> str:

@@ -21,27 +21,13 @@ from daq.export.summary import recorded_gaps, seq_gaps
 from daq.recording import read_recording, safe_name
 from daq.subscribers.record_check import Refused, check_sample
 from daq.subscribers.recorder import Recorder
+from tests.support.samples import T0, station_sample
 
 STATION = "lab-h"
-T0 = 1_795_451_400_000_000_000
 
 
 def sample(seq: int, dial: str = "d1", session: str | None = "s-1", **extra: Any) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "station": STATION,
-        "dial": dial,
-        "session": session,
-        "boot": "b1",
-        "seq": seq,
-        "t_ns": T0 + seq * 10_000_000,
-        "media_s": None,
-        "timecode": None,
-        "frame": None,
-        "value": 1.5,
-        "raw": 3,
-        **extra,
-    }
+    return station_sample(STATION, seq, dial, session, **extra)
 
 
 def recorder(out: Path) -> Recorder:

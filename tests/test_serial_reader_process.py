@@ -43,6 +43,7 @@ from daq.transports.serial import SerialTransport
 from daq.transports.serial_inbox import Inbox, Sink
 from tests.ptydial import PtyDial
 from tests.support.readers import reader_processes, wait_dead
+from tests.support.transports import opened
 
 T = TypeVar("T")
 FAST = SerialSettings(baud=115200, read_timeout_s=0.2)
@@ -160,15 +161,14 @@ def test_bursts_bigger_than_a_receive_arrive_whole_and_in_order(tmp_path: Path) 
         dials = [PtyDial(tmp_path, f"d{i}") for i in range(8)]
         transports = [transport_for(d) for d in dials]
         try:
-            await asyncio.gather(*(t.open() for t in transports))
-            for dial, blob in zip(dials, blobs, strict=True):
-                dial.write(blob)
-            got = await asyncio.gather(*(read_until(t, blob) for t, blob in zip(transports, blobs, strict=True)))
-            for chunks in got:
-                stamps = [c.mono_ns for c in chunks]
-                assert stamps == sorted(stamps)
+            async with opened(*transports):
+                for dial, blob in zip(dials, blobs, strict=True):
+                    dial.write(blob)
+                got = await asyncio.gather(*(read_until(t, blob) for t, blob in zip(transports, blobs, strict=True)))
+                for chunks in got:
+                    stamps = [c.mono_ns for c in chunks]
+                    assert stamps == sorted(stamps)
         finally:
-            await asyncio.gather(*(t.close() for t in transports))
             for dial in dials:
                 dial.close()
 
@@ -179,25 +179,19 @@ def test_a_reader_process_death_ends_every_port_it_read(tmp_path: Path) -> None:
     async def main() -> None:
         with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
             ta, tb = transport_for(a), transport_for(b)
-            await asyncio.gather(ta.open(), tb.open())
-            try:
+            async with opened(ta, tb):
                 pid = ta.reader_pid
                 assert pid is not None and tb.reader_pid == pid  # one process reads both
                 os.kill(pid, signal.SIGKILL)
                 for transport in (ta, tb):
                     with pytest.raises(ReaderDied):
                         await read_all(transport)
-            finally:
-                await asyncio.gather(ta.close(), tb.close())
-            await asyncio.gather(ta.open(), tb.open())
-            try:
+            async with opened(ta, tb):
                 assert ta.reader_pid == tb.reader_pid != pid
                 a.write(b"1\n")
                 b.write(b"2\n")
                 await read_until(ta, b"1\n")
                 await read_until(tb, b"2\n")
-            finally:
-                await asyncio.gather(ta.close(), tb.close())
 
     run(main())
 
@@ -206,8 +200,7 @@ def test_an_unplugged_port_ends_alone_and_the_process_reads_on(tmp_path: Path) -
     async def main() -> None:
         with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
             ta, tb = transport_for(a), transport_for(b)
-            await asyncio.gather(ta.open(), tb.open())
-            try:
+            async with opened(ta, tb):
                 a.write(b"5\n")
                 await read_until(ta, b"5\n")
                 a.unplug()
@@ -219,8 +212,6 @@ def test_an_unplugged_port_ends_alone_and_the_process_reads_on(tmp_path: Path) -
                 b.write(b"6\n")
                 await read_until(tb, b"6\n")
                 assert len(reader_processes()) == 1
-            finally:
-                await asyncio.gather(ta.close(), tb.close())
             assert reader_processes() == []
 
     run(main())

@@ -36,6 +36,7 @@ from daq.timecode import FrameRate
 from daq.topics import Topics
 from daq.transports.reader_host import ReaderDied
 from tests.support.outlet import RecordingOutlet
+from tests.support.scripted import ScriptedTransport
 
 S = 1_000_000_000
 R25 = FrameRate.parse("25")
@@ -273,28 +274,9 @@ def test_a_failing_station_job_is_logged_announced_and_restarted(monkeypatch: py
     station.outbox.close()
 
 
-class TwoChannels:
-    """A device with a jog wheel and a ring: every chunk is one reading of each."""
-
-    describe = "fake:shuttle"
-
-    def __init__(self) -> None:
-        self.chunks = [[Chunk(b"x", k)] for k in range(3)]
-
-    async def open(self) -> None:
-        pass
-
-    async def read(self) -> list[Chunk]:
-        if self.chunks:
-            return self.chunks.pop(0)
-        await asyncio.sleep(3600)
-        return []
-
-    async def close(self) -> None:
-        pass
-
-
 class BothChannels:
+    """The decoder of a device with a jog wheel and a ring: every chunk is one reading of each."""
+
     def feed(self, chunk: Chunk) -> list[Decoded]:
         return [Reading("jog", 1, chunk.mono_ns), Reading("ring", 2, chunk.mono_ns)]
 
@@ -311,7 +293,11 @@ def test_readings_on_a_channel_no_dial_is_configured_for_are_counted_in_health(
     async def main() -> None:
         events: list[str] = []
         reader = DeviceReader(
-            TwoChannels(), BothChannels(), {"jog": jog}, lambda k, d, m, data: events.append(k), lambda d, c: None
+            ScriptedTransport([[Chunk(b"x", k)] for k in range(3)], "fake:shuttle"),
+            BothChannels(),
+            {"jog": jog},
+            lambda k, d, m, data: events.append(k),
+            lambda d, c: None,
         )
         task = asyncio.create_task(reader.run())
         while jog.stats.samples < 3:  # noqa: ASYNC110

@@ -18,8 +18,10 @@ from daq.mqtt import Backoff
 from daq.outbox.memory import MemoryOutbox
 from daq.readclock import ReadClock
 from daq.seqtrack import SeqTracker
-from daq.station.publisher import REPLAY_MARK, batches
+from daq.station.gather import by_topic
+from daq.station.publisher import REPLAY_MARK, bodies
 from daq.timecode import FrameRate
+from tests.support.outboxes import until_pending
 
 
 def cal(scale: Scale, raw: RawRange = RawRange(0, 1000), **kw: object) -> Calibrator:
@@ -99,13 +101,13 @@ class TestMemoryOutbox:
 
         asyncio.run(go())
 
-    def test_wait_returns_when_something_is_put(self) -> None:
+    def test_notify_wakes_when_something_is_put(self) -> None:
         async def go() -> float:
             box = MemoryOutbox()
             loop = asyncio.get_running_loop()
             loop.call_later(0.05, box.put, "d", "t", b"{}")
             t0 = time.monotonic()
-            await asyncio.wait_for(box.wait(), 2)
+            await asyncio.wait_for(until_pending(box), 2)
             return time.monotonic() - t0
 
         assert asyncio.run(go()) < 1.0
@@ -119,11 +121,11 @@ class TestPublisherParts:
             box.put("b", "tb", b'{"s":%d}' % i)
         entries = box.take(100)
         entries[0].replay = True
-        out = batches(entries, 3)
+        out = bodies(by_topic(entries), 3)
         assert [(t, len(e)) for t, _, e in out] == [("ta", 3), ("ta", 2), ("tb", 3), ("tb", 2)]
         assert out[0][1] == b'[{"s":0' + REPLAY_MARK + b',{"s":1},{"s":2}]'
         assert out[3][1] == b'[{"s":3},{"s":4}]'
-        single = batches(box.take(1) or entries[:1], 1)
+        single = bodies(by_topic(box.take(1) or entries[:1]), 1)
         assert not single[0][1].startswith(b"[")
 
     def test_backoff_is_jittered_and_capped(self) -> None:

@@ -54,10 +54,6 @@ class OutboxStats:
 class Outbox(Protocol):
     def put(self, dial: str, topic: str, payload: bytes) -> None: ...
 
-    async def wait(self) -> None:
-        """Return when at least one entry is waiting to be taken."""
-        ...
-
     def notify(self, wake: asyncio.Event) -> None:
         """Set `wake` too whenever entries become pending (one waiter for the publisher, no task)."""
         ...

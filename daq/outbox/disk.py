@@ -67,7 +67,7 @@ of each take and every slot this run leaves unused (daq/outbox/streams.py). Size
 `max_bytes` over the files and what is held only in memory, `policy` drop-oldest or
 refuse-new (daq/outbox/bound.py). Disk trouble: put() never raises; new samples wait in memory
 until the disk works again, tried every `retry_s` (daq/outbox/degraded.py). Events that happen
-inside the constructor are delivered at the first put(), take() or wait() (daq/outbox/events.py).
+inside the constructor are delivered at the first put(), notify() or take() (daq/outbox/events.py).
 
 Damage: each record carries a magic, its length and a CRC32 (format 2, daq/outbox/codec.py),
 and start-up scans every segment: a damaged record is skipped and every intact record after
@@ -188,11 +188,6 @@ class DiskOutbox:
         if self._events.deferred is not None:
             self._events.deliver_deferred()
         self._streams.also_wake = wake
-
-    async def wait(self) -> None:
-        if self._events.deferred is not None:
-            self._events.deliver_deferred()
-        await self._streams.wait()
 
     def take(self, max_entries: int) -> list[Entry]:
         """Up to `max_entries` pending entries, now in flight, sorted by id (see "Interleaving")."""

@@ -6,7 +6,7 @@ Kinds: outbox.full, outbox.ok, outbox.dropped (daq/outbox/bound.py), outbox.degr
 while running).
 
 Events that happen before the outbox is in use (inside its constructor) are held back and
-delivered at the first put(), take() or wait().
+delivered at the first put(), notify() or take().
 """
 
 from __future__ import annotations

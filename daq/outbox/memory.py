@@ -13,14 +13,12 @@ class MemoryOutbox:
         self._pending: deque[Entry] = deque()
         self._inflight: dict[int, Entry] = {}
         self._next_id = 0
-        self._ready = asyncio.Event()
         self._also_wake: asyncio.Event | None = None
 
     def notify(self, wake: asyncio.Event) -> None:
         self._also_wake = wake
 
     def _signal(self) -> None:
-        self._ready.set()
         if self._also_wake is not None:
             self._also_wake.set()
 
@@ -28,11 +26,6 @@ class MemoryOutbox:
         self._pending.append(Entry(self._next_id, dial, topic, payload))
         self._next_id += 1
         self._signal()
-
-    async def wait(self) -> None:
-        while not self._pending:
-            self._ready.clear()
-            await self._ready.wait()
 
     def take(self, max_entries: int) -> list[Entry]:
         out: list[Entry] = []

@@ -91,7 +91,6 @@ class Streams:
         self.damaged = 0  # of them, lost to a corrupt file
         self.mem_bytes = 0  # payload bytes in memory pieces
         self.volatile_bytes = 0  # payload bytes held only in memory (pending or in flight)
-        self.ready = asyncio.Event()
         self.also_wake: asyncio.Event | None = None  # the publisher's own (`notify`)
         self.on_damage: Callable[[str, int], None] | None = None  # (segment, records): lost reading it
         self._credit = 0.0
@@ -101,15 +100,9 @@ class Streams:
         return self.backlog.count + self.live.count
 
     def signal(self) -> None:
-        """Entries are pending: wake whoever waits."""
-        self.ready.set()
+        """Entries are pending: wake the publisher (`notify`)."""
         if self.also_wake is not None:
             self.also_wake.set()
-
-    async def wait(self) -> None:
-        while not self.pending:
-            self.ready.clear()
-            await self.ready.wait()
 
     # -- adding -------------------------------------------------------------------------
 

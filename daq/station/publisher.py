@@ -37,9 +37,9 @@ from daq import mqtt
 from daq.config import BrokerConfig, PublishConfig
 from daq.mqtt.session import Backoff, SessionStats
 from daq.outbox.base import Entry, Outbox
-from daq.station.gather import Gathering, by_topic
+from daq.station.gather import Gathering
 
-__all__ = ["REPLAY_MARK", "Backoff", "MessageHandler", "Publisher", "PublisherStats", "batches"]
+__all__ = ["REPLAY_MARK", "Backoff", "MessageHandler", "Publisher", "PublisherStats", "bodies"]
 
 log = logging.getLogger(__name__)
 
@@ -324,11 +324,6 @@ class Publisher:
                 self.on_refused(topic, reason, stats.refused)
             except Exception:
                 log.exception("reporting a refused message failed")
-
-
-def batches(entries: list[Entry], batch_max: int) -> list[tuple[str, bytes, list[Entry]]]:
-    """Group entries by topic, order kept within a topic, at most `batch_max` per message."""
-    return bodies(by_topic(entries), batch_max)
 
 
 def bodies(groups: dict[str, list[Entry]], batch_max: int) -> list[tuple[str, bytes, list[Entry]]]:
