@@ -142,6 +142,11 @@ SERIAL_READERS_HELP = (
     "wait for the daemon; Linux and macOS, threads elsewhere) or 'thread' (a thread of the daemon)"
 )
 
+READER_PRIORITY_HELP = (
+    "how the serial reader process is scheduled: 'realtime' (SCHED_FIFO where permitted: root, CAP_SYS_NICE or "
+    "an rtprio limit on Linux; else normal priority, logged) or 'normal'"
+)
+
 
 class StationConfig(StrictModel):
     id: IdStr = Field(default_factory=default_station_id, description="station id; default: the host name")
@@ -151,6 +156,7 @@ class StationConfig(StrictModel):
         "auto", description="event loop: auto (uvloop where installed, else asyncio), asyncio or uvloop"
     )
     readers: SerialReaders = Field("process", description=SERIAL_READERS_HELP)
+    reader_priority: Literal["realtime", "normal"] = Field("realtime", description=READER_PRIORITY_HELP)
 
 
 def default_outbox_dir(station: str) -> Path:

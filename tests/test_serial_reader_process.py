@@ -38,7 +38,7 @@ from daq.timecode import FrameRate
 from daq.transports import reader_host
 from daq.transports import reader_process as wire
 from daq.transports.attachment import Attachment
-from daq.transports.reader_host import ProcessHost, ReaderDied, ReadersMode, readers_mode
+from daq.transports.reader_host import ProcessHost, ReaderDied, ReaderPriority, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport
 from daq.transports.serial_inbox import Inbox, Sink
 from tests.ptydial import PtyDial
@@ -67,8 +67,11 @@ def no_restart_backoff() -> Iterator[None]:
     ProcessHost._quick_deaths = 0
 
 
-def transport_for(dial: PtyDial, readers: ReadersMode = "process") -> SerialTransport:
-    return SerialTransport(FAST, Attachment(port=str(dial.path)), readers=readers)
+def transport_for(
+    dial: PtyDial, readers: ReadersMode = "process", priority: ReaderPriority = "realtime"
+) -> SerialTransport:
+    with readers_mode(None, priority):
+        return SerialTransport(FAST, Attachment(port=str(dial.path)), readers=readers)
 
 
 async def read_until(transport: SerialTransport, data: bytes) -> list[Chunk]:
@@ -499,6 +502,10 @@ def test_the_config_key_chooses_the_mode() -> None:
     assert build_config({"station": {"readers": "thread"}}).station.readers == "thread"
     with pytest.raises(ConfigError, match=r"station\.readers"):
         build_config({"station": {"readers": "fork"}})
+    assert build_config({}).station.reader_priority == "realtime"
+    assert build_config({"station": {"reader_priority": "normal"}}).station.reader_priority == "normal"
+    with pytest.raises(ConfigError, match=r"station\.reader_priority"):
+        build_config({"station": {"reader_priority": "high"}})
 
 
 def test_an_inbox_delivers_every_chunk_in_order_then_raises_the_end() -> None:
@@ -618,7 +625,7 @@ def test_the_reader_process_asks_for_the_shortest_slice(dial: PtyDial) -> None:
     taken = out.stdout.strip() == "True"
 
     async def main() -> int | None:
-        transport = transport_for(dial)
+        transport = transport_for(dial, priority="normal")  # real-time, its slice would not matter
         await transport.open()
         try:
             dial.write(b"1\n")
@@ -631,3 +638,68 @@ def test_the_reader_process_asks_for_the_shortest_slice(dial: PtyDial) -> None:
 
     got = run(main())
     assert (got == wire.SLICE_NS) == taken  # not taken: the kernel's own slice, or none shown
+
+
+def realtime_permitted() -> int | None:
+    """The SCHED_FIFO priority this process may give a child (root, CAP_SYS_NICE, an rtprio limit),
+    asked for a throwaway child: None where it may not."""
+    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import time; time.sleep(30)"])
+    try:
+        return wire.realtime(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def reader_policy(dial: PtyDial, priority: ReaderPriority) -> tuple[int, int]:
+    """The reader process's scheduling policy and priority, once it has read."""
+
+    async def main() -> tuple[int, int]:
+        transport = transport_for(dial, priority=priority)
+        await transport.open()
+        try:
+            dial.write(b"1\n")
+            await read_until(transport, b"1\n")
+            pid = transport.reader_pid
+            assert pid is not None
+            return os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority
+        finally:
+            await transport.close()
+
+    return run(main())
+
+
+def test_the_reader_process_runs_real_time_where_permitted(
+    dial: PtyDial, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reader_priority = "realtime"` (the default): SCHED_FIFO where the daemon may give it, and the
+    log says which it got; where it may not, normal priority and a line saying how to grant it."""
+    monkeypatch.setattr(ProcessHost, "_priority_told", False)
+    permitted = realtime_permitted()
+    with caplog.at_level(logging.INFO, logger="daq.transports.reader_host"):
+        policy, priority = reader_policy(dial, "realtime")
+    if permitted is not None:
+        assert (policy, priority) == (os.SCHED_FIFO, permitted)
+        assert f"serial reader process at real-time priority (SCHED_FIFO {permitted})" in caplog.text
+    else:
+        assert policy == os.SCHED_OTHER
+        assert "real-time (SCHED_FIFO) is not permitted" in caplog.text
+
+
+def test_normal_priority_leaves_the_reader_process_at_normal(dial: PtyDial) -> None:
+    assert reader_policy(dial, "normal")[0] == os.SCHED_OTHER
+
+
+def test_an_unprivileged_user_gets_no_real_time_and_no_error() -> None:
+    """Without CAP_SYS_NICE and with no rtprio limit, realtime() is refused quietly (None); with a
+    limit below RT_PRIORITY it takes the limit. As root, the probe runs as nobody with no capabilities."""
+    import resource
+
+    probe = f"import runpy; print(runpy.run_path({str(Path(wire.__file__))!r})['realtime']())"
+    cmd = [sys.executable, "-I", "-S", "-c", probe]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
+    limit = resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("None" if limit == 0 else str(min(limit, wire.RT_PRIORITY)))

@@ -57,7 +57,8 @@ def build_devices(config: DaqConfig, parts: PipelineParts) -> list[DeviceSetup]:
         if dial.simulate is not None:
             setups.append(_simulated(parts, dial))
     if profiled:
-        with readers_mode(config.station.readers):  # where serial ports are read: a process or a thread
+        # where serial ports are read (a process or a thread), and how a reader process is scheduled
+        with readers_mode(config.station.readers, config.station.reader_priority):
             setups.extend(build_profiled(config, profiled, parts.pipeline))
     return setups
 

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 ReadersMode = Literal["process", "thread"]
 MODES: tuple[ReadersMode, ...] = ("process", "thread")
+ReaderPriority = Literal["realtime", "normal"]
 
 JOIN_TIMEOUT_S = 5.0
 QUICK_DEATH_S = 2.0
@@ -62,6 +63,7 @@ RESTART_BACKOFF_S = (0.25, 5.0)  # first wait, longest wait
 RECV_SIZE = 256 * 1024
 
 _mode: ContextVar[ReadersMode | None] = ContextVar("serial_readers", default=None)
+_priority: ContextVar[ReaderPriority] = ContextVar("serial_reader_priority", default="realtime")
 
 
 class ReaderDied(DeviceGone):
@@ -89,14 +91,21 @@ def resolve_mode(mode: ReadersMode | None) -> ReadersMode:
     return "process"
 
 
+def current_priority() -> ReaderPriority:
+    """What a reader process started for a transport made now asks for (the innermost `readers_mode`)."""
+    return _priority.get()
+
+
 @contextlib.contextmanager
-def readers_mode(mode: ReadersMode | None) -> Iterator[None]:
-    """Transports made inside use `mode` (None: the default, a process where supported)."""
-    token = _mode.set(mode)
+def readers_mode(mode: ReadersMode | None, priority: ReaderPriority = "realtime") -> Iterator[None]:
+    """Transports made inside use `mode` (None: the default, a process where supported), and a reader
+    process started for them asks for `priority` (see `ProcessHost`)."""
+    token, priority_token = _mode.set(mode), _priority.set(priority)
     try:
         yield
     finally:
         _mode.reset(token)
+        _priority.reset(priority_token)
 
 
 class ProcessPort:
@@ -124,10 +133,12 @@ class ProcessHost:
 
     _hosts: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessHost]] = weakref.WeakKeyDictionary()
     _quick_deaths: ClassVar[int] = 0  # deaths in a row within QUICK_DEATH_S of the start
+    _priority_told: ClassVar[bool] = False  # the first start's priority is logged at info, later ones at debug
 
     @classmethod
-    async def attach(cls, fd: int, describe: str, inbox: Inbox) -> ProcessPort:
-        """Read the open port `fd` in this loop's reader process (started if none runs).
+    async def attach(cls, fd: int, describe: str, inbox: Inbox, priority: ReaderPriority = "realtime") -> ProcessPort:
+        """Read the open port `fd` in this loop's reader process (started if none runs, asking for
+        `priority`: see `_raise_priority`).
 
         Raises ReaderUnavailable where no process can be started at all (the port is then read in a
         thread), DeviceUnavailable when the process died at every start (this time: the caller
@@ -141,7 +152,7 @@ class ProcessHost:
                     await asyncio.sleep(min(longest, first * 2 ** (cls._quick_deaths - 1)))
                 host = cls._hosts.get(loop)
                 if host is None:
-                    host = cls._hosts[loop] = cls(loop)
+                    host = cls._hosts[loop] = cls(loop, priority)
             try:
                 return host.add(fd, describe, inbox)
             except (BrokenPipeError, ConnectionResetError):  # it died a moment ago: its end of file is not read yet
@@ -152,7 +163,7 @@ class ProcessHost:
                 raise
         raise DeviceUnavailable(f"{describe}: the serial reader process died at every start (trying again)")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, priority: ReaderPriority = "realtime") -> None:
         self._loop = loop
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -184,7 +195,23 @@ class ProcessHost:
         self._pending = b""  # the start of an item cut at the end of the last recv
         self._ended = False
         loop.add_reader(ours.fileno(), self._readable)
-        log.debug("serial reader process %d started", self._proc.pid)
+        self.realtime = wire.realtime(self._proc.pid) if priority == "realtime" else None
+        log.debug("serial reader process %d started (%s)", self._proc.pid, self.priority_text)
+        if not ProcessHost._priority_told:
+            ProcessHost._priority_told = True
+            if self.realtime is None and priority == "realtime":
+                log.info(
+                    "serial reader process at normal priority: real-time (SCHED_FIFO) is not permitted "
+                    "(Linux: CAP_SYS_NICE or an rtprio limit, `ulimit -r`); its stamps may wait up to "
+                    "a few ms for other processes on a busy machine"
+                )
+            else:
+                log.info("serial reader process at %s", self.priority_text)
+
+    @property
+    def priority_text(self) -> str:
+        """How the process is scheduled, in words."""
+        return "normal priority" if self.realtime is None else f"real-time priority (SCHED_FIFO {self.realtime})"
 
     @property
     def pid(self) -> int | None:

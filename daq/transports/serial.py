@@ -46,6 +46,7 @@ from daq.transports.reader_host import (
     ReadersMode,
     ReaderUnavailable,
     current_mode,
+    current_priority,
     resolve_mode,
 )
 from daq.transports.serial_inbox import Inbox, Sink
@@ -102,6 +103,7 @@ class SerialTransport:
         self.settings = settings
         self.attachment = attachment
         self.readers: ReadersMode = current_mode() if readers is None else resolve_mode(readers)
+        self.reader_priority = current_priority()
         """Where the port is read: "process" (daq.transports.reader_host) or "thread" (this module)."""
         self._serial: serial.Serial | None = None
         self._reader: _Reader | ProcessPort | None = None
@@ -157,7 +159,7 @@ class SerialTransport:
     async def _start_reading(self, port: serial.Serial, inbox: Inbox) -> _Reader | ProcessPort:
         if self.readers == "process" and USE_POLL:
             try:
-                return await ProcessHost.attach(port.fileno(), self.describe, inbox)
+                return await ProcessHost.attach(port.fileno(), self.describe, inbox, self.reader_priority)
             except ReaderUnavailable as exc:  # no process can be started here: read in the daemon
                 log.warning("cannot start the serial reader process (%s): reading in a thread instead", exc)
                 self.readers = "thread"
