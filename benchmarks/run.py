@@ -25,6 +25,11 @@ The path measured, per configuration (N dials at R Hz each):
 - ts error    = the sample's t_ns - (write time + the writer's offset): how far the published read
                 time is from the moment the bytes were sent (pty transfer, poll wake-up, GIL wait).
 - lost        = (dial, raw) written but not received `--drain` seconds after the last write.
+- lead-in     = `--lead-in` s (0.5) of ticks played first, for the daemon, the baseline, the floor and
+                LSL alike: counted for loss, left out of latency, ts error and CPU, so a 2.5 s run's
+                p99 is not its first few samples (after the idle start this VM runs the first
+                milliseconds of work 20-40x slower: benchmarks/README.md, "Cold wake-ups");
+                `1st` = the first tick's latency alone (median over the dials).
 - cpu_pct     = the daemon's user+sys time with its reader process (/proc/PID/stat, all threads,
                 live children) over the write window,
                 100 = one core; rss_mb its peak RSS (VmHWM) at the end; idle_cpu_pct the same
@@ -168,6 +173,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         wait_quiet=args.wait_quiet,
         wait_quiet_timeout=args.wait_quiet_timeout,
         event_loop=args.event_loop,
+        lead_in_s=args.lead_in,
     )
     if args.baseline:
         # The same harness, the daemon from the exported commit; on the loop it picks itself (or --uvloop's).
@@ -220,6 +226,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "seconds": seconds,
             "idle_seconds": idle_seconds,
             "drain_s": args.drain,
+            "lead_in_s": args.lead_in,
             "publish_batch_max": args.publish_batch_max,
             "publish_linger_ms": args.publish_linger_ms,
             "publish_max_inflight": args.publish_max_inflight,
@@ -246,6 +253,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="write window per run (default 10)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window; 0 skips it")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds after the last write before counting lost")
+    parser.add_argument(
+        "--lead-in",
+        type=float,
+        default=0.5,
+        help="seconds of ticks played before the measured window, for every alternative alike: their loss is "
+        "counted, their latency and CPU are not (the first tick's latency, after the idle start, is reported "
+        "alone as '1st'); 0: measure from the first tick (default 0.5)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

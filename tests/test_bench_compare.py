@@ -1,15 +1,18 @@
 """The benchmark's comparison parts (benchmarks/e2e/baseline.py, rounds.py, run.py's configurations):
-a commit exported whole, current / baseline ratios and their spread, rounds merged into medians."""
+a commit exported whole, current / baseline ratios and their spread, rounds merged into medians, the
+lead-in left out of latency."""
 
 from __future__ import annotations
 
 import argparse
+import array
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from benchmarks.e2e import baseline, rounds
+from benchmarks.e2e.analysis import analyse
 from benchmarks.run import QUICK, configurations
 
 
@@ -55,3 +58,25 @@ def test_quick_runs_the_four_configurations() -> None:
     assert configurations(quick) == QUICK == [(1, 100.0), (16, 100.0), (64, 100.0), (16, 1000.0)]
     full = argparse.Namespace(quick=False, dials="1,64", rates="100,1000")
     assert configurations(full) == [(1, 100.0), (1, 1000.0), (64, 100.0), (64, 1000.0)]
+
+
+def test_the_lead_in_counts_for_loss_but_not_for_latency() -> None:
+    """Ticks before `lead` are matched for loss only; the first tick's latency is reported alone."""
+    n, ticks, lead = 2, 10, 3
+    write_ns = array.array("q", [1_000_000_000 + k * 10_000_000 for k in range(ticks) for _ in range(n)])
+    got: dict[str, list[int | str]] = {"dial": [], "raw": [], "t_ns": [], "recv_ns": []}
+    for idx, written in enumerate(write_ns):
+        k, i = divmod(idx, n)
+        if (k, i) == (1, 1):
+            continue  # lost in the lead-in: still counted
+        late = 20_000_000 if k == 0 else 1_000_000  # the cold first tick: 20 ms, then 1 ms
+        got["dial"].append(f"d{i:03d}")
+        got["raw"].append(k)
+        got["t_ns"].append(written)
+        got["recv_ns"].append(written + late)
+    out = analyse(n, write_ns, 0, got, "", ts=True, lead=lead)
+    assert out["lost"] == 1
+    assert out["latency_max_ms"] == 1.0  # the 20 ms ticks were in the lead-in
+    assert out["first_ms"] == 20.0
+    everything = analyse(n, write_ns, 0, got, "", ts=True)
+    assert everything["latency_max_ms"] == 20.0 and everything["lost"] == 1

@@ -42,11 +42,21 @@ def match(
 
 
 def analyse(
-    n: int, write_ns: array.array[int], offset_ns: int, got: dict[str, list[Any]], prefix: str, ts: bool
+    n: int,
+    write_ns: array.array[int],
+    offset_ns: int,
+    got: dict[str, list[Any]],
+    prefix: str,
+    ts: bool,
+    lead: int = 0,
 ) -> dict[str, Any]:
+    """Loss over every tick; latency and ts error over the ticks from `lead` on (the lead-in's are
+    left out: see run.py --lead-in), and `first_ms`, the first tick's latency (its median over the
+    dials): the first sample after the idle start."""
     seen, dups = match(n, 0, write_ns, got)
     latency: list[int] = []
     ts_error: list[int] = []
+    first: list[int] = []
     lost = 0
     lost_examples: list[str] = []
     for idx, written in enumerate(write_ns):
@@ -58,6 +68,10 @@ def analyse(
                 lost_examples.append(f"{dial_id(i)}:{k}")
             continue
         t_ns, recv = hit
+        if k == 0:
+            first.append(recv - written)
+        if k < lead:
+            continue
         latency.append(recv - written)
         if ts:
             ts_error.append(t_ns - (written + offset_ns))
@@ -70,6 +84,7 @@ def analyse(
     if lost_examples:
         out[f"{prefix}lost_examples"] = lost_examples
     out.update(stats_ms(latency, f"{prefix}latency"))
+    out[f"{prefix}first_ms"] = round(percentile(sorted(first), 0.5) * 1e-6, 3)
     if ts:
         out.update(stats_ms(ts_error, "ts_error"))
     return out

@@ -34,7 +34,13 @@ class Options:
     wait_quiet_timeout: float = 600.0
     lsl_cfg: Path | None = None
     event_loop: str | None = None  # the daemon's DAQ_EVENT_LOOP (auto, asyncio, uvloop); None: its default
+    lead_in_s: float = 0.0  # ticks played before the measured window: lost counts them, latency and CPU do not
     notes: list[str] = field(default_factory=list)
+
+
+def lead_ticks(rate: float, opts: Options) -> int:
+    """How many ticks the lead-in is at `rate`."""
+    return int(opts.lead_in_s * rate)
 
 
 def daemon_cmd(cfg: Path, opts: Options) -> list[str]:

@@ -50,6 +50,7 @@ COLUMNS = [
     ("p99", "ts_error_p99_ms", "{:>7.2f}"),
     ("max", "ts_error_max_ms", "{:>6.1f}"),
     ("lost", "lost", "{:>5}"),
+    ("1st", "first_ms", "{:>6.1f}"),
     ("CPU%", "cpu_pct", "{:>6.1f}"),
     ("RSS MB", "rss_mb", "{:>7.1f}"),
     ("idle%", "idle_cpu_pct", "{:>6.2f}"),
@@ -57,6 +58,7 @@ COLUMNS = [
     ("p99", "floor_latency_p99_ms", "{:>8.2f}"),
     ("LSL p50", "lsl_latency_p50_ms", "{:>8.2f}"),
     ("p99", "lsl_latency_p99_ms", "{:>7.2f}"),
+    ("1st", "lsl_first_ms", "{:>6.1f}"),
     ("x floor", "latency_p99_vs_floor", "{:>8.2f}"),
     ("x LSL", "latency_p99_vs_lsl", "{:>6.1f}"),
     ("busy%", "machine_busy_pct", "{:>6.0f}"),
@@ -84,7 +86,7 @@ def banner(info: dict[str, Any], opts: Options, uvloop: bool, batch_max: int | N
         f"daemon: {'uvloop' if uvloop else 'asyncio'}, publish batch_max={batch_max or 'default'} "
         f"linger_ms={linger_ms if linger_ms is not None else 'default'}"
         f"{', source ' + str(opts.daq_src) if opts.daq_src else ''}; {opts.seconds:g} s per run, "
-        f"idle {opts.idle_seconds:g} s"
+        f"idle {opts.idle_seconds:g} s, lead-in {opts.lead_in_s:g} s"
     )
 
 

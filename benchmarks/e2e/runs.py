@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e.analysis import analyse, stats_ms
+from benchmarks.e2e.analysis import analyse, percentile, stats_ms
 from benchmarks.e2e.child import Child
 from benchmarks.e2e.common import FLOOR_GIVE_UP_S, FLOOR_STATION, PROFILE_EXT, STATION, sleep_until_ns
-from benchmarks.e2e.options import Options, child_env, daemon_cmd, write_config
+from benchmarks.e2e.options import Options, child_env, daemon_cmd, lead_ticks, write_config
 from benchmarks.procstats import (
     cpu_times,
     load1,
@@ -65,7 +65,8 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
     station = f"{STATION}-{run_id}"  # its own topics: retained state of an earlier run must not count
     work = opts.work / f"{tag}-{run_id}"
     work.mkdir(parents=True)
-    ticks = int(seconds * rate)
+    lead = lead_ticks(rate, opts)
+    ticks = lead + int(seconds * rate)
     writer = Child("writer", ["--dir", str(work), "--dials", str(n)], work / "writer.log", child_env(opts))
     sub = Child("sub", ["--port", str(opts.broker_port), "--station", station], work / "sub.log", child_env(opts))
     daemon: subprocess.Popen[bytes] | None = None
@@ -110,10 +111,11 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        sleep_until_ns(start_ns)
+        window_ns = start_ns + int(lead * 1e9 / rate)  # the measured window starts after the lead-in
+        sleep_until_ns(window_ns)
         u0, s0 = tree_cpu_split_s(pid)  # the daemon and its reader process
         b0, m0, w0 = proc_cpu_s(opts.broker_pid), cpu_times(), time.monotonic()
-        sleep_until_ns(start_ns + int(seconds * 1e9))
+        sleep_until_ns(window_ns + int(seconds * 1e9))
         u1, s1 = tree_cpu_split_s(pid)
         b1, m1, w1 = proc_cpu_s(opts.broker_pid), cpu_times(), time.monotonic()
         c0, c1 = u0 + s0, u1 + s1
@@ -134,12 +136,12 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
                 "writer_rate_hz": round(ticks / max(played["elapsed_s"], 1e-9), 1),
                 "cpu_pct": round(100 * (c1 - c0) / (w1 - w0), 1),
                 "cpu_sys_pct": round(100 * (s1 - s0) / (w1 - w0), 1),
-                "cpu_us_per_sample": round(1e6 * (c1 - c0) / max(1, played["written"]), 1),
+                "cpu_us_per_sample": round(1e6 * (c1 - c0) / max(1, played["written"] - lead * n), 1),
                 "broker_cpu_pct": round(100 * (b1 - b0) / (w1 - w0), 1),
                 "machine_busy_pct": machine_busy_pct(m0, m1),
             }
         )
-        result.update(analyse(n, write_ns, info["offset_ns"], got, "", ts=True))
+        result.update(analyse(n, write_ns, info["offset_ns"], got, "", ts=True, lead=lead))
         result["offset_drift_us"] = round((played["offset_ns"] - info["offset_ns"]) / 1e3, 1)
     finally:
         if spy is not None and spy.poll() is None:
@@ -154,7 +156,8 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
 def run_floor(n: int, rate: float, opts: Options, seconds: float) -> dict[str, Any]:
     work = opts.work / f"floor-{n}x{rate:g}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
-    ticks = int(seconds * rate)
+    lead = lead_ticks(rate, opts)
+    ticks = lead + int(seconds * rate)
     sub = Child("sub", ["--port", str(opts.broker_port), "--station", FLOOR_STATION], work / "sub.log", child_env(opts))
     pub: Child | None = None
     try:
@@ -166,14 +169,15 @@ def run_floor(n: int, rate: float, opts: Options, seconds: float) -> dict[str, A
         pub.read(timeout=60)  # connected
         start_ns = time.monotonic_ns() + 300_000_000
         pub.send({"start_ns": start_ns})
-        sleep_until_ns(start_ns)
+        window_ns = start_ns + int(lead * 1e9 / rate)
+        sleep_until_ns(window_ns)
         c0, w0 = proc_cpu_s(pub.proc.pid), time.monotonic()
-        sleep_until_ns(start_ns + int(seconds * 1e9))
+        sleep_until_ns(window_ns + int(seconds * 1e9))
         c1, w1 = proc_cpu_s(pub.proc.pid), time.monotonic()
         done = pub.read(timeout=seconds * 5 + 60)
         drain(sub, done["written"], opts.drain_s)
         write_ns, got = collect(sub, work, times_path)
-        out = analyse(n, write_ns, 0, got, "floor_", ts=False)
+        out = analyse(n, write_ns, 0, got, "floor_", ts=False, lead=lead)
         if done["gave_up"]:
             out["floor_gave_up"] = True
             opts.notes.append(
@@ -191,7 +195,8 @@ def run_floor(n: int, rate: float, opts: Options, seconds: float) -> dict[str, A
 def run_lsl(n: int, rate: float, opts: Options, seconds: float) -> dict[str, Any]:
     work = opts.work / f"lsl-{n}x{rate:g}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
-    ticks = int(seconds * rate)
+    lead = lead_ticks(rate, opts)
+    ticks = lead + int(seconds * rate)
     session = f"bench-{uuid.uuid4().hex[:8]}"
     common = ["--dials", str(n), "--rate", str(rate), "--session", session]
     outlet = Child("lsl-outlet", common, work / "outlet.log", child_env(opts))
@@ -206,9 +211,10 @@ def run_lsl(n: int, rate: float, opts: Options, seconds: float) -> dict[str, Any
             raise RuntimeError("LSL outlets saw no consumer")
         start_ns = time.monotonic_ns() + 300_000_000
         outlet.send({"cmd": "play", "start_ns": start_ns, "ticks": ticks})
-        sleep_until_ns(start_ns)
+        window_ns = start_ns + int(lead * 1e9 / rate)
+        sleep_until_ns(window_ns)
         c0, w0 = proc_cpu_s(outlet.proc.pid), time.monotonic()
-        sleep_until_ns(start_ns + int(seconds * 1e9))
+        sleep_until_ns(window_ns + int(seconds * 1e9))
         c1, w1 = proc_cpu_s(outlet.proc.pid), time.monotonic()
         done = outlet.read(timeout=seconds * 5 + 60)
         deadline = time.monotonic() + opts.drain_s
@@ -218,12 +224,14 @@ def run_lsl(n: int, rate: float, opts: Options, seconds: float) -> dict[str, Any
         inlet.ask({"cmd": "dump", "out": str(got_path)}, timeout=60)
         got = json.loads(got_path.read_text())
         keys = {(i, k) for i, k, _ in got}
-        latency = [lat for _, _, lat in got]
+        latency = [lat for _, k, lat in got if k >= lead]
+        first = sorted(lat for _, k, lat in got if k == 0)
         out: dict[str, Any] = {
             "lsl_lost": done["written"] - len(keys & {(i, k) for k in range(ticks) for i in range(n)}),
             "lsl_cpu_pct": round(100 * (c1 - c0) / (w1 - w0), 1),
         }
         out.update(stats_ms(latency, "lsl_latency", scale=1e3))
+        out["lsl_first_ms"] = round(percentile(first, 0.5) * 1e3, 3)
         return out
     finally:
         if inlet is not None:
