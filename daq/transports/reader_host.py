@@ -16,6 +16,13 @@ callback puts each chunk in its port's Inbox (daq.transports.serial_inbox), whic
 port's decoding at once (`deliver_to`, how the station's DeviceReader takes them): no task is woken
 per port and round.
 
+How the process is scheduled (`[station] reader_priority`): "realtime" (the default) has the daemon
+put it under SCHED_FIFO right after starting it (`reader_process.realtime`), where Linux permits:
+root, CAP_SYS_NICE, or an rtprio limit (`ulimit -r`). Then a port's data preempts every normal task,
+the daemon and the broker included, and its stamp waits for none of them (ts error p99 x 0.5-0.8 on
+the 2-core VM, README "Performance"). Where it is not permitted, or with "normal", it runs at normal
+priority with the shortest time slice it can ask for itself; the first start logs which it got.
+
 A reader process that dies (killed, crashed) ends every port it read with `ReaderDied`, a
 DeviceGone: the station's DeviceReader says the device was lost, closes the transport and opens it
 again, which starts a new process. The transport keeps its port open across that (daq.transports.
@@ -138,7 +145,7 @@ class ProcessHost:
     @classmethod
     async def attach(cls, fd: int, describe: str, inbox: Inbox, priority: ReaderPriority = "realtime") -> ProcessPort:
         """Read the open port `fd` in this loop's reader process (started if none runs, asking for
-        `priority`: see `_raise_priority`).
+        `priority`: see the module's docstring).
 
         Raises ReaderUnavailable where no process can be started at all (the port is then read in a
         thread), DeviceUnavailable when the process died at every start (this time: the caller

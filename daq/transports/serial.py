@@ -103,8 +103,8 @@ class SerialTransport:
         self.settings = settings
         self.attachment = attachment
         self.readers: ReadersMode = current_mode() if readers is None else resolve_mode(readers)
-        self.reader_priority = current_priority()
         """Where the port is read: "process" (daq.transports.reader_host) or "thread" (this module)."""
+        self.reader_priority = current_priority()  # how a reader process started for it is scheduled
         self._serial: serial.Serial | None = None
         self._reader: _Reader | ProcessPort | None = None
         self._inbox: Inbox | None = None  # None while closed
