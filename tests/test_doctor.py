@@ -19,7 +19,7 @@ import serial.tools.list_ports
 from daq import cli
 from daq.diagnose import doctor
 from daq.profiles.input_codes import EV_KEY, EV_REL
-from daq.transports import evdev_input, hid_enum, port_check, ports
+from daq.transports import evdev_input, hid_enum, port_check, ports, reader_process
 from tests.support.fake_inputs import (
     FakeEvdevModule,
     FakeHidDial,
@@ -79,6 +79,17 @@ def test_doctor_without_config_checks_the_machine_and_exits_0() -> None:
     assert "this machine:" in done.stdout
     assert "udev rules" in done.stdout
     assert "No dials checked: give the station config, daq doctor --config FILE" in done.stdout
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(10)"])
+    try:
+        permitted = reader_process.realtime(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    if permitted is not None:
+        assert f"the serial reader process runs real-time (SCHED_FIFO {permitted})" in done.stdout
+    else:
+        assert "the serial reader process runs at normal priority" in done.stdout
+        assert "rtprio 10" in done.stdout  # and how to grant it
 
 
 def test_doctor_on_this_machine_says_what_is_missing_and_exits_1(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
 from daq.seams import resolve
-from daq.transports import hid_enum, port_check
+from daq.transports import hid_enum, port_check, reader_process
 from daq.transports.attachment import Attachment
 from daq.transports.ports import list_ports, resolve_port
 from daq.transports.registry import TRANSPORTS
@@ -411,8 +411,30 @@ def _user_name(uid: int) -> str:
 # ---------------------------------------------------------------- the machine
 
 
+GRANT_RTPRIO = (
+    "let the user who runs `daq run` have an rtprio limit: a line `<user> - rtprio 10` in "
+    "/etc/security/limits.d/dialdaq.conf (then log in again), or `LimitRTPRIO=10` in its systemd unit; "
+    '`[station] reader_priority = "normal"` says it is meant'
+)
+
+
+def reader_priority() -> Finding:
+    """Whether the serial reader process will get real-time priority here: asked, as the daemon does,
+    for a throwaway child process."""
+    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import time; time.sleep(10)"])
+    try:
+        priority = reader_process.realtime(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    if priority is not None:
+        return Finding("ok", "reader priority", f"the serial reader process runs real-time (SCHED_FIFO {priority})")
+    message = "the serial reader process runs at normal priority: on a busy PC its stamps may wait a few ms"
+    return Finding("warn", "reader priority", message, GRANT_RTPRIO)
+
+
 def machine() -> list[Finding]:
-    """Facts that concern every dial: installed rules, extras, ModemManager."""
+    """Facts that concern every dial: installed rules, ModemManager, the reader's priority, extras."""
     out: list[Finding] = []
     if sys.platform.startswith("linux"):
         rules = installed_rules()
@@ -422,6 +444,7 @@ def machine() -> list[Finding]:
             out.append(Finding("warn", "udev rules", "dialdaq's udev rules are not installed", INSTALL_RULES))
         if modemmanager_running():
             out.append(Finding("warn", "modemmanager", "ModemManager is running (it probes new serial ports)"))
+        out.append(reader_priority())
     for extra in (kind.extra for kind in TRANSPORTS.kinds() if kind.extra is not None):
         for module in extra.modules:
             try:
