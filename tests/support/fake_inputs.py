@@ -76,15 +76,14 @@ class FakeHidDial:
         time.monotonic_ns() taken just before."""
         now = time.monotonic_ns()
         with self.cond:
-            if self.nodes:
-                for node in list(self.nodes):
-                    try:
-                        for data in reports:
-                            node.send(data)
-                    except OSError:  # that node was closed (the transport let go of it)
-                        self.nodes.remove(node)
-                        node.close()
-            else:
+            for node in list(self.nodes):
+                try:
+                    for data in reports:
+                        node.send(data)
+                except OSError:  # that node was closed (the transport let go of it)
+                    self.nodes.remove(node)
+                    node.close()
+            if not self.nodes:
                 self.reports.extend(reports)
             self.pushed_ns.extend([now] * len(reports))
             self.cond.notify_all()
