@@ -290,7 +290,7 @@ def test_no_reader_process_reads_in_hidapis_thread(hidraw: FakeHidModule, monkey
 
     async def main() -> None:
         t = transport()
-        monkeypatch.setattr(reader_host.sys, "executable", "/nonexistent/python")  # no process can start
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # no process can start
         await t.open()
         try:
             assert t.readers == "thread" and t.reader_pid is None
