@@ -19,12 +19,15 @@ from typing import Any
 import pytest
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.station.station import Station
 from daq.transports import hid_enum, hid_node, reader_host
 from daq.transports.attachment import Attachment
 from daq.transports.hid import HidTransport
 from daq.transports.reader_host import ReaderDied
+from daq.transports.serial import SerialTransport
+from tests.ptydial import PtyDial
 from tests.support.fake_inputs import FakeHidDial, FakeHidModule, read_n
 from tests.test_hid_transport import SHUTTLE_DIALS, SHUTTLE_IDS, events, report, run, samples, shuttle, station_config
 
@@ -183,7 +186,7 @@ def test_a_killed_reader_process_ends_the_port_and_the_next_open_reads_on(hidraw
             dial.push(report(0, 1))
             assert [c.data for c in await read_n(t, 1)] == [report(0, 1)]
             os.kill(first, signal.SIGKILL)
-            with pytest.raises(ReaderDied, match="reader process was killed by SIGKILL"):
+            with pytest.raises(ReaderDied, match=r"hid:usb=0b33:0020: the reader process was killed by SIGKILL"):
                 await asyncio.wait_for(t.read(), 5)
             await t.close()
             dial.push(report(0, 2), report(0, 3))  # while no process reads: they wait in the node
@@ -322,3 +325,39 @@ def test_open_errors_on_the_process_path_say_what_to_do(
     message = run(attempt())
     assert "no permission to open" in message and "udev rules" in message
     assert hidraw.handles == []  # the node, not hidapi, was opened
+
+
+async def read_bytes(t: SerialTransport, n: int) -> bytes:
+    """At least `n` bytes from a serial port, however its reads cut them."""
+    data = b""
+    async with asyncio.timeout(3):
+        while len(data) < n:
+            data += b"".join(c.data for c in await t.read())
+    return data
+
+
+def test_a_serial_port_and_a_hid_dial_share_the_one_reader_process(hidraw: FakeHidModule, tmp_path: Path) -> None:
+    dial = shuttle()
+    hidraw.dials.append(dial)
+
+    async def main() -> None:
+        with PtyDial(tmp_path) as pty:
+            serial_port = SerialTransport(SerialSettings(settle_s=0), Attachment(port=str(pty.path)), readers="process")
+            hid = transport()
+            await serial_port.open()
+            await hid.open()
+            try:
+                assert hid.reader_pid is not None and hid.reader_pid == serial_port.reader_pid
+                pty.write(b"512\r\n")
+                dial.push(report(0, 1))
+                assert [c.data for c in await read_n(hid, 1)] == [report(0, 1)]
+                assert await read_bytes(serial_port, 5) == b"512\r\n"
+                await hid.close()  # the process goes on for the serial port
+                assert serial_port.reader_pid is not None
+                pty.write(b"7\r\n")
+                assert await read_bytes(serial_port, 3) == b"7\r\n"
+            finally:
+                await hid.close()
+                await serial_port.close()
+
+    run(main())

@@ -172,7 +172,7 @@ class ProcessHost:
                 if not host._ports and not host._ended:  # started for nothing: do not leave it running
                     await host._shutdown(clean=False)
                 raise
-        raise DeviceUnavailable(f"{describe}: the serial reader process died at every start (trying again)")
+        raise DeviceUnavailable(f"{describe}: the {reader_name(describe)} died at every start (trying again)")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, priority: ReaderPriority = "realtime") -> None:
         self._loop = loop
@@ -353,12 +353,18 @@ class ProcessHost:
             port.reading = False
             port.inbox.put(
                 ReaderDied(
-                    f"{port.describe}: the serial reader process {how}; reading on in a new one (what it had read"
-                    " and not sent yet, its last round, if any, is lost and cannot be counted)"
+                    f"{port.describe}: the {reader_name(port.describe)} {how}; reading on in a new one (what it had"
+                    " read and not sent yet, its last round, if any, is lost and cannot be counted)"
                 )
             )
         if code is None:  # still not reaped: do it off the loop
             self._loop.run_in_executor(None, self._proc.wait)
+
+
+def reader_name(describe: str) -> str:
+    """How a port's messages name the process: 'serial reader process' for a serial port (as the logs
+    always did), 'reader process' for the others (a HID dial's hidraw node)."""
+    return "serial reader process" if describe.startswith("serial:") else "reader process"
 
 
 def _exit_text(code: int | None) -> str:
