@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import signal
 import sys
@@ -361,3 +362,17 @@ def test_a_serial_port_and_a_hid_dial_share_the_one_reader_process(hidraw: FakeH
                 await serial_port.close()
 
     run(main())
+
+
+def test_open_node_opens_read_only_non_blocking_close_on_exec(tmp_path: Path) -> None:
+    node = tmp_path / "hidraw0"
+    os.mkfifo(node)  # a FIFO opened read-only and non-blocking opens at once, as a hidraw node does
+    fd = hid_node.open_node(str(node))
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        assert flags & os.O_ACCMODE == os.O_RDONLY and flags & os.O_NONBLOCK
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    finally:
+        os.close(fd)
+    with pytest.raises(FileNotFoundError):
+        hid_node.open_node(str(tmp_path / "hidraw9"))
