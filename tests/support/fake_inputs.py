@@ -76,6 +76,7 @@ class FakeHidDial:
         time.monotonic_ns() taken just before."""
         now = time.monotonic_ns()
         with self.cond:
+            self.pushed_ns.extend([now] * len(reports))  # before a node's reader can see them
             for node in list(self.nodes):
                 try:
                     for data in reports:
@@ -85,7 +86,6 @@ class FakeHidDial:
                     node.close()
             if not self.nodes:
                 self.reports.extend(reports)
-            self.pushed_ns.extend([now] * len(reports))
             self.cond.notify_all()
         return now
 
