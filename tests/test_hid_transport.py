@@ -1,7 +1,8 @@
 """HidTransport over a fake hidapi (tests/support/fake_inputs.py) at the `hid` / `hidraw` module
 boundary: exact reports, stamps, timeouts, unplug and replug, device selection, backends, one
 thread per device, an event loop that never waits on a read; and the daemon path (Station's
-devices, DeviceReader, pipelines) on top, in-process and against a real Mosquitto."""
+devices, DeviceReader, pipelines) on top, in-process and against a real Mosquitto. All on
+hidapi's thread (`readers = "thread"`); the hidraw reader process: tests/test_hid_reader_process.py."""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ one chunk, never joined to another. An unplug makes the read fail (EIO, ENODEV) 
 bytes) after the reports queued before it: the process sends GONE behind them, which ends the
 Inbox with DeviceGone once they were handed over.
 
+One difference from hidapi's thread: the process reads up to reader_process.READ_SIZE (4096)
+bytes a read, where the thread asks hidapi for HidTransport's read_size (256); a report longer
+than 256 bytes (no dial's is) comes whole here.
+
 `open_node` is the one place the node is opened: tests replace it with a fake node (a
 SEQPACKET socket pair: one report per read, end of file when the peer closes).
 """
