@@ -135,10 +135,11 @@ class BrokerConfig(StrictModel):
         return None
 
 
-# `[station] readers` (daq.transports.reader_host): where serial ports are read and stamped.
+# `[station] readers` (daq.transports.reader_host): where serial ports and hidraw nodes are read and stamped.
 SerialReaders = Literal["process", "thread"]
 SERIAL_READERS_HELP = (
-    "where serial ports are read and stamped: 'process' (a reader process of their own, whose stamps never "
+    "where serial ports (and HID dials on Linux's hidraw) are read and stamped: 'process' (a reader process "
+    "of their own, whose stamps never "
     "wait for the daemon; Linux and macOS, threads elsewhere) or 'thread' (a thread of the daemon)"
 )
 

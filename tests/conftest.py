@@ -52,6 +52,7 @@ TIER_OF_MODULE = {
     # transport: a transport against real pseudo-terminals, or fakes at its device library's boundary
     "test_evdev_transport": "transport",
     "test_hid_transport": "transport",
+    "test_hid_reader_process": "transport",
     "test_midi_transport": "transport",
     "test_serial_transport": "transport",
     "test_serial_reader_process": "transport",

@@ -1,7 +1,8 @@
 """HidTransport over a fake hidapi (tests/support/fake_inputs.py) at the `hid` / `hidraw` module
 boundary: exact reports, stamps, timeouts, unplug and replug, device selection, backends, one
 thread per device, an event loop that never waits on a read; and the daemon path (Station's
-devices, DeviceReader, pipelines) on top, in-process and against a real Mosquitto."""
+devices, DeviceReader, pipelines) on top, in-process and against a real Mosquitto. All on
+hidapi's thread (`readers = "thread"`); the hidraw reader process: tests/test_hid_reader_process.py."""
 
 from __future__ import annotations
 
@@ -63,8 +64,10 @@ def report(ring: int, jog: int, keys: int = 0) -> bytes:
 
 
 def transport(attachment: Attachment | None = None, **kwargs: Any) -> HidTransport:
+    """The hidapi thread path (the reader process path: tests/test_hid_reader_process.py)."""
     kwargs.setdefault("ids", SHUTTLE_IDS)
     kwargs.setdefault("timeout_ms", 50)
+    kwargs.setdefault("readers", "thread")
     return HidTransport(attachment or Attachment(), **kwargs)
 
 
@@ -276,9 +279,9 @@ def test_make_transport_uses_the_profile_and_refuses_what_cannot_work(
 # ---------------------------------------------------------------- the daemon path
 
 
-def station_config(tmp_path: Path, dials: str, broker: str = "mqtt://127.0.0.1:1") -> Any:
+def station_config(tmp_path: Path, dials: str, broker: str = "mqtt://127.0.0.1:1", readers: str = "thread") -> Any:
     path = tmp_path / "daq.toml"
-    path.write_text(f'[station]\nid = "lab"\n[broker]\nurl = "{broker}"\n{dials}')
+    path.write_text(f'[station]\nid = "lab"\nreaders = "{readers}"\n[broker]\nurl = "{broker}"\n{dials}')
     return build_config(__import__("tomllib").loads(path.read_text()), path)
 
 

@@ -1,14 +1,30 @@
-"""The HID transport: hidapi's blocking read(size, timeout_ms) in one thread per device.
+"""The HID transport: on Linux's hidraw backend, the node read and stamped in the reader process;
+else hidapi's blocking read(size, timeout_ms) in one thread per device.
 
-Why a thread that blocks in read() with a timeout: hidapi has no file descriptor to hand to
-the event loop on every platform (libusb, macOS, Windows), and it is not thread-safe, so every
-call for one device (open, read, close) is made from that device's own thread, and enumerate
-and open run under one module lock (daq.transports.hid_enum.HIDAPI_LOCK). The thread stamps
-time.monotonic_ns() as soon as read() returns a report and hands the chunk (one report) to the
-loop with call_soon_threadsafe, the way the serial transport does. read() returning [] is
-its timeout: the thread checks whether it was asked to stop and reads again, so stopping
-takes at most one timeout. read() raising is an unplug: DeviceGone, after the reports read
-before it; the next open() enumerates again and finds the device wherever it came back.
+Which way (`readers`, from `[station] readers` through daq.transports.reader_host.current_mode()
+when the transport is made, as for serial ports): "process" (the default where a reader process
+can run) with the hidraw backend has the daemon open the device's /dev/hidrawN itself and hand
+its descriptor to the reader process (daq.transports.hid_node), which reads one report per read,
+stamps it right after the read and sends it to the daemon: the stamp never waits for the daemon's
+interpreter lock. Each report reaches the port's Inbox (daq.transports.serial_inbox) as one Chunk,
+taken with `read()` or `deliver_to(sink)`. A reader process that dies ends the port with
+ReaderDied; `close()` then keeps the node open (parked) and the next `open()` reads on in a new
+process, so the reports waiting in the kernel's queue for that node are not lost. Reports read
+but not handed over at `close()`: `read_at_close`, logged. A process that cannot be started at
+all (ReaderUnavailable) makes the transport read in the hidapi thread from then on.
+
+The thread (the libusb backend, macOS, Windows, `readers = "thread"`): hidapi has no file
+descriptor to hand to the event loop on every platform, and it is not thread-safe, so every call
+for one device (open, read, close) is made from that device's own thread, and enumerate and open
+run under one module lock (daq.transports.hid_enum.HIDAPI_LOCK). The thread stamps
+time.monotonic_ns() as soon as read() returns a report (once it holds the interpreter lock again)
+and hands the chunk (one report) to the loop with call_soon_threadsafe. read() returning [] is
+its timeout: the thread checks whether it was asked to stop and reads again, so stopping takes
+at most one timeout.
+
+Either way an unplug (a read error, or a node's end of file) is DeviceGone, after the reports read
+before it; the next open() enumerates again (through hidapi, daq.transports.hid_enum) and finds
+the device wherever it came back.
 
 Which device: the station's `port` (a hidapi path: /dev/hidrawN, or libusb's '1-1.2:1.0',
 optionally prefixed 'hidraw:' or 'libusb:' to choose the backend), else the `usb` id (or,
@@ -27,12 +43,12 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError
 from daq.profiles.model_framings import ReportFraming
 from daq.reading import Chunk
-from daq.transports import hid_enum
+from daq.transports import hid_enum, hid_node
 from daq.transports.attachment import Attachment, usb_id
 from daq.transports.handoff import Handoff, close_handoff, take_from
 from daq.transports.hid_enum import (
@@ -44,6 +60,16 @@ from daq.transports.hid_enum import (
     resolve_backend,
     usb_devices,
 )
+from daq.transports.hid_node import NodeReading
+from daq.transports.reader_host import (
+    ReaderDied,
+    ReadersMode,
+    ReaderUnavailable,
+    current_mode,
+    current_priority,
+    resolve_mode,
+)
+from daq.transports.serial_inbox import Inbox, Sink
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -56,7 +82,8 @@ JOIN_TIMEOUT_S = 5.0
 
 
 class HidTransport:
-    """A HID dial read through hidapi. Reusable: after close() (or DeviceGone) open() finds it again."""
+    """A HID dial read through hidapi, or its hidraw node read by the reader process. Reusable:
+    after close() (or DeviceGone) open() finds it again."""
 
     def __init__(
         self,
@@ -68,6 +95,7 @@ class HidTransport:
         needed_by: str = "a HID profile",
         read_size: int = READ_SIZE,
         timeout_ms: int = READ_TIMEOUT_MS,
+        readers: ReadersMode | None = None,
     ) -> None:
         self.attachment = attachment
         self.backend, self._port = resolve_backend(backend, attachment.port)
@@ -87,8 +115,16 @@ class HidTransport:
             ) from exc
         self._read_size = read_size
         self._timeout_ms = timeout_ms
+        mode = current_mode() if readers is None else resolve_mode(readers)
+        self.readers: ReadersMode = mode if self.backend == "hidraw" else "thread"
+        """Where reports are read: "process" (the hidraw node in the reader process) or "thread" (hidapi)."""
+        self.reader_priority = current_priority()  # how a reader process started for it is scheduled
         self._reader: _HidReader | None = None
         self._handoff: Handoff | None = None
+        self._node: NodeReading | None = None  # the process path, while open
+        self._last: Inbox | None = None  # the closed one: read() raises the end it raised, if any
+        self._parked: tuple[int, HidInfo] | None = None  # a node kept open across the death of its reader process
+        self.read_at_close = 0  # reports read but not handed over by read() when it was closed
         self.device: HidInfo | None = None
 
     @property
@@ -100,11 +136,45 @@ class HidTransport:
             return "hid:usb=" + ",".join(usb_id(v, p) for v, p in sorted(self._ids))
         return f"hid:{self.attachment.describe()}"
 
+    @property
+    def reader_pid(self) -> int | None:
+        """The pid of the process reading the device (None: read in a thread, or closed)."""
+        return self._node.pid if self._node is not None else None
+
     async def open(self) -> None:
-        """Find the device, open it in its reader thread, start reading. Raises DeviceUnavailable."""
-        if self._reader is not None:
+        """Find the device, open it (its node for the reader process, or in its reader thread), start
+        reading. Raises DeviceUnavailable."""
+        if self._reader is not None or self._node is not None:
             raise RuntimeError(f"{self.describe} is open already")
+        parked, self._parked = self._parked, None
+        if parked is not None:  # its reader process died: read on, nothing in the node's queue dropped
+            fd, info = parked
+            try:
+                if await self._read_node(fd, info):
+                    log.info("reading %s at %s again", self.describe, info.path_text)
+                    return
+            except DeviceUnavailable:  # no reader process this time: parked still, for the next try
+                self._parked = parked
+                raise
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # no process can start here: hidapi's thread from now on
         info = await asyncio.to_thread(find_hid, self.backend, self.attachment, self._port, self._ids, self._products)
+        if self.readers == "process":
+            try:
+                fd = hid_node.open_node(info.path_text)
+            except OSError as exc:
+                raise DeviceUnavailable(_open_problem(info, str(exc))) from None
+            try:
+                started = await self._read_node(fd, info)
+            except BaseException:
+                os.close(fd)
+                raise
+            if started:
+                log.info("opened %s at %s (%s, reader process)", self.describe, info.path_text, self.backend)
+                return
+            os.close(fd)
         handoff = Handoff()
         reader = _HidReader(self._module, info, self.describe, self._read_size, self._timeout_ms, handoff)
         try:
@@ -115,21 +185,71 @@ class HidTransport:
         except BaseException:
             await reader.stop()
             raise
-        self._reader, self._handoff, self.device = reader, handoff, info
+        self._reader, self._handoff, self.device, self._last = reader, handoff, info, None
         log.info("opened %s at %s (%s)", self.describe, info.path_text, self.backend)
+
+    async def _read_node(self, fd: int, info: HidInfo) -> bool:
+        """Hand the open node to the reader process; False where none can be started (the thread reads then)."""
+        try:
+            self._node = await NodeReading.start(fd, self.describe, self.reader_priority)
+        except ReaderUnavailable as exc:
+            log.warning("cannot start the reader process (%s): reading %s in a thread instead", exc, self.describe)
+            self.readers = "thread"
+            return False
+        self.device, self._last = info, None
+        return True
 
     async def read(self) -> list[Chunk]:
         """The reports read since the last call (waiting for at least one); DeviceGone after the last."""
-        return await take_from(self._handoff, self.describe)
+        if self._node is None and (self._handoff is not None or self._last is None):
+            return await take_from(self._handoff, self.describe)
+        return await self._open_inbox().read()
+
+    async def deliver_to(self, sink: Sink) -> NoReturn:
+        """Hand every report (one Chunk each) to `sink` as it arrives until the device is gone, then raise
+        DeviceGone as `read()` would. The process path hands them over from the event loop's callback
+        that received them (daq.transports.serial_inbox); the thread path as `read()` returns them."""
+        if self._node is None and (self._handoff is not None or self._last is None):
+            while True:
+                sink(await take_from(self._handoff, self.describe))
+        await self._open_inbox().deliver_to(sink)
+
+    def _open_inbox(self) -> Inbox:
+        if self._node is not None:
+            return self._node.inbox
+        gone = self._last.raised if self._last is not None else None
+        if gone is not None:
+            raise type(gone)(str(gone))  # ReaderDied stays ReaderDied
+        raise RuntimeError(f"{self.describe} is not open")
 
     async def close(self) -> None:
-        """Stop the reader thread (it closes the device) and wait for it. Idempotent."""
-        reader, handoff = self._reader, self._handoff
-        self._reader = self._handoff = None
+        """Stop reading (the reader thread closes the device, or the reader process lets go of the node,
+        which is closed then) and wait for it. Idempotent. After ReaderDied the node stays open (parked)."""
+        reader, handoff, node, info = self._reader, self._handoff, self._node, self.device
+        self._reader = self._handoff = self._node = None
         self.device = None
+        if node is not None:
+            fd: int | None = node.fd
+            if isinstance(node.inbox.raised, ReaderDied) and info is not None:
+                self._parked, fd = (node.fd, info), None
+            try:
+                await node.stop()
+            finally:
+                if fd is not None:
+                    os.close(fd)
+                self._count_unread(node.inbox)
+                node.inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+                self._last = node.inbox
         if reader is not None:
             await reader.stop()
         close_handoff(handoff, self.describe)
+
+    def _count_unread(self, inbox: Inbox) -> None:
+        """The reports read (all in the inbox once the process let go) that nobody will decode now: counted, logged."""
+        chunks, size = inbox.unread()
+        if chunks:
+            self.read_at_close += chunks
+            log.warning("%s: closed with %d reports (%d bytes) read but not decoded", self.describe, chunks, size)
 
 
 @dataclass(eq=False)

@@ -5,8 +5,9 @@ hidapi (cython-hidapi, PyPI `hidapi`) has two backends on Linux: `import hidraw`
 hidraw backend: USB and Bluetooth, only devices with a /dev/hidraw node) and `import hid`
 (libusb: USB only, detaches the kernel driver when it opens). On macOS and Windows `import
 hid` is the one, native, backend. hidapi keeps global state (hid_init, the libusb context)
-and is not thread-safe: every enumerate and open here runs under `HIDAPI_LOCK`; reads of an
-open device happen in that device's own thread only (daq.transports.hid).
+and is not thread-safe: every enumerate and open here runs under `HIDAPI_LOCK`; reads of a
+device hidapi opened happen in that device's own thread only (daq.transports.hid; a hidraw node
+read by the reader process is opened by the daemon itself, daq.transports.hid_node).
 
 The modules are imported at call time (`importlib`), so tests put a fake in sys.modules.
 """

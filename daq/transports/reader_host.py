@@ -1,16 +1,19 @@
-"""Where serial ports are read: in a reader process of their own (Linux, macOS) or in a thread of
-the daemon (`[station] readers = "thread"`, and always on Windows); the daemon's side of the process.
+"""Where serial ports and hidraw nodes are read: in a reader process of their own (Linux, macOS;
+hidraw: Linux) or in a thread of the daemon (`[station] readers = "thread"`, and always on
+Windows); the daemon's side of the process.
 
 The choice: `readers_mode(mode)` (a context manager the station assembly wraps around building
-its transports) sets what a SerialTransport made inside it uses; `current_mode()` reads it
-("process" where `process_supported()`, else "thread"; asking for "process" where it is not
-supported gives "thread").
+its transports) sets what a SerialTransport or HidTransport made inside it uses; `current_mode()`
+reads it ("process" where `process_supported()`, else "thread"; asking for "process" where it is
+not supported gives "thread"). A HID dial uses the process only through hidapi's hidraw backend
+(daq.transports.hid, hid_node); libusb and the native backends keep hidapi's thread.
 
 The process (daq.transports.reader_process holds it and the wire format): one per event loop,
 started by the first port attached and ended when the last one is detached (joined then, like
 the reader thread), so `daq run` stays one command. The daemon opens and sets up each port itself
-(pyserial: settings, exclusive lock, settle, init) and hands the process a duplicate of its
-descriptor, which it polls, reads and stamps; the process sends every poll round's reads in one
+(pyserial: settings, exclusive lock, settle, init; a hidraw node: os.open) and hands the process a
+duplicate of its descriptor, which it polls, reads and stamps (a hidraw read is one report, one
+chunk); the process sends every poll round's reads in one
 message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round. That
 callback puts each chunk in its port's Inbox (daq.transports.serial_inbox), which hands it on to the
 port's decoding at once (`deliver_to`, how the station's DeviceReader takes them): no task is woken
@@ -25,15 +28,16 @@ priority with the shortest time slice it can ask for itself; the first start log
 
 A reader process that dies (killed, crashed) ends every port it read with `ReaderDied`, a
 DeviceGone: the station's DeviceReader says the device was lost, closes the transport and opens it
-again, which starts a new process. The transport keeps its port open across that (daq.transports.
-serial parks it), so nothing is reset and nothing waiting in the kernel's tty buffer is dropped:
-the new process reads on where the old one stopped. A process that dies within QUICK_DEATH_S of
-starting makes the next start wait (RESTART_BACKOFF_S), so a process that cannot run does not spin;
-one that lived longer, or a clean shutdown, clears that count. A process that dies at every start
-makes the port's open() raise DeviceUnavailable (the DeviceReader retries, the port stays parked),
-never a fall back to threads for good: only a process that cannot be started at all
-(ReaderUnavailable) does that. What a dying process had read but not sent (its last poll round) is
-lost and cannot be counted: the ReaderDied message and the log say so, with the device.
+again, which starts a new process. The transport keeps its port open across that
+(daq.transports.serial and hid park it), so nothing is reset and nothing waiting in the kernel's
+tty buffer (or a hidraw node's report queue) is dropped: the new process reads on where the old one
+stopped. A process that dies within QUICK_DEATH_S of starting makes the next start wait
+(RESTART_BACKOFF_S), so a process that cannot run does not spin; one that lived longer, or a clean
+shutdown, clears that count. A process that dies at every start makes the port's open() raise
+DeviceUnavailable (the DeviceReader retries, the port stays parked), never a fall back to threads
+for good: only a process that cannot be started at all (ReaderUnavailable) does that. What a dying
+process had read but not sent (its last poll round) is lost and cannot be counted: the ReaderDied
+message and the log say so, with the device.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def process_supported() -> bool:
 
 
 def current_mode() -> ReadersMode:
-    """What a serial transport made now is read by (the innermost `readers_mode`, else the default)."""
+    """What a serial or HID transport made now is read by (the innermost `readers_mode`, else the default)."""
     return resolve_mode(_mode.get())
 
 
@@ -168,7 +172,7 @@ class ProcessHost:
                 if not host._ports and not host._ended:  # started for nothing: do not leave it running
                     await host._shutdown(clean=False)
                 raise
-        raise DeviceUnavailable(f"{describe}: the serial reader process died at every start (trying again)")
+        raise DeviceUnavailable(f"{describe}: the {reader_name(describe)} died at every start (trying again)")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, priority: ReaderPriority = "realtime") -> None:
         self._loop = loop
@@ -233,7 +237,8 @@ class ProcessHost:
 
     async def remove(self, port: ProcessPort) -> None:
         """Take `port` back. It stays in `_ports` until its REMOVED arrives, so the chunks the process
-        read before it let go still reach its inbox (SerialTransport.close counts what is left there)."""
+        read before it let go still reach its inbox (SerialTransport.close and HidTransport.close count
+        what is left there)."""
         if self._ports.get(port.id) is not port or port.id in self._removing:
             return
         try:
@@ -348,12 +353,18 @@ class ProcessHost:
             port.reading = False
             port.inbox.put(
                 ReaderDied(
-                    f"{port.describe}: the serial reader process {how}; reading on in a new one (what it had read"
-                    " and not sent yet, its last round, if any, is lost and cannot be counted)"
+                    f"{port.describe}: the {reader_name(port.describe)} {how}; reading on in a new one (what it had"
+                    " read and not sent yet, its last round, if any, is lost and cannot be counted)"
                 )
             )
         if code is None:  # still not reaped: do it off the loop
             self._loop.run_in_executor(None, self._proc.wait)
+
+
+def reader_name(describe: str) -> str:
+    """How a port's messages name the process: 'serial reader process' for a serial port (as the logs
+    always did), 'reader process' for the others (a HID dial's hidraw node)."""
+    return "serial reader process" if describe.startswith("serial:") else "reader process"
 
 
 def _exit_text(code: int | None) -> str:

@@ -1,5 +1,6 @@
-"""The serial reader process: polls the ports the daemon hands it, reads them, stamps every read,
-and sends the daemon each poll round's reads in one message; and the wire format between them.
+"""The reader process: polls the ports the daemon hands it (serial ports, and HID dials' hidraw
+nodes), reads them, stamps every read, and sends the daemon each poll round's reads in one
+message; and the wire format between them.
 
 Why a process (issue 15): a reader thread in the daemon stamps only once it holds the interpreter
 lock, which decoding and publishing hold most of the time at 64 dials x 100 Hz (stamps 25-39 ms
@@ -11,7 +12,8 @@ The daemon (daq.transports.reader_host) starts it as `python -I -S <this file> F
 only, started in ~20 ms. FD is its end of a Unix stream socketpair, both ways:
 
 - daemon -> reader: ADD (port id, the port's file descriptor passed with SCM_RIGHTS: the daemon
-  opened and set up the port itself, with pyserial, and keeps its own descriptor open), REMOVE
+  opened and set up the port itself, with pyserial or os.open, non-blocking, and keeps its own
+  descriptor open), REMOVE
   (port id; answered with REMOVED once the reader's descriptor is closed, so the daemon can close
   and reopen the port, whose exclusive lock lives as long as either descriptor). End of file: the
   daemon closed its end or died; the reader exits.
@@ -20,6 +22,10 @@ only, started in ~20 ms. FD is its end of a Unix stream socketpair, both ways:
   one send: one wake-up of the daemon's event loop per round, however many ports had data.
 
 Every item is a fixed header `<BIqI` (kind, port id, stamp or 0, payload length) and the payload.
+Each read is one CHUNK item of its own, never joined to another: a hidraw node's read(2) returns
+exactly one input report, so a HID dial's report reaches the daemon as one chunk, byte for byte
+(its report-id byte kept); a read error (a hidraw node gives EIO or ENODEV once unplugged) or a
+read of 0 bytes (a hung-up tty) is GONE, behind the chunks read before it.
 
 Stamps are time.monotonic_ns() taken right after os.read() returned. CLOCK_MONOTONIC is one
 system-wide clock on Linux and macOS, so the daemon compares them with its own monotonic_ns() as
@@ -27,8 +33,9 @@ if it had taken them itself. The ports are polled with epoll on Linux (registere
 costs the kernel the ready ports only), else poll() or select().
 
 Nothing read is lost when this process dies: what it sent before is in the socket; what it had not
-read is still in the kernel's tty buffer, behind the daemon's descriptor, which stays open, for the
-next reader process to read. Only a read whose round had not been sent yet is lost with it.
+read is still in the kernel's tty buffer (a hidraw node's report queue), behind the daemon's
+descriptor, which stays open, for the next reader process to read. Only a read whose round had
+not been sent yet is lost with it.
 
 SIGINT and SIGTERM are ignored: a Ctrl-C or a service stop reaches the whole process group, and
 this process ends when the daemon closes its end of the socket (or dies), never before it.

@@ -5,6 +5,12 @@ with the same calls dialdaq makes:
 
   hidapi (`hid`, `hidraw`): enumerate() -> dicts; device() -> open_path(path), read(size,
       timeout_ms) -> list of ints, [] after timeout_ms, OSError once unplugged; close().
+      `FakeHidModule.open_node` stands in for daq.transports.hid_node.open_node (the daemon's
+      os.open of a /dev/hidrawN for the reader process): a fake node, one end of a SOCK_SEQPACKET
+      socket pair whose other end the dial keeps; it behaves like a hidraw node: each report
+      pushed is one message, so one read(2) returns exactly one report, non-blocking (EAGAIN when
+      none is queued), pollable, and end of file once the dial is unplugged (its end closed),
+      after the reports queued before.
   python-evdev (`evdev`): list_devices(dir), InputDevice(path) with .path .name .info .phys
       .uniq .fd (a real pipe, so poll() works) .capabilities(absinfo=True) .read() .grab()
       .ungrab() .close(); read() raises BlockingIOError when empty, OSError(ENODEV) once unplugged.
@@ -25,6 +31,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import socket
 import struct
 import threading
 import time
@@ -62,13 +69,23 @@ class FakeHidDial:
         self.reports: deque[bytes] = deque()
         self.cond = threading.Condition()
         self.pushed_ns: list[int] = []
+        self.nodes: list[socket.socket] = []  # the dial's ends of its open fake hidraw nodes
 
     def push(self, *reports: bytes) -> int:
-        """Queue reports; returns time.monotonic_ns() taken just before."""
+        """Queue reports (for hidapi handles; sent to open nodes, one message each); returns
+        time.monotonic_ns() taken just before."""
         now = time.monotonic_ns()
         with self.cond:
-            self.reports.extend(reports)
-            self.pushed_ns.extend([now] * len(reports))
+            self.pushed_ns.extend([now] * len(reports))  # before a node's reader can see them
+            for node in list(self.nodes):
+                try:
+                    for data in reports:
+                        node.send(data)
+                except OSError:  # that node was closed (the transport let go of it)
+                    self.nodes.remove(node)
+                    node.close()
+            if not self.nodes:
+                self.reports.extend(reports)
             self.cond.notify_all()
         return now
 
@@ -77,7 +94,15 @@ class FakeHidDial:
             self.plugged = False
             self.generation += 1
             self.reports.clear()
+            self.close_nodes()
             self.cond.notify_all()
+
+    def close_nodes(self) -> None:
+        """Close the dial's ends of its nodes: their readers read what is queued, then end of file."""
+        with self.cond:
+            for node in self.nodes:
+                node.close()
+            self.nodes.clear()
 
     def plug(self, path: bytes | None = None) -> None:
         with self.cond:
@@ -165,6 +190,8 @@ class FakeHidModule(types.ModuleType):
         self.dials = list(dials)
         self.handles: list[FakeHidDevice] = []
         self.open_error: Exception | None = None
+        self.node_error: OSError | None = None  # what open_node raises
+        self.nodes_opened: list[str] = []
         self.enumerate_calls = 0
 
     def enumerate(self, vendor_id: int = 0, product_id: int = 0) -> list[dict[str, Any]]:
@@ -173,6 +200,24 @@ class FakeHidModule(types.ModuleType):
 
     def device(self) -> FakeHidDevice:
         return FakeHidDevice(self)
+
+    def open_node(self, path: str) -> int:
+        """daq.transports.hid_node.open_node over these dials: a fake hidraw node (see the module's docstring)."""
+        if self.node_error is not None:
+            raise self.node_error
+        for dial in self.dials:
+            if dial.plugged and dial.path == path.encode():
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                ours.setblocking(False)  # O_NONBLOCK, as open_node asks; close-on-exec as Python's sockets are
+                with dial.cond:
+                    dial.nodes.append(theirs)
+                self.nodes_opened.append(path)
+                return ours.detach()
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+
+    def close_nodes(self) -> None:
+        for dial in self.dials:
+            dial.close_nodes()
 
 
 # ---------------------------------------------------------------- evdev
