@@ -90,7 +90,9 @@ class PtyDial:
         """Wait until the program has read everything written so far; False on timeout.
 
         Watches the device side's input queue (TIOCINQ) until it is seen empty twice in a row:
-        the kernel moves written bytes into that queue from a worker, a moment after the write.
+        the kernel moves written bytes into that queue from a worker, a moment after the write. On
+        a loaded machine that worker can run later than both looks, so before an `unplug()` (which
+        drops what the worker had not moved) wait for what the program received, not for this.
         """
         self._check_plugged()
         deadline = time.monotonic() + timeout

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,9 @@ import daq.subscribers.record_files as record_files
 from daq import mqtt
 from daq.config import BrokerConfig
 from daq.subscribers.recorder import Recorder
+from tests.support.polling import until
 from tests.support.procs import Mosquitto
 from tests.test_record_disk import SESSION, STATION, Disk, payload, seqs_in, topic
-
-
-async def until(done: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def test_a_persistent_recorder_writes_every_row_once_after_the_disk_was_full(
@@ -46,16 +37,18 @@ def test_a_persistent_recorder_writes_every_row_once_after_the_disk_was_full(
         async with mqtt.connect(broker, mqtt.ConnectOptions(client_id="disk-pub")) as pub:
             for seq in range(50):
                 await pub.publish(topic(), payload(seq))
-            await until(lambda: last_seq() == 49, "the first rows")
+            await until(lambda: last_seq() == 49, "the first rows", timeout_s=30.0)
             disk.room = 30  # full in the middle of a row
             for seq in range(50, 100):
                 await pub.publish(topic(), payload(seq))
-            await until(lambda: disk.failures >= 2, "a failed write, and a failed one after the reconnect")
+            await until(
+                lambda: disk.failures >= 2, "a failed write, and a failed one after the reconnect", timeout_s=30.0
+            )
             assert last_seq() == 49
             disk.room = None
             for seq in range(100, 150):
                 await pub.publish(topic(), payload(seq))
-            await until(lambda: last_seq() == 149 and rec.connected.is_set(), "every row")
+            await until(lambda: last_seq() == 149 and rec.connected.is_set(), "every row", timeout_s=30.0)
         stop.set()
         await asyncio.wait_for(recording, 20)
 

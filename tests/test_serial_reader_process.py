@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -42,6 +42,7 @@ from daq.transports.reader_host import ProcessHost, ReaderDied, ReaderPriority, 
 from daq.transports.serial import SerialTransport
 from daq.transports.serial_inbox import Inbox, Sink
 from tests.ptydial import PtyDial
+from tests.support.polling import until
 from tests.support.readers import reader_processes, wait_dead
 from tests.support.transports import opened
 
@@ -270,13 +271,6 @@ class Raws(DialPipeline):
     def on_reading(self, reading: Reading) -> dict[str, object] | None:
         self.raws.append(reading.raw)
         return super().on_reading(reading)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll `condition` (for 5 s at most): what it watches changes in callbacks and other processes."""
-    async with asyncio.timeout(5.0):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 def test_a_line_cut_by_the_reader_process_death_decodes_whole(dial: PtyDial) -> None:

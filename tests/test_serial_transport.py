@@ -30,6 +30,7 @@ from daq.transports.base import Transport
 from daq.transports.reader_host import MODES, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport, decode_escapes
 from tests.ptydial import PtyDial
+from tests.support.polling import until
 from tests.support.readers import reader_processes
 
 T = TypeVar("T")
@@ -171,7 +172,10 @@ def test_unplug_delivers_everything_read_then_device_gone(dial: PtyDial) -> None
         try:
             for i in range(0, len(sent), 7):
                 dial.write(sent[i : i + 7])
-            assert await asyncio.to_thread(dial.wait_consumed)  # read by the thread, not by us yet
+            # Read by the reader (thread or process), not by us yet. Not dial.wait_consumed(): under
+            # load the kernel's worker may not have moved the bytes to the port's queue yet, and
+            # unplugging then drops them in the kernel, before any reader could see them.
+            await until(lambda: transport.bytes_waiting >= len(sent), "the reader to have every byte")
             dial.unplug()
             got = b"".join(c.data for c in await read_bytes(transport, len(sent)))
             assert got == sent

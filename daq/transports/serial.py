@@ -165,6 +165,11 @@ class SerialTransport:
                 self.readers = "thread"
         return _Reader(port, self.describe, self.settings.read_timeout_s, inbox)
 
+    @property
+    def bytes_waiting(self) -> int:
+        """Bytes read from the port and not handed over yet (0 while closed)."""
+        return 0 if self._inbox is None else self._inbox.waiting_bytes
+
     async def read(self) -> list[Chunk]:
         """The chunks read since the last call (waiting for at least one).
 

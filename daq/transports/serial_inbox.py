@@ -111,6 +111,11 @@ class Inbox:
         """The port is closed: a `read()` or `deliver_to()` waiting raises `gone` (unless it ended before)."""
         self.put(gone)
 
+    @property
+    def waiting_bytes(self) -> int:
+        """Bytes read from the port and not taken yet (by `read()`; `deliver_to` takes each at once)."""
+        return sum(len(c.data) for c in self._chunks)
+
     def unread(self) -> tuple[int, int]:
         """The chunks left (read, never taken) and their bytes; they are dropped."""
         chunks, self._chunks = self._chunks, []
