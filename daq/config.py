@@ -144,8 +144,8 @@ SERIAL_READERS_HELP = (
 )
 
 READER_PRIORITY_HELP = (
-    "how the serial reader process is scheduled: 'realtime' (SCHED_FIFO where permitted: root, CAP_SYS_NICE or "
-    "an rtprio limit on Linux; else normal priority, logged) or 'normal'"
+    "how the reader process (serial ports, hidraw dials) is scheduled: 'realtime' (SCHED_FIFO where "
+    "permitted: root, CAP_SYS_NICE or an rtprio limit on Linux; else normal priority, logged) or 'normal'"
 )
 
 

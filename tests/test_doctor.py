@@ -86,9 +86,9 @@ def test_doctor_without_config_checks_the_machine_and_exits_0() -> None:
         child.kill()
         child.wait()
     if permitted is not None:
-        assert f"the serial reader process runs real-time (SCHED_FIFO {permitted})" in done.stdout
+        assert f"the reader process of serial and hidraw dials runs real-time (SCHED_FIFO {permitted})" in done.stdout
     else:
-        assert "the serial reader process runs at normal priority" in done.stdout
+        assert "the reader process of serial and hidraw dials runs at normal priority" in done.stdout
         assert "rtprio 10" in done.stdout  # and how to grant it
 
 

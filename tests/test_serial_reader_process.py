@@ -674,7 +674,7 @@ def test_the_reader_process_runs_real_time_where_permitted(
         policy, priority = reader_policy(dial, "realtime")
     if permitted is not None:
         assert (policy, priority) == (os.SCHED_FIFO, permitted)
-        assert f"serial reader process at real-time priority (SCHED_FIFO {permitted})" in caplog.text
+        assert f"reader process (serial and hidraw dials) at real-time priority (SCHED_FIFO {permitted})" in caplog.text
     else:
         assert policy == os.SCHED_OTHER
         assert "real-time (SCHED_FIFO) is not permitted" in caplog.text

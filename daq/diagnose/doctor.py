@@ -419,7 +419,7 @@ GRANT_RTPRIO = (
 
 
 def reader_priority() -> Finding:
-    """Whether the serial reader process will get real-time priority here: asked, as the daemon does,
+    """Whether the reader process (serial and hidraw dials) will get real-time priority here: asked, as the daemon does,
     for a throwaway child process."""
     child = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import time; time.sleep(10)"])
     try:
@@ -428,8 +428,12 @@ def reader_priority() -> Finding:
         child.kill()
         child.wait()
     if priority is not None:
-        return Finding("ok", "reader priority", f"the serial reader process runs real-time (SCHED_FIFO {priority})")
-    message = "the serial reader process runs at normal priority: on a busy PC its stamps may wait a few ms"
+        ok = f"the reader process of serial and hidraw dials runs real-time (SCHED_FIFO {priority})"
+        return Finding("ok", "reader priority", ok)
+    message = (
+        "the reader process of serial and hidraw dials runs at normal priority: on a busy PC its stamps "
+        "may wait a few ms"
+    )
     return Finding("warn", "reader priority", message, GRANT_RTPRIO)
 
 

@@ -207,17 +207,17 @@ class ProcessHost:
         self._ended = False
         loop.add_reader(ours.fileno(), self._readable)
         self.realtime = wire.realtime(self._proc.pid) if priority == "realtime" else None
-        log.debug("serial reader process %d started (%s)", self._proc.pid, self.priority_text)
+        log.debug("reader process %d started (%s)", self._proc.pid, self.priority_text)
         if not ProcessHost._priority_told:
             ProcessHost._priority_told = True
             if self.realtime is None and priority == "realtime":
                 log.info(
-                    "serial reader process at normal priority: real-time (SCHED_FIFO) is not permitted "
-                    "(Linux: CAP_SYS_NICE or an rtprio limit, `ulimit -r`); its stamps may wait up to "
-                    "a few ms for other processes on a busy machine"
+                    "reader process (serial and hidraw dials) at normal priority: real-time (SCHED_FIFO) is "
+                    "not permitted (Linux: CAP_SYS_NICE or an rtprio limit, `ulimit -r`; `daq doctor` says "
+                    "how); its stamps may wait up to a few ms for other processes on a busy machine"
                 )
             else:
-                log.info("serial reader process at %s", self.priority_text)
+                log.info("reader process (serial and hidraw dials) at %s", self.priority_text)
 
     @property
     def priority_text(self) -> str:
