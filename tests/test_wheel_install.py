@@ -24,7 +24,8 @@ import pytest
 from tests.ptydial import PtyDial
 from tests.support.procs import REPO, Mosquitto, Sub, clean_env, samples_of, stop_process, wait_for, wait_stopped
 
-pytestmark = pytest.mark.timeout(300)
+# One worker takes the module under `scripts/test`'s `--dist loadgroup`: the wheel and venv are built once.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("wheel_install")]
 
 SKIP = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "recordings"
