@@ -42,7 +42,7 @@ def _me() -> str:
 def _alive(claim: str) -> bool:
     try:
         pid, started = claim.split()
-        return psutil.Process(int(pid)).create_time() == float(started)
+        return bool(psutil.Process(int(pid)).create_time() == float(started))
     except (ValueError, psutil.Error):
         return False
 
