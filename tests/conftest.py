@@ -3,6 +3,7 @@ of its own, and the `mosquitto` fixture; `--hardware` opts in to the tests that 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("hardware") is None and not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # in parallel (scripts/test): the slow tiers first, so no
+        # 40 s browser test starts last while the other workers idle; the fast ones fill in at the end.
+        # Every worker sorts the same way (xdist checks that their collections agree).
+        slow_first = TIERS[::-1]
+        items.sort(key=lambda item: next((i for i, t in enumerate(slow_first) if item.get_closest_marker(t)), 0))
 
 
 @pytest.fixture(autouse=True)
