@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.alone import run_slot
 from tests.support.leaks import CleanupWatch
 from tests.support.procs import Mosquitto
 
@@ -129,6 +130,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # Every worker sorts the same way (xdist checks that their collections agree).
         slow_first = TIERS[::-1]
         items.sort(key=lambda item: next((i for i, t in enumerate(slow_first) if item.get_closest_marker(t)), 0))
+
+
+@pytest.fixture(autouse=True)
+def run_alone_if_marked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under xdist, a test marked `alone` runs while no other test does (tests/support/alone.py)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    with run_slot(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(autouse=True)

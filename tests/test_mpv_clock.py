@@ -187,6 +187,7 @@ def session_clock(port: int) -> dict[str, Any]:
     return clock
 
 
+@pytest.mark.alone  # what mpv showed at each read time, read on arrival: a busy machine reads it late
 def test_samples_follow_mpv_through_play_pause_seek(mosquitto: Mosquitto, mpv: Mpv, tmp_path: Path) -> None:
     config = write_config(tmp_path / "daq.toml", mosquitto, {"clock": "mpv", "mpv_socket": str(mpv.socket_path)})
     sub = Sub(mosquitto.port, [f"daq/{STATION}/#"], tmp_path / "sub.jsonl")
