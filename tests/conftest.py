@@ -3,11 +3,13 @@ of its own, and the `mosquitto` fixture; `--hardware` opts in to the tests that 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.alone import run_slot
 from tests.support.leaks import CleanupWatch
 from tests.support.procs import Mosquitto
 
@@ -126,6 +128,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("hardware") is None and not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(getattr(pytest.mark, TIER_OF_MODULE[item.path.stem]))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # in parallel (scripts/test): the slow tiers first, so no
+        # 40 s browser test starts last while the other workers idle; the fast ones fill in at the end.
+        # Every worker sorts the same way (xdist checks that their collections agree).
+        slow_first = TIERS[::-1]
+        items.sort(key=lambda item: next((i for i, t in enumerate(slow_first) if item.get_closest_marker(t)), 0))
+
+
+@pytest.fixture(autouse=True)
+def run_alone_if_marked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under xdist, a test marked `alone` runs while no other test does (tests/support/alone.py)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    with run_slot(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(autouse=True)

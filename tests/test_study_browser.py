@@ -285,12 +285,16 @@ def interview(page: Page, tmp_path: Path, folder: Path, procs: list[subprocess.P
         start()
         wait_js(page, "window.reviewState.stoppedAt !== null", f"segment {index + 1} to play to its end", 30)
         state = page.evaluate(
-            "({landed: reviewState.landedAt, reached: reviewState.reachedAt, stopped: reviewState.stoppedAt})"
+            "({landed: reviewState.landedAt, reached: reviewState.reachedAt, stopped: reviewState.stoppedAt,"
+            " duration: document.getElementById('video').duration})"
         )
         assert state["landed"] == pytest.approx(max(0.0, seg["start_s"] - LEAD_S), abs=0.001)
-        # it played through to the end (the frame that covers it, or the next one) and stopped on the end
-        assert seg["end_s"] - FRAME_S <= state["reached"] <= seg["end_s"] + 0.25
-        assert state["stopped"] == pytest.approx(seg["end_s"], abs=0.001)
+        # it played through to the end (the frame that covers it, or the next one) and stopped on the end;
+        # a segment at the very end may end a grid step past the video (the position reported a little past
+        # the end, under load): that one stops at the video's end
+        end = min(seg["end_s"], state["duration"])
+        assert end - FRAME_S <= state["reached"] <= end + 0.25
+        assert state["stopped"] == pytest.approx(end, abs=0.001)
         time.sleep(0.5)
         assert page.evaluate("document.getElementById('video').paused")
         assert page.evaluate("document.getElementById('video').currentTime") == pytest.approx(

@@ -11,6 +11,8 @@ the test checks that `daq` is imported from the fresh venv. No network beyond bu
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -50,8 +52,35 @@ def installed_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the wheel of this tree installed (not editable); its bin folder."""
-    root = tmp_path_factory.mktemp("wheel")
+    """A fresh venv with the wheel of this tree installed (not editable); its bin folder. Built once per
+    run: pytest-xdist's workers (scripts/test) share the folder above their own basetemp, the first builds
+    there under a lock, the others wait for it and check the same install."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "wheel-install"
+    with (shared / "wheel-install.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():
+            shutil.rmtree(root, ignore_errors=True)  # a worker whose build failed half way
+            build_venv(root)
+            (root / "built").touch()
+    env = root / "venv"
+    site = Path(run(env / "bin" / "python", "-c", PURELIB, cwd=root).strip())
+    where = run(
+        env / "bin" / "python",
+        "-c",
+        "import daq.profiles.loader as m; print(m.__file__); print(m.BUNDLED_DIR)",
+        cwd=root,
+    )
+    for line in where.split():
+        assert Path(line).is_relative_to(site), f"daq imported from outside the fresh venv: {where}"
+    return env / "bin"
+
+
+PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+
+
+def build_venv(root: Path) -> None:
     src = root / "src"
     shutil.copytree(REPO, src, ignore=SKIP)
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", root / "dist", src, cwd=root)
@@ -60,13 +89,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(sys.executable, "-m", "venv", "--without-pip", env, cwd=root)
     python = env / "bin" / "python"
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel, cwd=root)
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=root).strip())
+    site = Path(run(python, "-c", PURELIB, cwd=root).strip())
     deps = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     (site / "test-venv-dependencies.pth").write_text("".join(f"{d}\n" for d in deps))
-    where = run(python, "-c", "import daq.profiles.loader as m; print(m.__file__); print(m.BUNDLED_DIR)", cwd=root)
-    for line in where.split():
-        assert Path(line).is_relative_to(site), f"daq imported from outside the fresh venv: {where}"
-    return env / "bin"
 
 
 def test_profiles_list_shows_every_bundled_profile_from_the_installed_package(venv: Path, tmp_path: Path) -> None:

@@ -166,9 +166,12 @@
     video.currentTime = from; // plays once the seek has landed (the seeked handler)
   }
   function checkStop(now) {
-    if (app.stopAt !== null && now >= app.stopAt - 1e-3) {
+    if (app.stopAt === null) return;
+    // A segment may end past the video (its window starts at the last grid point, which a position
+    // reported a little past the end can make): it stops at the video's end, not never.
+    const end = isFinite(video.duration) ? Math.min(app.stopAt, video.duration) : app.stopAt;
+    if (now >= end - 1e-3) {
       // Played up to the end: pause, and show the frame at the segment's end exactly.
-      const end = app.stopAt;
       app.stopAt = null;
       app.reachedAt = now;
       app.stopping = true;
@@ -182,6 +185,7 @@
     video.requestVideoFrameCallback(onFrame);
   }
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) video.requestVideoFrameCallback(onFrame);
+  video.addEventListener("ended", () => checkStop(video.currentTime));
   video.addEventListener("timeupdate", () => { checkStop(video.currentTime); $("now").textContent = fmt(video.currentTime); draw(); });
   video.addEventListener("seeked", () => {
     if (app.stopping) { app.stopping = false; app.stoppedAt = video.currentTime; }
