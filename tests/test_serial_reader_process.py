@@ -634,17 +634,6 @@ def test_the_reader_process_asks_for_the_shortest_slice(dial: PtyDial) -> None:
     assert (got == wire.SLICE_NS) == taken  # not taken: the kernel's own slice, or none shown
 
 
-def realtime_permitted() -> int | None:
-    """The SCHED_FIFO priority this process may give a child (root, CAP_SYS_NICE, an rtprio limit),
-    asked for a throwaway child: None where it may not."""
-    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import time; time.sleep(30)"])
-    try:
-        return wire.realtime(child.pid)
-    finally:
-        child.kill()
-        child.wait()
-
-
 def reader_policy(dial: PtyDial, priority: ReaderPriority) -> tuple[int, int]:
     """The reader process's scheduling policy and priority, once it has read."""
 
@@ -669,7 +658,7 @@ def test_the_reader_process_runs_real_time_where_permitted(
     """`reader_priority = "realtime"` (the default): SCHED_FIFO where the daemon may give it, and the
     log says which it got; where it may not, normal priority and a line saying how to grant it."""
     monkeypatch.setattr(ProcessHost, "_priority_told", False)
-    permitted = realtime_permitted()
+    permitted = reader_host.realtime_permitted()  # asked for a throwaway child
     with caplog.at_level(logging.INFO, logger="daq.transports.reader_host"):
         policy, priority = reader_policy(dial, "realtime")
     if permitted is not None:

@@ -34,9 +34,10 @@ from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
 from daq.profiles.model import EvdevFraming, Profile, ReportFraming
 from daq.seams import resolve
-from daq.transports import hid_enum, port_check, reader_process
+from daq.transports import hid_enum, port_check
 from daq.transports.attachment import Attachment
 from daq.transports.ports import list_ports, resolve_port
+from daq.transports.reader_host import realtime_permitted
 from daq.transports.registry import TRANSPORTS
 
 Level = Literal["ok", "warn", "fail", "skip"]
@@ -419,14 +420,8 @@ GRANT_RTPRIO = (
 
 
 def reader_priority() -> Finding:
-    """Whether the reader process (serial and hidraw dials) will get real-time priority here: asked, as the daemon does,
-    for a throwaway child process."""
-    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import time; time.sleep(10)"])
-    try:
-        priority = reader_process.realtime(child.pid)
-    finally:
-        child.kill()
-        child.wait()
+    """Whether the reader process (serial and hidraw dials) will get real-time priority here."""
+    priority = realtime_permitted()
     if priority is not None:
         ok = f"the reader process of serial and hidraw dials runs real-time (SCHED_FIFO {priority})"
         return Finding("ok", "reader priority", ok)

@@ -119,6 +119,17 @@ def readers_mode(mode: ReadersMode | None, priority: ReaderPriority = "realtime"
         _priority.reset(priority_token)
 
 
+def realtime_permitted() -> int | None:
+    """The SCHED_FIFO priority a reader process started now would get (`reader_process.realtime`),
+    found by asking it for a throwaway child process; None where it would run at normal priority."""
+    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import time; time.sleep(30)"])
+    try:
+        return wire.realtime(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
 class ProcessPort:
     """One port read by the reader process: its items go to `inbox`; `stop()` takes it back."""
 
