@@ -6,12 +6,10 @@ when the transport is made, as for serial ports): "process" (the default where a
 can run) with the hidraw backend has the daemon open the device's /dev/hidrawN itself and hand
 its descriptor to the reader process (daq.transports.hid_node), which reads one report per read,
 stamps it right after the read and sends it to the daemon: the stamp never waits for the daemon's
-interpreter lock. Each report reaches the port's Inbox (daq.transports.serial_inbox) as one Chunk,
-taken with `read()` or `deliver_to(sink)`. A reader process that dies ends the port with
-ReaderDied; `close()` then keeps the node open (parked) and the next `open()` reads on in a new
-process, so the reports waiting in the kernel's queue for that node are not lost. Reports read
-but not handed over at `close()`: `read_at_close`, logged. A process that cannot be started at
-all (ReaderUnavailable) makes the transport read in the hidapi thread from then on.
+interpreter lock. A reader process that dies ends the port with ReaderDied; `close()` then keeps
+the node open (parked) and the next `open()` reads on in a new process, so the reports waiting in
+the kernel's queue for that node are not lost. A process that cannot be started at all
+(ReaderUnavailable) makes the transport read in the hidapi thread from then on.
 
 The thread (the libusb backend, macOS, Windows, `readers = "thread"`): hidapi has no file
 descriptor to hand to the event loop on every platform, and it is not thread-safe, so every call
@@ -22,7 +20,9 @@ and hands the chunk (one report) to the loop with call_soon_threadsafe. read() r
 its timeout: the thread checks whether it was asked to stop and reads again, so stopping takes
 at most one timeout.
 
-Either way an unplug (a read error, or a node's end of file) is DeviceGone, after the reports read
+Either way each report reaches the device's Inbox (daq.transports.serial_inbox) as one Chunk,
+taken with `read()` or `deliver_to(sink)`; reports read but not handed over at `close()` are
+counted in `read_at_close` and logged. An unplug (a read error, or a node's end of file) is DeviceGone, after the reports read
 before it; the next open() enumerates again (through hidapi, daq.transports.hid_enum) and finds
 the device wherever it came back.
 
@@ -50,7 +50,6 @@ from daq.profiles.model_framings import ReportFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum, hid_node
 from daq.transports.attachment import Attachment, usb_id
-from daq.transports.handoff import Handoff, close_handoff, take_from
 from daq.transports.hid_enum import (
     HIDAPI_LOCK,
     HidInfo,
@@ -119,9 +118,9 @@ class HidTransport:
         self.readers: ReadersMode = mode if self.backend == "hidraw" else "thread"
         """Where reports are read: "process" (the hidraw node in the reader process) or "thread" (hidapi)."""
         self.reader_priority = current_priority()  # how a reader process started for it is scheduled
-        self._reader: _HidReader | None = None
-        self._handoff: Handoff | None = None
+        self._reader: _HidReader | None = None  # the thread path, while open
         self._node: NodeReading | None = None  # the process path, while open
+        self._inbox: Inbox | None = None  # where either path puts the reports, while open
         self._last: Inbox | None = None  # the closed one: read() raises the end it raised, if any
         self._parked: tuple[int, HidInfo] | None = None  # a node kept open across the death of its reader process
         self.read_at_close = 0  # reports read but not handed over by read() when it was closed
@@ -175,8 +174,8 @@ class HidTransport:
                 log.info("opened %s at %s (%s, reader process)", self.describe, info.path_text, self.backend)
                 return
             os.close(fd)
-        handoff = Handoff()
-        reader = _HidReader(self._module, info, self.describe, self._read_size, self._timeout_ms, handoff)
+        inbox = Inbox()
+        reader = _HidReader(self._module, info, self.describe, self._read_size, self._timeout_ms, inbox)
         try:
             await reader.opened
         except DeviceUnavailable as exc:
@@ -185,38 +184,33 @@ class HidTransport:
         except BaseException:
             await reader.stop()
             raise
-        self._reader, self._handoff, self.device, self._last = reader, handoff, info, None
+        self._reader, self._inbox, self.device, self._last = reader, inbox, info, None
         log.info("opened %s at %s (%s)", self.describe, info.path_text, self.backend)
 
     async def _read_node(self, fd: int, info: HidInfo) -> bool:
         """Hand the open node to the reader process; False where none can be started (the thread reads then)."""
         try:
-            self._node = await NodeReading.start(fd, self.describe, self.reader_priority)
+            self._node = node = await NodeReading.start(fd, self.describe, self.reader_priority)
         except ReaderUnavailable as exc:
             log.warning("cannot start the reader process (%s): reading %s in a thread instead", exc, self.describe)
             self.readers = "thread"
             return False
-        self.device, self._last = info, None
+        self._inbox, self.device, self._last = node.inbox, info, None
         return True
 
     async def read(self) -> list[Chunk]:
         """The reports read since the last call (waiting for at least one); DeviceGone after the last."""
-        if self._node is None and (self._handoff is not None or self._last is None):
-            return await take_from(self._handoff, self.describe)
         return await self._open_inbox().read()
 
     async def deliver_to(self, sink: Sink) -> NoReturn:
         """Hand every report (one Chunk each) to `sink` as it arrives until the device is gone, then raise
-        DeviceGone as `read()` would. The process path hands them over from the event loop's callback
-        that received them (daq.transports.serial_inbox); the thread path as `read()` returns them."""
-        if self._node is None and (self._handoff is not None or self._last is None):
-            while True:
-                sink(await take_from(self._handoff, self.describe))
+        DeviceGone as `read()` would: from the event loop's callback that received it (the reader
+        process's round, or the thread's call_soon_threadsafe; daq.transports.serial_inbox)."""
         await self._open_inbox().deliver_to(sink)
 
     def _open_inbox(self) -> Inbox:
-        if self._node is not None:
-            return self._node.inbox
+        if self._inbox is not None:
+            return self._inbox
         gone = self._last.raised if self._last is not None else None
         if gone is not None:
             raise type(gone)(str(gone))  # ReaderDied stays ReaderDied
@@ -225,27 +219,29 @@ class HidTransport:
     async def close(self) -> None:
         """Stop reading (the reader thread closes the device, or the reader process lets go of the node,
         which is closed then) and wait for it. Idempotent. After ReaderDied the node stays open (parked)."""
-        reader, handoff, node, info = self._reader, self._handoff, self._node, self.device
-        self._reader = self._handoff = self._node = None
+        reader, node, inbox, info = self._reader, self._node, self._inbox, self.device
+        self._reader = self._node = self._inbox = None
         self.device = None
-        if node is not None:
-            fd: int | None = node.fd
-            if isinstance(node.inbox.raised, ReaderDied) and info is not None:
-                self._parked, fd = (node.fd, info), None
-            try:
-                await node.stop()
-            finally:
-                if fd is not None:
-                    os.close(fd)
-                self._count_unread(node.inbox)
-                node.inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
-                self._last = node.inbox
-        if reader is not None:
-            await reader.stop()
-        close_handoff(handoff, self.describe)
+        try:
+            if node is not None:
+                fd: int | None = node.fd
+                if isinstance(node.inbox.raised, ReaderDied) and info is not None:
+                    self._parked, fd = (node.fd, info), None
+                try:
+                    await node.stop()
+                finally:
+                    if fd is not None:
+                        os.close(fd)
+            if reader is not None:
+                await reader.stop()
+        finally:
+            if inbox is not None:
+                self._count_unread(inbox)
+                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+                self._last = inbox
 
     def _count_unread(self, inbox: Inbox) -> None:
-        """The reports read (all in the inbox once the process let go) that nobody will decode now: counted, logged."""
+        """The reports read (all in the inbox once the reader stopped) that nobody will decode now: counted, logged."""
         chunks, size = inbox.unread()
         if chunks:
             self.read_at_close += chunks
@@ -261,7 +257,7 @@ class _HidReader:
     describe: str
     size: int
     timeout_ms: int
-    handoff: Handoff
+    inbox: Inbox
     opened: asyncio.Future[None] = field(init=False)
     _loop: asyncio.AbstractEventLoop = field(init=False)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
@@ -309,7 +305,11 @@ class _HidReader:
             pass
 
     def _read_loop(self, device: Any) -> None:
-        read, put = device.read, self.handoff.put
+        read, inbox, to_loop = device.read, self.inbox, self._loop.call_soon_threadsafe
+
+        def put(item: Chunk | DeviceGone) -> None:
+            to_loop(inbox.put, item)  # RuntimeError once the loop is closed: _run ends quietly
+
         size, timeout_ms, stop = self.size, self.timeout_ms, self._stop
         while not stop.is_set():
             try:
