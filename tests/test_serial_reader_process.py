@@ -38,9 +38,9 @@ from daq.timecode import FrameRate
 from daq.transports import reader_host
 from daq.transports import reader_process as wire
 from daq.transports.attachment import Attachment
+from daq.transports.inbox import Inbox, Sink
 from daq.transports.reader_host import ProcessHost, ReaderDied, ReaderPriority, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport
-from daq.transports.serial_inbox import Inbox, Sink
 from tests.ptydial import PtyDial
 from tests.support.polling import until
 from tests.support.readers import reader_processes, wait_dead

@@ -147,7 +147,7 @@ class DeviceReader:
 
     async def _read_until_gone(self) -> None:
         deliver = getattr(self.transport, "deliver_to", None)
-        if deliver is not None:  # it calls _take as chunks arrive (daq.transports.serial_inbox): no wake-up per read
+        if deliver is not None:  # it calls _take as chunks arrive (daq.transports.inbox): no wake-up per read
             await deliver(self._take)
             return
         read, take = self.transport.read, self._take

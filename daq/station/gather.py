@@ -37,9 +37,6 @@ class Gathering:
         self._seen: dict[str, float] = {}  # when a topic's entries last came (loop time)
         self._interval: dict[str, float] = {}  # its seconds per sample, a moving average
 
-    def __bool__(self) -> bool:
-        return bool(self._held)
-
     def _free_at(self, topic: str) -> float:
         return self._sent.get(topic, float("-inf")) + self.gather_s
 

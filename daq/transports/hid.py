@@ -20,11 +20,11 @@ and hands the chunk (one report) to the loop with call_soon_threadsafe. read() r
 its timeout: the thread checks whether it was asked to stop and reads again, so stopping takes
 at most one timeout.
 
-Either way each report reaches the device's Inbox (daq.transports.serial_inbox) as one Chunk,
-taken with `read()` or `deliver_to(sink)`; reports read but not handed over at `close()` are
-counted in `read_at_close` and logged. An unplug (a read error, or a node's end of file) is DeviceGone, after the reports read
-before it; the next open() enumerates again (through hidapi, daq.transports.hid_enum) and finds
-the device wherever it came back.
+Either way each report reaches the device's Inbox (daq.transports.inbox) as one Chunk, taken
+with `read()` or `deliver_to(sink)`; reports read but not handed over at `close()` are counted in
+`read_at_close` and logged. An unplug (a read error, or a node's end of file) is DeviceGone, after
+the reports read before it; the next open() enumerates again (through hidapi,
+daq.transports.hid_enum) and finds the device wherever it came back.
 
 Which device: the station's `port` (a hidapi path: /dev/hidrawN, or libusb's '1-1.2:1.0',
 optionally prefixed 'hidraw:' or 'libusb:' to choose the backend), else the `usb` id (or,
@@ -60,6 +60,7 @@ from daq.transports.hid_enum import (
     usb_devices,
 )
 from daq.transports.hid_node import NodeReading
+from daq.transports.inbox import Inbox, Sink
 from daq.transports.reader_host import (
     ReaderDied,
     ReadersMode,
@@ -68,7 +69,6 @@ from daq.transports.reader_host import (
     current_priority,
     resolve_mode,
 )
-from daq.transports.serial_inbox import Inbox, Sink
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -205,7 +205,7 @@ class HidTransport:
     async def deliver_to(self, sink: Sink) -> NoReturn:
         """Hand every report (one Chunk each) to `sink` as it arrives until the device is gone, then raise
         DeviceGone as `read()` would: from the event loop's callback that received it (the reader
-        process's round, or the thread's call_soon_threadsafe; daq.transports.serial_inbox)."""
+        process's round, or the thread's call_soon_threadsafe; daq.transports.inbox)."""
         await self._open_inbox().deliver_to(sink)
 
     def _open_inbox(self) -> Inbox:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 
+from daq.transports.inbox import Inbox
 from daq.transports.reader_host import ProcessHost, ProcessPort, ReaderPriority
-from daq.transports.serial_inbox import Inbox
 
 NODE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 

@@ -15,7 +15,7 @@ the reader thread), so `daq run` stays one command. The daemon opens and sets up
 duplicate of its descriptor, which it polls, reads and stamps (a hidraw read is one report, one
 chunk); the process sends every poll round's reads in one
 message, read here by a callback of the event loop (`loop.add_reader`): one wake-up a round. That
-callback puts each chunk in its port's Inbox (daq.transports.serial_inbox), which hands it on to the
+callback puts each chunk in its port's Inbox (daq.transports.inbox), which hands it on to the
 port's decoding at once (`deliver_to`, how the station's DeviceReader takes them): no task is woken
 per port and round.
 
@@ -60,7 +60,7 @@ from typing import ClassVar, Literal
 from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.reading import Chunk
 from daq.transports import reader_process as wire
-from daq.transports.serial_inbox import Inbox
+from daq.transports.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

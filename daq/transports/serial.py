@@ -6,7 +6,7 @@ shared poller thread (`_Hub`, ended with the last port), else a thread per port.
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
 `open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (if no process
 starts, DeviceUnavailable: still parked). Both ways put the chunks in the port's Inbox (daq.transports.
-serial_inbox), taken with `read()` or `deliver_to(sink)` (the DeviceReader's: each chunk goes to its
+inbox), taken with `read()` or `deliver_to(sink)` (the DeviceReader's: each chunk goes to its
 decoding from the callback that received it, no task woken per read). Chunks read but not handed
 over at `close()`: `read_at_close`, logged.
 
@@ -38,6 +38,7 @@ from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
+from daq.transports.inbox import Inbox, Sink
 from daq.transports.ports import resolve_port
 from daq.transports.reader_host import (
     ProcessHost,
@@ -49,7 +50,6 @@ from daq.transports.reader_host import (
     current_priority,
     resolve_mode,
 )
-from daq.transports.serial_inbox import Inbox, Sink
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -179,7 +179,7 @@ class SerialTransport:
 
     async def deliver_to(self, sink: Sink) -> NoReturn:
         """Hand every chunk to `sink` as it arrives, from the event loop's callback that received it
-        (no task woken per read: daq.transports.serial_inbox), until the device is gone: then raise
+        (no task woken per read: daq.transports.inbox), until the device is gone: then raise
         DeviceGone, as `read()` would, once every chunk read before was handed over."""
         await self._open_inbox().deliver_to(sink)
 

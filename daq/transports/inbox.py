@@ -1,5 +1,7 @@
-"""What a serial port's reader (the reader process's host, or the poller thread's delivery) hands
-the event loop: the chunks read, in order, and the end of the port (DeviceGone) behind them.
+"""What a device's reader (the reader process's host, a serial poller thread, a HID dial's hidapi
+thread) hands the event loop: the chunks read, in order, and the end of the device (DeviceGone)
+behind them. Serial ports and HID dials use it; input and MIDI devices still use
+daq.transports.handoff.
 
 Two ways to take them, both in the event loop:
 
