@@ -15,6 +15,12 @@ logic and changes only how bytes move:
 - reading: one `recv` of up to READ_CHUNK bytes per readable event; paho's small reads are served
   from that buffer, and `loop_read` goes on while bytes are buffered (no readiness event would
   come for them).
+- acknowledging at the TCP level at once (Linux: TCP_QUICKACK, set again after every read that got
+  bytes; the kernel drops it by itself): Mosquitto leaves Nagle on, so of the PUBACKs for a burst
+  of messages it sends the first and holds the others until that one's TCP ACK comes back, and
+  the station's kernel delays that ACK (40 ms) because the station has nothing to send then. So
+  every burst cost a second wake-up 40 ms later, for its other PUBACKs (the demo's four 20 Hz
+  dials: 3 wake-ups a tick instead of 2). Acknowledged at once, they come in the same moment.
 
 Packets are merged only where paho does nothing after sending them: never a QoS 0 PUBLISH (paho
 reports its delivery when written) nor a DISCONNECT (paho closes the socket after it).
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any, Literal
@@ -45,6 +52,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 __all__ = ["MAX_PAYLOAD", "READ_CHUNK", "NotConnected", "WireIO"]
 
 READ_CHUNK = 65536
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length (topic, packet id and payload)
 TOPIC_CACHE = 1024  # topics whose encoded bytes are kept (a station has a few per dial)
 _PUBLISH = 0x30
@@ -96,6 +104,7 @@ class WireIO:
         self._rbuf = bytearray()
         self._eof = False  # the broker closed the stream: paho's next read gets b""
         self._error: OSError | None = None  # a read failed: paho's next read raises it
+        self._quickack = _QUICKACK is not None  # off for good once a socket refuses it (not TCP)
         self._paho_recv = client._sock_recv
         self._paho_loop_read = client.loop_read
         client._sock_recv = self._recv  # type: ignore[method-assign]
@@ -171,8 +180,18 @@ class WireIO:
             return
         if data:
             self._rbuf += data
+            if self._quickack:
+                self._ack_now()
         else:
             self._eof = True
+
+    def _ack_now(self) -> None:
+        """Have the kernel send the TCP ACK of what was just read now, not up to 40 ms later (see the
+        module's docstring); a socket that is not TCP (or a wrapper without setsockopt) turns it off."""
+        try:
+            self._client._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            self._quickack = False
 
     def _recv(self, bufsize: int) -> bytes:
         buf = self._rbuf
