@@ -23,7 +23,7 @@ from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.station.station import Station
-from daq.transports import hid_enum, hid_node, reader_host
+from daq.transports import hid_enum, hid_node, reader_host, reader_process
 from daq.transports.attachment import Attachment
 from daq.transports.hid import HidTransport
 from daq.transports.reader_host import ReaderDied
@@ -83,6 +83,27 @@ def test_reports_are_read_and_stamped_in_the_reader_process_one_chunk_each(hidra
         finally:
             await t.close()
         assert t.reader_pid is None and t.read_at_close == 0
+
+    run(main())
+
+
+def test_a_backlog_past_one_rounds_read_limit_is_read_whole_without_another_report(hidraw: FakeHidModule) -> None:
+    """The reader's epoll is edge-triggered: a node is reported once for what is queued, so the reader
+    reads it until EAGAIN, at most MAX_READS a round, and reads on in the next round by itself. 150
+    reports queued at once (more than two rounds' worth) all arrive, in order, with nothing pushed after."""
+    dial = shuttle()
+    hidraw.dials.append(dial)
+    backlog = [bytes([1, i & 0xFF, i >> 8]) for i in range(150)]
+    assert len(backlog) > 2 * reader_process.MAX_READS
+
+    async def main() -> None:
+        t = transport()
+        await t.open()
+        try:
+            dial.push(*backlog)
+            assert [c.data for c in await read_n(t, len(backlog))] == backlog
+        finally:
+            await t.close()
 
     run(main())
 

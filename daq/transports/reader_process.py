@@ -166,9 +166,9 @@ class Reader:
             commanded = False
             unfinished = self.unfinished
             ready = wait(0 if unfinished else -1)
-            if unfinished:  # ports left with bytes by the last round's read limit come first
+            if unfinished:  # ports left with bytes by the last round's read limit come first, once
                 self.unfinished = []
-                ready = [(fd, 0) for fd in unfinished] + ready
+                ready = [(fd, 0) for fd in unfinished] + [(fd, ev) for fd, ev in ready if fd not in unfinished]
             for fd, _ in ready:
                 if fd == control_fd:
                     commanded = True
