@@ -25,6 +25,7 @@ thing in rtmidi's own input thread, before any of our code, waits only for the G
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import threading
@@ -135,10 +136,8 @@ class MidiTransport:
 
         def on_message(message: Any) -> None:  # in rtmidi's thread
             mono_ns = time.monotonic_ns()
-            try:
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is left to read
                 to_loop(put, Chunk(bytes(message.bytes()), mono_ns))
-            except RuntimeError:  # the event loop is closed: nobody is left to read
-                pass
 
         self._port = await asyncio.to_thread(self._open_port, name, on_message)
         self._inbox, self.name = inbox, name
