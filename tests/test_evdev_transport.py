@@ -1,13 +1,14 @@
 """EvdevTransport over a fake python-evdev (tests/support/fake_inputs.py): events packed exactly,
 stamps, absinfo, finding the node that sends the profile's events, grab, ENODEV on unplug and
-replug, an idle event loop; the daemon path on top; and a station refusing to start without
-the extra."""
+replug, an idle event loop, deliver_to, events read but not taken at close counted; the daemon
+path on top; and a station refusing to start without the extra."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import fcntl
+import logging
 import struct
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from daq.transports import evdev_input, hid_enum, make_transport
 from daq.transports.attachment import Attachment
 from daq.transports.evdev_input import EvdevTransport
 from tests.support.fake_inputs import AbsInfo, FakeEvdevModule, FakeInputDial, read_n
+from tests.support.polling import until
 from tests.support.procs import REPO
 
 T = TypeVar("T")
@@ -185,6 +187,73 @@ def test_an_absolute_axis_range_comes_first(evdev: FakeEvdevModule) -> None:
             await t.close()
 
     run(main())
+
+
+def test_deliver_to_hands_over_everything_read_then_device_gone(evdev: FakeEvdevModule) -> None:
+    """The way the DeviceReader takes chunks: the absinfo chunk, every frame in order (pushed before
+    deliver_to and while it runs), then the unplug."""
+    stick = joystick(-512, 511)
+    evdev.dials.append(stick)
+    frames = [[(EV_ABS, ABS_X, v), SYN] for v in range(-20, 20)]
+
+    async def main() -> None:
+        t = transport_for("generic-joystick-axis", Attachment(usb="044f:b10a"))
+        await t.open()
+        got = bytearray()
+        try:
+            for frame in frames[:20]:
+                stick.push(*frame)
+            await until(lambda: not stick.events, "the reader to read the first frames")
+            task = asyncio.create_task(t.deliver_to(lambda chunks: got.extend(b"".join(c.data for c in chunks))))
+            for frame in frames[20:]:
+                stick.push(*frame)
+                await asyncio.sleep(0.002)
+            expected = pack_absinfo(ABS_X, -512, 511) + pack_absinfo(ABS_Y, -512, 511)
+            expected += b"".join(pack_events(frame) for frame in frames)
+            await until(lambda: len(got) >= len(expected), "every frame handed over")
+            stick.unplug()
+            with pytest.raises(DeviceGone, match="unplugged: No such device"):
+                await task
+            assert bytes(got) == expected
+        finally:
+            await t.close()
+        assert t.read_at_close == 0
+
+    run(main())
+
+
+def test_events_read_but_not_taken_at_close_are_counted(
+    evdev: FakeEvdevModule, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the reader thread read and nobody took (the absinfo chunk among it) is counted in
+    read_at_close at close() and logged, not dropped silently; what was taken is not counted."""
+    stick = joystick(0, 255)
+    evdev.dials.append(stick)
+
+    async def main() -> EvdevTransport:
+        t = transport_for("generic-joystick-axis", Attachment(usb="044f:b10a"))
+        await t.open()
+        stick.push((EV_ABS, ABS_X, 1), SYN, age_ns=4_000_000)
+        stick.push((EV_ABS, ABS_X, 2), SYN, age_ns=2_000_000)
+        # the reader has read them once the dial's queue is empty: close() lets it put them first
+        await until(lambda: not stick.events, "the reader to read the frames")
+        await t.close()
+        assert t.read_at_close == 3  # the absinfo chunk and two frames (two event times)
+        await t.open()
+        stick.push((EV_ABS, ABS_X, 3), SYN)
+        assert [c.data for c in await read_n(t, 2)] == [
+            pack_absinfo(ABS_X, 0, 255) + pack_absinfo(ABS_Y, 0, 255),
+            pack_events([(EV_ABS, ABS_X, 3), SYN]),
+        ]
+        await t.close()  # everything taken: nothing more counted
+        return t
+
+    with caplog.at_level(logging.WARNING, logger="daq.transports.evdev_input"):
+        t = run(main())
+    assert t.read_at_close == 3
+    said = [r.getMessage() for r in caplog.records if "read but not decoded" in r.getMessage()]
+    size = 2 * len(pack_absinfo(ABS_X, 0, 255)) + 2 * len(pack_events([(EV_ABS, ABS_X, 1), SYN]))
+    assert said == [f"{t.describe}: closed with 3 chunks ({size} bytes) read but not decoded"]
 
 
 def test_finds_the_node_that_sends_the_profile_events(evdev: FakeEvdevModule) -> None:

@@ -1,11 +1,13 @@
 """MidiTransport over a fake mido (tests/support/fake_inputs.py): messages delivered from a
 thread of the fake's own, as rtmidi does, become chunks stamped in that callback; the port is
 found by name; its disappearance is DeviceGone and it is found again under a new ALSA number;
-the daemon path on top; the extra missing is refused before anything is opened."""
+deliver_to; messages received but not taken at close counted; the daemon path on top; the extra
+missing is refused before anything is opened."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Coroutine
@@ -23,6 +25,7 @@ from daq.transports import make_transport, midi
 from daq.transports.attachment import Attachment
 from daq.transports.midi import MidiTransport, pick_port
 from tests.support.fake_inputs import FakeMidiController, FakeMidoModule, fake_rtmidi, read_n
+from tests.support.polling import until
 
 T = TypeVar("T")
 REGISTRY = ProfileRegistry.load()
@@ -109,6 +112,62 @@ def test_an_unplug_is_device_gone_and_the_replugged_port_is_found_under_its_new_
             await t.close()
 
     run(main())
+
+
+def test_deliver_to_hands_over_everything_read_then_device_gone(mido: FakeMidoModule) -> None:
+    """The way the DeviceReader takes chunks: every message in order (sent before deliver_to and while
+    it runs), then the watcher's DeviceGone for the port that disappeared."""
+    nano = FakeMidiController(NANO)
+    mido.controllers.append(nano)
+    messages = [bytes([0xB0, 0x10, v]) for v in range(60)]
+
+    async def main() -> None:
+        t = nano_transport()
+        await t.open()
+        got: list[bytes] = []
+        try:
+            await asyncio.to_thread(nano.send, *messages[:20])
+            task = asyncio.create_task(t.deliver_to(lambda chunks: got.extend(c.data for c in chunks)))
+            await asyncio.to_thread(nano.send, *messages[20:], interval_s=0.001)
+            await until(lambda: len(got) >= len(messages), "every message handed over")
+            nano.unplug()
+            with pytest.raises(DeviceGone, match="disappeared"):
+                await task
+            assert got == messages
+        finally:
+            await t.close()
+        assert t.read_at_close == 0
+
+    run(main())
+
+
+def test_messages_received_but_not_taken_at_close_are_counted(
+    mido: FakeMidoModule, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the callback handed over and nobody took is counted in read_at_close at close() and
+    logged, not dropped silently; what was taken is not counted."""
+    nano = FakeMidiController(NANO)
+    mido.controllers.append(nano)
+
+    async def main() -> MidiTransport:
+        t = nano_transport()
+        await t.open()
+        await asyncio.to_thread(nano.send, b"\xb0\x10\x01", b"\xb0\x10\x02")
+        assert [c.data for c in await read_n(t, 2)] == [b"\xb0\x10\x01", b"\xb0\x10\x02"]
+        await asyncio.to_thread(nano.send, b"\xb0\x10\x03", b"\xb0\x00\x7f", b"\x90\x24\x40")
+        await t.close()  # send() returned once the callback had run: the three are in, never taken
+        assert t.read_at_close == 3
+        await t.open()
+        await asyncio.to_thread(nano.send, b"\xb0\x10\x04")
+        assert [c.data for c in await read_n(t, 1)] == [b"\xb0\x10\x04"]
+        await t.close()  # everything taken: nothing more counted
+        return t
+
+    with caplog.at_level(logging.WARNING, logger="daq.transports.midi"):
+        t = run(main())
+    assert t.read_at_close == 3
+    said = [r.getMessage() for r in caplog.records if "read but not decoded" in r.getMessage()]
+    assert said == ["midi:nanoKONTROL2: closed with 3 messages (9 bytes) read but not decoded"]
 
 
 def test_no_midi_system_and_the_loop_never_waits(mido: FakeMidoModule) -> None:

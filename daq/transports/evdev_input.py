@@ -4,9 +4,11 @@ The Surface Dial, and the PowerMate once the kernel's `powermate` driver has it,
 devices: the kernel decodes them into events (REL_DIAL, BTN_0). One thread per device
 polls the device's fd (and a wake pipe, so close() ends it at once), reads every pending
 event as soon as there is one, and hands the events to the loop as chunks (8-byte '<HHi'
-records: type, code, value; see daq.profiles.framing_input). Right after opening, a first
-chunk carries the range (absinfo) of each absolute axis the profile reads. ENODEV on read is
-an unplug: DeviceGone.
+records: type, code, value; see daq.profiles.framing_input) with call_soon_threadsafe, into the
+device's Inbox (daq.transports.inbox), taken with `read()` or `deliver_to(sink)`. Right after
+opening, a first chunk carries the range (absinfo) of each absolute axis the profile reads.
+ENODEV on read is an unplug: DeviceGone, after the chunks read before it. Chunks read but not
+handed over at `close()` are counted in `read_at_close` and logged.
 
 Read times are the kernel's: on opening, EVIOCSCLOCKID asks for CLOCK_MONOTONIC event times
 (the default is CLOCK_REALTIME, which jumps with the wall clock), and each chunk is stamped with
@@ -47,7 +49,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
 from daq.profiles.framing_input import pack_absinfo, pack_events
@@ -56,7 +58,7 @@ from daq.profiles.model_framings import EvdevFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
 from daq.transports.attachment import Attachment
-from daq.transports.handoff import Handoff
+from daq.transports.inbox import Inbox, Sink
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -188,7 +190,8 @@ class EvdevTransport:
             )
         self._device: Any = None
         self._reader: _EvdevReader | None = None
-        self._handoff: Handoff | None = None
+        self._inbox: Inbox | None = None  # where the reader thread puts the chunks, while open
+        self.read_at_close = 0  # chunks read but not handed over when it was closed
         self.info: InputInfo | None = None
 
     @property
@@ -204,29 +207,47 @@ class EvdevTransport:
         device, ranges, monotonic = await asyncio.to_thread(self._open_device)
         self._device = device
         self.info = info_of(device)
-        self._handoff = Handoff()
+        self._inbox = inbox = Inbox()
         first = b"".join(pack_absinfo(code, lo, hi) for code, (lo, hi) in sorted(ranges.items()))
         if first:
-            self._handoff.put_nowait(Chunk(first, time.monotonic_ns()))
-        self._reader = _EvdevReader(device, self.describe, self._handoff, monotonic)
+            inbox.put(Chunk(first, time.monotonic_ns()))
+        self._reader = _EvdevReader(device, self.describe, inbox, monotonic)
         log.info("opened %s at %s (%r)", self.describe, device.path, device.name)
 
     async def read(self) -> list[Chunk]:
         """The events read since the last call (waiting for some); DeviceGone after the last."""
-        if self._handoff is None:
+        return await self._open_inbox().read()
+
+    async def deliver_to(self, sink: Sink) -> NoReturn:
+        """Hand every chunk to `sink` as it arrives, from the event loop's callback that received it
+        (daq.transports.inbox), until the device is gone: then raise DeviceGone, as `read()` would."""
+        await self._open_inbox().deliver_to(sink)
+
+    def _open_inbox(self) -> Inbox:
+        if self._inbox is None:
             raise RuntimeError(f"{self.describe} is not open")
-        return await self._handoff.take()
+        return self._inbox
 
     async def close(self) -> None:
         """Stop the reader thread, release the grab, close the device. Idempotent."""
-        device, reader, handoff = self._device, self._reader, self._handoff
-        self._device = self._reader = self._handoff = None
-        if reader is not None:
-            await reader.stop()
-        if device is not None:
-            await asyncio.to_thread(_release, device, self._grab)
-        if handoff is not None:  # wake a read() still waiting
-            handoff.put_nowait(DeviceGone(f"{self.describe}: closed"))
+        device, reader, inbox = self._device, self._reader, self._inbox
+        self._device = self._reader = self._inbox = None
+        try:
+            if reader is not None:
+                await reader.stop()
+            if device is not None:
+                await asyncio.to_thread(_release, device, self._grab)
+        finally:
+            if inbox is not None:
+                self._count_unread(inbox)
+                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+
+    def _count_unread(self, inbox: Inbox) -> None:
+        """The chunks read (all in the inbox once the thread stopped) that nobody will decode now: counted, logged."""
+        chunks, size = inbox.unread()
+        if chunks:
+            self.read_at_close += chunks
+            log.warning("%s: closed with %d chunks (%d bytes) read but not decoded", self.describe, chunks, size)
 
     def _open_device(self) -> tuple[Any, dict[int, tuple[int, int]], bool]:
         """In a worker thread: find and open the device, grab it if the profile says so, and ask for
@@ -374,13 +395,15 @@ def _release(device: Any, grabbed: bool) -> None:
 
 
 class _EvdevReader:
-    """The thread that polls one input device and queues its events on the event loop."""
+    """The thread that polls one input device and puts its events in the inbox, in the event loop
+    (made there; started when made)."""
 
-    def __init__(self, device: Any, describe: str, handoff: Handoff, monotonic: bool) -> None:
+    def __init__(self, device: Any, describe: str, inbox: Inbox, monotonic: bool) -> None:
         self._device = device
         self._describe = describe
         self._monotonic = monotonic  # the events' times are CLOCK_MONOTONIC (else CLOCK_REALTIME)
-        self._put = handoff.put
+        self._inbox = inbox
+        self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
         self._wake = os.pipe()
         self._thread = threading.Thread(target=self._run, name=f"reader {describe}", daemon=True)
@@ -397,7 +420,12 @@ class _EvdevReader:
             os.close(self._wake[1])
 
     def _run(self) -> None:
-        device, stop, put, monotonic = self._device, self._stop, self._put, self._monotonic
+        with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is left to read
+            self._read_loop()
+
+    def _read_loop(self) -> None:
+        device, stop, monotonic = self._device, self._stop, self._monotonic
+        to_loop, put = self._loop.call_soon_threadsafe, self._inbox.put  # to_loop: RuntimeError once the loop closed
         poller = select.poll()
         poller.register(device.fd, select.POLLIN | select.POLLPRI)
         poller.register(self._wake[0], select.POLLIN)
@@ -411,14 +439,14 @@ class _EvdevReader:
             except OSError as exc:
                 if not stop.is_set():
                     why = "unplugged" if exc.errno in GONE else "read failed"
-                    put(DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
+                    to_loop(put, DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
                 return
             read_ns = time.monotonic_ns()
             if not events:
                 continue
             to_mono_ns = 0 if monotonic else read_ns - time.time_ns()
             for chunk in kernel_stamped(events, read_ns, to_mono_ns):
-                put(chunk)
+                to_loop(put, chunk)
 
 
 def kernel_stamped(events: list[Any], read_ns: int, to_mono_ns: int = 0) -> list[Chunk]:

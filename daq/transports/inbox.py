@@ -1,7 +1,7 @@
 """What a device's reader (the reader process's host, a serial poller thread, a HID dial's hidapi
-thread) hands the event loop: the chunks read, in order, and the end of the device (DeviceGone)
-behind them. Serial ports and HID dials use it; input and MIDI devices still use
-daq.transports.handoff.
+thread, an input device's poller thread, rtmidi's callback) hands the event loop: the chunks read,
+in order, and the end of the device (DeviceGone) behind them. Every transport that reads in a
+thread or another process uses it: serial ports, HID dials, input (evdev) and MIDI devices.
 
 Two ways to take them, both in the event loop:
 

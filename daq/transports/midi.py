@@ -2,10 +2,13 @@
 
 A MIDI input port delivers whole messages; rtmidi calls back from its own input thread for
 each one, and the callback stamps time.monotonic_ns() first thing and hands the message's
-bytes to the loop with call_soon_threadsafe (one chunk a message). rtmidi says nothing when
+bytes to the loop with call_soon_threadsafe (one chunk a message), into the port's Inbox
+(daq.transports.inbox), taken with `read()` or `deliver_to(sink)`. rtmidi says nothing when
 a port disappears, so while a port is open a watcher checks every `poll_s` that it is
 still listed (enumerating in a worker thread, under one lock) and turns its absence into
-DeviceGone; the next open() looks for the port again (ALSA may give it another number).
+DeviceGone, after the messages received before; the next open() looks for the port again
+(ALSA may give it another number). Messages received but not handed over at `close()` are
+counted in `read_at_close` and logged.
 
 Which port: the station's `port`, a part of the port's name ('nanoKONTROL2'), else the
 profile's [match] product strings. A name that equals a port's whole name wins.
@@ -22,18 +25,19 @@ thing in rtmidi's own input thread, before any of our code, waits only for the G
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import threading
 import time
 from collections.abc import Collection
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
-from daq.transports.handoff import Handoff
+from daq.transports.inbox import Inbox, Sink
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -110,8 +114,9 @@ class MidiTransport:
             )
         self._poll_s = POLL_S if poll_s is None else poll_s
         self._port: Any = None
-        self._handoff: Handoff | None = None
+        self._inbox: Inbox | None = None  # where the callback puts the messages, while open
         self._watcher: asyncio.Task[None] | None = None
+        self.read_at_close = 0  # messages received but not handed over when it was closed
         self.name: str | None = None
 
     stamp = "read"  # the callback's time (see the module's docstring), as the dial's `meta` says
@@ -126,15 +131,17 @@ class MidiTransport:
             raise RuntimeError(f"{self.describe} is open already")
         names = await asyncio.to_thread(input_names, self._mido)
         name = pick_port(names, self._wanted)
-        handoff = Handoff()
+        inbox = Inbox()
+        to_loop, put = asyncio.get_running_loop().call_soon_threadsafe, inbox.put
 
         def on_message(message: Any) -> None:  # in rtmidi's thread
             mono_ns = time.monotonic_ns()
-            handoff.put(Chunk(bytes(message.bytes()), mono_ns))
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is left to read
+                to_loop(put, Chunk(bytes(message.bytes()), mono_ns))
 
         self._port = await asyncio.to_thread(self._open_port, name, on_message)
-        self._handoff, self.name = handoff, name
-        self._watcher = asyncio.create_task(self._watch(name, handoff), name=f"watch {self.describe}")
+        self._inbox, self.name = inbox, name
+        self._watcher = asyncio.create_task(self._watch(name, inbox), name=f"watch {self.describe}")
         log.info("opened %s: port %r", self.describe, name)
 
     def _open_port(self, name: str, callback: Any) -> Any:
@@ -144,35 +151,54 @@ class MidiTransport:
         except Exception as exc:  # rtmidi: OSError/SystemError; mido: IOError for an unknown name
             raise DeviceUnavailable(f"cannot open MIDI port {name!r}: {exc}") from exc
 
-    async def _watch(self, name: str, handoff: Handoff) -> None:
+    async def _watch(self, name: str, inbox: Inbox) -> None:
         while True:
             await asyncio.sleep(self._poll_s)
             try:
                 names = await asyncio.to_thread(input_names, self._mido)
             except DeviceUnavailable as exc:
-                handoff.put_nowait(DeviceGone(f"{self.describe}: {exc}"))
+                inbox.put(DeviceGone(f"{self.describe}: {exc}"))
                 return
             if name not in names:
-                handoff.put_nowait(DeviceGone(f"{self.describe}: port {name!r} disappeared (unplugged?)"))
+                inbox.put(DeviceGone(f"{self.describe}: port {name!r} disappeared (unplugged?)"))
                 return
 
     async def read(self) -> list[Chunk]:
         """The messages received since the last call (waiting for one); DeviceGone after the last."""
-        if self._handoff is None:
+        return await self._open_inbox().read()
+
+    async def deliver_to(self, sink: Sink) -> NoReturn:
+        """Hand every message (one Chunk each) to `sink` as it arrives, from the event loop's callback
+        that received it (daq.transports.inbox), until the port is gone: then raise DeviceGone, as
+        `read()` would."""
+        await self._open_inbox().deliver_to(sink)
+
+    def _open_inbox(self) -> Inbox:
+        if self._inbox is None:
             raise RuntimeError(f"{self.describe} is not open")
-        return await self._handoff.take()
+        return self._inbox
 
     async def close(self) -> None:
         """Stop watching, close the port (rtmidi stops calling back). Idempotent."""
-        port, watcher, handoff = self._port, self._watcher, self._handoff
-        self._port = self._watcher = self._handoff = None
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.wait({watcher})  # not `await watcher`: its CancelledError is not ours
-        if port is not None:
-            await asyncio.to_thread(_close_port, port)
-        if handoff is not None:  # wake a read() still waiting
-            handoff.put_nowait(DeviceGone(f"{self.describe}: closed"))
+        port, watcher, inbox = self._port, self._watcher, self._inbox
+        self._port = self._watcher = self._inbox = None
+        try:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.wait({watcher})  # not `await watcher`: its CancelledError is not ours
+            if port is not None:
+                await asyncio.to_thread(_close_port, port)
+        finally:
+            if inbox is not None:
+                self._count_unread(inbox)
+                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+
+    def _count_unread(self, inbox: Inbox) -> None:
+        """The messages received (all in the inbox once the port is closed) and never decoded: counted, logged."""
+        chunks, size = inbox.unread()
+        if chunks:
+            self.read_at_close += chunks
+            log.warning("%s: closed with %d messages (%d bytes) read but not decoded", self.describe, chunks, size)
 
 
 def _close_port(port: Any) -> None:
