@@ -101,7 +101,7 @@ class _Poller:
     Why epoll: registered once, each wait costs the kernel the ready ports only, where poll() walks
     every port's wait queue on every call (65 of them at 64 dials).
 
-    Why edge-triggered (`EDGE`): a level-triggered epoll polls again, at the next wait, every port it
+    Why edge-triggered: a level-triggered epoll polls again, at the next wait, every port it
     reported in the last one, and a tty polled with nothing to read waits (uninterruptibly) for the
     kernel's tty worker to finish pushing that port's bytes (n_tty_poll -> tty_buffer_flush_work).
     That worker is what woke this process, and this process, real-time, preempted it mid-push; so
@@ -110,8 +110,6 @@ class _Poller:
     in 3 ticks in 100 at 64 dials x 100 Hz on the 2-core VM (perf sched trace, 2026-12-02). An
     edge-triggered port is polled only when new bytes or a hang-up woke it, so the reader reads
     it then until it is empty (`Reader._drain`) and never polls an empty tty."""
-
-    EDGE = hasattr(select, "epoll")
 
     def __init__(self) -> None:
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
