@@ -239,15 +239,7 @@ class EvdevTransport:
                 await asyncio.to_thread(_release, device, self._grab)
         finally:
             if inbox is not None:
-                self._count_unread(inbox)
-                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
-
-    def _count_unread(self, inbox: Inbox) -> None:
-        """The chunks read (all in the inbox once the thread stopped) that nobody will decode now: counted, logged."""
-        chunks, size = inbox.unread()
-        if chunks:
-            self.read_at_close += chunks
-            log.warning("%s: closed with %d chunks (%d bytes) read but not decoded", self.describe, chunks, size)
+                self.read_at_close += inbox.end(self.describe)  # counts what is left, wakes a read()
 
     def _open_device(self) -> tuple[Any, dict[int, tuple[int, int]], bool]:
         """In a worker thread: find and open the device, grab it if the profile says so, and ask for

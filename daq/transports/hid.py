@@ -236,16 +236,8 @@ class HidTransport:
                 await reader.stop()
         finally:
             if inbox is not None:
-                self._count_unread(inbox)
-                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
+                self.read_at_close += inbox.end(self.describe, "reports")  # counts what is left, wakes a read()
                 self._last = inbox
-
-    def _count_unread(self, inbox: Inbox) -> None:
-        """The reports read (all in the inbox once the reader stopped) that nobody will decode now: counted, logged."""
-        chunks, size = inbox.unread()
-        if chunks:
-            self.read_at_close += chunks
-            log.warning("%s: closed with %d reports (%d bytes) read but not decoded", self.describe, chunks, size)
 
 
 @dataclass(eq=False)

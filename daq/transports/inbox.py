@@ -15,12 +15,14 @@ Two ways to take them, both in the event loop:
   exception; the chunks not handed over then stay here, for `unread()` to count.
 
 `close(gone)` ends it (a `read()` or `deliver_to()` still waiting raises `gone`); what is left is
-`unread()`. `raised` is the end a taker was told of (the transport parks its port after ReaderDied).
+`unread()`; `end(describe)` is a transport's close: both, the count logged and returned. `raised`
+is the end a taker was told of (the transport parks its port after ReaderDied).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -28,6 +30,8 @@ from daq.exceptions import DeviceGone
 from daq.reading import Chunk
 
 Sink = Callable[[list[Chunk]], None]
+
+log = logging.getLogger(__name__)
 
 
 class Inbox:
@@ -112,6 +116,17 @@ class Inbox:
     def close(self, gone: DeviceGone) -> None:
         """The port is closed: a `read()` or `deliver_to()` waiting raises `gone` (unless it ended before)."""
         self.put(gone)
+
+    def end(self, describe: str, unit: str = "chunks") -> int:
+        """A transport's close(), once its reader stopped: what was read and never taken is counted and
+        logged (as `unit`: "chunks", "reports", "messages"), then the inbox is closed with DeviceGone
+        '<describe>: closed' (waking a `read()` still waiting). Returns the count, for the transport's
+        `read_at_close`: every reading counts, none is dropped unsaid."""
+        chunks, size = self.unread()
+        if chunks:
+            log.warning("%s: closed with %d %s (%d bytes) read but not decoded", describe, chunks, unit, size)
+        self.close(DeviceGone(f"{describe}: closed"))
+        return chunks
 
     @property
     def waiting_bytes(self) -> int:

@@ -190,15 +190,7 @@ class MidiTransport:
                 await asyncio.to_thread(_close_port, port)
         finally:
             if inbox is not None:
-                self._count_unread(inbox)
-                inbox.close(DeviceGone(f"{self.describe}: closed"))  # wake a read() still waiting
-
-    def _count_unread(self, inbox: Inbox) -> None:
-        """The messages received (all in the inbox once the port is closed) and never decoded: counted, logged."""
-        chunks, size = inbox.unread()
-        if chunks:
-            self.read_at_close += chunks
-            log.warning("%s: closed with %d messages (%d bytes) read but not decoded", self.describe, chunks, size)
+                self.read_at_close += inbox.end(self.describe, "messages")  # counts what is left, wakes a read()
 
 
 def _close_port(port: Any) -> None:
