@@ -41,6 +41,7 @@ TIER_OF_MODULE = {
     "test_bench_compare": "unit",
     "test_bench_station_cpu": "e2e",
     "test_bench_cold": "e2e",
+    "test_bench_ts_tail": "unit",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
     "test_page_door": "unit",

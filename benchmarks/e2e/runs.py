@@ -129,6 +129,10 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
         if spy is not None:
             spy.wait(seconds + 30)
         write_ns, got = collect(sub, work, times_path)
+        # What benchmarks/ts_tail.py needs to read this folder again (kept with --keep).
+        (work / "run.json").write_text(
+            json.dumps({"dials": n, "rate_hz": rate, "lead": lead, "offset_ns": info["offset_ns"]})
+        )
         result.update(
             {
                 "written": played["written"],
