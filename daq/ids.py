@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -18,13 +19,35 @@ _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_.-]+")
 ID_RULE = f"letters, digits, '_', '.', '-' only (no spaces, '/', '+', '#'), at most {ID_MAX_LENGTH} of them"
 
 
-def check_id(value: str) -> str:
-    """Raise ValueError unless `value` is a valid id (for pydantic validators)."""
+def is_id(text: str) -> bool:
+    """`text` is a valid id."""
+    return _ID.fullmatch(text) is not None
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Raise ValueError unless `value` is a valid id (for pydantic validators; `what` names it in the error)."""
     if len(value) > ID_MAX_LENGTH:
         raise ValueError(f"{value[:20]!r}... is {len(value)} characters long: an id has at most {ID_MAX_LENGTH}")
     if not _ID.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid id: use {ID_RULE}")
+        raise ValueError(f"{value!r} is not a valid {what}: use {ID_RULE}")
     return value
+
+
+def parse_stations(values: str | Iterable[str]) -> list[str]:
+    """Station ids from `"lab-a"`, `"lab-a,lab-b"` or several of those; `+` means all (and wins)."""
+    items = [values] if isinstance(values, str) else list(values)
+    stations: list[str] = []
+    for item in items:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            if part != "+" and not is_id(part):
+                raise ValueError(f"{part!r} is not a station id: use {ID_RULE}, or '+' for every station")
+            if part not in stations:
+                stations.append(part)
+    if not stations or "+" in stations:
+        return ["+"]
+    return stations
 
 
 def check_root(value: str) -> str:

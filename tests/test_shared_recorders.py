@@ -233,8 +233,8 @@ def test_merge_dedups_orders_boots_by_time_and_reports_gaps(tmp_path: Path) -> N
 
 
 def test_station_lists_and_recent_seqs() -> None:
+    from daq.ids import parse_stations
     from daq.subscribers.record_seqs import RecentSeqs
-    from daq.subscribers.recorder import parse_stations
 
     assert parse_stations(["lab-a,lab-b", "lab-c", "lab-a"]) == ["lab-a", "lab-b", "lab-c"]
     assert parse_stations(["lab-a", "+"]) == ["+"]

@@ -16,8 +16,9 @@ from daq.commands.common import (
     run_until_signal,
 )
 from daq.exceptions import ConfigError
+from daq.ids import parse_stations
 from daq.subscribers.record_merge import MergedSession, merge_recordings
-from daq.subscribers.recorder import DEFAULT_SESSION_EXPIRY_S, Recorder, parse_stations
+from daq.subscribers.recorder import DEFAULT_SESSION_EXPIRY_S, Recorder
 
 log = logging.getLogger(__name__)
 

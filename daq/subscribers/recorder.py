@@ -40,9 +40,8 @@ import contextlib
 import errno
 import json
 import logging
-import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ import orjson
 
 from daq import mqtt
 from daq.config import BrokerConfig
-from daq.ids import ID_PATTERN, ID_RULE
+from daq.ids import check_id, is_id, parse_stations
 from daq.recording import one_line, safe_name
 from daq.subscribers.record_check import Refusals, Refused, check_sample
 from daq.subscribers.record_files import DialFile, RecordingFiles, header_fields
@@ -65,37 +64,9 @@ RECEIVE_MAXIMUM = 200  # MQTT 5: messages the broker may have in flight to us, u
 DRAIN_IDLE_S = 0.5  # leaving a shared group: stop when nothing more came for this long
 DRAIN_MAX_S = 10.0
 
-_ID_TEXT = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
 # Errors of the machine, not of one message: they go up (the connection is dropped and retried, and
 # the broker sends again what was not acknowledged) rather than acknowledging samples not written.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE})
-
-
-def is_id(text: str) -> bool:
-    return _ID_TEXT.fullmatch(text) is not None
-
-
-def parse_stations(values: str | Iterable[str]) -> list[str]:
-    """Station ids from `"lab-a"`, `"lab-a,lab-b"` or several of those; `+` means all (and wins)."""
-    items = [values] if isinstance(values, str) else list(values)
-    stations: list[str] = []
-    for item in items:
-        for part in (p.strip() for p in item.split(",")):
-            if not part:
-                continue
-            if part != "+" and not is_id(part):
-                raise ValueError(f"{part!r} is not a station id: use {ID_RULE}, or '+' for every station")
-            if part not in stations:
-                stations.append(part)
-    if not stations or "+" in stations:
-        return ["+"]
-    return stations
-
-
-def check_name(value: str, what: str) -> str:
-    if not is_id(value):
-        raise ValueError(f"{value!r} is not a valid {what}: use {ID_RULE}")
-    return value
 
 
 @dataclass(slots=True)
@@ -139,13 +110,13 @@ class Recorder:
         on_new_station: Callable[[str], None] | None = None,
     ) -> None:
         if share is not None:
-            check_name(share, "shared subscription group")
+            check_id(share, "shared subscription group")
         if persistent and not client_id:
             raise ValueError("a persistent session needs a fixed client id (--client-id)")
         if share is not None and client_id is None:
             client_id = f"rec-{secrets.token_hex(4)}"
         if share is not None and client_id is not None:
-            check_name(client_id, "client id (it names this recorder's files)")
+            check_id(client_id, "client id (it names this recorder's files)")
         self.broker = broker
         self.out_dir = out_dir
         self.root = root
