@@ -58,7 +58,7 @@ from daq.profiles.model_framings import EvdevFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
 from daq.transports.attachment import Attachment
-from daq.transports.inbox import Inbox, Sink
+from daq.transports.inbox import Inbox, Sink, taking_from
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -224,9 +224,7 @@ class EvdevTransport:
         await self._open_inbox().deliver_to(sink)
 
     def _open_inbox(self) -> Inbox:
-        if self._inbox is None:
-            raise RuntimeError(f"{self.describe} is not open")
-        return self._inbox
+        return taking_from(self._inbox, None, self.describe)
 
     async def close(self) -> None:
         """Stop the reader thread, release the grab, close the device. Idempotent."""

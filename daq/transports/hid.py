@@ -60,7 +60,7 @@ from daq.transports.hid_enum import (
     usb_devices,
 )
 from daq.transports.hid_node import NodeReading
-from daq.transports.inbox import Inbox, Sink
+from daq.transports.inbox import Inbox, Sink, taking_from
 from daq.transports.reader_host import (
     ReaderDied,
     ReadersMode,
@@ -209,12 +209,7 @@ class HidTransport:
         await self._open_inbox().deliver_to(sink)
 
     def _open_inbox(self) -> Inbox:
-        if self._inbox is not None:
-            return self._inbox
-        gone = self._last.raised if self._last is not None else None
-        if gone is not None:
-            raise type(gone)(str(gone))  # ReaderDied stays ReaderDied
-        raise RuntimeError(f"{self.describe} is not open")
+        return taking_from(self._inbox, self._last, self.describe)
 
     async def close(self) -> None:
         """Stop reading (the reader thread closes the device, or the reader process lets go of the node,

@@ -137,3 +137,15 @@ class Inbox:
         """The chunks left (read, never taken) and their bytes; they are dropped."""
         chunks, self._chunks = self._chunks, []
         return len(chunks), sum(len(c.data) for c in chunks)
+
+
+def taking_from(inbox: Inbox | None, last: Inbox | None, describe: str) -> Inbox:
+    """A transport's inbox for `read()` / `deliver_to()`: the open one; once closed, the end the last
+    one raised is raised again (ReaderDied stays ReaderDied: the station then reopens a parked
+    port), else RuntimeError('<describe> is not open')."""
+    if inbox is not None:
+        return inbox
+    gone = last.raised if last is not None else None
+    if gone is not None:
+        raise type(gone)(str(gone))
+    raise RuntimeError(f"{describe} is not open")

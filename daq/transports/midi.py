@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
-from daq.transports.inbox import Inbox, Sink
+from daq.transports.inbox import Inbox, Sink, taking_from
 
 if TYPE_CHECKING:
     from daq.profiles.model import Profile
@@ -174,9 +174,7 @@ class MidiTransport:
         await self._open_inbox().deliver_to(sink)
 
     def _open_inbox(self) -> Inbox:
-        if self._inbox is None:
-            raise RuntimeError(f"{self.describe} is not open")
-        return self._inbox
+        return taking_from(self._inbox, None, self.describe)
 
     async def close(self) -> None:
         """Stop watching, close the port (rtmidi stops calling back). Idempotent."""

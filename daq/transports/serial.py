@@ -38,7 +38,7 @@ from daq.exceptions import DeviceGone, DeviceUnavailable
 from daq.profiles.serial_settings import SerialSettings
 from daq.reading import Chunk
 from daq.transports.attachment import Attachment
-from daq.transports.inbox import Inbox, Sink
+from daq.transports.inbox import Inbox, Sink, taking_from
 from daq.transports.ports import resolve_port
 from daq.transports.reader_host import (
     ProcessHost,
@@ -184,12 +184,7 @@ class SerialTransport:
         await self._open_inbox().deliver_to(sink)
 
     def _open_inbox(self) -> Inbox:
-        if self._inbox is not None:
-            return self._inbox
-        gone = self._last.raised if self._last is not None else None
-        if gone is not None:
-            raise type(gone)(str(gone))  # ReaderDied stays ReaderDied
-        raise RuntimeError(f"{self.describe} is not open")
+        return taking_from(self._inbox, self._last, self.describe)
 
     async def close(self) -> None:
         """Stop reading (the thread joined, or the reader process let go of the port) and close the
