@@ -11,18 +11,20 @@ sent but never arrived).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """Bytes as one read returned them (a serial read, one HID report, one MIDI message)."""
+class Chunk(NamedTuple):
+    """Bytes as one read returned them (a serial read, one HID report, one MIDI message).
+
+    Chunk and Reading are named tuples, not frozen dataclasses: one of each is made per reading,
+    and a frozen dataclass takes 3 times as long to make (an object.__setattr__ per field)."""
 
     data: bytes
     mono_ns: int  # time.monotonic_ns() taken right after the read returned
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One decoded value of one channel of a device.
 
     `raw` is the device's reading after decoding: an absolute position, or the accumulated

@@ -24,15 +24,16 @@ import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from daq.timecode import FrameRate, frame_to_timecode, ns_to_frame
 
 ClockState = Literal["running", "paused", "stopped", "lost"]
 
 
-@dataclass(frozen=True, slots=True)
-class MediaPosition:
+class MediaPosition(NamedTuple):
+    """Where the media was at a moment: one is made per sample (a named tuple: quick to make)."""
+
     media_s: float
     frame: int
     timecode: str
@@ -151,6 +152,8 @@ class SegmentHistory:
         self._segments: list[Segment] = [first]
         self._starts: list[int] = [first.mono_ns]
         self._keep = keep
+        self._label_frame = -1  # the frame `_label` names
+        self._label = ""
 
     def add(self, segment: Segment) -> None:
         if segment.mono_ns < self._starts[-1]:  # a late update never rewrites history
@@ -179,6 +182,8 @@ class SegmentHistory:
         if media_ns is None or media_ns < 0:
             return None
         frame = ns_to_frame(media_ns, self.rate)
-        # SMPTE labels wrap at 24 hours; the frame count does not.
-        label = frame_to_timecode(frame % self.rate.frames_per_day, self.rate)
-        return MediaPosition(media_ns / 1e9, frame, label)
+        if frame != self._label_frame:  # readings in the same frame (every dial of a tick) share its label
+            # SMPTE labels wrap at 24 hours; the frame count does not.
+            self._label = frame_to_timecode(frame % self.rate.frames_per_day, self.rate)
+            self._label_frame = frame
+        return MediaPosition(media_ns / 1e9, frame, self._label)
