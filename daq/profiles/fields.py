@@ -202,7 +202,7 @@ class Interpreter:
     garbage, before any state changes.
     """
 
-    __slots__ = ("buttons", "channels", "fields", "sequence")
+    __slots__ = ("_one_absolute", "buttons", "channels", "fields", "sequence")
 
     def __init__(self, profile: Profile) -> None:
         widths = {name: f.width for name, f in profile.fields.items()}
@@ -215,6 +215,7 @@ class Interpreter:
         seq = profile.sequence
         self.sequence = SequenceSink(seq, 2 ** widths[seq.field] if seq.field in widths else None) if seq else None
         """The device's report counter, if the profile names one: its field is read apart from `fields`."""
+        self._one_absolute = len(self.channels) == 1 and type(self.channels[0]) is AbsoluteSink and not self.buttons
 
     def emit(
         self,
@@ -233,6 +234,16 @@ class Interpreter:
             if loss is not None:
                 out.append(loss)
         channels = self.channels
+        if self._one_absolute:  # the common dial (one absolute channel, no buttons): the same, in one step
+            value = values[0]
+            if value is None:
+                return True
+            sink = channels[0]
+            if not sink.lo <= value <= sink.hi:
+                out.append(Garbage(f"{sink.name}: {value} is outside {sink.lo:g}..{sink.hi:g}", data, mono_ns))
+                return False
+            out.append(Reading(sink.name, value, mono_ns))
+            return True
         for sink, value in zip(channels, values, strict=False):
             if value is not None and not sink.lo <= value <= sink.hi:
                 out.append(Garbage(f"{sink.name}: {value} is outside {sink.lo:g}..{sink.hi:g}", data, mono_ns))

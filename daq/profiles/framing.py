@@ -142,6 +142,7 @@ class LineDecoder:
         self._parsers = [s.parse for s in self._interp.channels] + [parse_int for _ in self._interp.buttons]
         seq = self._interp.sequence
         self._seq_slot = len(self._interp.fields) if seq is not None else -1  # where its text goes in `texts`
+        self._one_value = len(self._parsers) == 1 and seq is None
         wanted = self._interp.fields + ([seq.field] if seq is not None else [])
         if self._pattern is not None:
             self._group_indices = [self._pattern.groupindex[f] for f in wanted]
@@ -162,8 +163,15 @@ class LineDecoder:
     def feed(self, chunk: Chunk) -> list[Decoded]:
         out: list[Decoded] = []
         buf = self._buf
-        buf += chunk.data
         term, mono = self._term, chunk.mono_ns
+        data = chunk.data
+        if not buf and not self._skipping and not self._first:
+            # The common chunk: exactly one whole line (a dial's line per read), nothing held before it.
+            end = len(data) - len(term)
+            if end >= 0 and data.find(term) == end:
+                self._line(data[:end], mono, out)
+                return out
+        buf += data
         start = 0
         while (end := buf.find(term, start)) >= 0:
             line = bytes(buf[start:end])
@@ -239,6 +247,14 @@ class LineDecoder:
                     out.append(Garbage(f"sequence {seq_text!r} is not a whole number", line, mono))
                     return
         values: list[Value | None] = []
+        if self._one_value:  # one field, no sequence: the common dial
+            t = texts[0]
+            v = self._parsers[0](t) if t is not None else None
+            if v is None and t is not None:
+                out.append(Garbage(f"{t!r} is not a number", line, mono))
+                return
+            self._interp.emit((v,), line, mono, out)
+            return
         for parse, t in zip(self._parsers, texts, strict=False):  # texts may end with the sequence's
             if t is None:
                 values.append(None)

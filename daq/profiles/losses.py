@@ -55,7 +55,7 @@ class LossCounter:
         self._now = clock
         self.discarded = 0
         self.device_lost = 0
-        self._jumps_unsaid = 0
+        self.jumps_unsaid = 0  # counter jumps whose input.device_lost event is held back (the throttle)
         self._lost_unsaid = 0
         self._expected = self._got = 0  # of the latest jump
         self._last_said: float | None = None
@@ -71,7 +71,7 @@ class LossCounter:
                 {"reason": item.reason, "input": _printable(item.data), "count": self.discarded},
             )
         self.device_lost += item.lost
-        self._jumps_unsaid += 1
+        self.jumps_unsaid += 1
         self._lost_unsaid += item.lost
         self._expected, self._got = item.expected, item.got
         event = self._due_event()
@@ -86,21 +86,21 @@ class LossCounter:
 
     def held_for(self) -> float | None:
         """Seconds until a held-back event is due (0: now), None when nothing is held back."""
-        if not self._jumps_unsaid:
+        if not self.jumps_unsaid:
             return None
         if self._last_said is None:
             return 0.0
         return max(0.0, DEVICE_LOST_EVERY_S - (self._now() - self._last_said))
 
     def _due_event(self) -> tuple[str, str, dict[str, object]] | None:
-        if not self._jumps_unsaid:
+        if not self.jumps_unsaid:
             return None
         now = self._now()
         if self._last_said is not None and now - self._last_said < DEVICE_LOST_EVERY_S:
             return None
         self._last_said = now
-        lost, jumps = self._lost_unsaid, self._jumps_unsaid
-        self._jumps_unsaid = self._lost_unsaid = 0
+        lost, jumps = self._lost_unsaid, self.jumps_unsaid
+        self.jumps_unsaid = self._lost_unsaid = 0
         message = (
             f"the device's report counter went to {self._got}, not {self._expected}: "
             f"{lost} reports never arrived"

@@ -175,7 +175,8 @@ class DeviceReader:
                     self._button(item)
                 elif isinstance(item, Discarded | DeviceLoss):
                     self._count_loss(self.losses.count(item))
-        self._flush_losses()
+        if self.losses.jumps_unsaid:  # device-side loss held back by the throttle (the rare case)
+            self._flush_losses()
 
     def _unrouted(self, item: Reading) -> None:
         """A reading on a channel no dial is configured for: counted (health's `unrouted`), the first logged."""
