@@ -28,6 +28,8 @@ reports its delivery when written) nor a DISCONNECT (paho closes the socket afte
 - publishing (`DaqClient.publish_nowait`, QoS 1): the PUBLISH packet is built here (its topic's
   bytes kept per topic) and queued with paho's own packet id; paho's `publish` would make an
   MQTTMessage, an MQTTMessageInfo with a threading.Condition, and take two locks per message.
+  On the loop's thread it goes onto paho's out queue directly and the flush is scheduled here
+  (paho's `_packet_queue` would call back through aiomqtt into `register_write` for each one).
   paho keeps no record of these messages: a lost connection drops them, and the caller (the
   station's outbox) sends them again, as it did before (clean sessions).
 - acknowledging: a PUBACK of such a message goes straight to its callback, with the broker's
@@ -66,6 +68,9 @@ def _varint(n: int) -> bytes:
         out.append(digit | 0x80 if n else digit)
         if not n:
             return bytes(out)
+
+
+_ONE_BYTE = [bytes((n,)) for n in range(128)]
 
 
 def _refusal(code: int) -> str:
@@ -263,8 +268,32 @@ class WireIO:
             raise ValueError("Payload too large.")
         mid = client._mid_generate()
         ident = mid.to_bytes(2, "big")
-        packet = b"".join((b"\x33" if retain else b"\x32", _varint(length), head, ident, props, payload))
-        client._packet_queue(_PUBLISH, packet, mid, 1)
+        if length < 128:  # the remaining length's one or two bytes, inline (a sample is 150-400 bytes)
+            size = _ONE_BYTE[length]
+        elif length < 16384:
+            size = bytes(((length & 0x7F) | 0x80, length >> 7))
+        else:
+            size = _varint(length)
+        packet = b"".join((b"\x33" if retain else b"\x32", size, head, ident, props, payload))
+        if self._flush_due or threading.get_ident() == self._loop_thread:
+            # paho's _packet_queue, less what it does for a packet then: wake its own thread (there is
+            # none) and call back into register_write, which would schedule the flush done here.
+            client._out_packet.append(
+                {
+                    "command": _PUBLISH,
+                    "mid": mid,
+                    "qos": 1,
+                    "pos": 0,
+                    "to_process": len(packet),
+                    "packet": packet,
+                    "info": None,
+                }
+            )
+            if not self._flush_due:
+                self._flush_due = True
+                self._loop.call_soon(self.flush)
+        else:
+            client._packet_queue(_PUBLISH, packet, mid, 1)
         return mid
 
     def _topic_head(self, topic: str) -> bytes:
