@@ -42,6 +42,7 @@ TIER_OF_MODULE = {
     "test_bench_station_cpu": "e2e",
     "test_bench_cold": "e2e",
     "test_bench_ts_tail": "unit",
+    "test_bench_hot_path": "unit",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
     "test_page_door": "unit",

@@ -1,0 +1,34 @@
+"""benchmarks/hot_path.py drives the station's real per-sample path in one process: every sample of
+every tick is published and acknowledged (it stops otherwise), and it prints and writes its figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "hot_path.py"
+
+
+def test_every_sample_is_published_and_acknowledged_and_the_figures_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "hot.json"
+    args = ["--dials", "3", "--blocks", "2", "--ticks", "5", "--json", str(out)]
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 dials, best of 2 blocks of 5 ticks, us per sample: pipeline" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["dials"] == 3 and result["blocks"] == 2
+    assert set(result["best_us"]) == {"pipeline", "publish", "ack"}
+    assert all(v > 0 for v in result["best_us"].values())
+    assert result["best_total_us"] <= result["median_total_us"]
+    assert Path(result["src"]) == REPO
+
+
+def test_a_source_tree_without_daq_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--src", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f"--src {tmp_path}: no daq package there" in done.stderr
