@@ -398,3 +398,26 @@ def test_no_part_of_the_station_imports_the_station() -> None:
     holders = sorted(str(p.relative_to(DAQ)) for p in DAQ.rglob("*.py") if "daq.station.station" in imports_of(p))
     # the commands that run one, and the rating sitting (daq rate) that drives its session and clock
     assert holders == ["commands/demo.py", "commands/rate.py", "commands/run.py", "study/rate.py"]
+
+
+def test_simulated_dials_read_on_one_grid_whatever_their_open_times() -> None:
+    # Opened 7 ms apart, two 50 Hz simulated dials read at the same instants (their period's grid),
+    # so a station wakes once a period for both; each on its own open time, the second came 7 ms later.
+    from daq.transports.simulated import SimulatedTransport
+
+    async def go() -> list[int]:
+        a, b = SimulatedTransport("a", 50.0), SimulatedTransport("b", 50.0)
+        await a.open()
+        await asyncio.sleep(0.007)
+        await b.open()
+        await a.read()
+        await b.read()  # each the grid point it opened in (at once)
+        stamps = []
+        for _ in range(3):
+            stamps += [(await a.read())[0].mono_ns, (await b.read())[0].mono_ns]
+        return stamps
+
+    stamps = asyncio.run(go())
+    for i in range(0, len(stamps), 2):
+        assert 0 <= stamps[i + 1] - stamps[i] < 3_000_000, stamps  # b read right after a, not 7 ms later
+        assert stamps[i] % 20_000_000 < 10_000_000, stamps  # on the 20 ms grid (read within half a period)

@@ -62,7 +62,11 @@ class SimulatedTransport:
         if not self.plugged:
             raise DeviceUnavailable(f"{self.describe} is unplugged")
         self._open = True
-        self._next_ns = time.monotonic_ns()
+        # On the grid of its period (from the monotonic clock's zero), not its own open time: the
+        # simulated dials of one rate then read at the same instants, and the station wakes once a
+        # period for all of them, not once for each (the demo's four dials: one wake-up a tick).
+        now = time.monotonic_ns()
+        self._next_ns = now - now % self.period_ns
 
     async def read(self) -> list[Chunk]:
         if not self._open:
