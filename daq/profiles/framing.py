@@ -246,15 +246,17 @@ class LineDecoder:
                 if sequence is None:
                     out.append(Garbage(f"sequence {seq_text!r} is not a whole number", line, mono))
                     return
-        values: list[Value | None] = []
-        if self._one_value:  # one field, no sequence: the common dial
+        if self._one_value:  # one field, no sequence: the common dial, without the loop below
             t = texts[0]
-            v = self._parsers[0](t) if t is not None else None
-            if v is None and t is not None:
-                out.append(Garbage(f"{t!r} is not a number", line, mono))
-                return
+            v = None
+            if t is not None:
+                v = self._parsers[0](t)
+                if v is None:
+                    out.append(Garbage(f"{t!r} is not a number", line, mono))
+                    return
             self._interp.emit((v,), line, mono, out)
             return
+        values: list[Value | None] = []
         for parse, t in zip(self._parsers, texts, strict=False):  # texts may end with the sequence's
             if t is None:
                 values.append(None)

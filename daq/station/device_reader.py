@@ -175,8 +175,7 @@ class DeviceReader:
                     self._button(item)
                 elif isinstance(item, Discarded | DeviceLoss):
                     self._count_loss(self.losses.count(item))
-        if self.losses.jumps_unsaid:  # device-side loss held back by the throttle (the rare case)
-            self._flush_losses()
+        self._flush_losses()
 
     def _unrouted(self, item: Reading) -> None:
         """A reading on a channel no dial is configured for: counted (health's `unrouted`), the first logged."""
@@ -195,6 +194,8 @@ class DeviceReader:
     def _flush_losses(self) -> None:
         """Announce device-side loss held back by the throttle; a timer makes sure it is said
         even when the device sends nothing more."""
+        if not self.losses.jumps_unsaid:  # nothing held back (after nearly every read)
+            return
         if (held := self.losses.flush()) is not None:
             self._count_loss(held)
         elif self._loss_timer is None and (wait := self.losses.held_for()) is not None:

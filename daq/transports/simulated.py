@@ -63,8 +63,8 @@ class SimulatedTransport:
             raise DeviceUnavailable(f"{self.describe} is unplugged")
         self._open = True
         # On the grid of its period (from the monotonic clock's zero), not its own open time: the
-        # simulated dials of one rate then read at the same instants, and the station wakes once a
-        # period for all of them, not once for each (the demo's four dials: one wake-up a tick).
+        # simulated dials of one rate then read at the same instants, and the station handles and
+        # sends their samples together (the demo's four dials: one send a tick, not two).
         now = time.monotonic_ns()
         self._next_ns = now - now % self.period_ns
 
