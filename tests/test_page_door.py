@@ -70,6 +70,13 @@ def toy_app(tmp_path: Path, door: Door, limits: Limits | None = None) -> web.App
                 pass
         return page.ws
 
+    @routes.get("/echo")
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        async with PageSocket(request, name="toy") as page:
+            async for msg in page:
+                page.send(msg.data.encode())  # an answer to each message, as the rate page's pong
+        return page.ws
+
     return page_app(tmp_path, "page.html", routes, KEY, [], door=door, limits=limits)
 
 
@@ -96,6 +103,31 @@ def test_on_loopback_a_post_from_another_origin_and_a_foreign_host_name_are_refu
             await first.close()
 
     asyncio.run(scenario())
+
+
+def test_a_burst_within_the_rate_answered_message_by_message_is_not_taken_for_a_page_that_does_not_read(
+    tmp_path: Path,
+) -> None:
+    """A page sends 60 messages at once (within its 100 a second) and reads every answer; only 20
+    answers may wait for it. The answers go out as they are made, so the page is served to the end,
+    not closed with 1013 because the handler answered the whole burst before its writer ran."""
+
+    async def scenario() -> tuple[list[str], int | None]:
+        limits = Limits(messages_per_s=100, queued_messages=20)
+        server = TestServer(toy_app(tmp_path, Door(), limits))
+        async with server, aiohttp.ClientSession() as session, session.ws_connect(f"{server.make_url('/echo')}") as ws:
+            for i in range(60):
+                await ws.send_str(str(i))  # all written before the server reads any
+            got: list[str] = []
+            while len(got) < 60:
+                msg = await ws.receive(timeout=10)
+                if msg.type != WSMsgType.TEXT:
+                    break
+                got.append(msg.data)
+            return got, ws.close_code
+
+    got, code = asyncio.run(scenario())
+    assert got == [str(i) for i in range(60)] and code is None, (len(got), code)
 
 
 def test_two_pages_on_one_host_keep_their_own_token_cookie(tmp_path: Path) -> None:

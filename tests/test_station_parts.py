@@ -400,15 +400,28 @@ def test_no_part_of_the_station_imports_the_station() -> None:
     assert holders == ["commands/demo.py", "commands/rate.py", "commands/run.py", "study/rate.py"]
 
 
-def test_simulated_dials_read_on_one_grid_whatever_their_open_times() -> None:
+def test_simulated_dials_read_on_one_grid_whatever_their_open_times(monkeypatch: pytest.MonkeyPatch) -> None:
     # Opened 7 ms apart, two 50 Hz simulated dials read at the same instants (their period's grid),
     # so a station wakes once a period for both; each on its own open time, the second came 7 ms later.
-    from daq.transports.simulated import SimulatedTransport
+    # On a clock of the test's own (each sleep 0.2 ms late, as a loaded machine's), so no load moves it.
+    from types import SimpleNamespace
+
+    import daq.transports.simulated as simulated
+
+    period, late = 20_000_000, 200_000
+    now = [1_000_000_000_000 + 3_000_000]  # 3 ms past a grid point
+
+    async def sleep(seconds: float) -> None:
+        now[0] += round(seconds * 1e9) + late
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(simulated, "time", SimpleNamespace(monotonic_ns=lambda: now[0]))
+    monkeypatch.setattr(simulated, "asyncio", SimpleNamespace(sleep=sleep))
 
     async def go() -> list[int]:
-        a, b = SimulatedTransport("a", 50.0), SimulatedTransport("b", 50.0)
+        a, b = simulated.SimulatedTransport("a", 50.0), simulated.SimulatedTransport("b", 50.0)
         await a.open()
-        await asyncio.sleep(0.007)
+        now[0] += 7_000_000
         await b.open()
         await a.read()
         await b.read()  # each the grid point it opened in (at once)
@@ -418,6 +431,7 @@ def test_simulated_dials_read_on_one_grid_whatever_their_open_times() -> None:
         return stamps
 
     stamps = asyncio.run(go())
+    assert len(set(stamps[0::2])) == 3, stamps  # three periods read
     for i in range(0, len(stamps), 2):
-        assert 0 <= stamps[i + 1] - stamps[i] < 3_000_000, stamps  # b read right after a, not 7 ms later
-        assert stamps[i] % 20_000_000 < 10_000_000, stamps  # on the 20 ms grid (read within half a period)
+        assert stamps[i + 1] == stamps[i], stamps  # b read at a's instant, not 7 ms later
+        assert abs(stamps[i] % period - late) <= 1_000, stamps  # on the 20 ms grid, as late as the sleep

@@ -137,6 +137,11 @@ class PageSocket:
     async def __anext__(self) -> WSMessage:
         """The page's next TEXT or BINARY message; the end once it is closed, fails, or sends too much."""
         while True:
+            if self.outbox.queue.qsize():
+                # Let the writer send what the last messages' answers queued: messages already
+                # read are handed over without a yield, and a burst within the rate would
+                # otherwise fill the outbox of a page that reads, and close it with 1013.
+                await asyncio.sleep(0)
             msg = await self.ws.receive()
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 raise StopAsyncIteration
