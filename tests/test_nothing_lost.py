@@ -67,12 +67,21 @@ def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
         daemon = start_daq(
             ["run", "--broker", broker.url, "--station", STATION, "--simulate", "4", "--rate", "500"], tmp_path
         )
-        for _ in range(2):
+        log_path = tmp_path / "daq.log"
+        for outage in range(3):
+            # Each outage starts once the daemon is connected (a loaded machine starts it slowly),
+            # and the end waits for it to be back too, so both outages happen to a connected daemon.
+            wait_for(
+                lambda n=outage: log_path.read_text().count("station: connected to") > n,
+                timeout=30,
+                what=f"the daemon connected ({outage + 1})",
+            )
             time.sleep(2.0)
+            if outage == 2:
+                break
             broker.stop()
             time.sleep(5.0)
             broker.start()
-        time.sleep(2.0)
         assert stop_process(daemon, timeout=30) == 0, (tmp_path / "daq.log").read_text()[-3000:]
         counts = final_counts(broker, tmp_path)
         assert all(n >= 4000 for n in counts.values()), counts  # 11 s at 500 Hz, outages included
@@ -88,7 +97,7 @@ def test_broker_restarts_twice_nothing_lost(tmp_path: Path) -> None:
             stop_process(daemon)
         broker.stop()
     log = (tmp_path / "daq.log").read_text()
-    assert "lost the broker at" in log  # the outages really happened to the daemon
+    assert log.count("lost the broker at") == 2, log[-3000:]  # both outages really happened to the daemon
     dups = assert_complete_in_order(samples_by_dial(sub.messages()), counts)
     print(f"samples per dial {counts}, duplicates {dups}")
 
