@@ -152,10 +152,12 @@ def test_bundled_profile_end_to_end(profile: str, tmp_path: Path, mosquitto: Mos
     assert [s["seq"] for s in samples] == list(range(len(expected)))
     for s, raw in zip(samples, expected, strict=True):
         assert s["value"] == pytest.approx(round(raw / raw_max * 100, 6))
-    # read time: after the write, and close to it (precision is for the benchmarks; this catches a wrong clock)
+    # read time: after the write, and close to it (precision is for the benchmarks; this catches a wrong
+    # clock, which shifts every delay). The earliest, not the median: a loaded machine (CI's) can leave
+    # the reader unscheduled for half a second, twice in one second's lines, which only makes delays longer.
     delays = [s["t_ns"] - w for s, w in zip(samples, sent, strict=True)]
     assert min(delays) > -1_000_000, "a sample stamped before its bytes were written"
-    assert sorted(delays)[len(delays) // 2] < 50_000_000
+    assert min(delays) < 50_000_000, sorted(delays)[:: len(delays) // 10]
 
 
 def test_encoder_counts_and_button(tmp_path: Path, mosquitto: Mosquitto, run_factory: list[Run]) -> None:
