@@ -6,7 +6,7 @@
 
 `daq run --config` (outbox on disk, the shipped defaults otherwise) against a real Mosquitto on a
 free loopback port, with a subscriber (mosquitto_sub, QoS 1) on the station's samples, as a lab
-would have. After a 4 s start, the daemon's user+system CPU (its children included) is read over
+would have. From 4 s after the daemon says it is connected, its user+system CPU (its children included) is read over
 `--seconds`, 100 = one core. With `--baseline REF` the commit's daemon is exported (git archive)
 and measured right before the current one in each configuration and round; medians are printed.
 """
@@ -31,7 +31,8 @@ from benchmarks.procstats import cpu_times, machine_busy_pct, tree_cpu_s  # noqa
 from tests.support.procs import Mosquitto, clean_env, need, stop_process  # noqa: E402
 
 CONFIGS = {"demo": (4, 20.0), "idle": (16, 0.01)}  # name: dials, Hz
-WARMUP_S = 4.0
+WARMUP_S = 4.0  # after the daemon says it is connected
+START_TIMEOUT_S = 60.0
 
 
 def station_toml(folder: Path, port: int, dials: int, rate: float) -> Path:
@@ -42,6 +43,19 @@ def station_toml(folder: Path, port: int, dials: int, rate: float) -> Path:
     path = folder / "daq.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def wait_connected(proc: subprocess.Popen[bytes], log: Path, port: int, timeout: float = START_TIMEOUT_S) -> None:
+    """Until the daemon says it is connected to the broker on `port`: the warm-up starts there, not at
+    its start, so a slow start (imports on a loaded machine) is never measured as the station's CPU."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("connected to " in line and f":{port}" in line for line in log.read_text().splitlines()):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"the daemon ended at start: see {log}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the daemon did not connect to the broker in {timeout:g} s: see {log}")
 
 
 def measure(
@@ -63,6 +77,7 @@ def measure(
     )
     log.close()
     try:
+        wait_connected(proc, folder / "daq.log", port)
         time.sleep(warmup)
         if proc.poll() is not None:
             raise RuntimeError(f"the daemon ended at start: see {folder / 'daq.log'}")
@@ -92,7 +107,9 @@ def report_line(row: dict[str, Any], baseline: str | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run (default 20)")
-    parser.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds after start before measuring")
+    parser.add_argument(
+        "--warmup", type=float, default=WARMUP_S, help="seconds after the daemon is connected before measuring"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="runs per configuration; medians are printed")
     parser.add_argument("--only", choices=sorted(CONFIGS), help="one configuration only")
     parser.add_argument("--baseline", metavar="REF", help="an earlier commit's daemon, measured right before each run")
