@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/cold_wakeups.py                 # sleeps of 0 .. 2 s, 7 repeats each
     .venv/bin/python benchmarks/cold_wakeups.py --json benchmarks/results/cold.json
+    .venv/bin/python benchmarks/cold_wakeups.py --gap spin       # the gaps spent busy, not asleep
 
 A fixed piece of work of the daemon's kind (a small dict encoded to JSON, a regex match, a loop
 over a list: ~100-150 us warm) is timed (CPU time of the thread, and wall time) right after
@@ -11,6 +12,12 @@ and TLBs the work needs are someone else's when it wakes: on the 2-core VM of th
 figures, work after a 1.5 s sleep ran 20-40x slower when the machine was otherwise quiet, and
 about 1.5x when other work kept its CPUs awake. An idle station's CPU, a slow dial's CPU per
 sample and the first sample after a pause are all wake-ups, so read their figures with this one.
+
+`--gap spin` spends each gap in a busy loop on the same thread instead of asleep: the CPU never
+idles, nothing is descheduled or woken, no other process of ours runs. If the factor stays, what
+makes the work slow is the time that passed, not the sleep: on a shared host, other tenants' work
+takes the caches meanwhile, and no wake-up design of ours can avoid that; only touching less code
+and data per tick can (2026-12-02, the AMD EPYC VM: README "Performance").
 """
 
 from __future__ import annotations
@@ -45,15 +52,23 @@ def timed() -> tuple[float, float]:
     return (time.thread_time_ns() - c0) / 1e3, (time.perf_counter_ns() - w0) / 1e3
 
 
-def measure(sleeps: tuple[float, ...], repeats: int) -> list[dict[str, Any]]:
+def spin(seconds: float) -> None:
+    """Stay busy on this thread for `seconds`: a loop over the clock, a few cache lines of code and data."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def measure(sleeps: tuple[float, ...], repeats: int, gap: str = "sleep") -> list[dict[str, Any]]:
     for _ in range(300):  # warm: the code compiled, the caches filled
         work()
     rows = []
+    pause = spin if gap == "spin" else time.sleep
     for s in sleeps:
         cpu, wall = [], []
         for _ in range(repeats):
             if s:
-                time.sleep(s)
+                pause(s)
             c, w = timed()
             cpu.append(c)
             wall.append(w)
@@ -84,19 +99,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7, help="timings per sleep (the median is reported)")
     parser.add_argument("--sleeps", default=",".join(f"{s:g}" for s in SLEEPS_S), help="seconds, comma separated")
+    parser.add_argument(
+        "--gap", choices=("sleep", "spin"), default="sleep", help="spend each gap asleep (default) or busy on the CPU"
+    )
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     sleeps = tuple(float(s) for s in args.sleeps.split(","))
     if not sleeps or sleeps[0] != 0.0:
         sleeps = (0.0, *sleeps)
     busy = busy_pct()
-    rows = measure(sleeps, max(1, args.repeats))
-    print(f"work after a sleep (machine {busy:g}% busy before; median of {args.repeats}):")
+    rows = measure(sleeps, max(1, args.repeats), args.gap)
+    how = "a sleep" if args.gap == "sleep" else "a busy gap"
+    print(f"work after {how} (machine {busy:g}% busy before; median of {args.repeats}):")
     for row in rows:
         cpu, wall = f"{row['cpu_us']:>8.1f} us CPU", f"{row['wall_us']:>8.1f} us wall"
         print(f"  after {row['sleep_s']:>5g} s: {cpu} {wall}  x {row['factor']:g}")
     if args.json:
-        doc = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "busy_pct": busy, "results": rows}
+        doc = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "busy_pct": busy, "gap": args.gap, "results": rows}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")

@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/hot_path.py                       # 64 dials, 10 blocks of 100 ticks
     .venv/bin/python benchmarks/hot_path.py --src /tmp/old        # the same code path of another tree
     .venv/bin/python benchmarks/hot_path.py --json benchmarks/results/hot-path.json
+    .venv/bin/python benchmarks/hot_path.py --dials 16 --pause 0.01              # ticks 10 ms apart: cold
+    .venv/bin/python benchmarks/hot_path.py --dials 16 --pause 0.01 --gap spin   # the gap spent busy
 
 The real objects, wired as the station wires them, without a reader process, a loop wake-up or a
 broker: N dials of the benchmark profile (benchmarks/bench_profile.toml), each a DeviceReader with
@@ -17,6 +19,13 @@ publish; ack), the best block of `--blocks`: warm caches, one process, so far be
 sample costs in `benchmarks/run.py` (a daemon woken per read, next to the reader process, the
 broker and the writer), and far steadier; use it to compare two versions of the code, then
 measure the daemon with run.py. `--src DIR` imports `daq` from another source tree.
+
+`--pause S` leaves S seconds between ticks, as a 1/S Hz dial does (asleep, or with `--gap spin`
+busy in a loop on the same thread: no idle CPU, no wake-up, no other process). The same code then
+costs about what it costs in the daemon: on the 2-core AMD EPYC VM (2026-12-02) 16 dials took
+2-3.5x their warm time per sample with 10 ms gaps asleep, 1.5-3x spinning, one dial 12-14x: the
+host's other work takes the caches while time passes, and a tick pays for the code and data it
+touches again.
 """
 
 from __future__ import annotations
@@ -56,7 +65,13 @@ def _pubacks(data: bytes) -> bytes:
     return bytes(out)
 
 
-async def measure(dials: int, blocks: int, ticks: int) -> dict[str, Any]:
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+async def measure(dials: int, blocks: int, ticks: int, pause: float = 0.0, gap: str = "sleep") -> dict[str, Any]:
     from daq.calibration import Calibrator, RawRange
     from daq.config import DialConfig
     from daq.mediaclock.session_clock import SessionClock
@@ -111,7 +126,14 @@ async def measure(dials: int, blocks: int, ticks: int) -> dict[str, Any]:
     sums = [0, 0, 0]
     counted = 0
     gc.collect()
+    wait = _spin if gap == "spin" else time.sleep
+    gaps_ns = gaps_cpu_ns = 0  # the gaps' wall and CPU time: spinning is busy, sleeping is not
     for tick in range(WARM_TICKS + blocks * ticks):
+        if pause:
+            w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+            wait(pause)
+            gaps_ns += time.perf_counter_ns() - w0
+            gaps_cpu_ns += time.thread_time_ns() - c0
         now = time.monotonic_ns()
         line = b"%d\n" % tick
         t0 = time.perf_counter_ns()
@@ -155,6 +177,10 @@ async def measure(dials: int, blocks: int, ticks: int) -> dict[str, Any]:
         "dials": dials,
         "ticks_per_block": ticks,
         "blocks": blocks,
+        "pause_s": pause,
+        "gap": gap,
+        "gaps_s": round(gaps_ns / 1e9, 4),
+        "gaps_cpu_s": round(gaps_cpu_ns / 1e9, 4),
         "best_us": {"pipeline": round(best[0], 2), "publish": round(best[1], 2), "ack": round(best[2], 2)},
         "best_total_us": round(sum(best), 2),
         "median_total_us": round(sorted(sum(r) for r in results)[len(results) // 2], 2),
@@ -166,20 +192,26 @@ def main() -> int:
     parser.add_argument("--dials", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=10, help="blocks timed; the best one is printed")
     parser.add_argument("--ticks", type=int, default=100, help="ticks (one line per dial) per block")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between ticks (default 0: back to back)")
+    parser.add_argument("--gap", choices=("sleep", "spin"), default="sleep", help="--pause spent asleep or busy")
     parser.add_argument("--src", help="import daq from this source tree instead of this one")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     if args.dials < 1 or args.blocks < 1 or args.ticks < 1:
         parser.error("--dials, --blocks and --ticks must be at least 1")
+    if not 0 <= args.pause <= 1:
+        parser.error("--pause must be 0 to 1 s")
     src = Path(args.src).resolve() if args.src else REPO
     if not (src / "daq" / "__init__.py").is_file():
         parser.error(f"--src {src}: no daq package there")
     sys.path.insert(0, str(src))
-    result = asyncio.run(measure(args.dials, args.blocks, args.ticks))
+    result = asyncio.run(measure(args.dials, args.blocks, args.ticks, args.pause, args.gap))
     result["src"] = str(src)
     best = result["best_us"]
     print(
-        f"{args.dials} dials, best of {args.blocks} blocks of {args.ticks} ticks, us per sample: "
+        f"{args.dials} dials, best of {args.blocks} blocks of {args.ticks} ticks"
+        + (f" {args.pause * 1000:g} ms apart ({args.gap})" if args.pause else "")
+        + ", us per sample: "
         f"pipeline {best['pipeline']:.2f}  publish {best['publish']:.2f}  ack {best['ack']:.2f}  "
         f"total {result['best_total_us']:.2f} (median block {result['median_total_us']:.2f})"
     )

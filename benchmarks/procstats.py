@@ -63,6 +63,35 @@ def tree_cpu_s(pid: int) -> float:
     return user + system
 
 
+def tcp_connected(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a TCP connection to `port`, ESTABLISHED (its socket descriptors,
+    /proc/PID/fd, matched to /proc/net/tcp and tcp6 by inode): how a benchmark knows a daemon of any
+    version has reached its broker, whatever that version logs."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:  # it ended
+        return False
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()  # sl local remote st tx:rx tr:when retrnsmt uid timeout inode
+            if len(fields) > 9 and fields[2].endswith(wanted) and fields[3] == "01" and fields[9] in inodes:
+                return True
+    return False
+
+
 def _status_mb(pid: int, key: str, missing: float) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:

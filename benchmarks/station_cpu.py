@@ -6,9 +6,10 @@
 
 `daq run --config` (outbox on disk, the shipped defaults otherwise) against a real Mosquitto on a
 free loopback port, with a subscriber (mosquitto_sub, QoS 1) on the station's samples, as a lab
-would have. From 4 s after the daemon says it is connected, its user+system CPU (its children included) is read over
-`--seconds`, 100 = one core. With `--baseline REF` the commit's daemon is exported (git archive)
-and measured right before the current one in each configuration and round; medians are printed.
+would have. From 4 s after the daemon has connected to the broker (its TCP connection, from
+/proc), its user+system CPU (its children included) is read over `--seconds`, 100 = one core.
+With `--baseline REF` the commit's daemon is exported (git archive) and measured right before the
+current one in each configuration and round; medians are printed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.e2e.baseline import export_tree  # noqa: E402
-from benchmarks.procstats import cpu_times, machine_busy_pct, tree_cpu_s  # noqa: E402
+from benchmarks.procstats import cpu_times, machine_busy_pct, tcp_connected, tree_cpu_s  # noqa: E402
 from tests.support.procs import Mosquitto, clean_env, need, stop_process  # noqa: E402
 
 CONFIGS = {"demo": (4, 20.0), "idle": (16, 0.01)}  # name: dials, Hz
@@ -46,11 +47,13 @@ def station_toml(folder: Path, port: int, dials: int, rate: float) -> Path:
 
 
 def wait_connected(proc: subprocess.Popen[bytes], log: Path, port: int, timeout: float = START_TIMEOUT_S) -> None:
-    """Until the daemon says it is connected to the broker on `port`: the warm-up starts there, not at
-    its start, so a slow start (imports on a loaded machine) is never measured as the station's CPU."""
+    """Until the daemon holds a connection to the broker on `port`: the warm-up starts there, not at its
+    start, so a slow start (imports on a loaded machine) is never measured as the station's CPU. The
+    connection is read from /proc, not from the log: a baseline commit may not log it (8411831 did not,
+    at its default log level, and every `--baseline 8411831` run stopped here)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any("connected to " in line and f":{port}" in line for line in log.read_text().splitlines()):
+        if tcp_connected(proc.pid, port):
             return
         if proc.poll() is not None:
             raise RuntimeError(f"the daemon ended at start: see {log}")

@@ -80,3 +80,20 @@ def test_the_lead_in_counts_for_loss_but_not_for_latency() -> None:
     assert out["first_ms"] == 20.0
     everything = analyse(n, write_ns, 0, got, "", ts=True)
     assert everything["latency_max_ms"] == 20.0 and everything["lost"] == 1
+
+
+def test_the_banner_names_the_daemons_loop_only_as_far_as_the_harness_knows_it(tmp_path: Path) -> None:
+    from benchmarks.e2e.options import Options
+    from benchmarks.e2e.report import banner
+
+    info = {"nproc": 2, "cpu": "cpu", "kernel": "6", "python": "3.11", "mosquitto": "mosquitto 2"}
+    opts = Options(
+        seconds=1, idle_seconds=0, drain_s=1, batch_max=None, linger_ms=None, max_inflight=None, uvloop=False,
+        daq_src=None, alternatives=(), profile_dir=None, profile_format="raw", profile_gil=False, work=tmp_path,
+        broker_port=1, broker_pid=1,
+    )  # fmt: skip
+    # Left to itself the daemon picks uvloop where it is installed: the banner must not call that asyncio.
+    assert "daemon: its default event loop (uvloop where installed)," in banner(info, opts, False, None, None)
+    assert "daemon: uvloop (--uvloop)," in banner(info, opts, True, None, None)
+    opts.event_loop = "asyncio"
+    assert "daemon: asyncio loop (--event-loop)," in banner(info, opts, False, None, None)

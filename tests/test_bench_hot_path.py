@@ -32,3 +32,22 @@ def test_a_source_tree_without_daq_is_refused(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert f"--src {tmp_path}: no daq package there" in done.stderr
+
+
+def test_pause_leaves_the_gap_between_ticks_asleep_or_busy(tmp_path: Path) -> None:
+    out = tmp_path / "hot.json"
+    args = ["--dials", "2", "--blocks", "2", "--ticks", "5", "--pause", "0.004", "--gap", "spin", "--json", str(out)]
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2 dials, best of 2 blocks of 5 ticks 4 ms apart (spin), us per sample: pipeline" in done.stdout
+    result = json.loads(out.read_text())
+    assert (result["pause_s"], result["gap"]) == (0.004, "spin")
+    # Every tick, the 50 warm-up ones included, waited its 4 ms: 60 gaps, spent busy on the CPU.
+    assert result["gaps_s"] >= 60 * 0.004
+    assert result["gaps_cpu_s"] >= 0.8 * result["gaps_s"]
+
+
+def test_a_pause_beyond_a_second_is_refused() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--pause", "2"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--pause must be 0 to 1 s" in done.stderr

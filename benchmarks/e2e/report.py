@@ -80,10 +80,16 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def banner(info: dict[str, Any], opts: Options, uvloop: bool, batch_max: int | None, linger_ms: float | None) -> str:
     """The two lines printed before the first run: the machine and the daemon's settings."""
+    if uvloop:
+        loop = "uvloop (--uvloop)"
+    elif opts.event_loop is not None:
+        loop = f"{opts.event_loop} loop (--event-loop)"
+    else:  # the daemon picks (DAQ_EVENT_LOOP unset): not known here, so not named as if it were
+        loop = "its default event loop (uvloop where installed)"
     return (
         f"dialdaq benchmark: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}, "
         f"{info['mosquitto']}; load {os.getloadavg()[0]:.2f}\n"
-        f"daemon: {'uvloop' if uvloop else 'asyncio'}, publish batch_max={batch_max or 'default'} "
+        f"daemon: {loop}, publish batch_max={batch_max or 'default'} "
         f"linger_ms={linger_ms if linger_ms is not None else 'default'}"
         f"{', source ' + str(opts.daq_src) if opts.daq_src else ''}; {opts.seconds:g} s per run, "
         f"idle {opts.idle_seconds:g} s, lead-in {opts.lead_in_s:g} s"
