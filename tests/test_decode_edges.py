@@ -56,10 +56,10 @@ def test_a_catastrophic_pattern_costs_microseconds_not_seconds() -> None:
     dec = make_decoder(profile, synced=True)
     hostile = b"S=" + b"1" * 28 + b"x\n"
     worst = b"S=" + b"1" * 65533 + b"x\n"  # the longest line the framing allows
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: the decoder's work, not the machine's scheduling of this test
     out = feed(dec, hostile, worst, b"S=512\n")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.2, f"decoding hostile lines took {elapsed:.3f} s"
+    elapsed = time.thread_time() - started
+    assert elapsed < 0.2, f"decoding hostile lines took {elapsed:.3f} s of CPU"
     assert [type(i) for i in out] == [Garbage, Garbage, Reading]
     assert out[-1] == Reading("pos", 512, 1002)
 
