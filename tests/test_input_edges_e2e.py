@@ -110,12 +110,17 @@ def test_a_hostile_pattern_leaves_the_other_dials_read_times_alone(
     assert [s["raw"] for s in good_samples] == values
     assert [s["seq"] for s in good_samples] == list(range(len(values)))
     t_ns = [s["t_ns"] for s in good_samples]
-    # A stalled loop reads its backlog at once: the issue saw 2,446 samples share one t_ns. A busy
-    # machine may put a few lines into one read; a stall puts hundreds.
+    # A loop stalled by the pattern read its backlog at once: the issue saw 2,446 samples share one
+    # t_ns (Python's re costs 17 s a hostile line; the waits above time out long before that). The
+    # reader process now stamps apart from the loop, so what is left to see here is a reader that
+    # read late; the bounds sit far from a stall by the pattern (all 400 lines, 2 s of writing, in
+    # one read) and far from a loaded machine, which has left a reader unscheduled ~0.5 s (100 of
+    # these lines in one read; seen twice in CI, in test_serial_e2e). The pattern's CPU cost itself
+    # is bounded in test_decode_edges.
     most_shared = max(t_ns.count(t) for t in set(t_ns))
-    assert most_shared <= 10, f"{most_shared} samples share one read time: the loop stalled"
+    assert most_shared <= 200, f"{most_shared} samples share one read time: the loop stalled"
     delays = [t - w for t, w in zip(t_ns, sent, strict=True)]
-    assert max(delays) < 250_000_000, f"a reading waited {max(delays) / 1e6:.0f} ms to be read"
+    assert max(delays) < 2_000_000_000, f"a reading waited {max(delays) / 1e6:.0f} ms to be read"
     assert [s["raw"] for s in run.samples("bad")] == [77]
     assert last_health(run)["dials"]["bad"]["garbage"] == 40
 
