@@ -22,7 +22,8 @@ measure the daemon with run.py. `--src DIR` imports `daq` from another source tr
 
 `--pause S` leaves S seconds between ticks, as a 1/S Hz dial does (asleep, or with `--gap spin`
 busy in a loop on the same thread: no idle CPU, no wake-up, no other process). The same code then
-costs about what it costs in the daemon: on the 2-core AMD EPYC VM (2026-12-02) 16 dials took
+costs most of what it costs in the daemon (16 dials x 100 Hz: 51-61 of the daemon's 80 us a
+sample, README "Performance"): on the 2-core AMD EPYC VM (2026-12-02) 16 dials took
 2-3.5x their warm time per sample with 10 ms gaps asleep, 1.5-3x spinning, one dial 12-14x: the
 host's other work takes the caches while time passes, and a tick pays for the code and data it
 touches again.
