@@ -3,22 +3,17 @@ every tick is published and acknowledged (it stops otherwise), and it prints and
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "hot_path.py"
+from tests.support.bench_scripts import run_script, run_to_json
+from tests.support.procs import REPO
+
+SCRIPT = "hot_path.py"
 
 
 def test_every_sample_is_published_and_acknowledged_and_the_figures_are_written(tmp_path: Path) -> None:
-    out = tmp_path / "hot.json"
-    args = ["--dials", "3", "--blocks", "2", "--ticks", "5", "--json", str(out)]
-    done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "3 dials, best of 2 blocks of 5 ticks, us per sample: pipeline" in done.stdout
-    result = json.loads(out.read_text())
+    stdout, result = run_to_json(SCRIPT, tmp_path / "hot.json", "--dials", "3", "--blocks", "2", "--ticks", "5")
+    assert "3 dials, best of 2 blocks of 5 ticks, us per sample: pipeline" in stdout
     assert result["dials"] == 3 and result["blocks"] == 2
     assert set(result["best_us"]) == {"pipeline", "publish", "ack"}
     assert all(v > 0 for v in result["best_us"].values())
@@ -27,9 +22,7 @@ def test_every_sample_is_published_and_acknowledged_and_the_figures_are_written(
 
 
 def test_a_source_tree_without_daq_is_refused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--src", str(tmp_path)], capture_output=True, text=True, timeout=60
-    )
+    done = run_script(SCRIPT, "--src", str(tmp_path), timeout=60)
     assert done.returncode == 2
     assert f"--src {tmp_path}: no daq package there" in done.stderr
 
@@ -37,12 +30,9 @@ def test_a_source_tree_without_daq_is_refused(tmp_path: Path) -> None:
 def test_pause_leaves_the_gap_between_ticks_asleep_or_busy(tmp_path: Path) -> None:
     results = {}
     for gap in ("sleep", "spin"):
-        out = tmp_path / f"hot-{gap}.json"
-        args = ["--dials", "2", "--blocks", "2", "--ticks", "5", "--pause", "0.004", "--gap", gap, "--json", str(out)]
-        done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert f"2 dials, best of 2 blocks of 5 ticks 4 ms apart ({gap}), us per sample: pipeline" in done.stdout
-        results[gap] = json.loads(out.read_text())
+        args = ("--dials", "2", "--blocks", "2", "--ticks", "5", "--pause", "0.004", "--gap", gap)
+        stdout, results[gap] = run_to_json(SCRIPT, tmp_path / f"hot-{gap}.json", *args)
+        assert f"2 dials, best of 2 blocks of 5 ticks 4 ms apart ({gap}), us per sample: pipeline" in stdout
         assert (results[gap]["pause_s"], results[gap]["gap"]) == (0.004, gap)
         # Every tick, the 50 warm-up ones included, waited its 4 ms at least, however loaded the machine.
         assert results[gap]["gaps_s"] >= 60 * 0.004
@@ -53,6 +43,6 @@ def test_pause_leaves_the_gap_between_ticks_asleep_or_busy(tmp_path: Path) -> No
 
 
 def test_a_pause_beyond_a_second_is_refused() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--pause", "2"], capture_output=True, text=True, timeout=60)
+    done = run_script(SCRIPT, "--pause", "2", timeout=60)
     assert done.returncode == 2
     assert "--pause must be 0 to 1 s" in done.stderr

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.procs import REPO
+from tests.support.bench_scripts import run_to_json
 
 
 def test_the_station_cpu_benchmark_measures_a_running_daemon(tmp_path: Path) -> None:
-    out = tmp_path / "cpu.json"
-    script = REPO / "benchmarks" / "station_cpu.py"
-    args = [sys.executable, str(script), "--only", "demo", "--seconds", "1", "--warmup", "2", "--json", str(out)]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "demo    4 dials x 20 Hz: daemon CPU" in done.stdout
-    (row,) = json.loads(out.read_text())["results"]
+    args = ("--only", "demo", "--seconds", "1", "--warmup", "2")
+    stdout, doc = run_to_json("station_cpu.py", tmp_path / "cpu.json", *args, timeout=60)
+    assert "demo    4 dials x 20 Hz: daemon CPU" in stdout
+    (row,) = doc["results"]
     assert row["config"] == "demo" and row["dials"] == 4 and row["hz"] == 20.0
     assert 0 < row["current"]["cpu_pct"] < 100  # it ran and did work: 80 samples a second cost something
 
