@@ -43,6 +43,7 @@ TIER_OF_MODULE = {
     "test_bench_cold": "e2e",
     "test_bench_ts_tail": "unit",
     "test_bench_hot_path": "unit",
+    "test_bench_python_floor": "unit",
     "test_watch_unit": "unit",
     "test_watch_door": "unit",
     "test_page_door": "unit",
