@@ -43,6 +43,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # benchmarks.* (daq comes from --src, put first in main)
+
+from benchmarks.cold_wakeups import spin  # noqa: E402
+
 PROFILE = REPO / "benchmarks" / "bench_profile.toml"
 WARM_TICKS = 50  # played before the first block counts
 
@@ -64,12 +68,6 @@ def _pubacks(data: bytes) -> bytes:
         out += b"\x40\x02" + data[j + 2 + topic_len : j + 4 + topic_len]
         i = j + length
     return bytes(out)
-
-
-def _spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
 
 
 async def measure(dials: int, blocks: int, ticks: int, pause: float = 0.0, gap: str = "sleep") -> dict[str, Any]:
@@ -127,7 +125,7 @@ async def measure(dials: int, blocks: int, ticks: int, pause: float = 0.0, gap: 
     sums = [0, 0, 0]
     counted = 0
     gc.collect()
-    wait = _spin if gap == "spin" else time.sleep
+    wait = spin if gap == "spin" else time.sleep
     gaps_ns = gaps_cpu_ns = 0  # the gaps' wall and CPU time: spinning is busy, sleeping is not
     for tick in range(WARM_TICKS + blocks * ticks):
         if pause:

@@ -32,7 +32,7 @@ from benchmarks.procstats import cpu_times, machine_busy_pct, tcp_connected, tre
 from tests.support.procs import Mosquitto, clean_env, need, stop_process  # noqa: E402
 
 CONFIGS = {"demo": (4, 20.0), "idle": (16, 0.01)}  # name: dials, Hz
-WARMUP_S = 4.0  # after the daemon says it is connected
+WARMUP_S = 4.0  # after the daemon has connected to the broker
 START_TIMEOUT_S = 60.0
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
+from benchmarks.procstats import tcp_connected
 from tests.support.bench_scripts import run_to_json
 
 
@@ -17,11 +20,6 @@ def test_the_station_cpu_benchmark_measures_a_running_daemon(tmp_path: Path) -> 
 
 
 def test_a_connection_to_the_broker_is_seen_from_proc_whatever_the_daemon_logs() -> None:
-    import os
-    import socket
-
-    from benchmarks.procstats import tcp_connected
-
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
         assert not tcp_connected(os.getpid(), port)  # listening is not connected
