@@ -11,16 +11,20 @@ side by side with Lab Streaming Layer and a bare MQTT publisher on the same mach
 The path measured, per configuration (N dials at R Hz each):
 
   writer process --pty--> `daq run --config` --MQTT--> Mosquitto --MQTT--> subscriber process
-  (the dials)              (the daemon, a subprocess)   (real, loopback)   (paho-mqtt, QoS 1)
+  (the dials)              (the daemon, a subprocess)   (real, loopback)   (mosquitto_sub, QoS 1)
 
 - The dials are firmware on real pseudo-terminals (tests/ptydial.py), one per dial, played by a
   separate writer process on an absolute schedule: tick k writes `<k>\\n` (benchmarks/
   bench_profile.toml) to every dial, the time taken with time.monotonic_ns() just before each
   write. The writer also measures its wall-minus-monotonic offset (midpoint of two monotonic
   reads around a wall read). A sample is identified on the wire by (dial, raw).
-- The subscriber records time.monotonic_ns() when paho hands it each message (one time for all
-  samples of a batched array). CLOCK_MONOTONIC is system-wide on Linux, so one clock spans the
-  processes.
+- The subscriber, Mosquitto's C client (mosquitto_sub -F %U), stamps each message when
+  libmosquitto hands it over (one time for all samples of a batched array), on the wall clock to
+  the nanosecond; its wrapper turns that monotonic with its own wall-minus-monotonic offset.
+  CLOCK_MONOTONIC is system-wide on Linux, so one clock spans the processes. (`--subscriber paho`:
+  paho-mqtt in Python, time.monotonic_ns() in its callback, as before 2026-12-02's third round; on
+  the slower days of the AMD EPYC VM it takes ~120 us a message and at 64 x 100 Hz its own queue
+  is what the latency measures.)
 - latency     = subscriber receipt - write time (monotonic): what an app subscribed to the station sees.
 - ts error    = the sample's t_ns - (write time + the writer's offset): how far the published read
                 time is from the moment the bytes were sent (pty transfer, poll wake-up, GIL wait).
@@ -174,6 +178,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         wait_quiet_timeout=args.wait_quiet_timeout,
         event_loop=args.event_loop,
         lead_in_s=args.lead_in,
+        subscriber=args.subscriber,
     )
     if args.baseline:
         # The same harness, the daemon from the exported commit; on the loop it picks itself (or --uvloop's).
@@ -233,6 +238,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "uvloop": args.uvloop,
             "daq_src": str(opts.daq_src) if opts.daq_src else None,
             "event_loop": args.event_loop,
+            "subscriber": args.subscriber,
             "rounds": args.rounds,
             "baseline": {"ref": args.baseline, "commit": baseline_commit} if args.baseline else None,
             "alternatives": list(alternatives),
@@ -288,6 +294,13 @@ def main() -> int:
         "--event-loop",
         choices=("auto", "asyncio", "uvloop"),
         help="the current daemon's event loop (DAQ_EVENT_LOOP; default: its config's, auto)",
+    )
+    parser.add_argument(
+        "--subscriber",
+        choices=("mosquitto_sub", "paho"),
+        default="mosquitto_sub",
+        help="what receives the samples: Mosquitto's C client (default) or paho-mqtt in Python, which "
+        "falls behind at 64 x 100 Hz on a slow 2-core VM (the figures before 2026-12-02's third round)",
     )
     parser.add_argument("--no-alternatives", action="store_true", help="the daemon only: no floor, no LSL")
     parser.add_argument("--max-rate", action="store_true", help="find the highest sustained rate per dial count")

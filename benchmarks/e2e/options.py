@@ -35,6 +35,7 @@ class Options:
     lsl_cfg: Path | None = None
     event_loop: str | None = None  # the daemon's DAQ_EVENT_LOOP (auto, asyncio, uvloop); None: its default
     lead_in_s: float = 0.0  # ticks played before the measured window: lost counts them, latency and CPU do not
+    subscriber: str = "mosquitto_sub"  # what receives the samples (benchmarks/e2e/roles.py: role_sub)
     notes: list[str] = field(default_factory=list)
 
 

@@ -1,7 +1,8 @@
 """The child processes of the end-to-end benchmark (`run.py --role NAME`), each speaking JSON lines.
 
 - writer: N pseudo-terminal dials (tests/ptydial.py) played on an absolute schedule, recording write times;
-- sub: the paho-mqtt subscriber recording the receipt time of every sample;
+- sub: the subscriber recording the receipt time of every sample: Mosquitto's own C client
+  (mosquitto_sub) by default, paho-mqtt with `--subscriber paho`;
 - floor: the bare publisher, N x R samples straight to the broker with aiomqtt;
 - lsl-outlet, lsl-inlet: Lab Streaming Layer's outlets and inlets for the same N x R.
 """
@@ -13,6 +14,9 @@ import array
 import asyncio
 import json
 import math
+import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -78,6 +82,115 @@ def play(dials: list[Any], start_ns: int, ticks: int, rate: float, out: str) -> 
 
 
 def role_sub(args: argparse.Namespace) -> None:
+    """The subscriber `--subscriber` names (mosquitto_sub unless paho)."""
+    (role_sub_paho if args.subscriber == "paho" else role_sub_mosquitto)(args)
+
+
+def role_sub_mosquitto(args: argparse.Namespace) -> None:
+    """mosquitto_sub, QoS 1: receipt time of every sample message; dials whose meta says connected.
+
+    Mosquitto's C client takes a message for a few microseconds of CPU, where paho-mqtt in Python
+    took about 120 (2026-12-02, AMD EPYC VM): at 64 x 100 Hz paho's process ran at 80-98% of a core
+    and fell behind, so the latency measured was the subscriber's queue, not the station's. It
+    stamps each message when libmosquitto hands it over (`%U`, the wall clock to the nanosecond);
+    the stamp is turned monotonic with this process's wall-minus-monotonic offset, the mean of one
+    taken at start and one at the dump. Readiness: a retained message on a topic of its own,
+    subscribed last, comes back once the subscriptions are in place.
+    """
+    import orjson
+
+    exe = shutil.which("mosquitto_sub")
+    if exe is None:
+        raise SystemExit(
+            "mosquitto_sub not found: install mosquitto-clients (scripts/bench does) or use --subscriber paho"
+        )
+    probe = f"bench-probe/{uuid.uuid4().hex}"
+    publish = shutil.which("mosquitto_pub") or "mosquitto_pub"
+    host = ["-h", "127.0.0.1", "-p", str(args.port)]
+    subprocess.run([publish, *host, "-q", "1", "-r", "-t", probe, "-m", "ready"], check=True, timeout=30)
+    offset_start = wall_mono_offset_ns()
+    samples_topic = f"daq/{args.station}/dials/+/samples"
+    meta_topic = f"daq/{args.station}/dials/+/meta"
+    topics = ["-t", samples_topic, "-t", meta_topic, "-t", probe]  # the probe last: it says all are subscribed
+    proc = subprocess.Popen(
+        [exe, *host, "-q", "1", "-i", f"bench-sub-{uuid.uuid4().hex[:8]}", "-F", "%U %t %p", *topics],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    out_fd = proc.stdout.fileno()
+    parts: list[bytes] = []  # whole lines, as read
+    state = {"ready": False, "samples": 0}
+    connected: set[str] = set()
+    lock = threading.Lock()
+
+    def take(lines: bytes) -> None:
+        parts.append(lines)
+        with lock:
+            state["samples"] += lines.count(b'"raw":')
+            if b"/meta " in lines or (not state["ready"] and probe.encode() in lines):
+                for line in lines.split(b"\n"):
+                    _, topic, payload = line.split(b" ", 2)
+                    if topic.endswith(b"/meta"):
+                        body = orjson.loads(payload)
+                        (connected.add if body.get("connected") else connected.discard)(body["dial"])
+                    elif topic == probe.encode():
+                        state["ready"] = True
+
+    def pump() -> None:
+        rest = b""
+        while data := os.read(out_fd, 1 << 20):
+            data = rest + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            rest = data[cut + 1 :]
+            take(data[:cut])
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            if cmd["cmd"] == "status":
+                with lock:
+                    emit({"ready": state["ready"], "connected": len(connected), "samples": state["samples"]})
+            elif cmd["cmd"] == "dump":
+                proc.terminate()
+                proc.wait(10)
+                reader.join(10)
+                offset = (offset_start + wall_mono_offset_ns()) // 2
+                dials: list[str] = []
+                raws: list[int] = []
+                t_ns: list[int] = []
+                recv: list[int] = []
+                messages = 0
+                for chunk in parts:
+                    for entry in chunk.split(b"\n"):
+                        stamp, topic, payload = entry.split(b" ", 2)
+                        if not topic.endswith(b"/samples"):
+                            continue
+                        messages += 1
+                        seconds, _, nanos = stamp.partition(b".")
+                        when = int(seconds) * 1_000_000_000 + int(nanos.ljust(9, b"0")) - offset
+                        body = orjson.loads(payload)
+                        for s in body if isinstance(body, list) else [body]:
+                            dials.append(s["dial"])
+                            raws.append(s["raw"])
+                            t_ns.append(s["t_ns"])
+                            recv.append(when)
+                with open(cmd["out"], "wb") as f:
+                    f.write(orjson.dumps({"dial": dials, "raw": raws, "t_ns": t_ns, "recv_ns": recv}))
+                emit({"messages": messages, "samples": len(raws)})
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def role_sub_paho(args: argparse.Namespace) -> None:
     """paho-mqtt, QoS 1: receipt time of every sample message; dials whose meta says connected."""
     import orjson
     import paho.mqtt.client as mqtt

@@ -57,6 +57,12 @@ def collect(sub: Child, work: Path, times_path: Path) -> tuple[array.array[int],
     return write_ns, got
 
 
+def subscriber(station: str, work: Path, opts: Options) -> Child:
+    """The subscriber child for `station`'s samples (`--subscriber`)."""
+    args = ["--port", str(opts.broker_port), "--station", station, "--subscriber", opts.subscriber]
+    return Child("sub", args, work / "sub.log", child_env(opts))
+
+
 def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -> dict[str, Any]:
     from tests.support.procs import stop_process
 
@@ -68,7 +74,7 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
     lead = lead_ticks(rate, opts)
     ticks = lead + int(seconds * rate)
     writer = Child("writer", ["--dir", str(work), "--dials", str(n)], work / "writer.log", child_env(opts))
-    sub = Child("sub", ["--port", str(opts.broker_port), "--station", station], work / "sub.log", child_env(opts))
+    sub = subscriber(station, work, opts)
     daemon: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {}
@@ -162,7 +168,7 @@ def run_floor(n: int, rate: float, opts: Options, seconds: float) -> dict[str, A
     work.mkdir(parents=True)
     lead = lead_ticks(rate, opts)
     ticks = lead + int(seconds * rate)
-    sub = Child("sub", ["--port", str(opts.broker_port), "--station", FLOOR_STATION], work / "sub.log", child_env(opts))
+    sub = subscriber(FLOOR_STATION, work, opts)
     pub: Child | None = None
     try:
         wait_status(sub, "the subscriber", lambda s: s["ready"], 15)
