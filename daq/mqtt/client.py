@@ -115,6 +115,21 @@ class DaqClient(aiomqtt.Client):
         self._threaded_writer = False  # registered for writing by aiomqtt's way, from another thread
         super().__init__(*args, **kwargs)
         self._wire = WireIO(self._loop, self._client, self._wire_error, self._acks)
+        self._wire.deliver = self._deliver  # plain PUBLISHes skip paho's MQTTMessage (daq.mqtt.wire)
+
+    def _deliver(self, message: Message) -> None:
+        """A message received by daq.mqtt.wire: into aiomqtt's queue, as its `_on_message` puts paho's."""
+        try:
+            self._queue.put_nowait(message)  # type: ignore[arg-type]  # Connection takes both kinds
+        except asyncio.QueueFull:
+            self._logger.warning("Message queue is full. Discarding message.")
+
+    def ack_nowait(self, mid: int, qos: int) -> None:
+        """Acknowledge received message `mid` (manual acks): its PUBACK goes with this turn's flush."""
+        if qos == 1:
+            self._wire.puback(mid)
+        else:
+            self._client.ack(mid, qos)
 
     async def __aenter__(self) -> DaqClient:
         """Connect; on any failure (a broker that never answers CONNECT, a refusal) close the socket.
@@ -285,7 +300,10 @@ def _client_for(broker: BrokerConfig, options: ConnectOptions) -> DaqClient:
     return client
 
 
-def _message(raw: aiomqtt.Message) -> Message:
+def _message(raw: aiomqtt.Message | Message) -> Message:
+    if type(raw) is Message:  # made by daq.mqtt.wire
+        return raw
+    assert isinstance(raw, aiomqtt.Message)
     payload = raw.payload
     data = payload if isinstance(payload, bytes) else bytes(payload) if isinstance(payload, bytearray) else b""
     if isinstance(payload, str | int | float) and not isinstance(payload, bool):
@@ -418,7 +436,7 @@ class Connection:
     def ack(self, message: Message) -> None:
         """Acknowledge a QoS 1 message received on this connection (with manual_ack; else a no-op)."""
         if self.options.manual_ack and message.qos > 0:
-            self._client._client.ack(message.mid, message.qos)
+            self._client.ack_nowait(message.mid, message.qos)
 
     def close(self) -> None:
         """Drop the wait for a next message (what was not acknowledged, the broker sends again)."""
