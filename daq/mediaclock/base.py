@@ -169,8 +169,11 @@ class SegmentHistory:
         return self._segments[-1]
 
     def media_ns_at(self, mono_ns: int) -> int | None:
-        i = bisect.bisect_right(self._starts, mono_ns) - 1
-        seg = self._segments[max(i, 0)]
+        starts = self._starts
+        if mono_ns >= starts[-1]:  # the latest segment: every reading since the last change
+            seg = self._segments[-1]
+        else:
+            seg = self._segments[max(bisect.bisect_right(starts, mono_ns) - 1, 0)]
         if seg.state in ("stopped", "lost"):
             return None
         if seg.state == "paused":

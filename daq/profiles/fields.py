@@ -27,6 +27,8 @@ _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]{1,18}(?:\.[0-9]{0,18})?|\.[0-9]{1,18}
 
 def parse_int(text: str) -> int | None:
     """Decimal integer text -> int; anything else (including '1_000', '١٢', ' 5') -> None."""
+    if len(text) <= 18 and text.isascii() and text.isdigit():  # the common reading: plain ASCII digits
+        return int(text)
     return int(text) if _INT_TEXT.fullmatch(text) else None
 
 

@@ -101,11 +101,16 @@ class SessionState:
 # The largest frame a sample carries: every JSON reader holds it exactly (a double's integers). The
 # clocks' input bounds (daq.mediaclock.base) keep positions far below; this is what a sample can carry.
 MAX_FRAME = (1 << 53) - 1
+_FAR = float("inf")  # a finite float lies strictly between -inf and inf
 
 
 def position_problem(pos: MediaPosition) -> str | None:
     """Why `pos` cannot go into a sample (the contract's media fields), or None when it can."""
     media_s, frame, timecode = pos.media_s, pos.frame, pos.timecode
+    # What the clocks make, checked at once (a NaN fails the comparison); anything else, below.
+    quick = type(media_s) is float and -_FAR < media_s < _FAR and type(frame) is int and type(timecode) is str
+    if quick and 0 <= frame <= MAX_FRAME and len(timecode) == 11:
+        return None
     number = isinstance(media_s, float | int) and not isinstance(media_s, bool)
     if not number or not math.isfinite(media_s):
         return f"position {media_s!r} s is not a finite number"
