@@ -42,6 +42,7 @@ TIER_OF_MODULE = {
     "test_bench_station_cpu": "e2e",
     "test_bench_cold": "e2e",
     "test_bench_subscriber": "e2e",
+    "test_bench_recorder": "e2e",
     "test_bench_ts_tail": "unit",
     "test_bench_hot_path": "unit",
     "test_bench_python_floor": "unit",
