@@ -39,6 +39,7 @@ TIER_OF_MODULE = {
     "test_broker_words": "unit",
     "test_event_loop": "unit",
     "test_bench_compare": "unit",
+    "test_mqtt_wire_parse": "unit",
     "test_bench_station_cpu": "e2e",
     "test_bench_cold": "e2e",
     "test_bench_subscriber": "e2e",

@@ -67,6 +67,7 @@ READ_CHUNK = 65536
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length (topic, packet id and payload)
 TOPIC_CACHE = 1024  # topics whose encoded bytes are kept (a station has a few per dial)
+NAME_CACHE_BYTES = 256  # received topics up to this long are kept decoded (a sample's is under 100)
 _PUBLISH = 0x30
 _PUBACK = 0x40
 _DISCONNECT = 0xE0
@@ -88,8 +89,12 @@ _ONE_BYTE = [bytes((n,)) for n in range(128)]
 
 
 def _refusal(code: int) -> str:
-    """The name of an MQTT 5 PUBACK reason code of 0x80 or more (a refusal)."""
-    return str(ReasonCode(PacketTypes.PUBACK, identifier=code))
+    """The name of an MQTT 5 PUBACK reason code of 0x80 or more (a refusal); one paho does not know
+    by its number (a broker beyond the spec), never an exception."""
+    try:
+        return str(ReasonCode(PacketTypes.PUBACK, identifier=code))
+    except (ValueError, KeyError):
+        return f"reason code 0x{code:02x}"
 
 
 class NotConnected(Exception):
@@ -252,41 +257,47 @@ class WireIO:
         deliver = self.deliver
         end = len(buf)
         i = 0
-        while end - i >= 2:
-            first = buf[i]
-            if first == _PUBACK:
-                if end - i < 4:
-                    break
-                length = buf[i + 1]
-                if length == 2:
-                    code, size = 0, 4
-                elif length == 3 and end - i >= 5:
-                    code, size = buf[i + 4], 5
+        try:
+            while end - i >= 2:
+                first = buf[i]
+                if first == _PUBACK:
+                    if end - i < 4:
+                        break
+                    length = buf[i + 1]
+                    if length == 2:
+                        code, size = 0, 4
+                    elif length == 3 and end - i >= 5:
+                        code, size = buf[i + 4], 5
+                    else:
+                        break  # properties follow, or not all here yet: paho's path
+                    on_ack = acks.pop((buf[i + 2] << 8) | buf[i + 3], None)
+                    if on_ack is None:
+                        break  # not one of ours
+                    i += size
+                    on_ack(_refusal(code) if code >= 0x80 else None)
+                elif first & 0xF0 == _PUBLISH and first & 0x06 < 0x04 and deliver is not None:  # QoS 0 or 1
+                    stop, message = self._publish_at(buf, i, end)
+                    if message is None:
+                        break
+                    i = stop  # past it before it is handed on
+                    self.taken += 1
+                    deliver(message)
+                    if message.qos and not self._client._manual_ack:
+                        self.puback(message.mid)  # as paho would, once the message is handed on
                 else:
-                    break  # properties follow, or not all here yet: paho's path
-                on_ack = acks.pop((buf[i + 2] << 8) | buf[i + 3], None)
-                if on_ack is None:
-                    break  # not one of ours
-                i += size
-                on_ack(_refusal(code) if code >= 0x80 else None)
-            elif first & 0xF0 == _PUBLISH and first & 0x06 < 0x04 and deliver is not None:  # QoS 0 or 1
-                taken = self._publish_at(buf, i, end, deliver)
-                if not taken:
                     break
-                i = taken
-            else:
-                break
-        if i:
-            del buf[:i]
-            self._client._last_bytes_received = mqtt.time_func()  # paho's keepalive clock
+        finally:  # what was handed on leaves the buffer even if a callback raised: never twice
+            if i:
+                del buf[:i]
+                self._client._last_bytes_received = mqtt.time_func()  # paho's keepalive clock
 
-    def _publish_at(self, buf: bytearray, i: int, end: int, deliver: Deliver) -> int:
-        """Hand the PUBLISH at `i` to `deliver` (and queue its PUBACK); return where the next packet
-        starts, or 0 when paho must take it (not all here yet, or more than a plain message)."""
+    def _publish_at(self, buf: bytearray, i: int, end: int) -> tuple[int, Message | None]:
+        """The PUBLISH at `i` as a Message, and where the next packet starts; (0, None) when paho must
+        take it (not all here yet, or more than a plain message)."""
         length, shift, j = 0, 0, i + 1
         while True:  # the remaining length: at most four bytes
             if j >= end or j > i + 4:
-                return 0
+                return 0, None
             byte = buf[j]
             length |= (byte & 0x7F) << shift
             shift += 7
@@ -295,24 +306,25 @@ class WireIO:
                 break
         stop = j + length
         if stop > end or length < 2:
-            return 0
+            return 0, None
         topic_end = j + 2 + ((buf[j] << 8) | buf[j + 1])
         qos = (buf[i] >> 1) & 0x03
         k = topic_end + 2 if qos else topic_end
         if k > stop:
-            return 0
+            return 0, None
         raw_topic = bytes(buf[j + 2 : topic_end])
         topic = self._names.get(raw_topic)
         if topic is None:
             try:
                 topic = raw_topic.decode("utf-8")
             except UnicodeDecodeError:
-                return 0  # paho says what it says of that
-            if not topic or len(self._names) >= TOPIC_CACHE:
-                if not topic:
-                    return 0  # an empty topic: a topic alias, or a broken packet
-                self._names.clear()
-            self._names[raw_topic] = topic
+                return 0, None  # paho says what it says of that
+            if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+                return 0, None  # a topic alias, or a topic no PUBLISH may carry: paho's path, as before
+            if len(raw_topic) <= NAME_CACHE_BYTES:
+                if len(self._names) >= TOPIC_CACHE:
+                    self._names.clear()
+                self._names[raw_topic] = topic
         mid = ((buf[topic_end] << 8) | buf[topic_end + 1]) if qos else 0
         response_topic: str | None = None
         correlation: bytes | None = None
@@ -320,7 +332,7 @@ class WireIO:
             props_len, shift = 0, 0
             while True:
                 if k >= stop or shift > 21:
-                    return 0
+                    return 0, None
                 byte = buf[k]
                 props_len |= (byte & 0x7F) << shift
                 shift += 7
@@ -329,28 +341,28 @@ class WireIO:
                     break
             props_end = k + props_len
             if props_end > stop:
-                return 0
+                return 0, None
+            seen: set[int] = set()
             while k < props_end:  # a response topic and correlation data (requests); anything else: paho's
                 kind = buf[k]
-                if kind not in (_RESPONSE_TOPIC, _CORRELATION_DATA) or k + 3 > props_end:
-                    return 0
+                if kind not in (_RESPONSE_TOPIC, _CORRELATION_DATA) or kind in seen or k + 3 > props_end:
+                    return 0, None  # another property, or one twice (a protocol error paho closes on)
+                seen.add(kind)
                 value_end = k + 3 + ((buf[k + 1] << 8) | buf[k + 2])
                 if value_end > props_end:
-                    return 0
+                    return 0, None
                 value = bytes(buf[k + 3 : value_end])
                 if kind == _RESPONSE_TOPIC:
                     try:
                         response_topic = value.decode("utf-8") or None
                     except UnicodeDecodeError:
-                        return 0
+                        return 0, None
+                    if response_topic is not None and "\x00" in response_topic:
+                        return 0, None  # paho refuses U+0000 in a UTF-8 string
                 else:
                     correlation = value or None
                 k = value_end
-        deliver(Message(topic, bytes(buf[k:stop]), qos, bool(buf[i] & 0x01), response_topic, correlation, mid))
-        self.taken += 1
-        if qos and not self._client._manual_ack:
-            self.puback(mid)  # as paho would, once the message is handed on
-        return stop
+        return stop, Message(topic, bytes(buf[k:stop]), qos, bool(buf[i] & 0x01), response_topic, correlation, mid)
 
     # -- publishing --------------------------------------------------------------------------------
 
