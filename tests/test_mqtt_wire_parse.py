@@ -13,7 +13,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 
 from daq.mqtt.client import _message
 from daq.mqtt.message import Message
@@ -35,7 +35,7 @@ class Side:
         self.ours, self.far = socket.socketpair()
         self.ours.setblocking(False)
         self.client._sock = self.ours
-        self.client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+        self.client._state = _ConnectionState.MQTT_CS_CONNECTED
         self.client.on_socket_register_write = lambda *args: None
         self.got: list[Message] = []
         self.client.on_message = lambda client, userdata, raw: self.got.append(
