@@ -90,9 +90,9 @@ def test_ignore_patterns_are_linear_too() -> None:
         profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", ignore=["^(?!t,)[a-z]"]))
     profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", ignore=["^(a|a)*$"]))
     dec = make_decoder(profile, synced=True)
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: with a backtracking engine this line would take forever
     out = feed(dec, b"a" * 200 + b"\n", b"7\n")
-    assert time.perf_counter() - started < 0.1
+    assert time.thread_time() - started < 0.5
     assert out == [Reading("pos", 7, 1001)]
     assert dec.ignored == 1
 
