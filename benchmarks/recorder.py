@@ -8,8 +8,8 @@
 A real Mosquitto on a free loopback port (the tests' configuration: its queue per client is not
 the 1,000-message default, so a recorder that falls behind shows as lag here, not as loss); then
 `daq record --station rec` and, once it is connected, `daq run --station rec --simulate N --rate R
---duration S` (one message a sample below 400 Hz a dial). Printed per recorder: its CPU (user +
-system, 100 = one core) from the station's connection to its end; the rows the CSV files hold
+--duration S` (one message a sample below 400 Hz a dial, arrays of ~5 samples above). Printed per
+recorder: its CPU (user + system, 100 = one core) from the station's connection to its end; the rows the CSV files hold
 against the samples the station made (each simulated dial's `seq` runs 0..n-1: rows = sum of the
 highest seq + 1 when none is missing), once the files have held still for 5 s; and the lag, from
 the station's end to the last row written (a recorder that keeps up writes its last row at once).
@@ -18,7 +18,8 @@ the same first.
 
 On the AMD EPYC VM (2026-12-02, a slow day), 64 x 100 Hz for 10 s: 827b012's recorder 98% of a
 core, its last row 6.7 s after the station's end; with received PUBLISHes read by daq.mqtt.wire
-54%, 0.4 s; both 0 missing.
+54%, 0.4 s; both 0 missing. 16 x 1000 Hz: 96% and 1.8 s, now 71% and 1.0 s (the station itself
+saturates its core there that day, so part of that lag is the station's).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def measure(
     rows, made = last
     return {
         "recorder_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
-        "messages_per_s": dials * rate,
+        "samples_per_s": dials * rate,
         "rows": rows,
         "samples": made,
         "missing": made - rows,
@@ -124,7 +125,7 @@ def measure(
 
 def line(who: str, got: dict[str, Any]) -> str:
     return (
-        f"{who}: recorder CPU {got['recorder_cpu_pct']:.1f}% of a core at {got['messages_per_s']:g} messages/s; "
+        f"{who}: recorder CPU {got['recorder_cpu_pct']:.1f}% of a core at {got['samples_per_s']:g} samples/s; "
         f"{got['rows']} rows of {got['samples']} samples ({got['missing']} missing); "
         f"its last row {got['lag_s']:.2f} s after the station's end"
     )
