@@ -81,6 +81,27 @@ def play(dials: list[Any], start_ns: int, ticks: int, rate: float, out: str) -> 
     }
 
 
+def dump(received: list[tuple[int, bytes]], out: str) -> int:
+    """Write each sample of the (receipt time, sample message) pairs as the analysis reads them
+    (`dial`, `raw`, `t_ns`, `recv_ns` columns; an array's samples share its time); the sample count."""
+    import orjson
+
+    dials: list[str] = []
+    raws: list[int] = []
+    t_ns: list[int] = []
+    recv: list[int] = []
+    for when, payload in received:
+        body = orjson.loads(payload)
+        for s in body if isinstance(body, list) else [body]:
+            dials.append(s["dial"])
+            raws.append(s["raw"])
+            t_ns.append(s["t_ns"])
+            recv.append(when)
+    with open(out, "wb") as f:
+        f.write(orjson.dumps({"dial": dials, "raw": raws, "t_ns": t_ns, "recv_ns": recv}))
+    return len(raws)
+
+
 def role_sub(args: argparse.Namespace) -> None:
     """The subscriber `--subscriber` names (mosquitto_sub unless paho)."""
     (role_sub_paho if args.subscriber == "paho" else role_sub_mosquitto)(args)
@@ -161,28 +182,15 @@ def role_sub_mosquitto(args: argparse.Namespace) -> None:
                 proc.wait(10)
                 reader.join(10)
                 offset = (offset_start + wall_mono_offset_ns()) // 2
-                dials: list[str] = []
-                raws: list[int] = []
-                t_ns: list[int] = []
-                recv: list[int] = []
-                messages = 0
+                received: list[tuple[int, bytes]] = []
                 for chunk in parts:
                     for entry in chunk.split(b"\n"):
                         stamp, topic, payload = entry.split(b" ", 2)
-                        if not topic.endswith(b"/samples"):
-                            continue
-                        messages += 1
-                        seconds, _, nanos = stamp.partition(b".")
-                        when = int(seconds) * 1_000_000_000 + int(nanos.ljust(9, b"0")) - offset
-                        body = orjson.loads(payload)
-                        for s in body if isinstance(body, list) else [body]:
-                            dials.append(s["dial"])
-                            raws.append(s["raw"])
-                            t_ns.append(s["t_ns"])
-                            recv.append(when)
-                with open(cmd["out"], "wb") as f:
-                    f.write(orjson.dumps({"dial": dials, "raw": raws, "t_ns": t_ns, "recv_ns": recv}))
-                emit({"messages": messages, "samples": len(raws)})
+                        if topic.endswith(b"/samples"):
+                            seconds, _, nanos = stamp.partition(b".")
+                            when = int(seconds) * 1_000_000_000 + int(nanos.ljust(9, b"0")) - offset
+                            received.append((when, payload))
+                emit({"messages": len(received), "samples": dump(received, cmd["out"])})
                 break
     finally:
         if proc.poll() is None:
@@ -240,20 +248,7 @@ def role_sub_paho(args: argparse.Namespace) -> None:
             elif cmd["cmd"] == "dump":
                 client.loop_stop()
                 client.disconnect()
-                dials: list[str] = []
-                raws: list[int] = []
-                t_ns: list[int] = []
-                recv: list[int] = []
-                for when, payload in received:
-                    body = orjson.loads(payload)
-                    for s in body if isinstance(body, list) else [body]:
-                        dials.append(s["dial"])
-                        raws.append(s["raw"])
-                        t_ns.append(s["t_ns"])
-                        recv.append(when)
-                with open(cmd["out"], "wb") as f:
-                    f.write(orjson.dumps({"dial": dials, "raw": raws, "t_ns": t_ns, "recv_ns": recv}))
-                emit({"messages": len(received), "samples": len(raws)})
+                emit({"messages": len(received), "samples": dump(received, cmd["out"])})
                 break
     finally:
         client.loop_stop()

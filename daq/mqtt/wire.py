@@ -85,6 +85,19 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+def _varint_at(buf: bytearray, k: int, end: int) -> tuple[int, int] | None:
+    """The variable byte integer at `k` (at most four bytes, all before `end`) and where it ends;
+    None when it is not all there or runs longer."""
+    value = shift = 0
+    for j in range(k, min(k + 4, end)):
+        byte = buf[j]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, j + 1
+        shift += 7
+    return None
+
+
 _ONE_BYTE = [bytes((n,)) for n in range(128)]
 
 
@@ -294,16 +307,10 @@ class WireIO:
     def _publish_at(self, buf: bytearray, i: int, end: int) -> tuple[int, Message | None]:
         """The PUBLISH at `i` as a Message, and where the next packet starts; (0, None) when paho must
         take it (not all here yet, or more than a plain message)."""
-        length, shift, j = 0, 0, i + 1
-        while True:  # the remaining length: at most four bytes
-            if j >= end or j > i + 4:
-                return 0, None
-            byte = buf[j]
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            j += 1
-            if not byte & 0x80:
-                break
+        got = _varint_at(buf, i + 1, end)  # the remaining length
+        if got is None:
+            return 0, None
+        length, j = got
         stop = j + length
         if stop > end or length < 2:
             return 0, None
@@ -329,16 +336,10 @@ class WireIO:
         response_topic: str | None = None
         correlation: bytes | None = None
         if self._v5:
-            props_len, shift = 0, 0
-            while True:
-                if k >= stop or shift > 21:
-                    return 0, None
-                byte = buf[k]
-                props_len |= (byte & 0x7F) << shift
-                shift += 7
-                k += 1
-                if not byte & 0x80:
-                    break
+            got = _varint_at(buf, k, stop)  # the properties' length
+            if got is None:
+                return 0, None
+            props_len, k = got
             props_end = k + props_len
             if props_end > stop:
                 return 0, None
