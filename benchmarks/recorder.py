@@ -38,11 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.e2e.baseline import export_tree  # noqa: E402
-from benchmarks.procstats import tcp_connected, tree_cpu_s  # noqa: E402
-from tests.support.procs import Mosquitto, clean_env, stop_process  # noqa: E402
+from benchmarks.procstats import tree_cpu_s  # noqa: E402
+from benchmarks.station_cpu import START_TIMEOUT_S, wait_connected  # noqa: E402
+from tests.support.procs import Mosquitto, start_daq, stop_process  # noqa: E402
 
 STATION = "rec"
-START_TIMEOUT_S = 60.0
 SETTLE_S = 5.0  # the files unchanged this long after the station ended: the recorder has all it will get
 
 
@@ -61,25 +61,10 @@ def rows_in(out: Path) -> tuple[int, int]:
 
 
 def start(args: list[str], folder: Path, name: str, src: Path | None) -> subprocess.Popen[bytes]:
-    state = str(folder / "state")  # the station's outbox: this run's own, never an earlier run's backlog
-    env = clean_env(PYTHONPATH=str(src), XDG_STATE_HOME=state) if src is not None else clean_env(XDG_STATE_HOME=state)
-    with (folder / f"{name}.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "daq", *args],
-            cwd=src if src is not None else REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def wait_connected(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not tcp_connected(proc.pid, port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not connect to the broker")
-        time.sleep(0.02)
+    """`daq ARGS` (from `src` if given), logging to folder/<name>.log; its outbox in `folder`, never an
+    earlier run's backlog."""
+    env = {"XDG_STATE_HOME": str(folder / "state")} | ({"PYTHONPATH": str(src)} if src is not None else {})
+    return start_daq(args, folder, name, **env)
 
 
 def measure(
@@ -92,12 +77,12 @@ def measure(
     recorder = start(["record", "--broker", url, "--station", STATION, "--out", str(out)], folder, "record", src)
     station: subprocess.Popen[bytes] | None = None
     try:
-        wait_connected(recorder, port, "the recorder")
+        wait_connected(recorder, folder / "record.log", port)
         time.sleep(1.0)  # subscribed
         run = ["run", "--broker", url, "--station", STATION, "--simulate", str(dials), "--rate", f"{rate:g}"]
         run += ["--duration", f"{seconds:g}"]
         station = start(run, folder, "station", src)
-        wait_connected(station, port, "the station")
+        wait_connected(station, folder / "station.log", port)
         cpu0, t0 = tree_cpu_s(recorder.pid), time.monotonic()
         station.wait(seconds + START_TIMEOUT_S)
         cpu1, t1 = tree_cpu_s(recorder.pid), time.monotonic()
