@@ -98,6 +98,36 @@ def _varint_at(buf: bytearray, k: int, end: int) -> tuple[int, int] | None:
     return None
 
 
+def _request_properties(props: bytes) -> tuple[str | None, bytes | None] | None:
+    """A received PUBLISH's MQTT 5 properties when they are a response topic and correlation data
+    only, each at most once (a request): (response topic, correlation data). None for anything else,
+    which paho's path takes (another property; one twice or a U+0000, protocol errors paho closes on)."""
+    response_topic: str | None = None
+    correlation: bytes | None = None
+    seen: set[int] = set()
+    k, end = 0, len(props)
+    while k < end:
+        kind = props[k]
+        if kind not in (_RESPONSE_TOPIC, _CORRELATION_DATA) or kind in seen or k + 3 > end:
+            return None
+        seen.add(kind)
+        value_end = k + 3 + ((props[k + 1] << 8) | props[k + 2])
+        if value_end > end:
+            return None
+        value = props[k + 3 : value_end]
+        if kind == _RESPONSE_TOPIC:
+            try:
+                response_topic = value.decode("utf-8") or None
+            except UnicodeDecodeError:
+                return None
+            if response_topic is not None and "\x00" in response_topic:
+                return None
+        else:
+            correlation = value or None
+        k = value_end
+    return response_topic, correlation
+
+
 _ONE_BYTE = [bytes((n,)) for n in range(128)]
 
 
@@ -343,26 +373,12 @@ class WireIO:
             props_end = k + props_len
             if props_end > stop:
                 return 0, None
-            seen: set[int] = set()
-            while k < props_end:  # a response topic and correlation data (requests); anything else: paho's
-                kind = buf[k]
-                if kind not in (_RESPONSE_TOPIC, _CORRELATION_DATA) or kind in seen or k + 3 > props_end:
-                    return 0, None  # another property, or one twice (a protocol error paho closes on)
-                seen.add(kind)
-                value_end = k + 3 + ((buf[k + 1] << 8) | buf[k + 2])
-                if value_end > props_end:
+            if props_len:  # a sample carries none
+                request = _request_properties(bytes(buf[k:props_end]))
+                if request is None:
                     return 0, None
-                value = bytes(buf[k + 3 : value_end])
-                if kind == _RESPONSE_TOPIC:
-                    try:
-                        response_topic = value.decode("utf-8") or None
-                    except UnicodeDecodeError:
-                        return 0, None
-                    if response_topic is not None and "\x00" in response_topic:
-                        return 0, None  # paho refuses U+0000 in a UTF-8 string
-                else:
-                    correlation = value or None
-                k = value_end
+                response_topic, correlation = request
+            k = props_end
         return stop, Message(topic, bytes(buf[k:stop]), qos, bool(buf[i] & 0x01), response_topic, correlation, mid)
 
     # -- publishing --------------------------------------------------------------------------------
