@@ -25,7 +25,6 @@ saturates its core there that day, so part of that lag is the station's).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.e2e.baseline import export_tree  # noqa: E402
 from benchmarks.procstats import tree_cpu_s  # noqa: E402
 from benchmarks.station_cpu import START_TIMEOUT_S, wait_connected  # noqa: E402
+from daq.recording import read_recording  # noqa: E402
 from tests.support.procs import Mosquitto, start_daq, stop_process  # noqa: E402
 
 STATION = "rec"
@@ -50,13 +50,10 @@ def rows_in(out: Path) -> tuple[int, int]:
     """(rows in the recording's CSV files, samples the station made: sum over dials of the highest seq + 1)."""
     rows = made = 0
     for path in out.glob(f"{STATION}/*/*.csv"):
-        with path.open(newline="") as handle:
-            lines = (line for line in handle if not line.startswith("#"))
-            top = -1
-            for row in csv.DictReader(lines):
-                rows += 1
-                top = max(top, int(row["seq"]))
-            made += top + 1
+        recording = read_recording(path)  # daq's own reader of its one recording format
+        seq = recording.columns.index("seq")
+        rows += len(recording.rows)
+        made += max((int(row[seq]) for row in recording.rows), default=-1) + 1
     return rows, made
 
 
