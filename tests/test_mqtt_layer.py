@@ -47,6 +47,76 @@ def test_receive_is_safe_to_cancel(mosquitto: Mosquitto) -> None:
     assert asyncio.run(main()) == [str(i).encode() for i in range(300)]
 
 
+def test_consume_waits_without_a_task_per_message_and_ends_on_stop_tick_or_loss(mosquitto: Mosquitto) -> None:
+    """`consume` takes every message in order, makes no task per wait (one for the whole run: the
+    stop's), ticks while idle, ends a wait with no tick on stop, and raises MqttError when the broker goes."""
+    broker = broker_config(mosquitto.port)
+
+    async def main() -> tuple[list[bytes], int, int, str]:
+        loop = asyncio.get_running_loop()
+        made = 0
+        default = loop.get_task_factory()
+
+        def counting(loop_: asyncio.AbstractEventLoop, coro: object, **kwargs: object) -> asyncio.Future[object]:
+            nonlocal made
+            made += 1
+            if default is not None:
+                return default(loop_, coro, **kwargs)  # type: ignore[arg-type]
+            return asyncio.Task(coro, loop=loop_, **kwargs)  # type: ignore[arg-type]
+
+        got: list[bytes] = []
+        all_in = asyncio.Event()
+        ticks = 0
+        stop = asyncio.Event()
+
+        def take(message: mqtt.Message) -> None:
+            got.append(message.payload)
+            if len(got) == 200:
+                all_in.set()
+
+        def tick() -> None:
+            nonlocal ticks
+            ticks += 1
+
+        async with mqtt.connect(broker) as sender, mqtt.connect(broker) as connection:
+            await connection.subscribe(["c/#"])
+            consumer = asyncio.create_task(mqtt.consume(connection, stop, take, tick=tick, tick_s=0.05))
+            await asyncio.sleep(0.05)
+            loop.set_task_factory(counting)  # type: ignore[arg-type]
+            for i in range(200):  # one at a time: the consumer waits before each (no task to send)
+                sender.publish_nowait("c/x", str(i).encode(), lambda failure: None)
+                await asyncio.sleep(0.001)
+            loop.set_task_factory(default)
+            await asyncio.wait_for(all_in.wait(), 10)
+            ticks = 0
+            await asyncio.sleep(0.5)  # idle: ticks every 0.05 s
+            idle_ticks = ticks
+            stop.set()
+            await asyncio.wait_for(consumer, 5)
+
+            untimed_stop = asyncio.Event()  # no tick: only the stop can end its wait
+            untimed = asyncio.create_task(mqtt.consume(connection, untimed_stop, lambda m: None))
+            await asyncio.sleep(0.1)
+            untimed_stop.set()
+            await asyncio.wait_for(untimed, 5)  # TimeoutError if the stop did not wake the wait
+
+            lost = asyncio.create_task(mqtt.consume(connection, asyncio.Event(), lambda m: None))
+            await asyncio.sleep(0.1)
+            mosquitto.stop()
+            try:
+                await asyncio.wait_for(lost, 10)
+                outcome = "returned"
+            except mqtt.MqttError as exc:
+                outcome = f"MqttError: {exc}"
+        return got, made, idle_ticks, outcome
+
+    got, made, idle_ticks, outcome = asyncio.run(main())
+    assert got == [str(i).encode() for i in range(200)]
+    assert made < 20, f"{made} tasks made while 200 messages came one by one"
+    assert 3 <= idle_ticks <= 12, idle_ticks
+    assert outcome.startswith("MqttError"), outcome
+
+
 def test_manual_acks_unacknowledged_messages_come_again(mosquitto: Mosquitto) -> None:
     """With manual_ack a message is acknowledged by `ack` (consume: after commit), else the broker
     sends it again on the next connection of the same persistent session."""

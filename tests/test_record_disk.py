@@ -10,6 +10,7 @@ off its file again and its seqs stay unseen: the broker's redelivery writes each
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -239,9 +240,14 @@ class FakeConnection:
     def receive_nowait(self) -> mqtt.Message | None:
         return self.messages.pop(0) if self.messages else None
 
-    async def receive(self) -> mqtt.Message:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+    async def wait(self, within_s: float | None) -> None:  # nothing more comes: wait for the stop or the tick
+        self._woken = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), within_s)
+
+    def wake(self) -> None:
+        if hasattr(self, "_woken"):
+            self._woken.set()
 
     def ack(self, message: mqtt.Message) -> None:
         self.acked.append(message.mid)

@@ -116,6 +116,7 @@ class DaqClient(aiomqtt.Client):
         super().__init__(*args, **kwargs)
         self._wire = WireIO(self._loop, self._client, self._wire_error, self._acks)
         self._wire.deliver = self._deliver  # plain PUBLISHes skip paho's MQTTMessage (daq.mqtt.wire)
+        self._waiters: list[asyncio.Future[None]] = []  # `wait_message` callers, woken together
 
     def _deliver(self, message: Message) -> None:
         """A message received by daq.mqtt.wire: into aiomqtt's queue, as its `_on_message` puts paho's."""
@@ -123,6 +124,46 @@ class DaqClient(aiomqtt.Client):
             self._queue.put_nowait(message)  # type: ignore[arg-type]  # Connection takes both kinds
         except asyncio.QueueFull:
             self._logger.warning("Message queue is full. Discarding message.")
+        if self._waiters:
+            self.wake()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        super()._on_message(client, userdata, message)  # what daq.mqtt.wire leaves to paho
+        if self._waiters:
+            self.wake()
+
+    def wake(self, _done: object = None) -> None:
+        """Wake every `wait_message` (a message came, the connection was lost, a caller's stop)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_message(self, within_s: float | None = None) -> None:
+        """Return when a message is queued, on `wake()`, or after `within_s`; MqttError once the
+        connection is lost and nothing is left to take. One future a wait, no task: aiomqtt's
+        message iterator made a task for `queue.get()` and an `asyncio.wait` on every wait."""
+        if not self._queue.empty():
+            return
+        self._check_connected()
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(waiter)
+        timer = self._loop.call_later(within_s, self.wake) if within_s is not None else None
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if waiter in self._waiters:  # cancelled, or woken by nobody yet
+                self._waiters.remove(waiter)
+        if self._queue.empty():
+            self._check_connected()
+
+    def _check_connected(self) -> None:
+        disconnected = self._disconnected
+        if disconnected.done():
+            cause = None if disconnected.cancelled() else disconnected.exception()
+            raise aiomqtt.MqttError("Disconnected during message iteration") from cause
 
     def ack_nowait(self, mid: int, qos: int) -> None:
         """Acknowledge received message `mid` (manual acks): its PUBACK goes with this turn's flush."""
@@ -145,6 +186,7 @@ class DaqClient(aiomqtt.Client):
             raise
         finally:
             self._connecting = False
+        self._disconnected.add_done_callback(self.wake)  # a lost connection ends every wait_message
         return self
 
     def _abandon(self) -> None:
@@ -329,8 +371,6 @@ class Connection:
         self._client = client
         self.broker = broker
         self.options = options
-        self._messages = client.messages
-        self._next: asyncio.Future[aiomqtt.Message] | None = None
         # publish_nowait(topic, payload, on_ack, retain=False): QoS 1 without a task or a future;
         # `on_ack(failure)` runs on PUBACK (failure: None, or the reason an MQTT 5 PUBACK refused it).
         # MqttError when paho does not take the message (not connected). Bound straight to the
@@ -396,31 +436,31 @@ class Connection:
 
     def receive_nowait(self) -> Message | None:
         """The next message if one is already here (no task, no wait), else None."""
-        pending = self._next
-        if pending is not None:
-            if not pending.done():
-                return None
-            self._next = None
-            return _message(pending.result())
         try:
             return _message(self._client._queue.get_nowait())
         except asyncio.QueueEmpty:
             return None
 
+    async def wait(self, within_s: float | None = None) -> None:
+        """Until a message is here to take (`receive_nowait`), `wake()` is called, or `within_s`
+        passes; MqttError when the connection is lost and nothing is left. Wakes may be spurious:
+        take with `receive_nowait` and wait again."""
+        await self._client.wait_message(within_s)
+
+    def wake(self) -> None:
+        """End every `wait` now (a caller's stop)."""
+        self._client.wake()
+
     async def receive(self) -> Message:
         """The next message; MqttError when the connection is lost.
 
-        Safe to cancel (wait_for, a stop): a message that arrived meanwhile is not lost but
-        returned by the next call."""
-        ready = self.receive_nowait()
-        if ready is not None:
-            return ready
-        pending = self._next
-        if pending is None:
-            pending = self._next = asyncio.ensure_future(anext(self._messages))
-        raw = await asyncio.shield(pending)
-        self._next = None
-        return _message(raw)
+        Safe to cancel (wait_for, a stop): a message that arrived meanwhile stays queued for the
+        next call."""
+        while True:
+            ready = self.receive_nowait()
+            if ready is not None:
+                return ready
+            await self.wait()
 
     async def messages(self) -> AsyncIterator[Message]:
         """Every message until the connection is lost (then MqttError)."""
@@ -430,8 +470,7 @@ class Connection:
     @property
     def queued(self) -> int:
         """Messages received and not yet taken by `receive`."""
-        ready = self._next is not None and self._next.done() and not self._next.cancelled()
-        return len(self._messages) + int(ready)
+        return self._client._queue.qsize()
 
     def ack(self, message: Message) -> None:
         """Acknowledge a QoS 1 message received on this connection (with manual_ack; else a no-op)."""
@@ -439,12 +478,8 @@ class Connection:
             self._client.ack_nowait(message.mid, message.qos)
 
     def close(self) -> None:
-        """Drop the wait for a next message (what was not acknowledged, the broker sends again)."""
-        pending, self._next = self._next, None
-        if pending is not None:
-            pending.cancel()
-            if pending.done() and not pending.cancelled():
-                pending.exception()  # retrieved: no "never retrieved" warning
+        """End every `wait` on this connection (what was not acknowledged, the broker sends again)."""
+        self._client.wake()
 
 
 @contextlib.asynccontextmanager

@@ -67,45 +67,30 @@ async def consume(
     tick: periodic work, run after every message and at least every `tick_s`.
     """
     acks = _Acks(connection, commit, ack_batch)
-    stopper: asyncio.Task[bool] | None = None
-    getter: asyncio.Task[Message] | None = None
+    stopper = asyncio.create_task(stop.wait())  # one task for the whole run: a stop ends the wait
+    stopper.add_done_callback(lambda _task: connection.wake())
+    within_s = tick_s if tick is not None else None
     in_a_row = 0  # messages taken without waiting: let the loop's other tasks run now and then
     try:
-        while True:
+        while not stop.is_set():
             message = connection.receive_nowait()
-            if message is not None:
+            if message is None:
+                in_a_row = 0
+                await connection.wait(within_s)  # a message, the stop, the tick, or MqttError
+                message = connection.receive_nowait()
+            else:
                 in_a_row += 1
                 if in_a_row >= YIELD_EVERY:
                     in_a_row = 0
                     await asyncio.sleep(0)
-            else:
-                in_a_row = 0
-                if stop.is_set():
-                    acks.flush()
-                    return
-                if stopper is None:
-                    stopper = asyncio.create_task(stop.wait())
-                getter = asyncio.create_task(connection.receive())
-                done, _ = await asyncio.wait(
-                    {getter, stopper}, timeout=tick_s if tick else None, return_when=asyncio.FIRST_COMPLETED
-                )
-                if getter in done:
-                    message = getter.result()
-                else:
-                    getter.cancel()  # safe: a message that came meanwhile waits for the next receive
-                    await asyncio.gather(getter, return_exceptions=True)
             if message is not None:
                 handle(message)
                 acks.took(message)
             if tick is not None:
                 tick()
-            if stop.is_set():
-                acks.flush()
-                return
+        acks.flush()
     finally:
-        for task in (stopper, getter):
-            if task is not None:
-                task.cancel()  # safe for the getter: what it was waiting for stays with the connection
+        stopper.cancel()
         if acks.uncommitted and commit is not None:
             commit()
 
