@@ -27,7 +27,10 @@
   // -- the media clock ----------------------------------------------------------------------
   // A frame is reported "playing" only when it follows the previous one on time: the first frame after
   // play, a seek or a stall may stay on screen for a while (the decoder catching up), so it is reported
-  // "paused" there. A watchdog reports "paused" at the last frame when no frame comes for 1.5 frames.
+  // "paused" there. A watchdog reports "paused" at the last frame when no frame comes for 1.5 frames
+  // and the element's own clock has not moved a frame past it either: on a busy machine the frame
+  // callback itself comes late while playback runs on, and that is no stall (holding the clock there
+  // put samples on a frame 2 back, then jumped them forward).
   let last = null; // the last presented frame: {shown (performance ms), media (s)}
   let clockPlaying = false;
   let lastShownAt = -Infinity;
@@ -46,7 +49,8 @@
     video.requestVideoFrameCallback(onFrame);
   }
   function watchdog() {
-    if (clockPlaying && last && performance.now() - last.shown > 1.5 * frameMs()) {
+    if (clockPlaying && last && performance.now() - last.shown > 1.5 * frameMs() &&
+        video.currentTime - last.media < st.rate.den / st.rate.num) {
       clockPlaying = false;
       st.stalls += 1;
       position("paused", last.media, performance.now());
