@@ -34,7 +34,8 @@
   let last = null; // the last presented frame: {shown (performance ms), media (s)}
   let clockPlaying = false;
   let lastShownAt = -Infinity;
-  function frameMs() { return (1000 * st.rate.den) / st.rate.num / (video.playbackRate || 1); }
+  function frameS() { return st.rate.den / st.rate.num; } // a frame's media duration
+  function frameMs() { return (1000 * frameS()) / (video.playbackRate || 1); }
   function onFrame(now, meta) {
     // display times never go backwards (a frame after a seek may carry an earlier vsync than the one before)
     const shown = Math.max(meta.expectedDisplayTime || meta.presentationTime || now, last ? last.shown : -Infinity, lastShownAt);
@@ -50,7 +51,7 @@
   }
   function watchdog() {
     if (clockPlaying && last && performance.now() - last.shown > 1.5 * frameMs() &&
-        video.currentTime - last.media < st.rate.den / st.rate.num) {
+        video.currentTime - last.media < frameS()) {
       clockPlaying = false;
       st.stalls += 1;
       position("paused", last.media, performance.now());
