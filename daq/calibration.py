@@ -33,6 +33,10 @@ class Calibrator:
         self.deadband = calibration.deadband
         self.min, self.max, self.step = scale.min, scale.max, scale.step
         self._last: float | None = None
+        c = self.center
+        self._linear = c is None or not (min(lo, hi) < c < max(lo, hi))  # no centre between the ends
+        self._span = hi - lo
+        self._out_span = self.max - self.min
 
     def fraction(self, raw: float) -> float:
         """Where `raw` lies between the ends, 0..1 (beyond when unclamped)."""
@@ -44,12 +48,13 @@ class Calibrator:
         return 0.5 + 0.5 * (raw - c) / (self.hi - c)
 
     def __call__(self, raw: float) -> float:
-        frac = self.fraction(raw)
+        # `fraction`, inline for the linear case (once per reading): the same arithmetic, so the same value.
+        frac = (raw - self.lo) / self._span if self._linear else self.fraction(raw)
         if self.invert:
             frac = 1.0 - frac
         if self.clamp:
             frac = 0.0 if frac < 0.0 else 1.0 if frac > 1.0 else frac
-        value = self.min + frac * (self.max - self.min)
+        value = self.min + frac * self._out_span
         if self.step > 0:
             value = self.min + round((value - self.min) / self.step) * self.step
         # Six decimals is far finer than any dial resolves, and 0.3 prints as 0.3, not 0.30000000000000004.

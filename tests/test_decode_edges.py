@@ -244,6 +244,53 @@ def test_a_chunk_of_one_line_decodes_as_the_same_line_in_a_stream(pid: str, data
     assert what(by_line) == what(make_decoder(REGISTRY.get(pid), synced=synced).feed(Chunk(b"".join(lines), 1000)))
 
 
+QUICK_CHUNKS = st.one_of(
+    LINE_JUNK,
+    st.integers(0, 5000).map(lambda v: b"%d\n" % v),
+    st.integers(0, 5000).map(lambda v: b"%d\r\n" % v),
+    st.integers(0, 5000).map(lambda v: b"t,%d,%d\n" % (v * 7, v)),
+    st.sampled_from([b"\n", b" 12 \n", b"\r\n", b"12\n34\n", b"5", b"6\n7", b"# 8\n", b"t8\n", b"12\r\r\n"]),
+    st.binary(min_size=0, max_size=8),
+)
+
+
+@pytest.mark.parametrize("pid", ["arduino-pot", "teensy-fast"])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_quick_path_says_what_feed_says_or_nothing(pid: str, data: st.DataObject) -> None:
+    # The station hands a chunk to `quick` first (daq.station.device_reader): when it gives a value,
+    # feed is never called for that chunk, so that value must be exactly feed's one Reading (and
+    # feed's state must not have mattered); when it gives None, feed decodes the chunk as ever.
+    synced = data.draw(st.booleans())
+    dec = make_decoder(REGISTRY.get(pid), synced=synced)
+    twin = make_decoder(REGISTRY.get(pid), synced=synced)  # fed everything: what feed alone says
+    quick = dec.quick
+    assert quick is not None and dec.quick_channel == "position"
+    for i, chunk in enumerate(data.draw(st.lists(QUICK_CHUNKS, min_size=1, max_size=15))):
+        mono = 1000 + i
+        alone = twin.feed(Chunk(chunk, mono))
+        value = quick(chunk)
+        if value is None:
+            assert what(dec.feed(Chunk(chunk, mono))) == what(alone)
+            continue
+        assert what(alone) == what([Reading("position", value, mono)])
+    plain = make_decoder(REGISTRY.get(pid), synced=True).quick
+    assert plain is not None and plain(b"512\n") == 512  # the common line does take it
+
+
+def test_only_the_one_absolute_value_line_has_a_quick_path() -> None:
+    assert make_decoder(REGISTRY.get("arduino-encoder")).quick_channel is None  # a counter and a button
+    assert make_decoder(REGISTRY.get("dialdaq-frame-v1")).quick is None  # binary frames
+    columns = profile_from_dict(line_profile(delimiter=",", fields={"pos": 0}))
+    assert make_decoder(columns).quick_channel is None
+    pot = make_decoder(REGISTRY.get("arduino-pot"))  # discards its first line: not quick until it came
+    quick = pot.quick
+    assert quick is not None and quick(b"5\n") is None
+    pot.feed(Chunk(b"4\n", 1))
+    assert quick(b"5\n") == 5
+    assert quick(b"2000\n") is None  # out of 0..1023: feed makes it garbage, with the reason
+
+
 # ---------------------------------------------------------------- 14: the device's own sequence counter
 
 

@@ -29,7 +29,7 @@ from daq.profiles.decode import make_decoder
 from daq.profiles.loader import ProfileRegistry
 from daq.profiles.serial_settings import SerialSettings
 from daq.readclock import ReadClock
-from daq.reading import Chunk, Reading
+from daq.reading import Chunk
 from daq.station.device_reader import DeviceReader
 from daq.station.dial_pipeline import DialPipeline
 from daq.station.session_state import SessionState
@@ -267,9 +267,9 @@ class Raws(DialPipeline):
 
     raws: list[float]
 
-    def on_reading(self, reading: Reading) -> dict[str, object] | None:
-        self.raws.append(reading.raw)
-        return super().on_reading(reading)
+    def on_value(self, raw: float, mono_ns: int, channel: str) -> dict[str, object] | None:
+        self.raws.append(raw)
+        return super().on_value(raw, mono_ns, channel)
 
 
 def test_a_line_cut_by_the_reader_process_death_decodes_whole(dial: PtyDial) -> None:

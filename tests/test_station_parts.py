@@ -20,6 +20,8 @@ from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.mediaclock.session_clock import SessionClock
 from daq.outbox.disk import DiskOutbox
 from daq.outbox.memory import MemoryOutbox
+from daq.profiles.decode import make_decoder
+from daq.profiles.loader import ProfileRegistry
 from daq.readclock import ReadClock
 from daq.reading import Chunk, Decoded, Reading
 from daq.station.announcer import Announcer
@@ -312,6 +314,56 @@ def test_readings_on_a_channel_no_dial_is_configured_for_are_counted_in_health(
     assert len(said) == 1 and "'ring'" in said[0] and "fake:shuttle" in said[0]
     health = HealthReporter(WHO, ReadClock(), {"p01": jog.stats}, MemoryOutbox(), Broker(), RecordingOutlet(), "t")
     assert health.payload()["dials"]["p01"]["unrouted"] == 3
+
+
+def test_the_common_line_shortcut_makes_the_samples_and_counts_feed_makes() -> None:
+    """A device reader hands a chunk that is one whole good line straight to its pipeline
+    (LineDecoder.quick, DialPipeline.on_value); everything else goes through feed. The samples
+    (bytes), garbage, discards and counts must be what feed alone gives, and the shortcut taken."""
+    chunks = [b"12", b"\n", b"100\n", b"t,5,200\r\n", b"300\n400\n", b"50", b"0\n", b"Ready\n"]
+    chunks += [b"9999\n", b"\xff\n", b"12a\n", b"601\n", b"\n", b"t,1,4095\n", b"4096\n", b"7\n"]
+
+    base = time.monotonic_ns()
+    session = SessionState(SessionClock(R25))
+    session.start(time.time_ns(), mono_ns=base)
+    read_clock = ReadClock()
+
+    def run(shortcut: bool) -> tuple[list[bytes], DialStats, int, int]:
+        outbox = MemoryOutbox()
+        calibrator = Calibrator(Scale(min=0, max=1), Calibration(), RawRange(0, 4095))
+        pipe = DialPipeline("lab-a", "p01", "b", "t", calibrator, read_clock, session, outbox)
+        decoder = make_decoder(ProfileRegistry.load([]).get("teensy-fast"))  # discards its first line
+        feeds = 0
+        feed = decoder.feed
+
+        def counted(chunk: Chunk) -> list[Decoded]:
+            nonlocal feeds
+            feeds += 1
+            return feed(chunk)
+
+        decoder.feed = counted  # type: ignore[method-assign]
+        reader = DeviceReader(
+            ScriptedTransport([], "fake:teensy"), decoder, {"position": pipe}, lambda *a: None, lambda *a: None
+        )
+        assert reader._quick is not None
+        if not shortcut:
+            reader._quick = None
+
+        async def main() -> None:
+            for i, data in enumerate(chunks):
+                reader._take([Chunk(data, base + 41_000_000 * i)])
+
+        asyncio.run(main())
+        return [e.payload for e in outbox.take(100)], pipe.stats, reader.losses.discarded, feeds
+
+    quick, slow = run(True), run(False)
+    assert quick[0] == slow[0] and len(quick[0]) == 8  # 100, 200, 300, 400, 500, 601, 4095, 7
+    samples = [orjson.loads(p) for p in quick[0]]
+    assert [s["raw"] for s in samples] == [100, 200, 300, 400, 500, 601, 4095, 7]
+    assert [s["frame"] for s in samples] == [2, 3, 4, 4, 6, 11, 13, 15]  # placed by each chunk's read time
+    assert (quick[1].samples, quick[1].garbage) == (slow[1].samples, slow[1].garbage) == (8, 4)  # 9999 \xff 12a 4096
+    assert quick[2] == slow[2] == 1  # the first line ("12"), discarded and counted both ways
+    assert slow[3] == len(chunks) and quick[3] == len(chunks) - 5  # 100, 200, 601, 4095, 7 took the shortcut
 
 
 class Resets:

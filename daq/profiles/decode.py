@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from daq.profiles.fields import Value
 from daq.profiles.framing_registry import BY_KIND
 from daq.profiles.loader import LoadedProfile
 from daq.profiles.model import Profile
 from daq.reading import Chunk, Decoded, Garbage
 from daq.seams import resolve
 
-__all__ = ["Decoded", "Decoder", "make_decoder"]
+__all__ = ["Decoded", "Decoder", "GuardedDecoder", "make_decoder"]
 
 
 class Decoder(Protocol):
@@ -44,12 +45,16 @@ DecoderFactory = Callable[..., Decoder]
 """`factory(profile, *, synced: bool) -> Decoder`: what a framing kind's `decoder` names."""
 
 
-class _Guarded:
+class GuardedDecoder:
     """Belt and braces: a decoder bug must not kill a device's reader. It becomes garbage
     (and the decoder starts clean), which tests treat as a failure."""
 
     def __init__(self, inner: Decoder) -> None:
         self._inner = inner
+        # The common line's shortcut (LineDecoder.quick), when the decoder has one: state-free, so
+        # not guarded here (a caller that finds it raising feeds the chunk, which is).
+        self.quick_channel: str | None = getattr(inner, "quick_channel", None)
+        self.quick: Callable[[bytes], Value | None] | None = getattr(inner, "quick", None)
 
     @property
     def ignored(self) -> int:
@@ -70,7 +75,7 @@ class _Guarded:
         self._inner.reset()
 
 
-def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> Decoder:
+def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> GuardedDecoder:
     """The decoder for `profile`'s framing.
 
     `synced=True` says the input starts at a line or frame boundary (a capture, a test,
@@ -79,4 +84,4 @@ def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> D
     if isinstance(profile, LoadedProfile):
         profile = profile.profile
     factory: DecoderFactory = resolve(BY_KIND[profile.framing.kind].decoder)
-    return _Guarded(factory(profile, synced=synced))
+    return GuardedDecoder(factory(profile, synced=synced))

@@ -204,7 +204,7 @@ class Interpreter:
     garbage, before any state changes.
     """
 
-    __slots__ = ("_one_absolute", "buttons", "channels", "fields", "sequence")
+    __slots__ = ("buttons", "channels", "fields", "one_absolute", "sequence")
 
     def __init__(self, profile: Profile) -> None:
         widths = {name: f.width for name, f in profile.fields.items()}
@@ -217,7 +217,8 @@ class Interpreter:
         seq = profile.sequence
         self.sequence = SequenceSink(seq, 2 ** widths[seq.field] if seq.field in widths else None) if seq else None
         """The device's report counter, if the profile names one: its field is read apart from `fields`."""
-        self._one_absolute = len(self.channels) == 1 and type(self.channels[0]) is AbsoluteSink and not self.buttons
+        self.one_absolute = len(self.channels) == 1 and type(self.channels[0]) is AbsoluteSink and not self.buttons
+        """The common dial: one absolute channel, no buttons (its values need no state)."""
 
     def emit(
         self,
@@ -236,7 +237,7 @@ class Interpreter:
             if loss is not None:
                 out.append(loss)
         channels = self.channels
-        if self._one_absolute:  # the common dial (one absolute channel, no buttons): the same, in one step
+        if self.one_absolute:  # the common dial (one absolute channel, no buttons): the same, in one step
             value = values[0]
             if value is None:
                 return True

@@ -15,6 +15,13 @@ A device that has sent only garbage for GARBAGE_WARN_S (nothing decoded since th
 input) gets one warning line on the terminal, quoting its last input and what the profile
 expects (`DeviceSetup.expects`); a reading re-arms it.
 
+The common dial (a line framing with a pattern, one absolute channel, no buttons or sequence:
+arduino-pot, teensy-fast, the benchmark's) takes a shortcut: a chunk that is one whole line whose
+value is in range goes from `LineDecoder.quick` straight to its pipeline's `on_value`, without the
+decoder's item list, a Reading or the routing; anything else (a cut line, several lines, garbage,
+a banner, the first line after opening) goes through `feed` as before. The same sample, the same
+counts (tests/test_station_parts.py, tests/test_decode_edges.py hold the two paths to that).
+
 `DeviceSetup` is what the assembly (daq.station.assembly) builds for one device and what a
 reader runs: transport, decoder, the pipelines its channels feed, and each dial's static meta.
 """
@@ -86,6 +93,15 @@ class DeviceReader:
     _garbage_since: int = field(default=0, init=False)
     _last_garbage: Garbage | None = field(default=None, init=False)
     _unrouted_said: set[str] = field(default_factory=set, init=False)  # channels whose first reading was logged
+    # The common dial's shortcut: (the decoder's `quick`, the pipeline of its channel, the channel), or None.
+    _quick: tuple[Callable[[bytes], Any], DialPipeline, str] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        channel = getattr(self.decoder, "quick_channel", None)
+        quick = getattr(self.decoder, "quick", None)
+        pipeline = self.routes.get(channel) if channel is not None else None
+        if quick is not None and pipeline is not None and channel is not None:
+            self._quick = (quick, pipeline, channel)
 
     @property
     def dial_ids(self) -> list[str]:
@@ -155,27 +171,41 @@ class DeviceReader:
             take(await read())
 
     def _take(self, chunks: list[Chunk]) -> None:
-        feed = self.decoder.feed
-        routes = self.routes
+        quick = self._quick
         for chunk in chunks:
-            for item in feed(chunk):
-                if isinstance(item, Reading):
+            if quick is not None:  # one whole line, one in-range value: straight to its dial's pipeline
+                try:
+                    raw = quick[0](chunk.data)
+                except Exception:  # a bug in the shortcut: the guarded decoder below takes the chunk
+                    raw = None
+                if raw is not None:
                     if self._garbage_watch:
                         self._decoded()
-                    pipeline = routes.get(item.channel)
-                    if pipeline is not None:
-                        pipeline.on_reading(item)
-                    else:
-                        self._unrouted(item)
-                elif isinstance(item, Garbage):
-                    self._count_garbage(item)
-                elif isinstance(item, ButtonEvent):
-                    if self._garbage_watch:
-                        self._decoded()
-                    self._button(item)
-                elif isinstance(item, Discarded | DeviceLoss):
-                    self._count_loss(self.losses.count(item))
+                    quick[1].on_value(raw, chunk.mono_ns, quick[2])
+                    continue
+            self._feed(chunk)
         self._flush_losses()
+
+    def _feed(self, chunk: Chunk) -> None:
+        """One chunk through the decoder: readings to their pipelines, the rest counted."""
+        routes = self.routes
+        for item in self.decoder.feed(chunk):
+            if isinstance(item, Reading):
+                if self._garbage_watch:
+                    self._decoded()
+                pipeline = routes.get(item.channel)
+                if pipeline is not None:
+                    pipeline.on_reading(item)
+                else:
+                    self._unrouted(item)
+            elif isinstance(item, Garbage):
+                self._count_garbage(item)
+            elif isinstance(item, ButtonEvent):
+                if self._garbage_watch:
+                    self._decoded()
+                self._button(item)
+            elif isinstance(item, Discarded | DeviceLoss):
+                self._count_loss(self.losses.count(item))
 
     def _unrouted(self, item: Reading) -> None:
         """A reading on a channel no dial is configured for: counted (health's `unrouted`), the first logged."""

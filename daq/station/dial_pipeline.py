@@ -103,29 +103,34 @@ class DialPipeline:
 
     def on_reading(self, reading: Reading) -> dict[str, object] | None:
         """Turn one reading into a sample, put it in the outbox, and return it (None: it was garbage)."""
-        raw = reading.raw
+        return self.on_value(reading.raw, reading.mono_ns, reading.channel)
+
+    def on_value(self, raw: float, mono_ns: int, channel: str) -> dict[str, object] | None:
+        """`on_reading` of the reading (`channel`, `raw`, `mono_ns`), without the Reading (the
+        common dial's shortcut calls this, daq.station.device_reader)."""
         try:
             value = self.calibrate(raw)
         except Exception as exc:  # a reading the calibration cannot take is garbage, never a lost read
-            self._garbage(reading, f"calibration failed: {type(exc).__name__}: {exc}")
+            self._garbage(channel, f"calibration failed: {type(exc).__name__}: {exc}")
             return None
         if not (_number_ok(raw) and _number_ok(value)):
-            self._garbage(reading, f"raw {raw!r} gives value {value!r}: not a finite number")
+            self._garbage(channel, f"raw {raw!r} gives value {value!r}: not a finite number")
             return None
-        t_ns = reading.mono_ns + self.read_clock.offset_ns
-        pos, problem = self.session.checked_position_at(reading.mono_ns)
+        t_ns = mono_ns + self.read_clock.offset_ns
+        session = self.session
+        pos, problem = session.checked_position_at(mono_ns)
         if problem is not None:
             self._media_error(problem)
-        sample = self._sample(reading, t_ns, value, raw, pos)
+        sample = self._sample(mono_ns, t_ns, value, raw, pos)
         try:
             payload = orjson.dumps(sample)
         except (TypeError, orjson.JSONEncodeError) as exc:  # not reached after the checks above; kept as the net
             if pos is None:
-                self._garbage(reading, f"cannot encode the sample: {exc}")
+                self._garbage(channel, f"cannot encode the sample: {exc}")
                 return None
             self._media_error(f"cannot encode the media fields: {exc}")
             pos = None
-            sample = self._sample(reading, t_ns, value, raw, None)
+            sample = self._sample(mono_ns, t_ns, value, raw, None)
             payload = orjson.dumps(sample)
         self.outbox.put(self.dial, self.topic, payload)
         self.seq += 1
@@ -138,13 +143,13 @@ class DialPipeline:
         return sample
 
     def _sample(
-        self, reading: Reading, t_ns: int, value: float, raw: float, pos: MediaPosition | None
+        self, mono_ns: int, t_ns: int, value: float, raw: float, pos: MediaPosition | None
     ) -> dict[str, object]:
         return {
             "v": CONTRACT_VERSION,
             "station": self.station,
             "dial": self.dial,
-            "session": self.session.session_at(reading.mono_ns),
+            "session": self.session.session_at(mono_ns),
             "boot": self.boot,
             "seq": self.seq,
             "t_ns": t_ns,
@@ -160,10 +165,10 @@ class DialPipeline:
         said = f"{problem}; samples carry null media fields", f"{problem}: samples carry null media fields"
         self._report(self._media_trouble, "error", said, "media_errors", {})
 
-    def _garbage(self, reading: Reading, why: str) -> None:
+    def _garbage(self, channel: str, why: str) -> None:
         self.stats.garbage += 1
         said = f"a reading cannot be a sample: {why}"
-        self._report(self._garbage_trouble, "garbage", (said, said), "count", {"channel": reading.channel})
+        self._report(self._garbage_trouble, "garbage", (said, said), "count", {"channel": channel})
 
     def _report(
         self, trouble: Throttle, kind: str, said: tuple[str, str], count_key: str, data: Mapping[str, object]
