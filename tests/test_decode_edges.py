@@ -278,6 +278,48 @@ def test_the_quick_path_says_what_feed_says_or_nothing(pid: str, data: st.DataOb
     assert plain is not None and plain(b"512\n") == 512  # the common line does take it
 
 
+# Made-up profiles where each of `quick`'s rules decides something: a decimal channel with a float
+# range, an optional group with a two-byte terminator and a short max_length, padding with an ignore
+# that overlaps the pattern, a terminator of its own with the first line discarded.
+QUICK_PROFILES: list[dict[str, Any]] = [
+    {"pattern": r"(?P<pos>[-+0-9.eE]+)", "channels": {"kind": "absolute", "number": "decimal", "range": [-1.5, 2.5]}},
+    {"pattern": r"(?P<pos>[0-9]+)?x?", "terminator": "\r\n", "max_length": 5},
+    {"pattern": r"\s*(?P<pos>[0-9]+)\s*", "max_length": 4, "encoding": "ascii", "ignore": ["^9"]},
+    {"pattern": r"(?P<pos>.+)", "terminator": ";;", "max_length": 6, "discard_first_line": True},
+]
+QUICK_TOKENS = [b"", b"1", b"9", b"0", b"2.5", b"-1e0", b"12345", b" ", b"\t", b"\r", b"\n", b";", b"x", b"e"]
+QUICK_TOKENS += [b"\xa0", b"\xff", b"+", b".", b"  "]
+
+
+@pytest.mark.parametrize("synced", [True, False])
+@pytest.mark.parametrize("case", range(len(QUICK_PROFILES)))
+def test_the_quick_path_keeps_every_rule_of_feed(case: int, synced: bool) -> None:
+    # Every chunk of up to three tokens, with and without the terminator, in turn into one decoder
+    # (its state carried along) and into its twin that only feeds.
+    framing = dict(QUICK_PROFILES[case])
+    channel = framing.pop("channels", {"kind": "absolute", "range": [0, 10]})
+    raw = line_profile(**framing)
+    raw["channels"] = {"pos": channel}
+    profile = profile_from_dict(raw)
+    dec, twin = make_decoder(profile, synced=synced), make_decoder(profile, synced=synced)
+    quick = dec.quick
+    assert quick is not None and dec.quick_channel == "pos"
+    term = profile.framing.terminator.encode()  # type: ignore[union-attr]  # a line framing
+    took = 0
+    # Whole lines first (each may take the shortcut), then the same cut (a buffer held: none may).
+    for i, parts in enumerate(itertools.product((term, b""), QUICK_TOKENS, QUICK_TOKENS, (b"", b" 7", b"9 ", b"  "))):
+        chunk = b"".join((*parts[1:], parts[0]))
+        alone = twin.feed(Chunk(chunk, i))
+        value = quick(chunk)
+        if value is None:
+            assert what(dec.feed(Chunk(chunk, i))) == what(alone), chunk
+        else:
+            took += 1
+            assert what(alone) == what([Reading("pos", value, i)]), chunk
+        assert dec.ignored == twin.ignored, chunk
+    assert took >= 20  # the shortcut was taken (42-101 times), not only refused
+
+
 def test_only_the_one_absolute_value_line_has_a_quick_path() -> None:
     assert make_decoder(REGISTRY.get("arduino-encoder")).quick_channel is None  # a counter and a button
     assert make_decoder(REGISTRY.get("dialdaq-frame-v1")).quick is None  # binary frames

@@ -366,6 +366,33 @@ def test_the_common_line_shortcut_makes_the_samples_and_counts_feed_makes() -> N
     assert slow[3] == len(chunks) and quick[3] == len(chunks) - 5  # 100, 200, 601, 4095, 7 took the shortcut
 
 
+def test_a_shortcut_that_raises_is_said_once_and_its_chunks_still_become_samples(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipe = pipeline(SessionState(SessionClock(R25)))
+    decoder = make_decoder(ProfileRegistry.load([]).get("teensy-fast"), synced=True)
+
+    def broken(data: bytes) -> int | None:
+        raise IndexError("a bug")
+
+    decoder.quick = broken
+    reader = DeviceReader(
+        ScriptedTransport([], "fake:teensy"), decoder, {"position": pipe}, lambda *a: None, lambda *a: None
+    )
+    assert reader._quick is not None
+
+    async def main() -> None:
+        for i in range(3):
+            reader._take([Chunk(b"%d\n" % i, time.monotonic_ns())])
+
+    with caplog.at_level(logging.ERROR, logger="daq.station.device_reader"):
+        asyncio.run(main())
+    assert pipe.stats.samples == 3 and pipe.stats.garbage == 0  # fed instead: nothing lost
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "IndexError: a bug" in said[0] and "fake:teensy" in said[0]
+    assert reader._quick is None
+
+
 class Resets:
     def __init__(self) -> None:
         self.resets = 0

@@ -209,8 +209,8 @@ class LineDecoder:
         that decodes to one in-range reading of `quick_channel`; None for anything else (then
         `feed` the chunk: it decodes it and says what it is). Changes no state, so None costs only
         the time: the station's common dial (one value per line, one read per line) takes this
-        path, and `_line` below is the same rules with a reason for every refusal (a test holds
-        the two to the same answers)."""
+        path, and `_line` below is the same rules with a reason for every refusal
+        (tests/test_decode_edges.py holds the two to the same answers, rule by rule)."""
         if self.quick_channel is None or self._buf or self._skipping or self._first:
             return None
         end = len(data) - len(self._term)
@@ -246,6 +246,7 @@ class LineDecoder:
         return not text or any(rx.search(text) for rx in self._ignore)
 
     def _line(self, line: bytes, mono: int, out: list[Decoded]) -> None:
+        # A rule added here goes into `quick` too (tests/test_decode_edges.py compares the two).
         raw = line[:-1] if line.endswith(b"\r") else line
         if len(raw) > self._max:
             out.append(Garbage(f"line longer than {self._max} bytes", line, mono))

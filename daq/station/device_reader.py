@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.profiles.fields import Value
 from daq.profiles.input_text import HEX_BYTES, printable_text, shown
 from daq.profiles.losses import LossCounter, LossNotice
 from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
@@ -93,8 +94,9 @@ class DeviceReader:
     _garbage_since: int = field(default=0, init=False)
     _last_garbage: Garbage | None = field(default=None, init=False)
     _unrouted_said: set[str] = field(default_factory=set, init=False)  # channels whose first reading was logged
-    # The common dial's shortcut: (the decoder's `quick`, the pipeline of its channel, the channel), or None.
-    _quick: tuple[Callable[[bytes], Any], DialPipeline, str] | None = field(default=None, init=False)
+    # The common dial's shortcut: (the decoder's `quick`, the pipeline of its channel, the channel), or
+    # None. Bound at construction: `decoder` and `routes` are not replaced afterwards (reset() keeps them).
+    _quick: tuple[Callable[[bytes], Value | None], DialPipeline, str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         channel = getattr(self.decoder, "quick_channel", None)
@@ -176,8 +178,11 @@ class DeviceReader:
             if quick is not None:  # one whole line, one in-range value: straight to its dial's pipeline
                 try:
                     raw = quick[0](chunk.data)
-                except Exception:  # a bug in the shortcut: the guarded decoder below takes the chunk
-                    raw = None
+                except Exception as exc:  # a bug in the shortcut: said once, and the full path from now on
+                    self._quick_failed(exc)
+                    quick = None
+                    self._feed(chunk)
+                    continue
                 if raw is not None:
                     if self._garbage_watch:
                         self._decoded()
@@ -185,6 +190,16 @@ class DeviceReader:
                     continue
             self._feed(chunk)
         self._flush_losses()
+
+    def _quick_failed(self, exc: Exception) -> None:
+        self._quick = None
+        log.error(
+            "%s: the line shortcut failed (%s: %s); %s's chunks take the decoder's full path from now on",
+            ",".join(self.dial_ids),
+            type(exc).__name__,
+            exc,
+            self.transport.describe,
+        )
 
     def _feed(self, chunk: Chunk) -> None:
         """One chunk through the decoder: readings to their pipelines, the rest counted."""

@@ -8,7 +8,9 @@ the media position and the session id both are those of `reading.mono_ns`, not o
 the reading is processed.
 
 The invariant, kept here: every reading read becomes exactly one sample, or is counted as
-garbage; nothing between the read and the outbox can drop it or raise out of `on_reading`.
+garbage; nothing between the read and the outbox can drop it or raise out of `on_reading` (or
+`on_value`, the same without the Reading, which the common dial's shortcut calls: a subclass that
+wants to see every reading overrides `on_value`).
 
 - A media clock that cannot place the reading (it raises, or says a position a sample cannot
   carry: not finite, beyond the bounds, a frame beyond 2**53) costs the media fields only: the
