@@ -6,6 +6,7 @@ Headless Chromium (Debian's) driven by Playwright, a real Mosquitto, a test vide
 `daq rate`: the page's video is the media clock. Played, paused, resumed, sought forward and back,
 played to its end: every recorded sample's `frame` is the frame the page presented at the sample's
 read time, within 1 frame; sitting.json names the video (size, sha256), the rater and the dimension.
+Frame callbacks made late on purpose (a busy main thread) while the video plays on are no stall.
 
 `daq review` on that session: the page's 3 helpful and 3 hindering segments are the ones
 `daq export --segments 3` finds; a segment's button (and its number key) plays it from the lead before
@@ -236,6 +237,63 @@ def test_a_sitting_then_its_interview(tmp_path: Path, mosquitto: Mosquitto) -> N
     finally:
         for proc in reversed(procs):
             stop_process(proc)
+
+
+# Every 12th frame callback comes 100 ms late (2.5 frames), as on a busy machine whose main thread is
+# held up, while playback runs on: the callback is delayed, not the video.
+LATE_CALLBACKS = """
+(() => {
+  const real = HTMLVideoElement.prototype.requestVideoFrameCallback;
+  window.lateCallbacks = 0;
+  let n = 0;
+  HTMLVideoElement.prototype.requestVideoFrameCallback = function (callback) {
+    return real.call(this, (now, meta) => {
+      n += 1;
+      if (n % 12 === 0) { window.lateCallbacks += 1; setTimeout(() => callback(now, meta), 100); }
+      else callback(now, meta);
+    });
+  };
+})();
+"""
+
+
+def test_a_late_frame_callback_is_no_stall(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A frame callback that comes late while the video plays on is not a stall: the page must not
+    report the clock paused at the last frame (it did: the station's clock then held samples two
+    frames back and jumped them forward at the next frame, which the sitting test caught twice
+    under load, 9db7319). The video element's own clock tells the two apart."""
+    video = make_video(tmp_path / "late.webm", 8)
+    rate_port = free_port()
+    rate = start_daq(
+        ["rate", "--video", str(video), "--simulate", "--out", "rec", "--broker", mosquitto.url,
+         "--station", STATION, "--port", str(rate_port), "--no-open"],
+        tmp_path,
+        "rate",
+    )  # fmt: skip
+    try:
+        wait_port(rate_port, 30)
+        with sync_playwright() as pw:
+            context = browser_context(pw, tmp_path)
+            try:
+                context.add_init_script(LATE_CALLBACKS)
+                page = context.new_page()
+                page.goto(f"http://127.0.0.1:{rate_port}/")
+                wait_js(page, "window.rateState.hello && window.rateState.bestRtt < 50", "the page to reach daq rate")
+                page.keyboard.press(" ")
+                wait_js(page, "window.lateCallbacks >= 8", "8 late frame callbacks", timeout=30)
+                state = page.evaluate(
+                    "({late: window.lateCallbacks, stalls: window.rateState.stalls, errors: window.rateState.errors})"
+                )
+                paused = page.evaluate("document.getElementById('video').paused")
+            finally:
+                context.close()
+    finally:
+        stop_process(rate)
+    assert not paused, "the video was to play on"
+    # One stall reported per late callback before the fix (11 for 8-9); a real stall of the decoder on a
+    # loaded machine is still a stall, so a couple are allowed.
+    assert state["errors"] == [] and state["late"] >= 8, state
+    assert state["stalls"] <= 2, f"{state['stalls']} stalls reported for {state['late']} late frame callbacks"
 
 
 def export_segments(tmp_path: Path, folder: Path) -> list[dict[str, str]]:
