@@ -40,16 +40,16 @@ class Calibrator:
 
     def fraction(self, raw: float) -> float:
         """Where `raw` lies between the ends, 0..1 (beyond when unclamped)."""
+        if self._linear:
+            return (raw - self.lo) / self._span
         c = self.center
-        if c is None or not (min(self.lo, self.hi) < c < max(self.lo, self.hi)):
-            return (raw - self.lo) / (self.hi - self.lo)
+        assert c is not None  # not linear: a centre between the ends
         if (raw - c) * (self.lo - c) > 0:  # on the lo side of the centre
             return 0.5 * (raw - self.lo) / (c - self.lo)
         return 0.5 + 0.5 * (raw - c) / (self.hi - c)
 
     def __call__(self, raw: float) -> float:
-        # `fraction`, inline for the linear case (once per reading): the same arithmetic, so the same value.
-        frac = (raw - self.lo) / self._span if self._linear else self.fraction(raw)
+        frac = (raw - self.lo) / self._span if self._linear else self.fraction(raw)  # fraction's linear case, inline
         if self.invert:
             frac = 1.0 - frac
         if self.clamp:

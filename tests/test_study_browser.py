@@ -99,10 +99,32 @@ def browser_context(pw: Any, tmp_path: Path) -> BrowserContext:
     return context
 
 
-def sit(page: Page, tmp_path: Path, url: str) -> list[list[float]]:
-    """The rater's sitting: play, pause, resume, seek forward, seek back, to the end. Returns the presented frames."""
+def start_rate(tmp_path: Path, video: Path, broker_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    """`daq rate` of `video` with a simulated dial, on a free port (listening when this returns)."""
+    port = free_port()
+    rate = start_daq(
+        ["rate", "--video", str(video), "--simulate", *extra, "--out", "rec", "--broker", broker_url,
+         "--station", STATION, "--port", str(port), "--no-open"],
+        tmp_path,
+        "rate",
+    )  # fmt: skip
+    try:
+        wait_port(port, 30)
+    except BaseException:
+        stop_process(rate)
+        raise
+    return rate, port
+
+
+def reach_rate(page: Page, url: str) -> None:
+    """Open the sitting page and wait until it has the server's hello and a good clock offset."""
     page.goto(url)
     wait_js(page, "window.rateState.hello && window.rateState.bestRtt < 50", "the page to reach daq rate")
+
+
+def sit(page: Page, tmp_path: Path, url: str) -> list[list[float]]:
+    """The rater's sitting: play, pause, resume, seek forward, seek back, to the end. Returns the presented frames."""
+    reach_rate(page, url)
     page.keyboard.press(" ")
     wait_js(page, "window.rateState.session && window.rateState.frames.length > 50", "2 s of playback in a session")
     page.keyboard.press(" ")  # pause
@@ -194,16 +216,9 @@ def fetch_status(url: str) -> int:
 def test_a_sitting_then_its_interview(tmp_path: Path, mosquitto: Mosquitto) -> None:
     video = make_video(tmp_path / "session.webm", 16)
     procs: list[subprocess.Popen[bytes]] = []
-    rate_port = free_port()
-    rate = start_daq(
-        ["rate", "--video", str(video), "--simulate", "--rater", "client", "--dimension", "helpfulness",
-         "--out", "rec", "--broker", mosquitto.url, "--station", STATION, "--port", str(rate_port), "--no-open"],
-        tmp_path,
-        "rate",
-    )  # fmt: skip
+    rate, rate_port = start_rate(tmp_path, video, mosquitto.url, "--rater", "client", "--dimension", "helpfulness")
     procs.append(rate)
     try:
-        wait_port(rate_port, 30)
         with sync_playwright() as pw:
             context = browser_context(pw, tmp_path)
             try:
@@ -262,23 +277,14 @@ def test_a_late_frame_callback_is_no_stall(tmp_path: Path, mosquitto: Mosquitto)
     report the clock paused at the last frame (it did: the station's clock then held samples two
     frames back and jumped them forward at the next frame, which the sitting test caught twice
     under load, 9db7319). The video element's own clock tells the two apart."""
-    video = make_video(tmp_path / "late.webm", 8)
-    rate_port = free_port()
-    rate = start_daq(
-        ["rate", "--video", str(video), "--simulate", "--out", "rec", "--broker", mosquitto.url,
-         "--station", STATION, "--port", str(rate_port), "--no-open"],
-        tmp_path,
-        "rate",
-    )  # fmt: skip
+    rate, rate_port = start_rate(tmp_path, make_video(tmp_path / "late.webm", 8), mosquitto.url)
     try:
-        wait_port(rate_port, 30)
         with sync_playwright() as pw:
             context = browser_context(pw, tmp_path)
             try:
                 context.add_init_script(LATE_CALLBACKS)
                 page = context.new_page()
-                page.goto(f"http://127.0.0.1:{rate_port}/")
-                wait_js(page, "window.rateState.hello && window.rateState.bestRtt < 50", "the page to reach daq rate")
+                reach_rate(page, f"http://127.0.0.1:{rate_port}/")
                 page.keyboard.press(" ")
                 wait_js(page, "window.lateCallbacks >= 8", "8 late frame callbacks", timeout=30)
                 state = page.evaluate(

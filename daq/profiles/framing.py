@@ -153,10 +153,10 @@ class LineDecoder:
         self._skipping = False  # inside an overlong line, already reported
         self._first = self._discard_first and not synced
         self.ignored = 0
-        one = self._interp.channels[0] if self._one_value and self._interp.one_absolute else None
-        self.quick_channel: str | None = one.name if one is not None and self._pattern is not None else None
+        quick = self._one_value and self._interp.one_absolute and self._pattern is not None
+        self._quick_sink = self._interp.channels[0] if quick else None  # the one absolute channel `quick` reads
+        self.quick_channel: str | None = self._quick_sink.name if self._quick_sink is not None else None
         """The channel `quick` reads (None: this profile has no quick path; `quick` always says None)."""
-        self._quick_range = (one.lo, one.hi) if one is not None else (0, 0)
 
     def reset(self) -> None:
         self._buf.clear()
@@ -211,7 +211,8 @@ class LineDecoder:
         the time: the station's common dial (one value per line, one read per line) takes this
         path, and `_line` below is the same rules with a reason for every refusal
         (tests/test_decode_edges.py holds the two to the same answers, rule by rule)."""
-        if self.quick_channel is None or self._buf or self._skipping or self._first:
+        sink = self._quick_sink
+        if sink is None or self._buf or self._skipping or self._first:
             return None
         end = len(data) - len(self._term)
         if end < 0 or data.find(self._term) != end:
@@ -234,8 +235,7 @@ class LineDecoder:
         v = self._parsers[0](t)
         if v is None:
             return None
-        lo, hi = self._quick_range
-        return v if lo <= v <= hi else None
+        return v if sink.lo <= v <= sink.hi else None
 
     def _not_data(self, line: bytes) -> bool:
         """An empty line or one `ignore` drops: dropping it loses no reading."""

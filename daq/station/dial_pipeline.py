@@ -119,8 +119,7 @@ class DialPipeline:
             self._garbage(channel, f"raw {raw!r} gives value {value!r}: not a finite number")
             return None
         t_ns = mono_ns + self.read_clock.offset_ns
-        session = self.session
-        pos, problem = session.checked_position_at(mono_ns)
+        pos, problem = self.session.checked_position_at(mono_ns)
         if problem is not None:
             self._media_error(problem)
         sample = self._sample(mono_ns, t_ns, value, raw, pos)
