@@ -26,23 +26,33 @@ def test_next_grid_point(now: float, period: float, expected: float) -> None:
 
 
 def test_jobs_started_apart_wake_in_one_loop_turn() -> None:
-    """Two jobs that start 13 ms apart fall due at the same grid point: one wake-up for both."""
+    """Two jobs that start 13 ms apart fall due at the same grid point: one wake-up for both.
+
+    A trial counts only if both jobs asked for the grid before its point (a loaded machine can wake
+    the second job past it; then it rightly waits for the next point): up to 5 trials for one."""
     period = 0.05
 
-    async def job(delay: float) -> float:
+    async def job(delay: float) -> tuple[float, float]:  # when it asked for the grid, when it woke
+        loop = asyncio.get_running_loop()
         await asyncio.sleep(delay)
+        asked = loop.time()
         await sleep_to_grid(period)
-        return asyncio.get_running_loop().time()
+        return asked, loop.time()
 
-    async def main() -> tuple[float, float, float]:
+    async def trial() -> tuple[float, tuple[float, float], tuple[float, float]]:
         loop = asyncio.get_running_loop()
         await sleep_to_grid(period)  # start just after a grid point, so neither job starts past the next
         start = loop.time()
         a, b = await asyncio.gather(job(0.0), job(0.013))
         return start, a, b
 
-    start, a, b = asyncio.run(main())
-    point = next_grid_point(start, period)
+    for _ in range(5):
+        start, (asked_a, a), (asked_b, b) = asyncio.run(trial())
+        point = next_grid_point(start, period)
+        if max(asked_a, asked_b) < point - 0.001:
+            break
+    else:
+        pytest.fail("in 5 trials the second job never started before the grid point it should share")
     assert a >= point - 0.001 and b >= point - 0.001
     assert abs(a - b) < 0.002  # one wake-up: without the grid, the second job would wake 13 ms later
 

@@ -344,11 +344,19 @@ def test_mpv_run_retries_while_the_socket_is_absent(tmp_path: Path) -> None:
 
 
 def test_mpv_run_follows_a_socket_and_reports_it_lost(tmp_path: Path) -> None:
-    """run() against a stand-in for mpv: observe requests in, mpv's greeting out, then a hang-up."""
+    """run() against a stand-in for mpv: observe requests in, mpv's greeting out, then a hang-up.
+    Each step waits for the one before (no sleep is assumed to be long enough)."""
     path = tmp_path / "mpv.sock"
     clock = MpvClock(R25, path)
     seen: list[tuple[str, str]] = []
     requests: list[bytes] = []
+    events = {"clock.found": asyncio.Event(), "clock.lost": asyncio.Event()}
+    checked = asyncio.Event()  # the position was read: the stand-in may hang up
+
+    def on_change(kind: str, message: str, data: object) -> None:
+        seen.append((kind, message))
+        if kind in events:
+            events[kind].set()
 
     async def fake_mpv(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for _ in range(6):
@@ -357,17 +365,18 @@ def test_mpv_run_follows_a_socket_and_reports_it_lost(tmp_path: Path) -> None:
                     prop("eof-reached", False), prop("idle-active", False)]  # fmt: skip
         writer.write(b"".join(orjson.dumps(m) + b"\n" for m in greeting) + b"not json\n")
         await writer.drain()
-        await asyncio.sleep(0.1)
+        await checked.wait()
         writer.close()
 
     async def main() -> None:
         server = await asyncio.start_unix_server(fake_mpv, str(path))
-        task = asyncio.create_task(clock.run(lambda kind, message, data: seen.append((kind, message))))
+        task = asyncio.create_task(clock.run(on_change))
         try:
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(events["clock.found"].wait(), 10)
             pos = clock.position_at(time.monotonic_ns())
             assert pos is not None and pos.media_s == 42.0
-            await asyncio.sleep(0.2)
+            checked.set()
+            await asyncio.wait_for(events["clock.lost"].wait(), 10)
         finally:
             task.cancel()
             server.close()

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import logging
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -38,7 +42,7 @@ from daq.transports import reader_host
 from daq.transports import reader_process as wire
 from daq.transports.attachment import Attachment
 from daq.transports.inbox import Inbox, Sink
-from daq.transports.reader_host import ProcessHost, ReaderDied, ReaderPriority, ReadersMode, readers_mode
+from daq.transports.reader_host import ProcessHost, ProcessPort, ReaderDied, ReaderPriority, ReadersMode, readers_mode
 from daq.transports.serial import SerialTransport
 from tests.ptydial import PtyDial
 from tests.support.polling import until
@@ -72,6 +76,11 @@ def transport_for(
 ) -> SerialTransport:
     with readers_mode(None, priority):
         return SerialTransport(FAST, Attachment(port=str(dial.path)), readers=readers)
+
+
+def socket_waiting(sock: socket.socket) -> int:
+    """Bytes waiting to be read on `sock`."""
+    return int(struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
 async def read_until(transport: SerialTransport, data: bytes) -> list[Chunk]:
@@ -332,7 +341,19 @@ def test_chunks_read_but_not_handed_over_at_close_are_counted(
         transport = transport_for(dial, readers)
         await transport.open()
         dial.write(data)
-        time.sleep(0.3)  # noqa: ASYNC251 -- the loop blocked: the reader reads and sends (or queues a callback) meanwhile
+        # The loop blocked until the reader has read the line: the tty's queue is empty
+        # (asked on our own descriptor of it) and, from a process, its send waits on the host's socket; a
+        # thread queues its callback right after its read (50 ms for that few microseconds' work).
+        port, reader = transport._serial, transport._reader
+        assert port is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and port.in_waiting:
+            time.sleep(0.002)  # noqa: ASYNC251
+        if isinstance(reader, ProcessPort):
+            while time.monotonic() < deadline and not socket_waiting(reader.host._sock):
+                time.sleep(0.002)  # noqa: ASYNC251
+        else:
+            time.sleep(0.05)  # noqa: ASYNC251
         await transport.close()
         return transport
 

@@ -92,11 +92,17 @@ def test_receives_exact_bytes_stamped_right_after_the_write(dial: PtyDial) -> No
             stamps = [c.mono_ns for c in chunks]
             assert stamps == sorted(stamps)
 
+            # Each stamp between the write and the chunk's arrival here; the best one near the write
+            # (a wrong clock fails that; one late wake-up of a loaded machine does not).
+            delays = []
             for _ in range(5):
                 sent_ns = dial.write(b"1023\r\n")
                 (chunk,) = await read_bytes(transport, 6)
+                received_ns = time.monotonic_ns()
                 assert chunk.data == b"1023\r\n"
-                assert sent_ns <= chunk.mono_ns < sent_ns + 50_000_000
+                assert sent_ns <= chunk.mono_ns <= received_ns
+                delays.append(chunk.mono_ns - sent_ns)
+            assert min(delays) < 50_000_000, delays
         finally:
             await transport.close()
 
@@ -446,10 +452,15 @@ def test_pyserial_read_fallback(dial: PtyDial, monkeypatch: pytest.MonkeyPatch) 
         transport = transport_for(dial)
         await transport.open()
         try:
-            sent_ns = dial.write(b"300\r\n")
-            chunks = await read_bytes(transport, 5)
-            assert b"".join(c.data for c in chunks) == b"300\r\n"
-            assert sent_ns <= chunks[0].mono_ns < sent_ns + 50_000_000
+            delays = []
+            for _ in range(3):  # the best of three near the write (one late wake-up is no failure)
+                sent_ns = dial.write(b"300\r\n")
+                chunks = await read_bytes(transport, 5)
+                received_ns = time.monotonic_ns()
+                assert b"".join(c.data for c in chunks) == b"300\r\n"
+                assert sent_ns <= chunks[0].mono_ns <= received_ns
+                delays.append(chunks[0].mono_ns - sent_ns)
+            assert min(delays) < 50_000_000, delays
         finally:
             await transport.close()
 
