@@ -95,7 +95,7 @@ from benchmarks.e2e import baseline, report, rounds  # noqa: E402
 from benchmarks.e2e.common import PROFILE_EXT  # noqa: E402
 from benchmarks.e2e.options import Options  # noqa: E402
 from benchmarks.e2e.roles import ROLES  # noqa: E402
-from benchmarks.e2e.runs import find_max_rate, run_config  # noqa: E402
+from benchmarks.e2e.runs import find_max_rate, py_spy_path, run_config  # noqa: E402
 
 
 def start_broker(folder: Path) -> Any:
@@ -338,6 +338,8 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the orchestrator, which stops us
         ROLES[args.role](args)
         return 0
+    if args.profile_dir and py_spy_path() is None:
+        parser.error("--profile-dir needs py-spy: .venv/bin/pip install py-spy")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children on the way out
     return orchestrate(args)
 

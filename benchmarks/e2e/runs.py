@@ -28,6 +28,11 @@ from benchmarks.procstats import (
 )
 
 
+def py_spy_path() -> str | None:
+    """py-spy on PATH or beside this Python (`pip install py-spy` into the venv), for `--profile-dir`."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
 def wait_status(sub: Child, what: str, ok: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -104,7 +109,7 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
         start_ns = time.monotonic_ns() + 300_000_000
         times_path = work / "writes.bin"
         writer.send({"cmd": "play", "start_ns": start_ns, "ticks": ticks, "rate": rate, "out": str(times_path)})
-        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        py_spy = py_spy_path()
         if opts.profile_dir is not None and py_spy:
             opts.profile_dir.mkdir(parents=True, exist_ok=True)
             spy = subprocess.Popen(
