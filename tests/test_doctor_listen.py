@@ -111,6 +111,25 @@ def test_listen_on_a_dial_whose_pattern_never_matches_says_why_and_quotes_the_in
     assert garbage["level"] == "fail" and "'512'" in garbage["message"]
 
 
+def lines_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    """`proc`'s stdout lines up to the first one holding `needle` (failing after `timeout` s)."""
+    assert proc.stdout is not None
+    stdout, lines, found = proc.stdout, [], threading.Event()
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line)
+            if needle in line:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert found.wait(timeout), f"no line with {needle!r} in {timeout} s: {lines}"
+    reader.join()
+    return lines
+
+
 def test_listen_on_a_dial_that_decodes_shows_readings_range_and_buttons(tmp_path: Path) -> None:
     with PtyDial(tmp_path) as dial:
         cfg = station(tmp_path, f'profile = "arduino-encoder"\nport = "{dial.path}"\n')
@@ -124,12 +143,14 @@ def test_listen_on_a_dial_that_decodes_shows_readings_range_and_buttons(tmp_path
             start_new_session=True,
         )
         try:
-            wait_for(lambda: any(h.locked for h in port_check.holders(str(dial.path)) or []), timeout=20)
-            time.sleep(2.3)  # the profile's settle_s is 2 s: what comes before is dropped, as by the daemon
+            # The profile's settle_s is 2 s (what comes before is dropped, as by the daemon): the doctor
+            # says when it reads the port, and the lines are written then.
+            said = lines_until(doctor, f"{dial.path}: reading now", timeout=30)
             for line in (b"READY\r\n", b"E:0\r\n", b"E:4\r\n", b"B:1\r\n", b"E:-3\r\n", b"B:0\r\n", b"E:x!\r\n"):
                 dial.write(line)
                 time.sleep(0.05)
             stdout, _ = doctor.communicate(timeout=30)
+            stdout = "".join(said) + stdout
         finally:
             stop_process(doctor)
     done = subprocess.CompletedProcess(doctor.args, doctor.returncode, stdout, "")

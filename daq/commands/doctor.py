@@ -46,9 +46,15 @@ def handle(args: argparse.Namespace) -> int:
     if config is not None and args.listen is not None:
         from daq.diagnose.listen import listen
 
+        def reading(describe: str) -> None:
+            print(f"  {describe}: reading now", flush=True)
+
         if not args.json:
-            print(f"listening to the dials for {args.listen:g} s: turn each one, press its buttons ...", flush=True)
-        asyncio.run(listen(config, reports, args.listen))
+            print(
+                f"listening to each dial for {args.listen:g} s once it is read (below): turn it, press its buttons",
+                flush=True,
+            )
+        asyncio.run(listen(config, reports, args.listen, None if args.json else reading))
     facts = machine()
     if args.json:
         body = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daq.calibration import Calibrator
@@ -71,8 +72,12 @@ class DeviceTally:
         return any(c.count for c in self.channels.values()) or bool(self.presses or self.releases)
 
 
-async def listen(config: DaqConfig, reports: list[DialReport], seconds: float) -> None:
-    """Listen to every dial whose report is ready, adding what came to its report."""
+async def listen(
+    config: DaqConfig, reports: list[DialReport], seconds: float, on_open: Callable[[str], None] | None = None
+) -> None:
+    """Listen to every dial whose report is ready, adding what came to its report. `on_open(describe)`
+    is called as each device starts being read: after its port's settle_s, whose input is dropped
+    (`daq doctor` prints it, so the user turns the dial then)."""
     registry = ProfileRegistry.load(config.profile_dirs)
     groups: dict[tuple[str, str], tuple[LoadedProfile, list[tuple[DialConfig, DialReport]]]] = {}
     for dial, report in zip(config.dials, reports, strict=True):
@@ -88,10 +93,15 @@ async def listen(config: DaqConfig, reports: list[DialReport], seconds: float) -
             continue  # the report says so already
         key = (loaded.id, dial.attachment.model_dump_json())
         groups.setdefault(key, (loaded, []))[1].append((dial, report))
-    await asyncio.gather(*(_listen_device(loaded, members, seconds) for loaded, members in groups.values()))
+    await asyncio.gather(*(_listen_device(loaded, members, seconds, on_open) for loaded, members in groups.values()))
 
 
-async def _listen_device(loaded: LoadedProfile, members: list[tuple[DialConfig, DialReport]], seconds: float) -> None:
+async def _listen_device(
+    loaded: LoadedProfile,
+    members: list[tuple[DialConfig, DialReport]],
+    seconds: float,
+    on_open: Callable[[str], None] | None,
+) -> None:
     profile = loaded.profile
     reports = [r for _, r in members]
     try:
@@ -110,6 +120,8 @@ async def _listen_device(loaded: LoadedProfile, members: list[tuple[DialConfig, 
         _add_all(reports, "fail", "listen", f"could not open {tally.describe}: {why}")
         await transport.close()
         return
+    if on_open is not None:
+        on_open(tally.describe)
     decoder = make_decoder(loaded)
     calibrators = {}
     for dial, _ in members:
