@@ -66,7 +66,7 @@ def test_on_this_machine_a_clear_message_and_exit_0() -> None:
         assert "No serial ports or HID devices found." in done.stdout or (
             "No USB serial ports or HID devices found." in done.stdout
         )
-        assert "config/udev" in done.stdout
+        assert "daq devices --udev-rules uaccess" in done.stdout
         assert "daq doctor" in done.stdout
 
 

@@ -200,7 +200,9 @@ def test_a_present_readable_hid_dial_is_ready(machine: SimpleNamespace, capsys: 
     assert code == 1
     level, message, fix = findings(reports["jog"])["readable"]
     assert level == "fail" and message.startswith(f"no permission: {node} is -rw")
-    assert fix is not None and "sudo cp config/udev/70-dialdaq-uaccess.rules /etc/udev/rules.d/" in fix
+    assert fix is not None and (
+        "daq devices --udev-rules uaccess | sudo tee /etc/udev/rules.d/70-dialdaq-uaccess.rules" in fix
+    )
     assert "FAIL  readable" in text and "fix: install the udev rules" in text
 
 

@@ -311,7 +311,7 @@ def test_second_open_is_unavailable_in_use(dial: PtyDial) -> None:
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        (errno.EACCES, r"dialout group or install config/udev rules: see `daq doctor`"),
+        (errno.EACCES, r"dialout group or install the udev rules: see `daq doctor`"),
         (errno.EBUSY, "in use by another program"),
         (errno.ENOENT, "not present"),
         (errno.EIO, "cannot open serial port"),

@@ -166,8 +166,14 @@ MIRROR_FORMAT = '{"topic":"%t","retain":%r,"at":"%U","payload":%p}'  # %U: the a
 
 
 def arrivals(messages: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
-    """The station's positions in the order it applied them, each with the time it had it by (wall ns)."""
-    return [(m["payload"], int(m["at"].replace(".", ""))) for m in messages if m["topic"] == POSITIONS]
+    """The station's positions in the order it applied them, each with the time (wall ns) by which its clock
+    went by it: the arrival here, or the time the position is dated for when later (a frame's display time)."""
+    out = []
+    for m in messages:
+        if m["topic"] == POSITIONS:
+            body, at = m["payload"], int(m["at"].replace(".", ""))
+            out.append((body, max(at, int(body.get("t_ns", 0)))))
+    return out
 
 
 class Known:

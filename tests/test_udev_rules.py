@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from daq.profiles.loader import ProfileRegistry
-from tests.support.procs import REPO
+from tests.support.procs import REPO, clean_env, daq_cmd
 
 UDEV = REPO / "config" / "udev"
 FILES = {"70-dialdaq-uaccess.rules": 'TAG+="uaccess"', "70-dialdaq-group.rules": 'GROUP="dialdaq", MODE="0660"'}
@@ -52,6 +52,7 @@ def test_every_bundled_usb_dial_is_covered() -> None:
                     assert "input" in nodes, (name, usb)
                     assert f'KERNELS=="0005:{vid.upper()}:{pid.upper()}.*"' in text  # over Bluetooth too
     readme = (UDEV / "README.md").read_text()
+    assert "daq devices --udev-rules uaccess | sudo tee /etc/udev/rules.d/70-dialdaq-uaccess.rules" in readme
     assert "sudo cp config/udev/70-dialdaq-uaccess.rules /etc/udev/rules.d/" in readme
     assert "sudo udevadm control --reload && sudo udevadm trigger" in readme
 
@@ -75,3 +76,33 @@ def test_check_catches_stale_rules_and_a_lab_dir_adds_its_ids(tmp_path: Path) ->
     text = (out / "70-dialdaq-uaccess.rules").read_text()
     assert 'ATTRS{idVendor}=="1209", ATTRS{idProduct}=="abcd", ENV{ID_MM_DEVICE_IGNORE}="1"' in text
     assert "# lab-slider: Lab slider" in text
+
+
+def test_an_installed_daq_prints_the_rules_itself(tmp_path: Path) -> None:
+    """`daq devices --udev-rules VARIANT` (a wheel has no config/udev): the shipped files, and a lab's
+    --dir profiles' ids besides; run away from the repository, as an installed daq is."""
+
+    def printed(*args: str) -> str:
+        done = subprocess.run(
+            daq_cmd("devices", "--udev-rules", *args),
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout
+
+    for variant, name in (("uaccess", "70-dialdaq-uaccess.rules"), ("group", "70-dialdaq-group.rules")):
+        assert printed(variant) == (UDEV / name).read_text()
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "slider.toml").write_text(
+        'spec = 1\nid = "lab-slider"\nname = "Lab slider"\ntransport = "serial"\nsource = "a test"\n'
+        '[match]\nusb = ["1209:abcd"]\n[serial]\nbaud = 9600\n'
+        '[framing]\nkind = "line"\npattern = \'(?P<v>[0-9]+)\'\n[channels.v]\nkind = "absolute"\n'
+    )
+    assert "# lab-slider: Lab slider" in printed("uaccess", "--dir", str(lab))
+    bad = subprocess.run(daq_cmd("devices", "--udev-rules", "everyone"), capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "invalid choice: 'everyone'" in bad.stderr

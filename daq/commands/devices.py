@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from daq.commands.args import add_profile_dirs
+from daq.diagnose import udev
 from daq.exceptions import ProfileError
 from daq.profiles.input_codes import CODES, EV_KEY, event_name, parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
@@ -48,8 +49,8 @@ WHAT_TO_CHECK = """\
 Check:
   - the dial is plugged in, with a data cable (some USB cables only charge);
   - the kernel saw it: `dmesg | tail` right after plugging it in (cdc_acm, ch341, ftdi_sio, usbhid);
-  - permissions and ModemManager: install the udev rules in config/udev
-    (`daq doctor` will check this for you)."""
+  - permissions and ModemManager: install the udev rules (`daq devices --udev-rules uaccess`;
+    `daq doctor` checks this and says how)."""
 
 
 @dataclass
@@ -80,10 +81,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("devices", help=HELP, description=HELP + ".")
     parser.add_argument("--json", action="store_true", help="print a machine-readable list")
     add_profile_dirs(parser, "also match profiles from this folder of .toml files (repeatable)")
+    parser.add_argument(
+        "--udev-rules",
+        choices=sorted(udev.FILES),
+        metavar="VARIANT",
+        help="print the Linux udev rules that let dialdaq open the dials of the bundled profiles and --dir's: "
+        "uaccess (the desktop user) or group (the group dialdaq, for a service account); "
+        f"install: {udev.install_command()}",
+    )
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.udev_rules is not None:
+        print(udev.rules(args.udev_rules, udev.collect(args.dir)), end="")
+        return 0
     notes: list[str] = []
     devices = list_devices(notes)
 
@@ -211,7 +223,7 @@ def input_devices(notes: list[str]) -> list[Device]:
     if hidden:
         notes.append(
             f"{len(hidden)} input devices are not readable by you and not listed: install the udev rules "
-            "in config/udev (`daq doctor` tells more)"
+            "(`daq devices --udev-rules uaccess`; `daq doctor` tells more)"
         )
     return devices
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from daq.config import DaqConfig, DialConfig
+from daq.diagnose import udev
 from daq.exceptions import ConfigError, DeviceUnavailable, FatalError, ProfileError
 from daq.profiles.input_codes import parse_event
 from daq.profiles.loader import LoadedProfile, ProfileRegistry
@@ -43,11 +44,11 @@ from daq.transports.registry import TRANSPORTS
 Level = Literal["ok", "warn", "fail", "skip"]
 
 UDEV_RULES_DIRS = [Path("/etc/udev/rules.d"), Path("/run/udev/rules.d"), Path("/usr/lib/udev/rules.d")]
-UDEV_FILES = ("70-dialdaq-uaccess.rules", "70-dialdaq-group.rules")
+UDEV_FILES = tuple(udev.FILES.values())
 INSTALL_RULES = (
-    "install the udev rules: sudo cp config/udev/70-dialdaq-uaccess.rules /etc/udev/rules.d/ && "
-    "sudo udevadm control --reload && sudo udevadm trigger (a service account: 70-dialdaq-group.rules and "
-    "the group dialdaq; see config/udev/README.md), then replug the dial"
+    f"install the udev rules: {udev.install_command('uaccess')} (a service account: the variant group, "
+    "for the members of the group dialdaq: sudo groupadd --system dialdaq; sudo usermod -aG dialdaq USER), "
+    "then replug the dial"
 )
 
 

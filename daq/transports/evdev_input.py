@@ -328,7 +328,7 @@ def find_input(
     hidden = unreadable_nodes()
     hint = (
         f" {len(hidden)} input devices are not readable by you: install the udev rules "
-        "(config/udev/README.md) or see `daq doctor`."
+        "(`daq devices --udev-rules uaccess`; `daq doctor` says how)."
         if hidden
         else ""
     )
@@ -370,8 +370,8 @@ def _open_problem(path: str, exc: OSError) -> str:
         return f"input device {path} not present: is the dial plugged in (or paired)?"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return (
-            f"no permission to open {path}: install the udev rules (config/udev/README.md) or add this user "
-            "to the group that owns it; `daq doctor` says which"
+            f"no permission to open {path}: install the udev rules (`daq devices --udev-rules uaccess`) or "
+            "add this user to the group that owns it; `daq doctor` says how"
         )
     return f"cannot open input device {path}: {exc.strerror or exc}"
 

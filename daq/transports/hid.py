@@ -319,7 +319,7 @@ def _open_problem(info: HidInfo, error: str) -> str:
     if node and os.path.exists(node) and not hid_enum.can_open(node):
         return (
             f"no permission to open {shown}: {node} is not readable and writable by you. Install the udev rules "
-            "(config/udev/README.md); `daq doctor` says which"
+            "(`daq devices --udev-rules uaccess`); `daq doctor` says how"
         )
     return (
         f"cannot open {shown}: {error}. Another program may hold it (a second daq, a vendor app), or it was "

@@ -446,12 +446,12 @@ def _open_error(shown: str, exc: BaseException) -> DeviceUnavailable:
     if code in NO_PERMISSION:
         return DeviceUnavailable(
             f"no permission to open {shown}: add yourself to the dialout group "
-            "or install config/udev rules: see `daq doctor`"
+            "or install the udev rules: see `daq doctor`"
         )
     if code in IN_USE:
         return DeviceUnavailable(
             f"serial port {shown} is in use by another program (a serial monitor, another daq, "
-            "or ModemManager probing it: config/udev rules tell it to keep away)"
+            "or ModemManager probing it: the udev rules, `daq devices --udev-rules`, tell it to keep away)"
         )
     return DeviceUnavailable(f"cannot open serial port {shown}: {exc}")
 
