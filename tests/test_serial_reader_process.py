@@ -83,6 +83,11 @@ def socket_waiting(sock: socket.socket) -> int:
     return int(struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
+def sent_its_round(pid: int, sock: socket.socket) -> bool:
+    """The reader process waits in epoll again and bytes wait on `sock`: it sent what it read."""
+    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait" and socket_waiting(sock) > 0
+
+
 async def read_until(transport: SerialTransport, data: bytes) -> list[Chunk]:
     chunks: list[Chunk] = []
     async with asyncio.timeout(3.0):
@@ -204,6 +209,44 @@ def test_a_reader_process_death_ends_every_port_it_read(tmp_path: Path) -> None:
                 b.write(b"2\n")
                 await read_until(ta, b"1\n")
                 await read_until(tb, b"2\n")
+
+    run(main())
+
+
+def test_rounds_waiting_in_the_socket_when_a_send_finds_the_process_dead_are_handed_over(tmp_path: Path) -> None:
+    """The reader process sent 50 lines, the loop (busy) has not read them, the process dies, and a
+    port is attached before the loop reads the end of file: that send fails (EPIPE), and what waits
+    in the socket still reaches the first port, then ReaderDied (it was closed unread, all lost)."""
+    lines = b"".join(b"%d\n" % i for i in range(50))
+
+    async def main() -> None:
+        with PtyDial(tmp_path, "a") as a, PtyDial(tmp_path, "b") as b:
+            ta = transport_for(a)
+            await ta.open()
+            try:
+                pid, reader = ta.reader_pid, ta._reader
+                assert pid is not None and isinstance(reader, ProcessPort)
+                a.write(lines)
+                # The loop blocked (no await) until the process has read everything and sent it: the
+                # tty is empty and the process waits in epoll again, having sent its round.
+                assert a.wait_consumed(5)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not sent_its_round(pid, reader.host._sock):
+                    time.sleep(0.002)  # noqa: ASYNC251
+                os.kill(pid, signal.SIGKILL)
+                wait_dead(pid)
+                fd = os.open(b.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+                try:
+                    other = await ProcessHost.attach(fd, "serial:b", Inbox())  # its ADD meets the dead process
+                    assert other.host is not reader.host and other.host.pid is not None
+                    await other.stop()
+                finally:
+                    os.close(fd)
+                assert b"".join(c.data for c in await ta.read()) == lines
+                with pytest.raises(ReaderDied, match="killed by SIGKILL"):
+                    await ta.read()
+            finally:
+                await ta.close()
 
     run(main())
 

@@ -216,6 +216,7 @@ class ProcessHost:
         self._next_id = 1
         self._pending = b""  # the start of an item cut at the end of the last recv
         self._ended = False
+        self.orphaned = self.orphaned_bytes = 0  # chunks of ports already let go (`_orphan`)
         loop.add_reader(ours.fileno(), self._readable)
         self.realtime = wire.realtime(self._proc.pid) if priority == "realtime" else None
         log.debug("reader process %d started (%s)", self._proc.pid, self.priority_text)
@@ -257,8 +258,8 @@ class ProcessHost:
                 done = self._removing[port.id] = self._loop.create_future()
                 try:
                     self._sock.sendall(wire.item(wire.REMOVE, port.id))
-                except OSError:  # the process is dying: its end of file is on the way
-                    pass
+                except OSError:  # the process died: what it sent goes to the ports, each then told
+                    self._died()
                 else:
                     try:
                         await asyncio.wait_for(asyncio.shield(done), JOIN_TIMEOUT_S)
@@ -316,6 +317,26 @@ class ProcessHost:
         if not data:
             self._died()
             return
+        self._take(data)
+
+    def _take_the_rest(self) -> None:
+        """The process is gone or going: hand over every round it sent that waits in our socket (up to
+        its end of file), before the socket is closed. A send that failed (a port attached or removed
+        a moment after the death) comes before the loop has read the end of file, and a busy loop may
+        have left many rounds there: closing then would lose them all, uncounted."""
+        while not self._ended:
+            try:
+                data = self._sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        """Hand the items of `data` (after what was cut at the end of the last one) to their ports."""
         buffer = self._pending + data if self._pending else data  # bytes: one copy per payload slice
         size, unpack, ports = wire.HEADER.size, wire.HEADER.unpack_from, self._ports
         offset, end = 0, len(buffer)
@@ -330,6 +351,8 @@ class ProcessHost:
             if kind == wire.CHUNK:
                 if port is not None:
                     port.inbox.put(Chunk(buffer[start:stop], stamp))
+                else:
+                    self._orphan(port_id, length)
             elif kind == wire.GONE:
                 if port is not None:
                     port.reading = False
@@ -341,10 +364,26 @@ class ProcessHost:
                     done.set_result(None)
         self._pending = buffer[offset:] if offset < end else b""  # a cut item waits for its end
 
+    def _orphan(self, port_id: int, size: int) -> None:
+        """A chunk of a port already let go (its REMOVED did not come within JOIN_TIMEOUT_S): counted
+        and said, the first time and every 1000th (health cannot carry it: the port's dial moved on)."""
+        self.orphaned += 1
+        self.orphaned_bytes += size
+        if self.orphaned % 1000 == 1:
+            log.warning(
+                "%d chunks (%d bytes) read by the reader process for a port already let go (id %d) were "
+                "dropped: it did not let go of the port in time",
+                self.orphaned,
+                self.orphaned_bytes,
+                port_id,
+            )
+
     def _died(self) -> None:
-        """End of file while ports are attached: the process died. Every port it read ends with ReaderDied."""
+        """End of file while ports are attached, or a send that failed: the process died. What it sent
+        is handed over first (`_take_the_rest`); then every port it read ends with ReaderDied."""
         if self._ended:
             return
+        self._take_the_rest()
         self._end()
         lived = time.monotonic() - self._started
         ProcessHost._quick_deaths = ProcessHost._quick_deaths + 1 if lived < QUICK_DEATH_S else 0
