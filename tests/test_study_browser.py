@@ -177,7 +177,7 @@ def arrivals(messages: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]
 
 
 class Known:
-    """When the station had each frame's report, and the report after it (its arrival on the mirror).
+    """By when the station had each frame's report, and the report after it (see `arrivals`).
 
     A frame whose report is not there (before the session) counts as known when shown: no excuse for it.
     """
@@ -265,6 +265,9 @@ def check_frames(samples: list[dict[str, str]], frames: list[list[float]], known
         near = [(int(f[0]) - t_ns, int(f[1])) for f in frames[max(0, i - 2) : i + 3]]
         off.append((t_ns, frame, int(frames[i][1]), near))
     assert not off, f"{len(off)} of {len(placed)} samples more than 1 frame from the presented one: {off[:10]}"
+    # A count, not a time: it still fails a page or station that is slow by design (each late sample is excused
+    # causally). ~22 samples is ~1 s of readings before the station knew, over 6 discontinuities; under a 2-core
+    # load here, 0-2 (reports reached the station up to ~100 ms after the frame's display time).
     assert len(late) <= 0.05 * len(placed), f"{len(late)} of {len(placed)} samples late around discontinuities"
     media = [float(s["media_s"]) for s in placed]
     still = max(sum(1 for m in media if m == value) for value in set(media))
@@ -288,8 +291,9 @@ def test_a_sitting_then_its_interview(tmp_path: Path, mosquitto: Mosquitto) -> N
     procs: list[subprocess.Popen[bytes]] = []
     rate, rate_port = start_rate(tmp_path, video, mosquitto.url, "--rater", "client", "--dimension", "helpfulness")
     procs.append(rate)
-    mirror = Sub(mosquitto.port, [POSITIONS], tmp_path / "positions.jsonl", extra=["-F", MIRROR_FORMAT])
     try:
+        mirror = Sub(mosquitto.port, [POSITIONS], tmp_path / "positions.jsonl", extra=["-F", MIRROR_FORMAT])
+        procs.append(mirror.proc)
         mirror.wait_subscribed()
         with sync_playwright() as pw:
             context = browser_context(pw, tmp_path)
@@ -324,7 +328,6 @@ def test_a_sitting_then_its_interview(tmp_path: Path, mosquitto: Mosquitto) -> N
             finally:
                 context.close()
     finally:
-        mirror.stop()
         for proc in reversed(procs):
             stop_process(proc)
 
