@@ -146,6 +146,36 @@ def test_an_overlong_first_line_is_discarded_however_it_is_read(split: bool) -> 
     assert [type(i) for i in out] == [Discarded, Reading]
 
 
+def test_after_a_gap_the_next_line_is_discarded_never_spliced_nor_read_as_whole() -> None:
+    """A reader process died with a round unsent ("2\n300\n" of "512\n300\n" say): the decoder held
+    "51". Spliced onto what comes next, "51" + "7" would be a reading of 517; reset as after an open,
+    "7" would read as whole. After a gap the next line is discarded, and said."""
+    profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)"))  # no discard_first_line
+    dec = make_decoder(profile, synced=True)
+    assert feed(dec, b"40\n", b"51") == [Reading("pos", 40, 1000)]
+    assert dec.held() == b"51"
+    dec.reset()  # what an open would do: the 7 reads as whole, a value the dial did not send
+    assert feed(dec, b"7\n") == [Reading("pos", 7, 1000)]
+    feed(dec, b"51")
+    dec.reset(after_gap=True)
+    assert dec.held() == b""
+    out = feed(dec, b"7\n", b"300\n")
+    assert out == [Discarded(out[0].reason, b"7", 1000), Reading("pos", 300, 1001)]  # type: ignore[union-attr]
+    assert "after a gap" in out[0].reason  # type: ignore[union-attr]
+    dec.reset(after_gap=True)  # a gap at a line's end: an empty "line" is no reading, nothing to discard
+    assert feed(dec, b"\n8\n") == [Reading("pos", 8, 1000)]
+
+
+def test_after_a_gap_a_frame_decoder_hunts_its_sync_and_counts_the_cut_frame() -> None:
+    frames = make_decoder(REGISTRY.get("dialdaq-frame-v1").profile, synced=True)
+    assert [type(i) for i in feed(frames, frame_v1(100), frame_v1(200)[:3])] == [Reading]
+    assert frames.held() == frame_v1(200)[:3]
+    frames.reset(after_gap=True)
+    out = feed(frames, frame_v1(200)[3:], frame_v1(300))
+    assert [i.raw for i in out if isinstance(i, Reading)] == [300]
+    assert counted_garbage(out) == 1  # the cut frame's rest, skipped hunting for sync
+
+
 def test_which_bundled_profiles_discard_their_first_line() -> None:
     discarding = sorted(p.id for p in REGISTRY.all() if getattr(p.profile.framing, "discard_first_line", False))
     # Arduino boards reset when the port opens; the Teensy streams without pause (README, firmware profiles).

@@ -15,6 +15,7 @@ from daq.calibration import Calibrator, RawRange
 from daq.commands.status import render
 from daq.config import Calibration, build_config
 from daq.contract import Event, Meta, Scale, Session, Status
+from daq.exceptions import DeviceGone
 from daq.mediaclock.base import ClockChange, ClockInputError, MediaPosition, Segment
 from daq.mediaclock.mqtt_follow import MqttFollowClock
 from daq.mediaclock.session_clock import SessionClock
@@ -434,6 +435,49 @@ def test_reader_died_keeps_the_decoder_until_a_reopen_fails() -> None:
     with pytest.raises(OSError, match="no more"):
         asyncio.run(asyncio.wait_for(reader.run(), 5))
     assert transport.opens == [0, 0] and decoder.resets == 1
+
+
+class GoesAway(ScriptedTransport):
+    """Hands over its reads, then the device is gone (once); after that it waits, as ScriptedTransport."""
+
+    gone = False
+
+    async def read(self) -> list[Chunk]:
+        if not self.reads and not self.gone:
+            self.gone = True
+            raise DeviceGone("fake:teensy: unplugged")
+        return await super().read()
+
+
+def test_a_line_cut_by_an_unplug_is_discarded_and_counted_not_dropped_unsaid() -> None:
+    """The device goes away after "100\n5": the decoder starts afresh at the reopen, and the "5" it
+    held is discarded, counted (health's `discarded`) and said (input.discarded), not dropped."""
+    pipe = pipeline(SessionState(SessionClock(R25)))
+    events: list[tuple[str, str]] = []
+    now = time.monotonic_ns()
+    transport = GoesAway([[Chunk(b"100\n", now), Chunk(b"5", now + 1)]], "fake:teensy")
+    decoder = make_decoder(ProfileRegistry.load([]).get("teensy-fast"), synced=True)
+
+    async def main() -> None:
+        discarded = asyncio.Event()
+
+        def on_event(kind: str, dial: str | None, message: str, data: object) -> None:
+            events.append((kind, message))
+            if kind == "input.discarded":
+                discarded.set()
+
+        reader = DeviceReader(transport, decoder, {"position": pipe}, on_event, lambda *a: None)
+        task = asyncio.create_task(reader.run())
+        try:
+            await asyncio.wait_for(discarded.wait(), 5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    assert pipe.stats.samples == 1 and pipe.stats.extra.get("discarded") == 1
+    (said,) = [message for kind, message in events if kind == "input.discarded"]
+    assert "before it went away" in said
 
 
 class QuietBroker(Broker):

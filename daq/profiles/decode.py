@@ -55,6 +55,7 @@ class GuardedDecoder:
         # not guarded here (a caller that finds it raising feeds the chunk, which is).
         self.quick_channel: str | None = getattr(inner, "quick_channel", None)
         self.quick: Callable[[bytes], Value | None] | None = getattr(inner, "quick", None)
+        self.tells_gaps: bool = getattr(inner, "tells_gaps", False)  # reset(after_gap=True) means something
 
     @property
     def ignored(self) -> int:
@@ -71,8 +72,17 @@ class GuardedDecoder:
             self._inner.reset()
             return [Garbage(f"decoder error: {type(exc).__name__}: {exc}", chunk.data, chunk.mono_ns)]
 
-    def reset(self) -> None:
-        self._inner.reset()
+    def reset(self, *, after_gap: bool = False) -> None:
+        """Start afresh; `after_gap` where the decoder tells a gap from a new start (see LineDecoder)."""
+        if after_gap and self.tells_gaps:
+            self._inner.reset(after_gap=True)  # type: ignore[call-arg]
+        else:
+            self._inner.reset()
+
+    def held(self) -> bytes:
+        """Input buffered and not decoded yet, which `reset` drops (b"" for decoders that hold none)."""
+        held = getattr(self._inner, "held", None)
+        return held() if held is not None else b""
 
 
 def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> GuardedDecoder:

@@ -121,10 +121,13 @@ class FrameFields:
 # ---------------------------------------------------------------- line
 
 _FIRST_LINE = "the first line after the port opened (discard_first_line: it may be cut)"
+_GAP_LINE = "the first line after a gap in the byte stream (its start may be lost)"
 
 
 class LineDecoder:
     """Text lines: `pattern` groups or `delimiter` columns become field values."""
+
+    tells_gaps = True  # reset(after_gap=True): see there
 
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
@@ -152,17 +155,29 @@ class LineDecoder:
         self._buf = bytearray()
         self._skipping = False  # inside an overlong line, already reported
         self._first = self._discard_first and not synced
+        self._first_reason = _FIRST_LINE  # why `_first`'s line is discarded
         self.ignored = 0
         quick = self._one_value and self._interp.one_absolute and self._pattern is not None
         self._quick_sink = self._interp.channels[0] if quick else None  # the one absolute channel `quick` reads
         self.quick_channel: str | None = self._quick_sink.name if self._quick_sink is not None else None
         """The channel `quick` reads (None: this profile has no quick path; `quick` always says None)."""
 
-    def reset(self) -> None:
+    def reset(self, *, after_gap: bool = False) -> None:
+        """Start afresh (the port was opened again). `after_gap`: the stream goes on, but bytes may be
+        missing before what comes next (a reader process died with a round unsent): the next line
+        may be the end of a cut one, so it is discarded whatever the profile says (counted), never
+        decoded into a value the dial did not send. The dial's counter and sequence baselines are kept
+        then: a running count reads on, and a sequence says what the gap lost (device_lost)."""
         self._buf.clear()
         self._skipping = False
-        self._first = self._discard_first
-        self._interp.reset()
+        self._first = self._discard_first or after_gap
+        self._first_reason = _GAP_LINE if after_gap else _FIRST_LINE
+        if not after_gap:
+            self._interp.reset()
+
+    def held(self) -> bytes:
+        """What `reset` would drop undecoded: the start of a line (not an overlong one, reported already)."""
+        return b"" if self._skipping else bytes(self._buf)
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         out: list[Decoded] = []
@@ -187,7 +202,7 @@ class LineDecoder:
                 if self._not_data(line):
                     self.ignored += 1  # an empty line or a banner: no reading was dropped
                 else:
-                    out.append(Discarded(_FIRST_LINE, line, mono))
+                    out.append(Discarded(self._first_reason, line, mono))
             else:
                 self._line(line, mono, out)
         del buf[:start]
@@ -196,7 +211,7 @@ class LineDecoder:
             cut = len(buf) - keep
             if not self._skipping:
                 if self._first:  # the first line, however long, is the one dropped on purpose
-                    out.append(Discarded(_FIRST_LINE, bytes(buf[:cut]), mono))
+                    out.append(Discarded(self._first_reason, bytes(buf[:cut]), mono))
                 else:
                     out.append(Garbage(f"line longer than {self._max} bytes", bytes(buf[:cut]), mono))
                 self._skipping = True
@@ -313,6 +328,8 @@ class LineDecoder:
 class BinaryDecoder:
     """Sync-delimited frames in a byte stream, hunting for the sync after anything bad."""
 
+    tells_gaps = True  # reset(after_gap=True): see there
+
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, BinaryFraming)
@@ -350,11 +367,19 @@ class BinaryDecoder:
         need = before - off if off < 0 else max(before, off + self._ck_size)
         return max(need, start - end + 1 if end < 0 else end)
 
-    def reset(self) -> None:
+    def reset(self, *, after_gap: bool = False) -> None:
+        """Start afresh. After a gap (bytes may be missing) the next frame is found by its sync and
+        checksum, what comes before it is garbage, and the counter and sequence baselines are kept
+        (as in LineDecoder.reset)."""
         self._buf.clear()
         self._reported = 0
         self._lost_sync = False
-        self._interp.reset()
+        if not after_gap:
+            self._interp.reset()
+
+    def held(self) -> bytes:
+        """What `reset` would drop undecoded: the start of a frame (bytes reported as garbage excluded)."""
+        return bytes(self._buf[self._reported :])
 
     def _bad(self, item: Garbage, out: list[Decoded]) -> None:
         """Garbage, counted once per run: anything after the run's first is marked `continues`."""

@@ -4,12 +4,15 @@ A device may feed several dials (a ShuttleXpress's jog wheel and ring): readings
 by channel. A reading on a channel no dial is configured for is counted per device as
 `unrouted` (in health; the first one of each channel is logged once). An unplug (`DeviceGone`)
 closes the device and opens it again when it is back; the dial pipelines live on, so dial ids
-and `seq` run on without a gap. The decoder is reset then (a cut line is not a sample), except
-after `ReaderDied`: the serial reader process died but the port and its byte stream live on, so
-the decoder reads on where it stopped (the line cut across the death decodes whole, nothing is
-discarded again, counter and sequence baselines are kept); only the dead process's last unsent
-round may be lost, which nothing can count: its message (logged, and the device.disconnected
-event's) says so.
+and `seq` run on without a gap. The decoder is reset then (a cut line is not a sample); what it
+held undecoded (the start of a line or frame) is discarded, counted and said (input.discarded).
+After `ReaderDied` the reader process died but the port and its byte stream live on: the dead
+process's last round may be missing (read, never sent: nothing can count it; its message, logged
+and the device.disconnected event's, says so), so the stream has a possible gap. A line decoder
+then discards what it held and the next line (either may be a piece of a cut line: spliced or read
+as whole, a value the dial never sent), each counted; a frame decoder hunts its next sync; counter
+and sequence baselines are kept (a sequence counts what the gap lost). Whole reports and messages
+(HID, MIDI) read on as they are.
 
 A device that has sent only garbage for GARBAGE_WARN_S (nothing decoded since the first bad
 input) gets one warning line on the terminal, quoting its last input and what the profile
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -142,26 +146,44 @@ class DeviceReader:
                 delay = min(longest, delay * 2)
                 continue
             except BaseException:  # a kept stream (after ReaderDied) may end here: the next open starts afresh
-                self.decoder.reset()
+                self._start_afresh("the start of a line or frame read before the reader process died")
                 raise
             delay = first
             self._unavailable_said = ""
             self._set_connected(True, f"opened {self.transport.describe}")
             try:
                 await self._read_until_gone()
-            except ReaderDied as exc:  # the port and its stream live on: the decoder reads on, not reset
+            except ReaderDied as exc:  # the port and its stream live on, but its last round may be missing
                 log.warning("%s: %s", ",".join(self.dial_ids), exc)  # it says what may be lost uncounted
                 self._set_connected(False, str(exc))
+                self._start_afresh("the start of a line or frame read before the reader process died", gap=True)
             except DeviceGone as exc:
                 log.warning("%s: %s", ",".join(self.dial_ids), exc)
                 self._set_connected(False, str(exc))
-                self.decoder.reset()
+                self._start_afresh("the start of a line or frame the device sent before it went away")
             except Exception as exc:  # a bug below us: the supervisor restarts this reader; say so first
                 self._set_connected(False, f"{type(exc).__name__}: {exc}")
-                self.decoder.reset()
+                self._start_afresh("the start of a line or frame read before the reader failed")
                 raise
             finally:
                 await self.transport.close()
+
+    def _start_afresh(self, what: str, *, gap: bool = False) -> None:
+        """Reset the decoder; what it held undecoded (a cut line, a partial frame) is discarded,
+        counted and said as `what`. `gap`: the stream goes on after a gap (a reader process died with
+        a round unsent, ReaderDied): a line decoder also discards the next line, which may be the
+        end of a cut one; spliced onto what it held, or read as whole, it would be a value the dial
+        never sent."""
+        if gap and not getattr(self.decoder, "tells_gaps", False):
+            return  # whole reports or messages (HID, MIDI): nothing is cut, the decoder reads on as it is
+        held = getattr(self.decoder, "held", None)
+        data = held() if held is not None else b""
+        if gap:
+            self.decoder.reset(after_gap=True)  # type: ignore[call-arg]
+        else:
+            self.decoder.reset()
+        if data:
+            self._count_loss(self.losses.count(Discarded(what, data, time.monotonic_ns())))
 
     async def _read_until_gone(self) -> None:
         deliver = getattr(self.transport, "deliver_to", None)
