@@ -18,7 +18,7 @@ from daq.profiles.decode import Decoder, make_decoder
 from daq.profiles.framing_input import midi_messages, pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN, event_name, parse_event
 from daq.profiles.loader import ProfileRegistry, profile_from_dict
-from daq.reading import ButtonEvent, Chunk, Decoded, Garbage, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, Discarded, Garbage, Reading
 
 REGISTRY = ProfileRegistry.load()
 INPUT_PROFILES = {
@@ -105,6 +105,24 @@ def test_powermate_hid_button_press_and_release_with_a_turn() -> None:
     out = feed(dec, powermate_report(1, 0), powermate_report(1, 2), powermate_report(0, 0))
     assert out == [ButtonEvent("press", True, 1000), Reading("dial", 2, 1001), ButtonEvent("press", False, 1002)]
     assert garbage(feed(dec, b"\x00")) == ["report of 1 bytes, the profile needs 2"]
+
+
+def test_a_kernel_buffer_overflow_is_counted_not_silent() -> None:
+    """SYN_DROPPED: the kernel dropped events for a reader that fell behind. It is discarded (said),
+    and so is every event the profile reads up to the next SYN_REPORT; then reading goes on."""
+    dec = decoder("griffin-powermate-evdev")
+    out = feed(
+        dec,
+        events((*REL_DIAL, 1)),
+        pack_events([(EV_SYN, 3, 0), (*REL_DIAL, 5)]),  # SYN_DROPPED, and the rest of a cut frame
+        pack_events([(*REL_DIAL, 2), SYN]),  # still that frame: up to its SYN_REPORT
+        events((*REL_DIAL, 3)),
+    )
+    assert [r.raw for r in out if isinstance(r, Reading)] == [1, 4]  # the 5 and 2 not summed in
+    discarded = [d.reason for d in out if isinstance(d, Discarded)]
+    assert len(discarded) == 3 and "SYN_DROPPED" in discarded[0]
+    assert discarded[1] == discarded[2] and "the frame the kernel cut" in discarded[1]
+    assert dec.ignored == 0
 
 
 def test_powermate_evdev_rel_dial_and_btn_0() -> None:

@@ -22,11 +22,14 @@ from daq.profiles.fields import Interpreter, Value
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_SYN
 from daq.profiles.model import Profile
 from daq.profiles.model_framings import EvdevFraming, MidiFraming, MidiKey
-from daq.reading import Chunk, Decoded, Garbage
+from daq.reading import Chunk, Decoded, Discarded, Garbage
 
 EVENT = struct.Struct("<HHi")
 ABSINFO_MIN = 0xFFFE
 ABSINFO_MAX = 0xFFFF
+SYN_REPORT, SYN_DROPPED = 0, 3  # EV_SYN codes: a frame's end; the kernel's buffer for us overflowed
+_KERNEL_DROPPED = "input events the kernel dropped (SYN_DROPPED: its buffer for this reader overflowed)"
+_AFTER_DROP = "an input event of the frame the kernel cut (SYN_DROPPED: up to the next SYN_REPORT)"
 
 # Message length by status (channel messages by their high nibble); other system messages: 1.
 MESSAGE_SIZE = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3, 0xF1: 2, 0xF2: 3, 0xF3: 2}
@@ -85,8 +88,17 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
                         self._target[code] = (sink.lo, sink.hi)
         self._absmin: dict[int, int] = {}
         self._absmax: dict[int, int] = {}
+        self._dropping = False  # after SYN_DROPPED, until the next SYN_REPORT
+
+    def reset(self) -> None:
+        super().reset()
+        self._dropping = False
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
+        """The events of a read. SYN_DROPPED (the kernel lost events: this reader fell behind) is
+        discarded, counted and said, and so is each event the profile reads up to the next
+        SYN_REPORT, as the kernel's documentation asks (that frame is incomplete). A relative
+        dial's steps lost there are lost; an absolute axis says its position again when it moves."""
         data, mono = chunk.data, chunk.mono_ns
         out: list[Decoded] = []
         whole = len(data) - len(data) % EVENT.size
@@ -96,6 +108,16 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
                 continue
             if ev_type == ABSINFO_MAX:
                 self._absmax[code] = value
+                continue
+            if ev_type == EV_SYN and code == SYN_DROPPED:
+                self._dropping = True
+                out.append(Discarded(_KERNEL_DROPPED, EVENT.pack(ev_type, code, value), mono))
+                continue
+            if self._dropping:
+                if ev_type == EV_SYN and code == SYN_REPORT:
+                    self._dropping = False
+                elif (ev_type, code) in self._slots:
+                    out.append(Discarded(_AFTER_DROP, EVENT.pack(ev_type, code, value), mono))
                 continue
             slots = self._slots.get((ev_type, code))
             if slots is None:
