@@ -37,8 +37,10 @@ from daq.station.session_state import SessionState
 from daq.station.station import Station
 from daq.timecode import FrameRate
 from daq.topics import Topics
+from daq.transports.inbox import Inbox, Sink
 from daq.transports.reader_host import ReaderDied
 from tests.support.outlet import RecordingOutlet
+from tests.support.polling import until
 from tests.support.scripted import ScriptedTransport
 
 S = 1_000_000_000
@@ -478,6 +480,54 @@ def test_a_line_cut_by_an_unplug_is_discarded_and_counted_not_dropped_unsaid() -
     assert pipe.stats.samples == 1 and pipe.stats.extra.get("discarded") == 1
     (said,) = [message for kind, message in events if kind == "input.discarded"]
     assert "before it went away" in said
+
+
+class ClosesWithMore(ScriptedTransport):
+    """Its chunks come through a real Inbox; as it closes, its reader hands over two more lines and a
+    line's start (as the reader process does, letting go of the port), then the inbox ends."""
+
+    def __init__(self) -> None:
+        super().__init__([], "fake:teensy")
+        self.inbox: Inbox | None = None
+        self.read_at_close = 0
+
+    async def open(self) -> None:
+        self.inbox = Inbox()
+        self.inbox.put(Chunk(b"100\n", time.monotonic_ns()))
+
+    async def deliver_to(self, sink: Sink) -> None:
+        assert self.inbox is not None
+        await self.inbox.deliver_to(sink)
+
+    async def close(self) -> None:
+        if self.inbox is not None:
+            for data in (b"200\n", b"300\n", b"4"):
+                self.inbox.put(Chunk(data, time.monotonic_ns()))
+            self.read_at_close += self.inbox.end(self.describe)
+            self.inbox = None
+
+
+def test_what_a_stopping_reader_hands_over_at_close_becomes_samples() -> None:
+    """The station stops (the reader task is cancelled): the lines the transport hands over as it
+    closes are decoded, not counted as lost unread; the line's start left is discarded and said."""
+    pipe = pipeline(SessionState(SessionClock(R25)))
+    transport = ClosesWithMore()
+    events: list[tuple[str, str]] = []
+    decoder = make_decoder(ProfileRegistry.load([]).get("teensy-fast"), synced=True)
+    reader = DeviceReader(
+        transport, decoder, {"position": pipe}, lambda k, d, m, data: events.append((k, m)), lambda *a: None
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(reader.run())
+        await until(lambda: pipe.stats.samples >= 1, "the first sample")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(asyncio.wait_for(main(), 5))
+    assert pipe.stats.samples == 3 and transport.read_at_close == 0
+    assert pipe.stats.extra.get("discarded") == 1
+    assert any(k == "input.discarded" and "as the station stopped" in m for k, m in events)
 
 
 class QuietBroker(Broker):

@@ -124,9 +124,14 @@ class DeviceReader:
             self.on_event(kind, dial, why, {"device": self.transport.describe})
 
     async def run(self) -> None:
-        """Open, read, reopen after an unplug, until cancelled."""
+        """Open, read, reopen after an unplug, until cancelled. Cancelled (the station stops), what the
+        transport still hands over as it closes is decoded (daq.transports.inbox: `end`), and what
+        the decoder then holds (a line's start) is discarded, counted and said."""
         try:
             await self._run()
+        except asyncio.CancelledError:
+            self._start_afresh("the start of a line or frame read as the station stopped")
+            raise
         finally:
             self._decoded()
 

@@ -15,7 +15,8 @@ Two ways to take them, both in the event loop:
   exception; the chunks not handed over then stay here, for `unread()` to count.
 
 `close(gone)` ends it (a `read()` or `deliver_to()` still waiting raises `gone`); what is left is
-`unread()`; `end(describe)` is a transport's close: both, the count logged and returned. `raised`
+`unread()`; `end(describe)` is a transport's close: both, the count logged and returned. After a
+cancelled `deliver_to()` (a station stopping) `end` first hands what came meanwhile to its sink. `raised`
 is the end a taker was told of (the transport parks its port after ReaderDied).
 """
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 class Inbox:
     """Made in the event loop; `put` there (the poller thread hops in with call_soon_threadsafe)."""
 
-    __slots__ = ("_chunks", "_done", "_failure", "_gone", "_loop", "_sink", "_waiter", "raised")
+    __slots__ = ("_chunks", "_done", "_failure", "_final_sink", "_gone", "_loop", "_sink", "_waiter", "raised")
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -47,6 +48,7 @@ class Inbox:
         self._sink: Sink | None = None
         self._done: asyncio.Future[None] | None = None  # a deliver_to() running
         self._failure: Exception | None = None  # what its sink raised
+        self._final_sink: Sink | None = None  # a cancelled deliver_to()'s sink: `end` hands it what is left
         self.raised: DeviceGone | None = None  # the end read() or deliver_to() raised
 
     def put(self, item: Chunk | DeviceGone) -> None:
@@ -101,6 +103,9 @@ class Inbox:
             done.set_result(None)
         try:
             await done
+        except asyncio.CancelledError:  # the station stops: what the reader still hands over is its too
+            self._final_sink = sink
+            raise
         finally:
             self._sink = self._done = None
         if self._failure is not None:
@@ -121,7 +126,18 @@ class Inbox:
         """A transport's close(), once its reader stopped: what was read and never taken is counted and
         logged (as `unit`: "chunks", "reports", "messages"), then the inbox is closed with DeviceGone
         '<describe>: closed' (waking a `read()` still waiting). Returns the count, for the transport's
-        `read_at_close`: every reading counts, none is dropped unsaid."""
+        `read_at_close`: every reading counts, none is dropped unsaid.
+
+        After a `deliver_to` was cancelled (a station stopping), what came meanwhile (the reader
+        process's last rounds, sent as it let go of the port; a thread's last reads) goes to its sink
+        first: decoded into samples, not counted as lost."""
+        sink, self._final_sink = self._final_sink, None
+        if sink is not None and self._chunks:
+            last, self._chunks = self._chunks, []
+            try:
+                sink(last)
+            except Exception:  # a bug below the reader: what is left is counted below, as unread
+                log.exception("%s: handing over the last %s at close failed", describe, unit)
         chunks, size = self.unread()
         if chunks:
             log.warning("%s: closed with %d %s (%d bytes) read but not decoded", describe, chunks, unit, size)
