@@ -217,3 +217,17 @@ def test_a_continued_session_keeps_the_gap_its_earlier_run_reported(tmp_path: Pa
     summary = json.loads((tmp_path / STATION / "s-3" / "summary.json").read_text())
     assert summary["gaps"] == [{"dial": "d1", "boot": "b1", "missing": [[10, 14]]}]
     assert summary["dials"]["d1"]["rows"] == 10 and again.before_subscribe() == []
+
+
+def test_a_station_it_was_not_asked_to_record_is_refused_even_if_the_broker_sends_it(tmp_path: Path) -> None:
+    """`daq record --station lab-h` subscribes to lab-h only; a broker that delivers beyond the
+    filters (seen with the embedded broker) costs those messages, counted, not a folder or a header."""
+    rec = Recorder(BrokerConfig(url="mqtt://127.0.0.1:1"), tmp_path, station=STATION)
+    rec.handle("daq/demo/status", b'{"v": 1, "station": "demo", "state": "online"}')
+    rec.handle("daq/demo/dials/d1/samples", json.dumps(station_sample("demo", 0, "d1", "s-1")).encode())
+    publish(rec, sample(0))
+    rec.close()
+    assert rec.seen_stations == {STATION}
+    assert rec.stats.refused.reasons["a station this recorder does not record"] == 2
+    assert not (tmp_path / "demo").exists()
+    assert [r[1] for r in read_recording(tmp_path / STATION / "s-1" / "d1.csv").rows] == ["0"]

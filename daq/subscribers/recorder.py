@@ -131,6 +131,7 @@ class Recorder:
         self.metas: dict[tuple[str, str], dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.seen_stations: set[str] = set()
+        self._only = None if self.stations == ["+"] else frozenset(self.stations)  # the stations recorded
         self.trackers: dict[tuple[str, str, str], ReceivedSeqs] = {}  # (station, boot, dial)
         self.recent: dict[tuple[str, str, str], RecentSeqs] = {}  # the same, in a shared group
         self.taken: list[Taken] = []  # since the last commit, in receive order
@@ -232,6 +233,8 @@ class Recorder:
         station, what, dial = parse_topic(self.root, topic)
         if not is_id(station) or (dial is not None and not is_id(dial)):
             raise Refused("topic has an invalid station or dial id")
+        if self._only is not None and station not in self._only:  # a broker that delivers beyond the filters
+            raise Refused("a station this recorder does not record")
         if station not in self.seen_stations:
             self.seen_stations.add(station)
             if self.on_new_station is not None:
