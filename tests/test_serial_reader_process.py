@@ -5,11 +5,13 @@ mid-stream (nothing lost, the port never reset), ports that end alone, and the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import fcntl
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -78,6 +80,11 @@ def transport_for(
         return SerialTransport(FAST, Attachment(port=str(dial.path)), readers=readers)
 
 
+def waiting(fd: int) -> int:
+    """Bytes waiting to be read on the tty `fd` (TIOCINQ)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCINQ, b"\0\0\0\0"))[0])
+
+
 def socket_waiting(sock: socket.socket) -> int:
     """Bytes waiting to be read on `sock`."""
     return int(struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0])
@@ -88,9 +95,9 @@ def sent_its_round(pid: int, sock: socket.socket) -> bool:
     return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait" and socket_waiting(sock) > 0
 
 
-async def read_until(transport: SerialTransport, data: bytes) -> list[Chunk]:
+async def read_until(transport: SerialTransport, data: bytes, within_s: float = 3.0) -> list[Chunk]:
     chunks: list[Chunk] = []
-    async with asyncio.timeout(3.0):
+    async with asyncio.timeout(within_s):
         while b"".join(c.data for c in chunks) != data:
             chunks += await transport.read()
             assert data.startswith(b"".join(c.data for c in chunks))
@@ -179,9 +186,12 @@ def test_bursts_bigger_than_a_receive_arrive_whole_and_in_order(tmp_path: Path) 
         transports = [transport_for(d) for d in dials]
         try:
             async with opened(*transports):
-                for dial, blob in zip(dials, blobs, strict=True):
-                    dial.write(blob)
-                got = await asyncio.gather(*(read_until(t, blob) for t, blob in zip(transports, blobs, strict=True)))
+                # Written from threads while the loop reads: a write blocks once the port's buffers are
+                # full, and from the loop it would block the very reading that empties them (the
+                # reader process waits for the loop to take what it sent; CI hung here once).
+                writes = [asyncio.to_thread(d.write, blob) for d, blob in zip(dials, blobs, strict=True)]
+                reads = [read_until(t, blob, within_s=20) for t, blob in zip(transports, blobs, strict=True)]
+                got, _ = await asyncio.gather(asyncio.gather(*reads), asyncio.gather(*writes))
                 for chunks in got:
                     stamps = [c.mono_ns for c in chunks]
                     assert stamps == sorted(stamps)
@@ -211,6 +221,43 @@ def test_a_reader_process_death_ends_every_port_it_read(tmp_path: Path) -> None:
                 await read_until(tb, b"2\n")
 
     run(main())
+
+
+def test_a_tty_with_nothing_to_read_is_not_unplugged(tmp_path: Path) -> None:
+    """pyserial sets VMIN = 0: a tty with nothing to read reads 0 bytes, not EAGAIN. An edge-triggered
+    wake-up for bytes an earlier read took already then read 0 bytes, which the reader took for an
+    unplug (a loaded machine, 8 ports x 64 KiB: 'device reports data but gives none: unplugged').
+    Only a hang-up the poller reports makes 0 bytes an end."""
+    with PtyDial(tmp_path) as dial:
+        fd = os.open(dial.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~(termios.ICANON | termios.ECHO)
+        attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 0, 0
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        ours, theirs = socket.socketpair()
+        try:
+            reader = wire.Reader(theirs)
+            reader.ports[fd], reader.fd_of[1] = 1, fd
+            reader.ttys.add(fd)
+            reader.poller.add(fd)
+            out = bytearray()
+            reader._drain(fd, out)  # woken, but the bytes were taken: 0 bytes read
+            assert out == b""
+            dial.write(b"5\n")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not waiting(fd):  # the kernel's worker moves them in
+                time.sleep(0.002)
+            reader._drain(fd, out)
+            assert wire.parse(out)[0][0][3] == b"5\n"
+            out.clear()
+            reader._drain(fd, out, select.POLLHUP)  # a hang-up: now 0 bytes are the end
+            (gone,) = wire.parse(out)[0]
+            assert gone[0] == wire.GONE and b"unplugged" in gone[3]
+        finally:
+            ours.close()
+            theirs.close()
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def test_rounds_waiting_in_the_socket_when_a_send_finds_the_process_dead_are_handed_over(tmp_path: Path) -> None:

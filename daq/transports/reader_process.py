@@ -64,6 +64,7 @@ REMOVED = 12  # port id
 HEADER = struct.Struct("<BIqI")  # kind, port id, stamp (ns) or 0, payload length
 READ_SIZE = 4096
 MAX_READS = 64  # reads of one port in one round before the others get their turn
+_HANGUP = select.POLLHUP | select.POLLERR  # the same bits as EPOLLHUP | EPOLLERR
 RECV_SIZE = 65536
 MAX_FDS = 64  # per recvmsg: one ADD a send, so one fd a message in practice
 SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel may give less
@@ -131,6 +132,11 @@ class _Poller:
         elif self._poll is not None:
             self._poll.unregister(fd)
 
+    @property
+    def tells_hangup(self) -> bool:
+        """Whether `wait` reports a hang-up (POLLHUP, POLLERR) with a descriptor's events: select() does not."""
+        return self._epoll is not None or self._poll is not None
+
     def wait(self, timeout: float = -1) -> list[tuple[int, int]]:
         """(fd, events) of the ready descriptors, waiting for one up to `timeout` s (-1: no limit)."""
         if self._epoll is not None:
@@ -152,6 +158,7 @@ class Reader:
         self.fd_of: dict[int, int] = {}  # port id -> fd
         self.ttys: set[int] = set()  # the fds that are ttys (serial ports), not hidraw nodes
         self.unfinished: list[int] = []  # ports _drain left with bytes (MAX_READS reached)
+        self.hung: set[int] = set()  # ttys the poller reported hung up (their reads of 0 bytes mean gone)
         self.commands = bytearray()
         self.fds: list[int] = []  # received, not yet claimed by their ADD
 
@@ -166,12 +173,13 @@ class Reader:
             ready = wait(0 if unfinished else -1)
             if unfinished:  # ports left with bytes by the last round's read limit come first, once
                 self.unfinished = []
-                ready = [(fd, 0) for fd in unfinished] + [(fd, ev) for fd, ev in ready if fd not in unfinished]
-            for fd, _ in ready:
+                events = dict(ready)  # a port's events (a hang-up) go with it, first
+                ready = [(fd, events.pop(fd, 0)) for fd in unfinished] + list(events.items())
+            for fd, ev in ready:
                 if fd == control_fd:
                     commanded = True
                 elif fd in ports:
-                    drain(fd, out)
+                    drain(fd, out, ev)
             if commanded and not self._commands(out):
                 if out:
                     send(out)
@@ -180,15 +188,23 @@ class Reader:
                 send(out)
                 out.clear()
 
-    def _drain(self, fd: int, out: bytearray) -> None:
+    def _drain(self, fd: int, out: bytearray, events: int = 0) -> None:
         """Read the ready port `fd` until it is empty, each read a CHUNK stamped as it returned: a tty
         until a read that does not fill READ_SIZE (its n_tty buffer is empty then: another read would
         wait for the kernel's tty worker, as a poll would; see _Poller), a hidraw node (one report a
         read) until EAGAIN. At most MAX_READS reads, then the port goes to `unfinished`, read on first
-        in the next round (an edge-triggered port would not be reported again until new bytes came)."""
+        in the next round (an edge-triggered port would not be reported again until new bytes came).
+
+        A read of 0 bytes from a tty is its end only when the poller said it hung up (`events`, kept
+        in `hung`), or, where it cannot say (select), on the first read: a serial port set up with
+        VMIN = 0 (pyserial's) reads 0 bytes, not EAGAIN, when it has nothing, and an edge-triggered
+        wake-up can come for bytes an earlier read of the same round took already (a loaded machine:
+        ports said unplugged mid-stream). A hidraw node says EAGAIN; its 0 bytes are its end."""
         port, tty = self.ports[fd], fd in self.ttys
+        if events & _HANGUP:
+            self.hung.add(fd)
         read, monotonic_ns, pack, size = os.read, time.monotonic_ns, HEADER.pack, READ_SIZE
-        for _ in range(MAX_READS):
+        for attempt in range(MAX_READS):
             try:
                 data = read(fd, size)
             except BlockingIOError:
@@ -199,6 +215,8 @@ class Reader:
                 return
             stamp = monotonic_ns()
             if not data:  # a hung-up tty (USB unplugged, pty master closed) polls readable and reads 0 bytes
+                if tty and fd not in self.hung and (self.poller.tells_hangup or attempt > 0):
+                    return  # nothing to read now (VMIN = 0), not a hang-up
                 out += item(GONE, port, 0, b"device reports data but gives none: unplugged")
                 self._drop(port)
                 return
@@ -240,6 +258,7 @@ class Reader:
         if fd is not None:
             del self.ports[fd]
             self.ttys.discard(fd)
+            self.hung.discard(fd)
             if fd in self.unfinished:
                 self.unfinished.remove(fd)
             self.poller.remove(fd)
