@@ -201,7 +201,7 @@ def test_a_present_readable_hid_dial_is_ready(machine: SimpleNamespace, capsys: 
     level, message, fix = findings(reports["jog"])["readable"]
     assert level == "fail" and message.startswith(f"no permission: {node} is -rw")
     assert fix is not None and (
-        "daq devices --udev-rules uaccess | sudo tee /etc/udev/rules.d/70-dialdaq-uaccess.rules" in fix
+        "daq devices --udev-rules uaccess > /tmp/70-dialdaq-uaccess.rules && sudo install -m 0644" in fix
     )
     assert "FAIL  readable" in text and "fix: install the udev rules" in text
 

@@ -705,6 +705,30 @@ def test_a_cancelled_delivery_hands_nothing_more_over() -> None:
     run(main())
 
 
+def test_at_its_end_a_cancelled_delivery_hands_over_what_came_and_counts_what_its_sink_could_not_take() -> None:
+    async def main() -> None:
+        inbox = Inbox()
+        got: list[bytes] = []
+
+        def sink(chunks: list[Chunk]) -> None:
+            for chunk in chunks:
+                if chunk.data == b"2\n":
+                    raise ValueError("a bug below the reader")
+                got.append(chunk.data)
+
+        task = asyncio.create_task(inbox.deliver_to(sink))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for k in range(4):
+            inbox.put(Chunk(b"%d\n" % k, k))
+        assert got == []
+        assert inbox.end("serial:x") == 2  # 0 and 1 handed over; 2 fails: it and 3 counted, not lost
+        assert got == [b"0\n", b"1\n"]
+
+    run(main())
+
+
 @pytest.mark.parametrize("readers", ["process", "thread"])
 def test_deliver_to_hands_over_everything_read_then_device_gone(dial: PtyDial, readers: ReadersMode) -> None:
     """The way the DeviceReader takes chunks: every byte written, in order, then the unplug."""

@@ -52,7 +52,8 @@ def test_every_bundled_usb_dial_is_covered() -> None:
                     assert "input" in nodes, (name, usb)
                     assert f'KERNELS=="0005:{vid.upper()}:{pid.upper()}.*"' in text  # over Bluetooth too
     readme = (UDEV / "README.md").read_text()
-    assert "daq devices --udev-rules uaccess | sudo tee /etc/udev/rules.d/70-dialdaq-uaccess.rules" in readme
+    assert "daq devices --udev-rules uaccess > /tmp/70-dialdaq-uaccess.rules" in readme
+    assert "sudo install -m 0644 /tmp/70-dialdaq-uaccess.rules /etc/udev/rules.d/" in readme
     assert "sudo cp config/udev/70-dialdaq-uaccess.rules /etc/udev/rules.d/" in readme
     assert "sudo udevadm control --reload && sudo udevadm trigger" in readme
 

@@ -78,7 +78,8 @@ def rules(variant: str, ids: dict[str, dict[str, set[str]]]) -> str:
 
 def install_command(variant: str = "uaccess") -> str:
     """The shell line that installs `variant`'s rules from this installation and reloads udev."""
-    return (
-        f"daq devices --udev-rules {variant} | sudo tee /etc/udev/rules.d/{FILES[variant]} >/dev/null && "
+    name = FILES[variant]
+    return (  # to a file first: a pipe into `sudo tee` would install an empty file if daq failed
+        f"daq devices --udev-rules {variant} > /tmp/{name} && sudo install -m 0644 /tmp/{name} /etc/udev/rules.d/ && "
         "sudo udevadm control --reload && sudo udevadm trigger"
     )

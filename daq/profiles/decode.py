@@ -26,9 +26,10 @@ class Decoder(Protocol):
     """Turns a device's chunks into readings, button events and garbage.
 
     Every item carries the `mono_ns` of the chunk that completed it. `reset()` is called after
-    a reconnect: it drops partial lines and frames (a cut line is not a sample) and re-baselines
-    counter channels, but keeps the accumulated totals of relative and counter channels, so a
-    dial's position survives an unplug. `ignored` counts input that is not a reading (banners,
+    a reconnect: it drops partial lines and frames (a cut line is not a sample; the device reader
+    counts what `held()` says it dropped) and re-baselines counter channels (not after a gap:
+    `reset(after_gap=True)` keeps the baselines), but keeps the accumulated totals of relative and
+    counter channels, so a dial's position survives an unplug. `ignored` counts input that is not a reading (banners,
     comments, empty lines, other HID reports), which is not garbage. A line that may have been a
     reading and is dropped on purpose (the first after opening) is a `Discarded` item instead,
     and a jump in the device's own report counter a `DeviceLoss`: both are counted and announced.

@@ -116,7 +116,9 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
             if self._dropping:
                 if ev_type == EV_SYN and code == SYN_REPORT:
                     self._dropping = False
-                elif (ev_type, code) in self._slots:
+                elif (ev_type, code) in self._slots and not (
+                    ev_type == EV_KEY and value == 2
+                ):  # autorepeat: no reading
                     out.append(Discarded(_AFTER_DROP, EVENT.pack(ev_type, code, value), mono))
                 continue
             slots = self._slots.get((ev_type, code))

@@ -90,7 +90,8 @@ class Inbox:
 
     async def deliver_to(self, sink: Sink) -> NoReturn:
         """Hand every chunk to `sink` as it arrives until the port ends; raise its DeviceGone then
-        (or what `sink` raised). Cancelled, it hands nothing more over."""
+        (or what `sink` raised). Cancelled, it hands nothing more over until `end`, which hands
+        `sink` what came meanwhile."""
         if self._sink is not None or self._done is not None:
             raise RuntimeError("chunks are delivered to one sink at a time")
         if self._chunks and self._failure is None:
@@ -132,12 +133,14 @@ class Inbox:
         process's last rounds, sent as it let go of the port; a thread's last reads) goes to its sink
         first: decoded into samples, not counted as lost."""
         sink, self._final_sink = self._final_sink, None
-        if sink is not None and self._chunks:
-            last, self._chunks = self._chunks, []
+        while sink is not None and self._chunks:
+            chunk = self._chunks.pop(0)
             try:
-                sink(last)
-            except Exception:  # a bug below the reader: what is left is counted below, as unread
+                sink([chunk])
+            except Exception:  # a bug below the reader: this one and the rest are counted below, as unread
+                self._chunks.insert(0, chunk)
                 log.exception("%s: handing over the last %s at close failed", describe, unit)
+                break
         chunks, size = self.unread()
         if chunks:
             log.warning("%s: closed with %d %s (%d bytes) read but not decoded", describe, chunks, unit, size)

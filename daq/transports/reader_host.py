@@ -29,11 +29,12 @@ priority with the shortest time slice it can ask for itself; the first start log
 A reader process that dies (killed, crashed) ends every port it read with `ReaderDied`, a
 DeviceGone: the station's DeviceReader says the device was lost, closes the transport and opens it
 again, which starts a new process. The transport keeps its port open across that
-(daq.transports.serial and hid park it), so nothing is reset and nothing waiting in the kernel's
-tty buffer (or a hidraw node's report queue) is dropped: the new process reads on where the old one
-stopped. A process that dies within QUICK_DEATH_S of starting makes the next start wait
-(RESTART_BACKOFF_S), so a process that cannot run does not spin; one that lived longer, or a clean
-shutdown, clears that count. A process that dies at every start makes the port's open() raise
+(daq.transports.serial and hid park it), so the device is not set up again and nothing waiting in
+the kernel's tty buffer (or a hidraw node's report queue) is dropped: the new process reads on where
+the old one stopped (the DeviceReader discards the line the death may have cut, counted). A
+process that dies within QUICK_DEATH_S of starting makes the next start wait (RESTART_BACKOFF_S),
+so a process that cannot run does not spin; one that lived longer, or a clean shutdown, clears
+that count. A process that dies at every start makes the port's open() raise
 DeviceUnavailable (the DeviceReader retries, the port stays parked), never a fall back to threads
 for good: only a process that cannot be started at all (ReaderUnavailable) does that. What a dying
 process had read but not sent (its last poll round) is lost and cannot be counted: the ReaderDied

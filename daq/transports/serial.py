@@ -4,7 +4,7 @@ reader process (daq.transports.reader_host), whose stamps never wait for the dae
 thread stamps 25-39 ms late at p99); "thread" (always on Windows) reads it here, on POSIX in one
 shared poller thread (`_Hub`, ended with the last port), else a thread per port. A reader process
 that dies ends the port with ReaderDied; `close()` then keeps the port open (parked) and the next
-`open()` reads on in a new process: nothing reset, nothing in the tty's buffer dropped (if no process
+`open()` reads on in a new process: not set up again, nothing in the tty's buffer dropped (if no process
 starts, DeviceUnavailable: still parked). Both ways put the chunks in the port's Inbox (daq.transports.
 inbox), taken with `read()` or `deliver_to(sink)` (the DeviceReader's: each chunk goes to its
 decoding from the callback that received it, no task woken per read). Chunks read but not handed
@@ -131,7 +131,7 @@ class SerialTransport:
             raise RuntimeError(f"{self.describe} is open already")
         parked, self._parked = self._parked, None
         inbox = Inbox()
-        if parked is not None:  # its reader process died: read on, nothing reset, nothing dropped
+        if parked is not None:  # its reader process died: read on, not set up again, nothing dropped
             try:
                 self._reader = await self._start_reading(parked, inbox)
             except DeviceUnavailable:  # no reader process this time: parked still, for the next try
