@@ -80,19 +80,14 @@ def transport_for(
         return SerialTransport(FAST, Attachment(port=str(dial.path)), readers=readers)
 
 
-def waiting(fd: int) -> int:
-    """Bytes waiting to be read on the tty `fd` (TIOCINQ)."""
-    return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCINQ, b"\0\0\0\0"))[0])
-
-
-def socket_waiting(sock: socket.socket) -> int:
-    """Bytes waiting to be read on `sock`."""
-    return int(struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0])
+def waiting(fd: int | socket.socket) -> int:
+    """Bytes waiting to be read on a tty or a socket (FIONREAD, which is TIOCINQ on a tty)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
 def sent_its_round(pid: int, sock: socket.socket) -> bool:
     """The reader process waits in epoll again and bytes wait on `sock`: it sent what it read."""
-    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait" and socket_waiting(sock) > 0
+    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait" and waiting(sock) > 0
 
 
 async def read_until(transport: SerialTransport, data: bytes, within_s: float = 3.0) -> list[Chunk]:
@@ -446,7 +441,7 @@ def test_chunks_read_but_not_handed_over_at_close_are_counted(
         while time.monotonic() < deadline and port.in_waiting:
             time.sleep(0.002)  # noqa: ASYNC251
         if isinstance(reader, ProcessPort):
-            while time.monotonic() < deadline and not socket_waiting(reader.host._sock):
+            while time.monotonic() < deadline and not waiting(reader.host._sock):
                 time.sleep(0.002)  # noqa: ASYNC251
         else:
             time.sleep(0.05)  # noqa: ASYNC251

@@ -25,6 +25,18 @@ def gen_udev(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def lab_profiles(tmp_path: Path) -> Path:
+    """A lab's folder of profiles: one serial dial of USB id 1209:abcd, "lab-slider"."""
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "slider.toml").write_text(
+        'spec = 1\nid = "lab-slider"\nname = "Lab slider"\ntransport = "serial"\nsource = "a test"\n'
+        '[match]\nusb = ["1209:abcd"]\n[serial]\nbaud = 9600\n'
+        '[framing]\nkind = "line"\npattern = \'(?P<v>[0-9]+)\'\n[channels.v]\nkind = "absolute"\n'
+    )
+    return lab
+
+
 def test_the_shipped_rules_are_the_generated_ones() -> None:
     done = gen_udev("--check")
     assert done.returncode == 0, f"{done.stderr}: run .venv/bin/python scripts/gen-udev"
@@ -66,13 +78,7 @@ def test_check_catches_stale_rules_and_a_lab_dir_adds_its_ids(tmp_path: Path) ->
     done = gen_udev("--out", str(out), "--check")
     assert done.returncode == 1 and "stale" in done.stderr
 
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "slider.toml").write_text(
-        'spec = 1\nid = "lab-slider"\nname = "Lab slider"\ntransport = "serial"\nsource = "a test"\n'
-        '[match]\nusb = ["1209:abcd"]\n[serial]\nbaud = 9600\n'
-        '[framing]\nkind = "line"\npattern = \'(?P<v>[0-9]+)\'\n[channels.v]\nkind = "absolute"\n'
-    )
+    lab = lab_profiles(tmp_path)
     assert gen_udev("--dir", str(lab), "--out", str(out)).returncode == 0
     text = (out / "70-dialdaq-uaccess.rules").read_text()
     assert 'ATTRS{idVendor}=="1209", ATTRS{idProduct}=="abcd", ENV{ID_MM_DEVICE_IGNORE}="1"' in text
@@ -97,13 +103,7 @@ def test_an_installed_daq_prints_the_rules_itself(tmp_path: Path) -> None:
 
     for variant, name in (("uaccess", "70-dialdaq-uaccess.rules"), ("group", "70-dialdaq-group.rules")):
         assert printed(variant) == (UDEV / name).read_text()
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "slider.toml").write_text(
-        'spec = 1\nid = "lab-slider"\nname = "Lab slider"\ntransport = "serial"\nsource = "a test"\n'
-        '[match]\nusb = ["1209:abcd"]\n[serial]\nbaud = 9600\n'
-        '[framing]\nkind = "line"\npattern = \'(?P<v>[0-9]+)\'\n[channels.v]\nkind = "absolute"\n'
-    )
+    lab = lab_profiles(tmp_path)
     assert "# lab-slider: Lab slider" in printed("uaccess", "--dir", str(lab))
     bad = subprocess.run(daq_cmd("devices", "--udev-rules", "everyone"), capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "invalid choice: 'everyone'" in bad.stderr
