@@ -62,11 +62,13 @@ class Garbage:
 @dataclass(frozen=True, slots=True)
 class Discarded:
     """Input the decoder threw away on purpose though it may have been a reading (the first line
-    after the port opened, which may be cut): counted and announced, never silent."""
+    after the port opened, which may be cut): counted and announced, never silent. `count`: the
+    readings it may have held (the events of an input frame the kernel cut), one for a line."""
 
     reason: str
     data: bytes = field(repr=False)
     mono_ns: int
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)

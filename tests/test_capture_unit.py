@@ -175,8 +175,10 @@ class ScriptDecoder:
             return [Reading("position", 1, chunk.mono_ns)]
         return [Garbage("line does not match the profile's pattern", chunk.data, chunk.mono_ns)]
 
-    def reset(self) -> None:
-        pass
+    ignored = 0
+
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        return b""
 
 
 def test_one_warning_after_5_s_of_only_garbage(

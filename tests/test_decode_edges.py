@@ -149,31 +149,56 @@ def test_an_overlong_first_line_is_discarded_however_it_is_read(split: bool) -> 
 def test_after_a_gap_the_next_line_is_discarded_never_spliced_nor_read_as_whole() -> None:
     """A reader process died with a round unsent ("2\n300\n" of "512\n300\n" say): the decoder held
     "51". Spliced onto what comes next, "51" + "7" would be a reading of 517; reset as after an open,
-    "7" would read as whole. After a gap the next line is discarded, and said."""
+    "7" would read as whole. After a gap the cut line, start and end, is one discarded item, said."""
     profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)"))  # no discard_first_line
     dec = make_decoder(profile, synced=True)
     assert feed(dec, b"40\n", b"51") == [Reading("pos", 40, 1000)]
-    assert dec.held() == b"51"
-    dec.reset()  # what an open would do: the 7 reads as whole, a value the dial did not send
-    assert feed(dec, b"7\n") == [Reading("pos", 7, 1000)]
+    assert dec.reset() == b"51"  # what an open does: the start is dropped (the caller counts it) ...
+    assert feed(dec, b"7\n") == [Reading("pos", 7, 1000)]  # ... and the 7 reads as whole: a value never sent
     feed(dec, b"51")
-    dec.reset(after_gap=True)
-    assert dec.held() == b""
+    assert dec.reset(after_gap=True) == b""  # nothing dropped now: the start waits for its end
     out = feed(dec, b"7\n", b"300\n")
-    assert out == [Discarded(out[0].reason, b"7", 1000), Reading("pos", 300, 1001)]  # type: ignore[union-attr]
+    assert out == [Discarded(out[0].reason, b"517", 1000), Reading("pos", 300, 1001)]  # type: ignore[union-attr]
     assert "after a gap" in out[0].reason  # type: ignore[union-attr]
+    # Nothing held: the lost round may have been a line's start all the same, so the next line goes.
+    assert dec.reset(after_gap=True) == b""
+    out = feed(dec, b"7\n", b"8\n")
+    assert [type(i) for i in out] == [Discarded, Reading] and out[0].data == b"7"  # type: ignore[union-attr]
     dec.reset(after_gap=True)  # a gap at a line's end: an empty "line" is no reading, nothing to discard
     assert feed(dec, b"\n8\n") == [Reading("pos", 8, 1000)]
+    feed(dec, b"5")
+    dec.reset(after_gap=True)
+    assert dec.reset() == b"5"  # a gap, then an open: what the gap kept is dropped then, for counting
 
 
-def test_after_a_gap_a_frame_decoder_hunts_its_sync_and_counts_the_cut_frame() -> None:
+def test_after_a_gap_a_frame_decoder_hunts_its_sync_and_counts_the_cut_frame_once() -> None:
     frames = make_decoder(REGISTRY.get("dialdaq-frame-v1").profile, synced=True)
     assert [type(i) for i in feed(frames, frame_v1(100), frame_v1(200)[:3])] == [Reading]
-    assert frames.held() == frame_v1(200)[:3]
-    frames.reset(after_gap=True)
+    assert frames.reset(after_gap=True) == frame_v1(200)[:3]  # the start, for the caller to count
     out = feed(frames, frame_v1(200)[3:], frame_v1(300))
     assert [i.raw for i in out if isinstance(i, Reading)] == [300]
-    assert counted_garbage(out) == 1  # the cut frame's rest, skipped hunting for sync
+    assert counted_garbage(out) == 0 and any(isinstance(i, Garbage) for i in out)  # the rest: said, not again counted
+    # Nothing held at the gap: the rest of a frame whose start was lost is counted as garbage.
+    assert frames.reset(after_gap=True) == b""
+    out = feed(frames, frame_v1(200)[3:], frame_v1(300))
+    assert [i.raw for i in out if isinstance(i, Reading)] == [300] and counted_garbage(out) == 1
+
+
+def test_a_decoder_bug_says_what_it_held_and_reads_the_next_line_as_possibly_cut() -> None:
+    """A decoder that raises: its buffer is said with the chunk in one garbage item, and since the
+    chunk may have ended inside a line, the line after it is discarded (counted), not read as whole."""
+    profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)"))
+    dec = make_decoder(profile, synced=True)
+    inner = dec._inner
+    feed(dec, b"51")
+    real_feed = inner.feed
+    inner.feed = lambda chunk: (_ for _ in ()).throw(IndexError("a bug"))  # type: ignore[method-assign]
+    out = feed(dec, b"2\n3")
+    inner.feed = real_feed  # type: ignore[method-assign]
+    assert len(out) == 1 and isinstance(out[0], Garbage) and "IndexError: a bug" in out[0].reason
+    assert out[0].data == b"512\n3"
+    out = feed(dec, b"00\n", b"4\n")
+    assert [type(i) for i in out] == [Discarded, Reading] and out[1].raw == 4  # type: ignore[union-attr]
 
 
 def test_which_bundled_profiles_discard_their_first_line() -> None:

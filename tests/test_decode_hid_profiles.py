@@ -18,6 +18,7 @@ from daq.profiles.decode import Decoder, make_decoder
 from daq.profiles.framing_input import midi_messages, pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN, event_name, parse_event
 from daq.profiles.loader import ProfileRegistry, profile_from_dict
+from daq.profiles.losses import LossCounter
 from daq.reading import ButtonEvent, Chunk, Decoded, Discarded, Garbage, Reading
 
 REGISTRY = ProfileRegistry.load()
@@ -109,7 +110,8 @@ def test_powermate_hid_button_press_and_release_with_a_turn() -> None:
 
 def test_a_kernel_buffer_overflow_is_counted_not_silent() -> None:
     """SYN_DROPPED: the kernel dropped events for a reader that fell behind. It is discarded (said),
-    and so is every event the profile reads up to the next SYN_REPORT; then reading goes on."""
+    and so is every event the profile reads up to the next SYN_REPORT; then reading goes on. The cut
+    frame is one item per read (one event, not one per event), counting each event it held."""
     dec = decoder("griffin-powermate-evdev")
     out = feed(
         dec,
@@ -119,9 +121,14 @@ def test_a_kernel_buffer_overflow_is_counted_not_silent() -> None:
         events((*REL_DIAL, 3)),
     )
     assert [r.raw for r in out if isinstance(r, Reading)] == [1, 4]  # the 5 and 2 not summed in
-    discarded = [d.reason for d in out if isinstance(d, Discarded)]
-    assert len(discarded) == 3 and "SYN_DROPPED" in discarded[0]
-    assert discarded[1] == discarded[2] and "the frame the kernel cut" in discarded[1]
+    discarded = [d for d in out if isinstance(d, Discarded)]
+    assert [d.count for d in discarded] == [2, 1]  # the drop and the 5; then the 2 (read next)
+    assert "SYN_DROPPED" in discarded[0].reason and "the rest of the frame the kernel cut" in discarded[1].reason
+    assert discarded[0].data == pack_events([(EV_SYN, 3, 0), (*REL_DIAL, 5)])
+    counter = LossCounter()
+    notices = [counter.count(d) for d in discarded]
+    assert [(n.amount, n.data["readings"], n.data["count"]) for n in notices] == [(2, 2, 2), (1, 1, 3)]
+    assert counter.discarded == 3
     assert dec.ignored == 0
 
 

@@ -171,7 +171,9 @@ def run_doctor(capsys: pytest.CaptureFixture[str], cfg: Path) -> tuple[int, str,
     code = cli.main(["doctor", "--config", str(cfg)])
     text = capsys.readouterr().out
     assert cli.main(["doctor", "--config", str(cfg), "--json"]) == code
-    body = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    assert out.out, out.err
+    body = json.loads(out.out)
     return code, text, {d["dial"]: d for d in body["dials"]}
 
 
@@ -204,6 +206,14 @@ def test_a_present_readable_hid_dial_is_ready(machine: SimpleNamespace, capsys: 
         "daq devices --udev-rules uaccess > /tmp/70-dialdaq-uaccess.rules && sudo install -m 0644" in fix
     )
     assert "FAIL  readable" in text and "fix: install the udev rules" in text
+
+    # A lab's own profiles (profile_dirs): the rules that line installs cover them too.
+    (machine.tmp / "lab profiles").mkdir()
+    cfg = machine.tmp / "daq-lab.toml"
+    cfg.write_text('profile_dirs = ["lab profiles"]\n' + cfg.with_name("daq.toml").read_text())
+    code, text, reports = run_doctor(capsys, cfg)
+    fix = findings(reports["jog"])["readable"][2]
+    assert fix is not None and f"--udev-rules uaccess --dir '{machine.tmp / 'lab profiles'}' > /tmp/" in fix
 
 
 def test_a_powermate_claimed_by_its_kernel_driver_points_to_the_evdev_profile(

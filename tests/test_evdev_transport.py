@@ -23,9 +23,11 @@ import pytest
 
 from daq.config import build_config, read_config_data
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
+from daq.profiles.decode import make_decoder
 from daq.profiles.framing_input import pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN
 from daq.profiles.loader import ProfileRegistry
+from daq.reading import ButtonEvent, Chunk, Discarded, Reading
 from daq.station.payloads import meta_payload
 from daq.station.station import Station
 from daq.transports import evdev_input, hid_enum, make_transport
@@ -121,6 +123,45 @@ def test_events_packed_exactly_and_stamped_with_the_kernel_time(evdev: FakeEvdev
         assert len(evdev.handles[0].read_threads) == 1  # every read from the one reader thread
 
     run(main())
+
+
+def test_after_syn_dropped_the_keys_are_asked_for_so_a_lost_release_is_not_a_stuck_button(
+    evdev: FakeEvdevModule,
+) -> None:
+    """The kernel's buffer overflowed while the button was released: the reader gets SYN_DROPPED,
+    the decoder discards the cut frame, and once it ends the reader asks the device for its keys
+    (EVIOCGKEY), so the release is said; a key still held says nothing new."""
+    dial = powermate()
+    evdev.dials.append(dial)
+    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
+
+    async def main() -> list[Chunk]:
+        t = transport_for("griffin-powermate-evdev")
+        await t.open()
+        try:
+            dial.push((EV_KEY, BTN_0, 1), SYN)
+            chunks = await read_n(t, 1)
+            dial.overflow((EV_KEY, BTN_0, 0), SYN)  # the release, lost on the way
+            ended = dial.push((EV_REL, REL_DIAL, 2), SYN)  # the rest of the cut frame
+            chunks += await read_n(t, 3)
+            assert ended <= chunks[-1].mono_ns <= time.monotonic_ns()  # stamped when asked, after the frame's end
+            dial.overflow((EV_REL, REL_DIAL, 1), SYN)  # nothing about the button lost this time
+            dial.push(SYN)
+            chunks += await read_n(t, 3)
+            return chunks
+        finally:
+            await t.close()
+
+    chunks = run(main())
+    assert chunks[3].data == pack_events([(EV_KEY, BTN_0, 0), SYN])  # the state asked for
+    assert chunks[6].data == pack_events([(EV_KEY, BTN_0, 0), SYN])
+    out = [item for chunk in chunks for item in decoder.feed(chunk)]
+    assert [i for i in out if isinstance(i, ButtonEvent)] == [
+        ButtonEvent("press", True, chunks[0].mono_ns),
+        ButtonEvent("press", False, chunks[3].mono_ns),  # not stuck down
+    ]
+    assert [d.count for d in out if isinstance(d, Discarded)] == [1, 1, 1]  # the drops; the 2 too
+    assert not any(isinstance(i, Reading) for i in out)
 
 
 def test_without_a_monotonic_kernel_clock_realtime_event_times_are_converted(evdev: FakeEvdevModule) -> None:

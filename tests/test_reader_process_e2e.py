@@ -55,8 +55,8 @@ def test_a_killed_reader_process_is_restarted_and_seq_runs_on(
         assert again.pid != reader.pid
         run.stop()
     # p1's line cut by the death ("10" + "0") is not trusted: the dead process may have read more
-    # and not sent it, so "10" and the next line are discarded, each counted; p2 had no line held,
-    # and its next "line" is empty (no reading): it loses nothing.
+    # and not sent it, so the cut line, head and tail, is discarded: one count, one event; p2 had no
+    # line held, and its next "line" is empty (no reading): it loses nothing.
     expected = {"p1": [*range(100), *range(101, 200)], "p2": list(range(200))}
     for dial_id in ("p1", "p2"):
         samples = run.samples(dial_id)
@@ -66,7 +66,8 @@ def test_a_killed_reader_process_is_restarted_and_seq_runs_on(
         metas = run.metas(dial_id)
         assert metas.count(True) == 2 and metas[metas.index(True) :] == [True, False, True]  # lost, then back
     discarded = run.events("input.discarded")
-    assert [(e["dial"], e["data"]["input"]) for e in discarded] == [("p1", "10"), ("p1", "0")]
+    assert [(e["dial"], e["data"]["input"], e["data"]["readings"]) for e in discarded] == [("p1", "100", 1)]
+    assert "after a gap" in discarded[0]["data"]["reason"]
     lost = run.events("device.disconnected")
     assert len(lost) == 2 and all("serial reader process was killed by SIGKILL" in e["message"] for e in lost)
     assert len(run.events("device.connected")) == 4

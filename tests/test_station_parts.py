@@ -285,8 +285,10 @@ class BothChannels:
     def feed(self, chunk: Chunk) -> list[Decoded]:
         return [Reading("jog", 1, chunk.mono_ns), Reading("ring", 2, chunk.mono_ns)]
 
-    def reset(self) -> None:
-        pass
+    ignored = 0
+
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        return b""
 
 
 def test_readings_on_a_channel_no_dial_is_configured_for_are_counted_in_health(
@@ -397,14 +399,21 @@ def test_a_shortcut_that_raises_is_said_once_and_its_chunks_still_become_samples
 
 
 class Resets:
+    ignored = 0
+
     def __init__(self) -> None:
-        self.resets = 0
+        self.resets = 0  # afresh (an open)
+        self.gaps = 0  # after a gap (the stream goes on)
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         return []
 
-    def reset(self) -> None:
-        self.resets += 1
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        if after_gap:
+            self.gaps += 1
+        else:
+            self.resets += 1
+        return b""
 
 
 class DiesThenFails:
@@ -429,14 +438,14 @@ class DiesThenFails:
 
 
 def test_reader_died_keeps_the_decoder_until_a_reopen_fails() -> None:
-    """ReaderDied: the stream lives on, the decoder is not reset; an open that fails otherwise (the
-    port may be opened afresh next time) resets it."""
+    """ReaderDied: the stream lives on, the decoder is told of a gap, not reset afresh; an open that
+    fails otherwise (the port may be opened afresh next time) resets it."""
     decoder = Resets()
     transport = DiesThenFails(decoder)
     reader = DeviceReader(transport, decoder, {}, lambda k, d, m, data: None, lambda d, c: None)
     with pytest.raises(OSError, match="no more"):
         asyncio.run(asyncio.wait_for(reader.run(), 5))
-    assert transport.opens == [0, 0] and decoder.resets == 1
+    assert transport.opens == [0, 0] and decoder.resets == 1 and decoder.gaps == 1
 
 
 class GoesAway(ScriptedTransport):

@@ -55,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
                 flush=True,
             )
         asyncio.run(listen(config, reports, args.listen, None if args.json else reading))
-    facts = machine()
+    facts = machine(config.profile_dirs if config is not None else ())
     if args.json:
         body = {
             "dials": [{**asdict(r), "ready": r.ready} for r in reports],

@@ -23,7 +23,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -45,11 +45,15 @@ Level = Literal["ok", "warn", "fail", "skip"]
 
 UDEV_RULES_DIRS = [Path("/etc/udev/rules.d"), Path("/run/udev/rules.d"), Path("/usr/lib/udev/rules.d")]
 UDEV_FILES = tuple(udev.FILES.values())
-INSTALL_RULES = (
-    f"install the udev rules: {udev.install_command('uaccess')} (a service account: the variant group, "
-    "for the members of the group dialdaq: sudo groupadd --system dialdaq; sudo usermod -aG dialdaq USER), "
-    "then replug the dial"
-)
+
+
+def install_rules(profile_dirs: Sequence[str | Path] = ()) -> str:
+    """The fix that installs the udev rules, for the bundled profiles and the config's `profile_dirs`."""
+    return (
+        f"install the udev rules: {udev.install_command('uaccess', profile_dirs)} (a service account: the "
+        "variant group, for the members of the group dialdaq: sudo groupadd --system dialdaq; "
+        "sudo usermod -aG dialdaq USER), then replug the dial"
+    )
 
 
 @dataclass
@@ -67,6 +71,7 @@ class DialReport:
     transport: str | None = None
     node: str | None = None  # the device node found
     findings: list[Finding] = field(default_factory=list)
+    rules_fix: str = field(default_factory=install_rules)  # install_rules(the config's profile_dirs)
 
     @property
     def ready(self) -> bool:
@@ -115,11 +120,11 @@ def diagnose(config: DaqConfig) -> list[DialReport]:
         registry = ProfileRegistry.load(config.profile_dirs)
     except ProfileError as exc:
         raise ConfigError(config.source_file, "profile_dirs", exc.problem) from None
-    return [diagnose_dial(dial, registry) for dial in config.dials]
+    return [diagnose_dial(dial, registry, config.profile_dirs) for dial in config.dials]
 
 
-def diagnose_dial(dial: DialConfig, registry: ProfileRegistry) -> DialReport:
-    report = DialReport(dial.id)
+def diagnose_dial(dial: DialConfig, registry: ProfileRegistry, profile_dirs: Sequence[Path] = ()) -> DialReport:
+    report = DialReport(dial.id, rules_fix=install_rules(profile_dirs))
     if dial.simulate is not None:
         report.transport = "simulated"
         report.add("ok", "device", "a simulated dial: nothing to connect")
@@ -188,7 +193,7 @@ def _check_modemmanager(report: DialReport, usb: str | None) -> None:
         "modemmanager",
         "ModemManager is running: it probes a new serial port for seconds after plugging in (sending AT "
         "commands), so the dial's first readings are late or lost",
-        INSTALL_RULES.replace(", then replug the dial", "")
+        report.rules_fix.replace(", then replug the dial", "")
         + " (they set ID_MM_DEVICE_IGNORE), or sudo systemctl disable --now ModemManager on a PC without a modem",
     )
 
@@ -380,7 +385,7 @@ def _check_access(report: DialReport, node: str, usual_group: str | None) -> Non
     group = _group_name(st.st_gid)
     mode = stat.filemode(st.st_mode)
     member = st.st_gid in os.getgroups() or st.st_gid == os.getgid()
-    fix = INSTALL_RULES
+    fix = report.rules_fix
     if usual_group and group == usual_group and not member:
         fix = f"sudo usermod -aG {group} $USER, then log out and in again; or {fix}"
     elif member and st.st_mode & stat.S_IRGRP and st.st_mode & stat.S_IWGRP:
@@ -433,15 +438,18 @@ def reader_priority() -> Finding:
     return Finding("warn", "reader priority", message, GRANT_RTPRIO)
 
 
-def machine() -> list[Finding]:
-    """Facts that concern every dial: installed rules, ModemManager, the reader's priority, extras."""
+def machine(profile_dirs: Sequence[Path] = ()) -> list[Finding]:
+    """Facts that concern every dial: installed rules (for the bundled profiles and `profile_dirs`),
+    ModemManager, the reader's priority, extras."""
     out: list[Finding] = []
     if sys.platform.startswith("linux"):
         rules = installed_rules()
         if rules:
             out.append(Finding("ok", "udev rules", ", ".join(str(p) for p in rules)))
         else:
-            out.append(Finding("warn", "udev rules", "dialdaq's udev rules are not installed", INSTALL_RULES))
+            out.append(
+                Finding("warn", "udev rules", "dialdaq's udev rules are not installed", install_rules(profile_dirs))
+            )
         if modemmanager_running():
             out.append(Finding("warn", "modemmanager", "ModemManager is running (it probes new serial ports)"))
         out.append(reader_priority())

@@ -143,7 +143,7 @@ async def _listen_device(
             elif isinstance(item, ButtonEvent):
                 (tally.presses if item.pressed else tally.releases)[item.button] += 1
             elif isinstance(item, Discarded):
-                tally.discarded += 1
+                tally.discarded += item.count
 
     def on_gone(why: str) -> None:
         tally.gone = why

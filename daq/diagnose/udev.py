@@ -15,7 +15,9 @@ from the same functions.
 
 from __future__ import annotations
 
+import shlex
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from daq.profiles.loader import ProfileRegistry
@@ -76,10 +78,12 @@ def rules(variant: str, ids: dict[str, dict[str, set[str]]]) -> str:
     return "\n".join(out)
 
 
-def install_command(variant: str = "uaccess") -> str:
-    """The shell line that installs `variant`'s rules from this installation and reloads udev."""
+def install_command(variant: str = "uaccess", dirs: Sequence[str | Path] = ()) -> str:
+    """The shell line that installs `variant`'s rules from this installation (and the lab's
+    profile folders `dirs`, the config's profile_dirs) and reloads udev."""
     name = FILES[variant]
+    also = "".join(f" --dir {shlex.quote(str(d))}" for d in dirs)
     return (  # to a file first: a pipe into `sudo tee` would install an empty file if daq failed
-        f"daq devices --udev-rules {variant} > /tmp/{name} && sudo install -m 0644 /tmp/{name} /etc/udev/rules.d/ && "
-        "sudo udevadm control --reload && sudo udevadm trigger"
+        f"daq devices --udev-rules {variant}{also} > /tmp/{name} && "
+        f"sudo install -m 0644 /tmp/{name} /etc/udev/rules.d/ && sudo udevadm control --reload && sudo udevadm trigger"
     )

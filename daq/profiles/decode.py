@@ -25,21 +25,28 @@ __all__ = ["Decoded", "Decoder", "GuardedDecoder", "make_decoder"]
 class Decoder(Protocol):
     """Turns a device's chunks into readings, button events and garbage.
 
-    Every item carries the `mono_ns` of the chunk that completed it. `reset()` is called after
-    a reconnect: it drops partial lines and frames (a cut line is not a sample; the device reader
-    counts what `held()` says it dropped) and re-baselines counter channels (not after a gap:
-    `reset(after_gap=True)` keeps the baselines), but keeps the accumulated totals of relative and
-    counter channels, so a dial's position survives an unplug. `ignored` counts input that is not a reading (banners,
-    comments, empty lines, other HID reports), which is not garbage. A line that may have been a
-    reading and is dropped on purpose (the first after opening) is a `Discarded` item instead,
-    and a jump in the device's own report counter a `DeviceLoss`: both are counted and announced.
+    Every item carries the `mono_ns` of the chunk that completed it. `ignored` counts input that
+    is not a reading (banners, comments, empty lines, other HID reports), which is not garbage. A
+    line that may have been a reading and is dropped on purpose (the first after opening) is a
+    `Discarded` item instead, and a jump in the device's own report counter a `DeviceLoss`: both
+    are counted and announced.
+
+    `reset()` is called after a reconnect: it drops partial lines and frames (a cut line is not a
+    sample) and returns what it dropped, for the device reader to count, and it re-baselines
+    counter channels, but keeps the accumulated totals of relative and counter channels, so a
+    dial's position survives an unplug. `reset(after_gap=True)`: the stream goes on after bytes may
+    have gone missing (a reader process died with a round unsent). Each decoder decides what that
+    means for its framing, so the rule lives in one place per framing: a line or frame cut by the
+    gap is one counted loss and never a value the dial did not send, the baselines are kept, and
+    decoders of whole reports and events (HID, input events, MIDI), which a gap cannot cut, read
+    on as they are.
     """
 
     ignored: int
 
     def feed(self, chunk: Chunk) -> list[Decoded]: ...
 
-    def reset(self) -> None: ...
+    def reset(self, *, after_gap: bool = False) -> bytes: ...
 
 
 DecoderFactory = Callable[..., Decoder]
@@ -56,7 +63,6 @@ class GuardedDecoder:
         # not guarded here (a caller that finds it raising feeds the chunk, which is).
         self.quick_channel: str | None = getattr(inner, "quick_channel", None)
         self.quick: Callable[[bytes], Value | None] | None = getattr(inner, "quick", None)
-        self.tells_gaps: bool = getattr(inner, "tells_gaps", False)  # reset(after_gap=True) means something
 
     @property
     def ignored(self) -> int:
@@ -70,20 +76,18 @@ class GuardedDecoder:
         try:
             return self._inner.feed(chunk)
         except Exception as exc:
-            self._inner.reset()
-            return [Garbage(f"decoder error: {type(exc).__name__}: {exc}", chunk.data, chunk.mono_ns)]
+            # What it held is said with the chunk (the chunk's bytes may be among it); the chunk may
+            # have ended inside a line, so the next one is not read as whole: as after a gap.
+            try:
+                held = self._inner.reset()
+                self._inner.reset(after_gap=True)
+            except Exception:  # a reset that fails too: the decoder is as clean as it gets
+                held = b""
+            data = held if chunk.data in held else held + chunk.data
+            return [Garbage(f"decoder error: {type(exc).__name__}: {exc}", data, chunk.mono_ns)]
 
-    def reset(self, *, after_gap: bool = False) -> None:
-        """Start afresh; `after_gap` where the decoder tells a gap from a new start (see LineDecoder)."""
-        if after_gap and self.tells_gaps:
-            self._inner.reset(after_gap=True)  # type: ignore[call-arg]
-        else:
-            self._inner.reset()
-
-    def held(self) -> bytes:
-        """Input buffered and not decoded yet, which `reset` drops (b"" for decoders that hold none)."""
-        held = getattr(self._inner, "held", None)
-        return held() if held is not None else b""
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        return self._inner.reset(after_gap=after_gap)
 
 
 def make_decoder(profile: Profile | LoadedProfile, *, synced: bool = False) -> GuardedDecoder:

@@ -127,8 +127,6 @@ _GAP_LINE = "the first line after a gap in the byte stream (its start may be los
 class LineDecoder:
     """Text lines: `pattern` groups or `delimiter` columns become field values."""
 
-    tells_gaps = True  # reset(after_gap=True): see there
-
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, LineFraming)
@@ -162,22 +160,27 @@ class LineDecoder:
         self.quick_channel: str | None = self._quick_sink.name if self._quick_sink is not None else None
         """The channel `quick` reads (None: this profile has no quick path; `quick` always says None)."""
 
-    def reset(self, *, after_gap: bool = False) -> None:
-        """Start afresh (the port was opened again). `after_gap`: the stream goes on, but bytes may be
-        missing before what comes next (a reader process died with a round unsent): the next line
-        may be the end of a cut one, so it is discarded whatever the profile says (counted), never
-        decoded into a value the dial did not send. The dial's counter and sequence baselines are kept
-        then: a running count reads on, and a sequence says what the gap lost (device_lost)."""
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        """Start afresh (the port was opened again): returns the start of a line it held, dropped
+        undecoded (not an overlong line's, reported already), for the caller to count.
+
+        `after_gap`: the stream goes on, but bytes may be missing before what comes next (a reader
+        process died with a round unsent). The next line may be the end of a cut one, so it is
+        discarded whatever the profile says, never decoded into a value the dial did not send: the
+        start held now and that end are one cut line, one `Discarded` item ("51" + "7\n", whatever
+        was lost between them), so nothing is dropped now. The dial's counter and sequence baselines
+        are kept then: a running count reads on, and a sequence says what the gap lost (device_lost)."""
+        if after_gap:
+            # The rest of an overlong line (reported) or the end of a cut one: the discard takes it.
+            self._skipping = False
+            self._first, self._first_reason = True, _GAP_LINE
+            return b""
+        held = b"" if self._skipping else bytes(self._buf)
         self._buf.clear()
         self._skipping = False
-        self._first = self._discard_first or after_gap
-        self._first_reason = _GAP_LINE if after_gap else _FIRST_LINE
-        if not after_gap:
-            self._interp.reset()
-
-    def held(self) -> bytes:
-        """What `reset` would drop undecoded: the start of a line (not an overlong one, reported already)."""
-        return b"" if self._skipping else bytes(self._buf)
+        self._first, self._first_reason = self._discard_first, _FIRST_LINE
+        self._interp.reset()
+        return held
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         out: list[Decoded] = []
@@ -328,8 +331,6 @@ class LineDecoder:
 class BinaryDecoder:
     """Sync-delimited frames in a byte stream, hunting for the sync after anything bad."""
 
-    tells_gaps = True  # reset(after_gap=True): see there
-
     def __init__(self, profile: Profile, *, synced: bool = False) -> None:
         framing = profile.framing
         assert isinstance(framing, BinaryFraming)
@@ -367,19 +368,20 @@ class BinaryDecoder:
         need = before - off if off < 0 else max(before, off + self._ck_size)
         return max(need, start - end + 1 if end < 0 else end)
 
-    def reset(self, *, after_gap: bool = False) -> None:
-        """Start afresh. After a gap (bytes may be missing) the next frame is found by its sync and
-        checksum, what comes before it is garbage, and the counter and sequence baselines are kept
-        (as in LineDecoder.reset)."""
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        """Start afresh: returns the start of a frame it held (bytes reported as garbage excluded),
+        dropped undecoded, for the caller to count. After a gap (bytes may be missing) the next frame
+        is found by its sync and checksum, and the counter and sequence baselines are kept (as in
+        LineDecoder.reset). A frame cut by the gap is one loss: the start returned now is counted,
+        and the rest skipped before the next sync continues it (garbage said, not counted again);
+        when nothing was held, that rest is counted as garbage."""
+        held = bytes(self._buf[self._reported :])
         self._buf.clear()
         self._reported = 0
-        self._lost_sync = False
+        self._lost_sync = after_gap and bool(held)
         if not after_gap:
             self._interp.reset()
-
-    def held(self) -> bytes:
-        """What `reset` would drop undecoded: the start of a frame (bytes reported as garbage excluded)."""
-        return bytes(self._buf[self._reported :])
+        return held
 
     def _bad(self, item: Garbage, out: list[Decoded]) -> None:
         """Garbage, counted once per run: anything after the run's first is marked `continues`."""
@@ -473,8 +475,12 @@ class ReportDecoder:
         self._min = max(framing.length or 1, self._fields.end)
         self.ignored = 0
 
-    def reset(self) -> None:
-        self._interp.reset()
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        """Whole reports are never cut: after a gap the decoder reads on as it is; otherwise the
+        Interpreter starts afresh (counter baselines). Nothing is held, so nothing is dropped."""
+        if not after_gap:
+            self._interp.reset()
+        return b""
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         data, mono = chunk.data, chunk.mono_ns

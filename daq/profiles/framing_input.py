@@ -28,8 +28,11 @@ EVENT = struct.Struct("<HHi")
 ABSINFO_MIN = 0xFFFE
 ABSINFO_MAX = 0xFFFF
 SYN_REPORT, SYN_DROPPED = 0, 3  # EV_SYN codes: a frame's end; the kernel's buffer for us overflowed
-_KERNEL_DROPPED = "input events the kernel dropped (SYN_DROPPED: its buffer for this reader overflowed)"
-_AFTER_DROP = "an input event of the frame the kernel cut (SYN_DROPPED: up to the next SYN_REPORT)"
+_KERNEL_DROPPED = (
+    "input events the kernel dropped (SYN_DROPPED: its buffer for this reader overflowed), "
+    "and the frame it cut, up to the next SYN_REPORT"
+)
+_AFTER_DROP = "the rest of the frame the kernel cut (SYN_DROPPED: up to the next SYN_REPORT)"
 
 # Message length by status (channel messages by their high nibble); other system messages: 1.
 MESSAGE_SIZE = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3, 0xF1: 2, 0xF2: 3, 0xF3: 2}
@@ -59,8 +62,12 @@ class _EventDecoder(Generic[K]):
         self._width = len(self._interp.fields)
         self.ignored = 0
 
-    def reset(self) -> None:
-        self._interp.reset()
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        """Whole events are never cut: after a gap the decoder reads on as it is; otherwise the
+        Interpreter starts afresh (counter baselines). Nothing is held, so nothing is dropped."""
+        if not after_gap:
+            self._interp.reset()
+        return b""
 
     def _emit(self, slots: list[int], value: Value, raw: bytes, mono_ns: int, out: list[Decoded]) -> None:
         """One event's `value` into each of its `slots`, emitted as the readings and button events it makes."""
@@ -89,10 +96,15 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
         self._absmin: dict[int, int] = {}
         self._absmax: dict[int, int] = {}
         self._dropping = False  # after SYN_DROPPED, until the next SYN_REPORT
+        self._cut: list[bytes] = []  # what the frame the kernel cut held (the Discarded item's data)
+        self._cut_readings = 0  # the events of it that would have been readings
+        self._cut_reason = _KERNEL_DROPPED
 
-    def reset(self) -> None:
-        super().reset()
-        self._dropping = False
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        if not after_gap:
+            super().reset()
+            self._dropping = False
+        return b""
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         """The events of a read. SYN_DROPPED (the kernel lost events: this reader fell behind) is
@@ -110,16 +122,20 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
                 self._absmax[code] = value
                 continue
             if ev_type == EV_SYN and code == SYN_DROPPED:
-                self._dropping = True
-                out.append(Discarded(_KERNEL_DROPPED, EVENT.pack(ev_type, code, value), mono))
+                self._cut_off(mono, out)  # a drop inside a cut frame: that one is said first
+                self._dropping, self._cut_reason = True, _KERNEL_DROPPED
+                self._cut.append(EVENT.pack(ev_type, code, value))
+                self._cut_readings += 1  # whatever the kernel dropped: at least one event, not known which
                 continue
             if self._dropping:
                 if ev_type == EV_SYN and code == SYN_REPORT:
                     self._dropping = False
+                    self._cut_off(mono, out)
                 elif (ev_type, code) in self._slots and not (
                     ev_type == EV_KEY and value == 2
                 ):  # autorepeat: no reading
-                    out.append(Discarded(_AFTER_DROP, EVENT.pack(ev_type, code, value), mono))
+                    self._cut.append(EVENT.pack(ev_type, code, value))
+                    self._cut_readings += 1
                 continue
             slots = self._slots.get((ev_type, code))
             if slots is None:
@@ -130,9 +146,18 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
                 continue  # autorepeat of a held key
             reading: Value = self._scaled(code, value) if ev_type == EV_ABS else value
             self._emit(slots, reading, EVENT.pack(ev_type, code, value), mono, out)
+        self._cut_off(mono, out)  # a cut frame that goes on in the next read: said now, its rest then
         if whole < len(data):
             out.append(Garbage(f"{len(data) - whole} bytes are not a whole input event", data[whole:], mono))
         return out
+
+    def _cut_off(self, mono: int, out: list[Decoded]) -> None:
+        """The frame the kernel cut, as one Discarded item counting the readings it may have held."""
+        if self._cut:
+            out.append(Discarded(self._cut_reason, b"".join(self._cut), mono, self._cut_readings))
+            self._cut.clear()
+            self._cut_readings = 0
+            self._cut_reason = _AFTER_DROP
 
     def _scaled(self, code: int, value: int) -> Value:
         target = self._target.get(code)

@@ -2,9 +2,12 @@
 
 Two kinds, both yielded by the decoders (daq.reading):
 
-- `Discarded`: a line the profile drops on purpose (`discard_first_line`: the first line after
-  the port opens, which may be cut). Counted as `discarded`, each one announced as an
-  `input.discarded` event (it happens once per open, so no flood).
+- `Discarded`: input dropped on purpose because it may be cut (`discard_first_line`: the first
+  line after the port opens; the line after a gap in the stream; an input frame the kernel cut
+  with SYN_DROPPED). Counted as `discarded` (an item's `count`: the readings it may have held),
+  each item announced as an `input.discarded` event. Items come at most once per open, per gap
+  and per kernel overflow (one for the whole cut frame, which takes a full kernel buffer of
+  events to happen again), so they do not flood the broker.
 - `DeviceLoss`: the device's own report counter (a profile's [sequence]) jumped. The missing
   counts are added up as `device_lost`; the first jump is announced at once as an
   `input.device_lost` event, later ones at most once a second (a lossy link must not flood the
@@ -62,13 +65,19 @@ class LossCounter:
 
     def count(self, item: Discarded | DeviceLoss) -> LossNotice:
         if isinstance(item, Discarded):
-            self.discarded += 1
+            self.discarded += item.count
             return LossNotice(
                 "discarded",
-                1,
+                item.count,
                 "input.discarded",
                 f"discarded {item.reason} ({self.discarded} so far)",
-                {"reason": item.reason, "input": _printable(item.data), "count": self.discarded},
+                # readings: what this item may have held; count: the device's discards so far
+                {
+                    "reason": item.reason,
+                    "input": _printable(item.data),
+                    "readings": item.count,
+                    "count": self.discarded,
+                },
             )
         self.device_lost += item.lost
         self.jumps_unsaid += 1

@@ -8,11 +8,12 @@ and `seq` run on without a gap. The decoder is reset then (a cut line is not a s
 held undecoded (the start of a line or frame) is discarded, counted and said (input.discarded).
 After `ReaderDied` the reader process died but the port and its byte stream live on: the dead
 process's last round may be missing (read, never sent: nothing can count it; its message, logged
-and the device.disconnected event's, says so), so the stream has a possible gap. A line decoder
-then discards what it held and the next line (either may be a piece of a cut line: spliced or read
-as whole, a value the dial never sent), each counted; a frame decoder hunts its next sync; counter
-and sequence baselines are kept (a sequence counts what the gap lost). Whole reports and messages
-(HID, MIDI) read on as they are.
+and the device.disconnected event's, says so), so the stream has a possible gap. The decoder
+decides what that cuts (`Decoder.reset(after_gap=True)`): a line decoder discards the next line
+with the start it held, as one cut line, counted once (spliced or read as whole, it would be a
+value the dial never sent); a frame decoder drops the start of a frame it held (counted here) and
+hunts its next sync; counter and sequence baselines are kept (a sequence counts what the gap
+lost). Whole reports and events (HID, input events, MIDI) read on as they are.
 
 A device that has sent only garbage for GARBAGE_WARN_S (nothing decoded since the first bad
 input) gets one warning line on the terminal, quoting its last input and what the profile
@@ -36,13 +37,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from daq.exceptions import DeviceGone, DeviceUnavailable
+from daq.profiles.decode import Decoder
 from daq.profiles.fields import Value
 from daq.profiles.input_text import HEX_BYTES, printable_text, shown
 from daq.profiles.losses import LossCounter, LossNotice
-from daq.reading import ButtonEvent, Chunk, Decoded, DeviceLoss, Discarded, Garbage, Reading
+from daq.reading import ButtonEvent, Chunk, DeviceLoss, Discarded, Garbage, Reading
 from daq.station.dial_pipeline import DialPipeline
 from daq.transports.base import Transport
 from daq.transports.reader_host import ReaderDied
@@ -50,12 +52,6 @@ from daq.transports.reader_host import ReaderDied
 log = logging.getLogger(__name__)
 
 GARBAGE_WARN_S = 5.0
-
-
-class Decoder(Protocol):
-    def feed(self, chunk: Chunk) -> list[Decoded]: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass
@@ -174,19 +170,10 @@ class DeviceReader:
                 await self.transport.close()
 
     def _start_afresh(self, what: str, *, gap: bool = False) -> None:
-        """Reset the decoder; what it held undecoded (a cut line, a partial frame) is discarded,
-        counted and said as `what`. `gap`: the stream goes on after a gap (a reader process died with
-        a round unsent, ReaderDied): a line decoder also discards the next line, which may be the
-        end of a cut one; spliced onto what it held, or read as whole, it would be a value the dial
-        never sent."""
-        if gap and not getattr(self.decoder, "tells_gaps", False):
-            return  # whole reports or messages (HID, MIDI): nothing is cut, the decoder reads on as it is
-        held = getattr(self.decoder, "held", None)
-        data = held() if held is not None else b""
-        if gap:
-            self.decoder.reset(after_gap=True)  # type: ignore[call-arg]
-        else:
-            self.decoder.reset()
+        """Reset the decoder; what it dropped undecoded (a cut line, a partial frame) is discarded,
+        counted and said as `what`. `gap`: the stream goes on after a gap (a reader process died
+        with a round unsent, ReaderDied): the decoder decides what that cuts (Decoder.reset)."""
+        data = self.decoder.reset(after_gap=gap)
         if data:
             self._count_loss(self.losses.count(Discarded(what, data, time.monotonic_ns())))
 

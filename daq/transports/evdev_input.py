@@ -29,6 +29,14 @@ with several event nodes is found by the one that carries its dial.
 
 `grab = true` in the profile's [framing] opens it exclusively (EVIOCGRAB): the desktop no
 longer sees its events.
+
+SYN_DROPPED (the kernel's buffer for this reader overflowed) loses events: the decoder discards
+the frame it cut, counted. As the kernel's documentation asks, the reader then queries the
+device's state once that frame ends (SYN_REPORT): the keys the profile reads, with EVIOCGKEY
+(`active_keys()`), follow as a frame of their states, stamped when asked. A button whose release
+was lost is released then (a button's event comes only when its state changes, so a key still
+held says nothing). Lost relative steps stay lost; an absolute axis says its position again when
+it moves.
 """
 
 from __future__ import annotations
@@ -52,8 +60,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
-from daq.profiles.framing_input import pack_absinfo, pack_events
-from daq.profiles.input_codes import event_name, parse_event
+from daq.profiles.framing_input import SYN_DROPPED, SYN_REPORT, pack_absinfo, pack_events
+from daq.profiles.input_codes import EV_KEY, EV_SYN, event_name, parse_event
 from daq.profiles.model_framings import EvdevFraming
 from daq.reading import Chunk
 from daq.transports import hid_enum
@@ -211,7 +219,8 @@ class EvdevTransport:
         first = b"".join(pack_absinfo(code, lo, hi) for code, (lo, hi) in sorted(ranges.items()))
         if first:
             inbox.put(Chunk(first, time.monotonic_ns()))
-        self._reader = _EvdevReader(device, self.describe, inbox, monotonic)
+        keys = sorted(code for kind, code in self._wanted if kind == EV_KEY)
+        self._reader = _EvdevReader(device, self.describe, inbox, monotonic, keys)
         log.info("opened %s at %s (%r)", self.describe, device.path, device.name)
 
     async def read(self) -> list[Chunk]:
@@ -388,8 +397,10 @@ class _EvdevReader:
     """The thread that polls one input device and puts its events in the inbox, in the event loop
     (made there; started when made)."""
 
-    def __init__(self, device: Any, describe: str, inbox: Inbox, monotonic: bool) -> None:
+    def __init__(self, device: Any, describe: str, inbox: Inbox, monotonic: bool, keys: list[int]) -> None:
         self._device = device
+        self._keys = keys  # the EV_KEY codes the profile reads: their state is asked for after SYN_DROPPED
+        self._dropped = False  # a SYN_DROPPED was read and its frame has not ended yet
         self._describe = describe
         self._monotonic = monotonic  # the events' times are CLOCK_MONOTONIC (else CLOCK_REALTIME)
         self._inbox = inbox
@@ -437,6 +448,28 @@ class _EvdevReader:
             to_mono_ns = 0 if monotonic else read_ns - time.time_ns()
             for chunk in kernel_stamped(events, read_ns, to_mono_ns):
                 to_loop(put, chunk)
+            if self._keys and (resync := self._after_drop(events)) is not None:
+                to_loop(put, resync)
+
+    def _after_drop(self, events: list[Any]) -> Chunk | None:
+        """After the frame SYN_DROPPED cut has ended in `events`: the profile's keys as the device
+        has them now (EVIOCGKEY), a frame of (EV_KEY, code, 0 or 1), stamped when asked; else None."""
+        ended = False
+        for e in events:
+            if e.type == EV_SYN:
+                if e.code == SYN_DROPPED:
+                    self._dropped, ended = True, False
+                elif e.code == SYN_REPORT and self._dropped:
+                    self._dropped, ended = False, True
+        if not ended:
+            return None
+        try:
+            down = set(self._device.active_keys())
+        except OSError:  # gone: the next read says so
+            return None
+        asked_ns = time.monotonic_ns()
+        frame = [(EV_KEY, code, int(code in down)) for code in self._keys] + [(EV_SYN, SYN_REPORT, 0)]
+        return Chunk(pack_events(frame), asked_ns)
 
 
 def kernel_stamped(events: list[Any], read_ns: int, to_mono_ns: int = 0) -> list[Chunk]:

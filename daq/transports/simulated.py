@@ -91,6 +91,7 @@ class SimulatedDecoder:
     """Decimal lines, one per reading, all on the one channel 'position'."""
 
     channel = "position"
+    ignored = 0  # every line is a reading or garbage
 
     def feed(self, chunk: Chunk) -> list[Decoded]:
         out: list[Decoded] = []
@@ -103,5 +104,5 @@ class SimulatedDecoder:
                 out.append(Garbage("not a number", line, chunk.mono_ns))
         return out
 
-    def reset(self) -> None:
-        pass
+    def reset(self, *, after_gap: bool = False) -> bytes:
+        return b""  # each chunk holds whole lines: nothing held, nothing cut

@@ -274,14 +274,26 @@ class FakeInputDial:
     lock: threading.Lock = field(default_factory=threading.Lock)
     generation: int = 0
     wakers: list[int] = field(default_factory=list)  # write ends of the open handles' pipes
+    keys_down: set[int] = field(default_factory=set)  # the key state the kernel keeps (EVIOCGKEY)
 
     def push(self, *events: tuple[int, int, int], age_ns: int = 0) -> int:
         """Queue one frame (one time) of (type, code, value); returns monotonic_ns just before, which
         less `age_ns` (how long ago the kernel took the events in) is the events' time."""
+        return self._queue(list(events), events, age_ns)
+
+    def overflow(self, *lost: tuple[int, int, int]) -> int:
+        """The kernel's buffer for the reader overflowed while `lost` happened: the device's state
+        follows them, the reader gets only a SYN_DROPPED (as the kernel queues it)."""
+        return self._queue([(0, 3, 0)], lost, 0)
+
+    def _queue(self, frame: list[tuple[int, int, int]], happened: Iterable[tuple[int, int, int]], age_ns: int) -> int:
         now = time.monotonic_ns()
         wall = time.time_ns()
         with self.lock:
-            self.events.append(Frame(list(events), now - age_ns, wall - age_ns))
+            for ev_type, code, value in happened:
+                if ev_type == 1 and value in (0, 1):  # EV_KEY: a release or a press (not an autorepeat)
+                    (self.keys_down.add if value else self.keys_down.discard)(code)
+            self.events.append(Frame(frame, now - age_ns, wall - age_ns))
             wakers = list(self.wakers)
         for fd in wakers:
             os.write(fd, b"e")
@@ -355,6 +367,14 @@ class FakeInputDevice:
             sec, usec = at_ns // 1_000_000_000, at_ns % 1_000_000_000 // 1000
             out += [InputEvent(t, c, v, sec, usec) for t, c, v in frame.events]
         return iter(out)
+
+    def active_keys(self, verbose: bool = False) -> list[int]:
+        """EVIOCGKEY: the keys down now."""
+        dial = self._dial
+        with dial.lock:
+            if dial.generation != self._generation:
+                raise OSError(errno.ENODEV, "No such device")
+            return sorted(dial.keys_down)
 
     def grab(self) -> None:
         dial = self._dial
