@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "daq.commands.lsl",
     "daq.commands.doctor",
     "daq.commands.outbox",
+    "daq.commands.config",
 )
 
 EXIT_USAGE = 2

@@ -446,7 +446,9 @@ def read_config_data(path: str | Path, env: Mapping[str, str] | None = None) -> 
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(file, None, "no such file: check the path, or start from config/daq.example.toml") from None
+        raise ConfigError(
+            file, None, "no such file: check the path, or start from the example: daq config example > daq.toml"
+        ) from None
     except OSError as exc:
         raise ConfigError(file, None, f"cannot read it: {exc.strerror}") from None
     try:

@@ -98,6 +98,7 @@ TIER_OF_MODULE = {
     "test_shared_recorders": "e2e",
     "test_terminal_e2e": "e2e",
     "test_timecode_cli": "e2e",
+    "test_config_cli": "e2e",
     "test_wheel_install": "e2e",
     # browser: a real headless Chromium
     "test_watch_browser": "browser",

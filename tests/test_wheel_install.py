@@ -123,6 +123,20 @@ def test_the_watch_page_is_installed(venv: Path, tmp_path: Path) -> None:
     assert installed == sorted(p.name for p in (REPO / "daq" / "subscribers" / "watch" / "static").iterdir())
 
 
+def test_the_example_configs_are_installed(venv: Path, tmp_path: Path) -> None:
+    """`daq config example` and `daq config files` from the install: every file of config/, from site-packages."""
+    assert run(venv / "daq", "config", "example", cwd=tmp_path) == (REPO / "config" / "daq.example.toml").read_text()
+    folder, *listed = run(venv / "daq", "config", "files", cwd=tmp_path).splitlines()
+    assert "/site-packages/daq/config_files" in folder
+    shipped = sorted(
+        p.relative_to(REPO / "config").as_posix()
+        for p in (REPO / "config").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    )
+    assert [line.strip() for line in listed] == shipped
+    assert all((Path(folder) / name).read_bytes() == (REPO / "config" / name).read_bytes() for name in shipped)
+
+
 def test_a_pty_dial_runs_through_daq_run_from_the_install(venv: Path, tmp_path: Path, mosquitto: Mosquitto) -> None:
     with PtyDial(tmp_path) as dial:
         cfg = tmp_path / "daq.toml"

@@ -12,13 +12,13 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from daq.exceptions import ProfileError
+from daq.package_data import shipped_folder
 from daq.profiles.framing_registry import FRAMINGS
 from daq.profiles.model import Profile
 from daq.profiles.model_types import SPEC_VERSION, ProfileProblem
@@ -27,14 +27,9 @@ from daq.validation import dotted, raise_config_error
 
 
 def bundled_dir() -> Path:
-    """The folder of the profiles shipped with dialdaq: the package data `daq.firmware_profiles`, found
-    through importlib.resources wherever dialdaq is installed (a wheel: site-packages/daq/firmware_profiles;
-    editable: the repository's firmware_profiles/, which setup.py maps there)."""
-    try:
-        return Path(str(resources.files("daq.firmware_profiles")))
-    except ModuleNotFoundError:
-        # Not installed, run from a clone on PYTHONPATH (or an editable install older than the mapping).
-        return Path(__file__).resolve().parents[2] / "firmware_profiles"
+    """The folder of the profiles shipped with dialdaq: the package data `daq.firmware_profiles`
+    (daq.package_data), wherever dialdaq is installed."""
+    return shipped_folder("daq.firmware_profiles", "firmware_profiles")
 
 
 BUNDLED_DIR = bundled_dir()
