@@ -124,6 +124,10 @@ def test_replay_decodes_as_the_daemon_does(tmp_path: Path) -> None:
     result = replay(capture, profile("arduino-pot"))
     assert [(s["raw"], s["value"]) for s in result.samples()] == [(0, 0.0), (1023, 100.0), (512, 50.048876)]
     assert result.garbage == 0 and result.ignored >= 1  # zz: a banner (starts with a letter)
+    # Counted as the daemon counts: the two first lines after an open, and the cut "5" at the unplug.
+    discarded = [i for i in result.items if "discarded" in i]
+    assert [i["text"] for i in discarded] == ["12", "5", "77"] and result.discarded == 3
+    assert "before it went away" in discarded[1]["discarded"]
     offset = capture.header["wall_offset_ns"]
     assert result.samples()[0]["t_ns"] == 1_020_000_000 + offset
 

@@ -184,6 +184,32 @@ def test_after_a_gap_a_frame_decoder_hunts_its_sync_and_counts_the_cut_frame_onc
     assert [i.raw for i in out if isinstance(i, Reading)] == [300] and counted_garbage(out) == 1
 
 
+def test_a_gap_inside_an_overlong_line_counts_that_line_once() -> None:
+    profile = profile_from_dict(line_profile(pattern="(?P<pos>[0-9]+)", max_length=8))
+    dec = make_decoder(profile, synced=True)
+    out = feed(dec, b"1234567890123")
+    assert [type(i) for i in out] == [Garbage]  # the overlong line, counted once
+    assert dec.reset(after_gap=True) == b""
+    out = feed(dec, b"45\n", b"6\n")
+    assert out == [Reading("pos", 6, 1001)]  # its rest skipped with it, not a second loss
+
+
+def test_a_gap_in_a_garbage_run_counts_the_run_once() -> None:
+    """Noise before a gap is one garbage run: the byte kept at its end (in case a sync was cut
+    there) is not a frame's start, and the noise after the gap continues the run."""
+    frames = make_decoder(REGISTRY.get("dialdaq-frame-v1").profile, synced=True)
+    noise = b"\x11" * 9
+    out = feed(frames, noise)
+    assert counted_garbage(out) == 1
+    assert frames.reset(after_gap=True) == b""
+    out = feed(frames, noise, frame_v1(300))
+    assert counted_garbage(out) == 0 and [i.raw for i in out if isinstance(i, Reading)] == [300]
+    # A frame's first byte at a chunk's end, then a gap: that start is returned, to count.
+    sync = frame_v1(1)[:1]
+    feed(frames, sync)
+    assert frames.reset(after_gap=True) == sync
+
+
 def test_a_decoder_bug_says_what_it_held_and_reads_the_next_line_as_possibly_cut() -> None:
     """A decoder that raises: its buffer is said with the chunk in one garbage item, and since the
     chunk may have ended inside a line, the line after it is discarded (counted), not read as whole."""

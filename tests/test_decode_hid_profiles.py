@@ -15,7 +15,7 @@ import pytest
 
 from daq.exceptions import ProfileError
 from daq.profiles.decode import Decoder, make_decoder
-from daq.profiles.framing_input import midi_messages, pack_absinfo, pack_events
+from daq.profiles.framing_input import button_keys, midi_messages, pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN, event_name, parse_event
 from daq.profiles.loader import ProfileRegistry, profile_from_dict
 from daq.profiles.losses import LossCounter
@@ -387,6 +387,27 @@ EVDEV: dict[str, Any] = {
     "channels": {"turn": {"kind": "relative"}},
     "buttons": {"push": {}},
 }
+
+
+def test_only_keys_that_only_buttons_read_are_restored_after_a_kernel_overflow() -> None:
+    """A key a channel reads (a step counter of presses, say) is a reading like any other: in a cut
+    frame it is discarded and counted, and the reader never asks for its state (that would invent
+    a step); a key only a button reads is restored by the reader's query (EVIOCGKEY), so its event
+    in the cut frame is not counted as a lost reading."""
+    data = {
+        **EVDEV,
+        "framing": {"kind": "evdev", "events": {"turn": "REL_DIAL", "push": "BTN_0", "steps": "BTN_1"}},
+        "channels": {"turn": {"kind": "relative"}, "steps": {"kind": "relative"}},
+        "buttons": {"push": {}},
+    }
+    profile = profile_from_dict(data)
+    assert button_keys(profile) == [0x100]
+    dec = make_decoder(profile)
+    out = feed(dec, pack_events([(EV_SYN, 3, 0), (EV_KEY, 0x100, 1), (EV_KEY, 0x101, 1), SYN]))
+    (discarded,) = [d for d in out if isinstance(d, Discarded)]
+    assert discarded.count == 2 and discarded.data == pack_events([(EV_SYN, 3, 0), (EV_KEY, 0x101, 1)])
+    assert not [i for i in out if isinstance(i, ButtonEvent | Reading)]
+    assert button_keys(REGISTRY.get("griffin-powermate-evdev").profile) == [0x100]
 
 
 def refused(data: dict[str, Any]) -> ProfileError:

@@ -115,6 +115,7 @@ def test_doctor_on_this_machine_says_what_is_missing_and_exits_1(tmp_path: Path)
         ("pot", False),
         ("sim", True),
     ]
+    assert set(body["dials"][0]) == {"dial", "profile", "transport", "node", "findings", "ready"}
 
 
 def test_doctor_ready_config_exits_0_and_a_broken_one_exits_2(tmp_path: Path) -> None:

@@ -164,6 +164,40 @@ def test_after_syn_dropped_the_keys_are_asked_for_so_a_lost_release_is_not_a_stu
     assert not any(isinstance(i, Reading) for i in out)
 
 
+def test_key_events_queued_when_the_state_is_asked_are_read_first_not_flushed(evdev: FakeEvdevModule) -> None:
+    """EVIOCGKEY drops the reader's queued key events (the state it returns includes them): a click
+    queued right after the read that ended the cut frame would vanish, press and release, if the
+    reader asked at once. It reads what is queued first."""
+    dial = powermate()
+    evdev.dials.append(dial)
+    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
+
+    def click() -> None:  # right after the reader took the cut frame's end
+        dial.push((EV_KEY, BTN_0, 1), SYN)
+        dial.push((EV_KEY, BTN_0, 0), SYN)
+
+    async def main() -> list[Chunk]:
+        t = transport_for("griffin-powermate-evdev")
+        await t.open()
+        try:
+            dial.overflow((EV_REL, REL_DIAL, 1), SYN)
+            chunks = await read_n(t, 1)
+            dial.after_read = click
+            dial.push((EV_REL, REL_DIAL, 2), SYN)  # the end of the cut frame
+            return chunks + await read_n(t, 4)
+        finally:
+            await t.close()
+
+    chunks = run(main())
+    assert [c.data for c in chunks[2:]] == [
+        pack_events([(EV_KEY, BTN_0, 1), SYN]),
+        pack_events([(EV_KEY, BTN_0, 0), SYN]),
+        pack_events([(EV_KEY, BTN_0, 0), SYN]),  # then the state asked for
+    ]
+    out = [item for chunk in chunks for item in decoder.feed(chunk)]
+    assert [i.pressed for i in out if isinstance(i, ButtonEvent)] == [True, False]
+
+
 def test_without_a_monotonic_kernel_clock_realtime_event_times_are_converted(evdev: FakeEvdevModule) -> None:
     dial = powermate()
     evdev.dials.append(dial)

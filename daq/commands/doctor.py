@@ -58,7 +58,7 @@ def handle(args: argparse.Namespace) -> int:
     facts = machine(config.profile_dirs if config is not None else ())
     if args.json:
         body = {
-            "dials": [{**asdict(r), "ready": r.ready} for r in reports],
+            "dials": [r.as_json() for r in reports],
             "machine": [asdict(f) for f in facts],
         }
         print(json.dumps(body, indent=2))

@@ -191,7 +191,7 @@ def _as_json(item: Decoded) -> dict[str, Any]:
     if isinstance(item, DeviceLoss):
         return {"device_lost": item.lost, "expected": item.expected, "got": item.got}
     if isinstance(item, Discarded):
-        return {"discarded": item.reason, "hex": item.data.hex(" ")}
+        return {"discarded": item.reason, "hex": item.data.hex(" "), "readings": item.count}
     return {"garbage": item.reason, "hex": item.data.hex(" ")}
 
 

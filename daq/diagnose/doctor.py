@@ -24,7 +24,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -76,6 +76,12 @@ class DialReport:
     @property
     def ready(self) -> bool:
         return not any(f.level == "fail" for f in self.findings)
+
+    def as_json(self) -> dict[str, object]:
+        """What `daq doctor --json` says of the dial (its findings carry the fixes; `rules_fix` is their source)."""
+        out = asdict(self)
+        del out["rules_fix"]
+        return {**out, "ready": self.ready}
 
     def add(self, level: Level, check: str, message: str, fix: str | None = None) -> Finding:
         finding = Finding(level, check, message, fix)

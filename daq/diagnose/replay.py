@@ -20,6 +20,7 @@ from daq.profiles.decode import make_decoder
 from daq.profiles.input_text import printable_text
 from daq.profiles.model import Profile
 from daq.reading import ButtonEvent, Chunk, DeviceLoss, Discarded, Reading
+from daq.station.device_reader import HELD_WHEN_GONE
 from daq.station.profiled_dials import raw_range
 
 END_TOLERANCE = 0.05  # an end is reached within 5% of the scale's span
@@ -59,8 +60,11 @@ def replay(capture: Capture, profile: Profile) -> Replayed:
     out = Replayed(channel, scale)
     for record in capture.records:
         t_mono = int(record.get("t_ns", 0))
-        if "gone" in record:
-            decoder.reset()
+        if "gone" in record:  # what the decoder held is discarded and counted, as the device reader does
+            held = decoder.reset()
+            if held:
+                gone = {"t_ns": t_mono + offset, "discarded": HELD_WHEN_GONE, "text": printable_text(held)}
+                out.items.append({**gone, "_mono": t_mono})
             continue
         if "mark" in record:
             out.marks[str(record["mark"])] = t_mono
@@ -77,6 +81,8 @@ def replay(capture: Capture, profile: Profile) -> Replayed:
                 entry = {"t_ns": t_ns, "button": item.button, "pressed": item.pressed}
             elif isinstance(item, Discarded):
                 entry = {"t_ns": t_ns, "discarded": item.reason, "text": printable_text(item.data)}
+                if item.count != 1:
+                    entry["readings"] = item.count
             elif isinstance(item, DeviceLoss):
                 entry = {"t_ns": t_ns, "device_lost": item.lost, "expected": item.expected, "got": item.got}
             else:
@@ -91,7 +97,7 @@ def replay(capture: Capture, profile: Profile) -> Replayed:
             entry["_mono"] = item.mono_ns
             out.items.append(entry)
     out.ignored = decoder.ignored
-    out.discarded = sum(1 for i in out.items if "discarded" in i)
+    out.discarded = sum(int(i.get("readings", 1)) for i in out.items if "discarded" in i)
     return out
 
 

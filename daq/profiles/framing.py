@@ -121,7 +121,10 @@ class FrameFields:
 # ---------------------------------------------------------------- line
 
 _FIRST_LINE = "the first line after the port opened (discard_first_line: it may be cut)"
-_GAP_LINE = "the first line after a gap in the byte stream (its start may be lost)"
+_GAP_LINE = (
+    "the first line after a gap in the byte stream (a reader process died, or the decoder failed: "
+    "its start may be lost)"
+)
 
 
 class LineDecoder:
@@ -171,9 +174,8 @@ class LineDecoder:
         was lost between them), so nothing is dropped now. The dial's counter and sequence baselines
         are kept then: a running count reads on, and a sequence says what the gap lost (device_lost)."""
         if after_gap:
-            # The rest of an overlong line (reported) or the end of a cut one: the discard takes it.
-            self._skipping = False
-            self._first, self._first_reason = True, _GAP_LINE
+            if not self._skipping:  # inside an overlong line (counted already), its skip takes the rest
+                self._first, self._first_reason = True, _GAP_LINE
             return b""
         held = b"" if self._skipping else bytes(self._buf)
         self._buf.clear()
@@ -374,11 +376,14 @@ class BinaryDecoder:
         is found by its sync and checksum, and the counter and sequence baselines are kept (as in
         LineDecoder.reset). A frame cut by the gap is one loss: the start returned now is counted,
         and the rest skipped before the next sync continues it (garbage said, not counted again);
-        when nothing was held, that rest is counted as garbage."""
+        when nothing was held, that rest is counted as garbage. Bytes kept at the end of a garbage
+        run (in case a sync was cut there) are not a frame's start: counted with the run, not returned."""
         held = bytes(self._buf[self._reported :])
+        if not (held.startswith(self._sync) or (not self._lost_sync and self._sync.startswith(held))):
+            held = b""  # the tail of a garbage run (kept in case a sync was cut), counted with the run
         self._buf.clear()
         self._reported = 0
-        self._lost_sync = after_gap and bool(held)
+        self._lost_sync = after_gap and (bool(held) or self._lost_sync)
         if not after_gap:
             self._interp.reset()
         return held

@@ -50,6 +50,18 @@ def pack_absinfo(code: int, minimum: int, maximum: int) -> bytes:
     return EVENT.pack(ABSINFO_MIN, code, minimum) + EVENT.pack(ABSINFO_MAX, code, maximum)
 
 
+def button_keys(profile: Profile) -> list[int]:
+    """The EV_KEY codes of an evdev profile that feed buttons only (no channel): after SYN_DROPPED
+    the reader asks the device for their state (daq.transports.evdev_input), which restores them,
+    so the decoder does not count their events in the cut frame as lost readings."""
+    framing = profile.framing
+    assert isinstance(framing, EvdevFraming)
+    inputs = framing.field_inputs()
+    of_buttons = {inputs[b.field or n] for n, b in profile.buttons.items() if (b.field or n) in inputs}
+    of_channels = {inputs[c.field or n] for n, c in profile.channels.items() if (c.field or n) in inputs}
+    return sorted(code for ev_type, code in of_buttons - of_channels if ev_type == EV_KEY)
+
+
 class _EventDecoder(Generic[K]):
     """What the event framings share: each event key (an input event, a MIDI control) feeds the
     Interpreter value slots (channels, then buttons) of the fields it is named as."""
@@ -96,6 +108,7 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
         self._absmin: dict[int, int] = {}
         self._absmax: dict[int, int] = {}
         self._dropping = False  # after SYN_DROPPED, until the next SYN_REPORT
+        self._restored = {(EV_KEY, code) for code in button_keys(profile)}  # the reader asks their state then
         self._cut: list[bytes] = []  # what the frame the kernel cut held (the Discarded item's data)
         self._cut_readings = 0  # the events of it that would have been readings
         self._cut_reason = _KERNEL_DROPPED
@@ -109,8 +122,10 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
     def feed(self, chunk: Chunk) -> list[Decoded]:
         """The events of a read. SYN_DROPPED (the kernel lost events: this reader fell behind) is
         discarded, counted and said, and so is each event the profile reads up to the next
-        SYN_REPORT, as the kernel's documentation asks (that frame is incomplete). A relative
-        dial's steps lost there are lost; an absolute axis says its position again when it moves."""
+        SYN_REPORT, as the kernel's documentation asks (that frame is incomplete), but for the keys
+        only buttons read (`button_keys`): the reader asks the device for their state once the frame
+        ends, which says each button's state then. A relative dial's steps lost there are lost; an
+        absolute axis says its position again when it moves."""
         data, mono = chunk.data, chunk.mono_ns
         out: list[Decoded] = []
         whole = len(data) - len(data) % EVENT.size
@@ -131,9 +146,11 @@ class EvdevDecoder(_EventDecoder[tuple[int, int]]):
                 if ev_type == EV_SYN and code == SYN_REPORT:
                     self._dropping = False
                     self._cut_off(mono, out)
-                elif (ev_type, code) in self._slots and not (
-                    ev_type == EV_KEY and value == 2
-                ):  # autorepeat: no reading
+                elif (
+                    (ev_type, code) in self._slots
+                    and (ev_type, code) not in self._restored
+                    and not (ev_type == EV_KEY and value == 2)
+                ):  # not a button the reader's query restores, nor an autorepeat (no reading)
                     self._cut.append(EVENT.pack(ev_type, code, value))
                     self._cut_readings += 1
                 continue

@@ -6,8 +6,8 @@ Two kinds, both yielded by the decoders (daq.reading):
   line after the port opens; the line after a gap in the stream; an input frame the kernel cut
   with SYN_DROPPED). Counted as `discarded` (an item's `count`: the readings it may have held),
   each item announced as an `input.discarded` event. Items come at most once per open, per gap
-  and per kernel overflow (one for the whole cut frame, which takes a full kernel buffer of
-  events to happen again), so they do not flood the broker.
+  and per kernel overflow (one per read of the cut frame, usually one; another overflow takes a
+  full kernel buffer of events), so they do not flood the broker.
 - `DeviceLoss`: the device's own report counter (a profile's [sequence]) jumped. The missing
   counts are added up as `device_lost`; the first jump is announced at once as an
   `input.device_lost` event, later ones at most once a second (a lossy link must not flood the

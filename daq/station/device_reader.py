@@ -52,6 +52,8 @@ from daq.transports.reader_host import ReaderDied
 log = logging.getLogger(__name__)
 
 GARBAGE_WARN_S = 5.0
+HELD_WHEN_GONE = "the start of a line or frame the device sent before it went away"
+"""Why what a decoder held at an unplug is discarded (daq.diagnose.replay says the same of a capture)."""
 
 
 @dataclass
@@ -161,7 +163,7 @@ class DeviceReader:
             except DeviceGone as exc:
                 log.warning("%s: %s", ",".join(self.dial_ids), exc)
                 self._set_connected(False, str(exc))
-                self._start_afresh("the start of a line or frame the device sent before it went away")
+                self._start_afresh(HELD_WHEN_GONE)
             except Exception as exc:  # a bug below us: the supervisor restarts this reader; say so first
                 self._set_connected(False, f"{type(exc).__name__}: {exc}")
                 self._start_afresh("the start of a line or frame read before the reader failed")

@@ -32,11 +32,14 @@ longer sees its events.
 
 SYN_DROPPED (the kernel's buffer for this reader overflowed) loses events: the decoder discards
 the frame it cut, counted. As the kernel's documentation asks, the reader then queries the
-device's state once that frame ends (SYN_REPORT): the keys the profile reads, with EVIOCGKEY
-(`active_keys()`), follow as a frame of their states, stamped when asked. A button whose release
-was lost is released then (a button's event comes only when its state changes, so a key still
-held says nothing). Lost relative steps stay lost; an absolute axis says its position again when
-it moves.
+device's state once that frame ends (SYN_REPORT): the keys only buttons read
+(daq.profiles.framing_input.button_keys), with EVIOCGKEY (`active_keys()`), follow as a frame
+of their states, stamped when asked. A button whose release was lost is released then (a button's
+event comes only when its state changes, so a key still held says nothing). The kernel drops this
+reader's queued key events when it answers (its state includes them), so the reader first reads
+what is queued; a key event that comes in the microseconds between that read and the query is
+folded into the state it reports. Lost relative steps stay lost; an absolute axis says its
+position again when it moves.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from daq.exceptions import DeviceGone, DeviceUnavailable, FatalError, MissingExtraError
-from daq.profiles.framing_input import SYN_DROPPED, SYN_REPORT, pack_absinfo, pack_events
+from daq.profiles.framing_input import SYN_DROPPED, SYN_REPORT, button_keys, pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_KEY, EV_SYN, event_name, parse_event
 from daq.profiles.model_framings import EvdevFraming
 from daq.reading import Chunk
@@ -72,6 +75,8 @@ if TYPE_CHECKING:
     from daq.profiles.model import Profile
 
 log = logging.getLogger(__name__)
+
+DRAIN_READS = 16  # reads of what is queued before the key state is asked (_EvdevReader._restore_keys)
 
 INPUT_DIR = "/dev/input"  # tests point it elsewhere
 JOIN_TIMEOUT_S = 5.0
@@ -183,9 +188,11 @@ class EvdevTransport:
         *,
         ids: Collection[tuple[int, int]] = (),
         products: Collection[str] = (),
+        buttons: Collection[int] = (),
         needed_by: str = "an evdev profile",
     ) -> None:
         self.attachment = attachment
+        self._buttons = sorted(buttons)  # EV_KEY codes only buttons read: asked for after SYN_DROPPED
         self._evdev = import_evdev(needed_by)
         self._wanted = {parse_event(e) for e in framing.events.values()}
         self._grab = framing.grab
@@ -219,8 +226,7 @@ class EvdevTransport:
         first = b"".join(pack_absinfo(code, lo, hi) for code, (lo, hi) in sorted(ranges.items()))
         if first:
             inbox.put(Chunk(first, time.monotonic_ns()))
-        keys = sorted(code for kind, code in self._wanted if kind == EV_KEY)
-        self._reader = _EvdevReader(device, self.describe, inbox, monotonic, keys)
+        self._reader = _EvdevReader(device, self.describe, inbox, monotonic, self._buttons)
         log.info("opened %s at %s (%r)", self.describe, device.path, device.name)
 
     async def read(self) -> list[Chunk]:
@@ -399,8 +405,9 @@ class _EvdevReader:
 
     def __init__(self, device: Any, describe: str, inbox: Inbox, monotonic: bool, keys: list[int]) -> None:
         self._device = device
-        self._keys = keys  # the EV_KEY codes the profile reads: their state is asked for after SYN_DROPPED
+        self._keys = keys  # the EV_KEY codes only buttons read: their state is asked for after SYN_DROPPED
         self._dropped = False  # a SYN_DROPPED was read and its frame has not ended yet
+        self._resync = False  # a cut frame ended: the keys' state is due
         self._describe = describe
         self._monotonic = monotonic  # the events' times are CLOCK_MONOTONIC (else CLOCK_REALTIME)
         self._inbox = inbox
@@ -425,51 +432,69 @@ class _EvdevReader:
             self._read_loop()
 
     def _read_loop(self) -> None:
-        device, stop, monotonic = self._device, self._stop, self._monotonic
-        to_loop, put = self._loop.call_soon_threadsafe, self._inbox.put  # to_loop: RuntimeError once the loop closed
+        device, stop = self._device, self._stop
         poller = select.poll()
         poller.register(device.fd, select.POLLIN | select.POLLPRI)
         poller.register(self._wake[0], select.POLLIN)
         while not stop.is_set():
             if not poller.poll() or stop.is_set():
                 continue
-            try:
-                events = list(device.read())
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                if not stop.is_set():
-                    why = "unplugged" if exc.errno in GONE else "read failed"
-                    to_loop(put, DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
-                return
-            read_ns = time.monotonic_ns()
-            if not events:
-                continue
-            to_mono_ns = 0 if monotonic else read_ns - time.time_ns()
-            for chunk in kernel_stamped(events, read_ns, to_mono_ns):
-                to_loop(put, chunk)
-            if self._keys and (resync := self._after_drop(events)) is not None:
-                to_loop(put, resync)
+            if self._read_some() and self._resync:
+                self._restore_keys()
 
-    def _after_drop(self, events: list[Any]) -> Chunk | None:
-        """After the frame SYN_DROPPED cut has ended in `events`: the profile's keys as the device
-        has them now (EVIOCGKEY), a frame of (EV_KEY, code, 0 or 1), stamped when asked; else None."""
-        ended = False
+    def _read_some(self) -> bool:
+        """Read what the device has and hand it over; False once it is gone (said) or has nothing."""
+        try:
+            events = list(self._device.read())
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if not self._stop.is_set():
+                why = "unplugged" if exc.errno in GONE else "read failed"
+                self._to_loop(DeviceGone(f"{self._describe}: {why}: {exc.strerror or exc}"))
+            self._stop.set()
+            return False
+        read_ns = time.monotonic_ns()
+        if not events:
+            return False
+        to_mono_ns = 0 if self._monotonic else read_ns - time.time_ns()
+        for chunk in kernel_stamped(events, read_ns, to_mono_ns):
+            self._to_loop(chunk)
+        if self._keys:
+            self._note_drops(events)
+        return True
+
+    def _to_loop(self, item: Chunk | DeviceGone) -> None:
+        self._loop.call_soon_threadsafe(self._inbox.put, item)  # RuntimeError once the loop closed
+
+    def _note_drops(self, events: list[Any]) -> None:
+        """Follow SYN_DROPPED through `events`: `_resync` once the frame it cut has ended."""
         for e in events:
             if e.type == EV_SYN:
                 if e.code == SYN_DROPPED:
-                    self._dropped, ended = True, False
+                    self._dropped = True
                 elif e.code == SYN_REPORT and self._dropped:
-                    self._dropped, ended = False, True
-        if not ended:
-            return None
+                    self._dropped, self._resync = False, True
+
+    def _restore_keys(self) -> None:
+        """The buttons' keys as the device has them now (EVIOCGKEY), handed over as a frame of
+        (EV_KEY, code, 0 or 1), stamped when asked. The kernel drops this reader's queued key events
+        when it answers, so what is queued is read first (and a drop in it waits for its frame's end)."""
+        for _ in range(DRAIN_READS):  # a device that never pauses still gets its state asked
+            if not self._read_some():
+                break
+            if self._dropped:
+                return  # another cut frame: its end asks again
+        if self._stop.is_set():
+            return
+        self._resync = False
         try:
             down = set(self._device.active_keys())
         except OSError:  # gone: the next read says so
-            return None
+            return
         asked_ns = time.monotonic_ns()
         frame = [(EV_KEY, code, int(code in down)) for code in self._keys] + [(EV_SYN, SYN_REPORT, 0)]
-        return Chunk(pack_events(frame), asked_ns)
+        self._to_loop(Chunk(pack_events(frame), asked_ns))
 
 
 def kernel_stamped(events: list[Any], read_ns: int, to_mono_ns: int = 0) -> list[Chunk]:
@@ -510,5 +535,6 @@ def open_evdev(profile: Profile, attachment: Attachment) -> EvdevTransport:
         profile.framing,
         ids=profile.match.usb_ids(),
         products=profile.match.product,
+        buttons=button_keys(profile),
         needed_by=f"profile {profile.id}",
     )

@@ -275,6 +275,7 @@ class FakeInputDial:
     generation: int = 0
     wakers: list[int] = field(default_factory=list)  # write ends of the open handles' pipes
     keys_down: set[int] = field(default_factory=set)  # the key state the kernel keeps (EVIOCGKEY)
+    after_read: Callable[[], None] | None = None  # called once, right after the next read took the events
 
     def push(self, *events: tuple[int, int, int], age_ns: int = 0) -> int:
         """Queue one frame (one time) of (type, code, value); returns monotonic_ns just before, which
@@ -361,6 +362,9 @@ class FakeInputDevice:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             frames = list(dial.events)
             dial.events.clear()
+            after, dial.after_read = dial.after_read, None
+        if after is not None:
+            after()
         out = []
         for frame in frames:
             at_ns = frame.mono_ns if self.clock_id == time.CLOCK_MONOTONIC else frame.wall_ns
@@ -369,11 +373,14 @@ class FakeInputDevice:
         return iter(out)
 
     def active_keys(self, verbose: bool = False) -> list[int]:
-        """EVIOCGKEY: the keys down now."""
+        """EVIOCGKEY: the keys down now. As the kernel does (evdev_handle_get_val), it drops the
+        key events queued for this reader: the state it returns includes them."""
         dial = self._dial
         with dial.lock:
             if dial.generation != self._generation:
                 raise OSError(errno.ENODEV, "No such device")
+            for frame in dial.events:
+                frame.events = [e for e in frame.events if e[0] != 1]  # EV_KEY
             return sorted(dial.keys_down)
 
     def grab(self) -> None:
