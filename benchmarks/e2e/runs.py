@@ -27,6 +27,9 @@ from benchmarks.procstats import (
     wait_quiet,
 )
 
+CLOCK_MOVED_US = 100.0
+"""A wall clock that moved more than this against the monotonic one during a run makes a note."""
+
 
 def py_spy_path() -> str | None:
     """py-spy on PATH or beside this Python (`pip install py-spy` into the venv), for `--profile-dir`."""
@@ -158,6 +161,12 @@ def run_daemon(n: int, rate: float, opts: Options, seconds: float, idle: bool) -
         )
         result.update(analyse(n, write_ns, info["offset_ns"], got, "", ts=True, lead=lead))
         result["offset_drift_us"] = round((played["offset_ns"] - info["offset_ns"]) / 1e3, 1)
+        if abs(result["offset_drift_us"]) > CLOCK_MOVED_US:
+            opts.notes.append(
+                f"{tag}: the wall clock moved {result['offset_drift_us'] / 1e3:+.1f} ms against the monotonic clock "
+                "between the writer's start and this run's end (an NTP step or slew): this run's ts error and "
+                "latency carry it (read through wall time), its CPU does not"
+            )
     finally:
         if spy is not None and spy.poll() is None:
             stop_process(spy)
