@@ -14,7 +14,10 @@ CONFIG = [
     ),
 ]
 
+# The pages' static folders: data only, so packages to setuptools too (pyproject.toml ships their files).
+STATIC = ["daq.study.static", "daq.subscribers.watch.static"]
+
 setup(
-    packages=[*find_packages(include=["daq", "daq.*"]), "daq.firmware_profiles", *CONFIG],
+    packages=[*find_packages(include=["daq", "daq.*"]), *STATIC, "daq.firmware_profiles", *CONFIG],
     package_dir={"daq.firmware_profiles": "firmware_profiles", "daq.config_files": "config"},
 )

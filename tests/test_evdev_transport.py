@@ -198,6 +198,38 @@ def test_key_events_queued_when_the_state_is_asked_are_read_first_not_flushed(ev
     assert [i.pressed for i in out if isinstance(i, ButtonEvent)] == [True, False]
 
 
+def test_a_second_drop_in_the_read_that_ends_a_cut_frame_waits_for_its_own_end(evdev: FakeEvdevModule) -> None:
+    """The keys are asked for only outside a cut frame: asked inside one, the state's SYN_REPORT
+    would end the decoder's discard early and the rest of that frame would be read as readings."""
+    dial = powermate()
+    evdev.dials.append(dial)
+    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
+
+    def end_and_drop_again() -> None:  # both in the reader's next read
+        dial.push((EV_REL, REL_DIAL, 5), SYN)
+        dial.overflow((EV_REL, REL_DIAL, 1), SYN)
+
+    async def main() -> list[Chunk]:
+        t = transport_for("griffin-powermate-evdev")
+        await t.open()
+        try:
+            dial.after_read = end_and_drop_again
+            dial.overflow((EV_REL, REL_DIAL, 1), SYN)
+            chunks = await read_n(t, 3)  # the drop; then the frame's end and the second drop
+            dial.push((EV_REL, REL_DIAL, 2), SYN)  # the second cut frame's end
+            chunks += await read_n(t, 2)  # it, then the state asked for
+            dial.push((EV_REL, REL_DIAL, 3), SYN)
+            return chunks + await read_n(t, 1)
+        finally:
+            await t.close()
+
+    chunks = run(main())
+    assert chunks[4].data == pack_events([(EV_KEY, BTN_0, 0), SYN])
+    out = [item for chunk in chunks for item in decoder.feed(chunk)]
+    assert [i.raw for i in out if isinstance(i, Reading)] == [3]  # the 5 and the 2 were in cut frames
+    assert sum(d.count for d in out if isinstance(d, Discarded)) == 4
+
+
 def test_without_a_monotonic_kernel_clock_realtime_event_times_are_converted(evdev: FakeEvdevModule) -> None:
     dial = powermate()
     evdev.dials.append(dial)

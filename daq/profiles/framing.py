@@ -376,11 +376,13 @@ class BinaryDecoder:
         is found by its sync and checksum, and the counter and sequence baselines are kept (as in
         LineDecoder.reset). A frame cut by the gap is one loss: the start returned now is counted,
         and the rest skipped before the next sync continues it (garbage said, not counted again);
-        when nothing was held, that rest is counted as garbage. Bytes kept at the end of a garbage
-        run (in case a sync was cut there) are not a frame's start: counted with the run, not returned."""
+        when nothing was held, that rest is counted as garbage. Only a frame's possible start is
+        returned: bytes that begin with the sync, or the first bytes of one. Other bytes kept at the
+        end (in case a sync was cut there) are no frame's start, so no reading; a garbage run they
+        end was counted already."""
         held = bytes(self._buf[self._reported :])
-        if not (held.startswith(self._sync) or (not self._lost_sync and self._sync.startswith(held))):
-            held = b""  # the tail of a garbage run (kept in case a sync was cut), counted with the run
+        if not (held.startswith(self._sync) or self._sync.startswith(held)):
+            held = b""  # bytes kept in case a sync was cut, and no sync's start: no frame's start
         self._buf.clear()
         self._reported = 0
         self._lost_sync = after_gap and (bool(held) or self._lost_sync)

@@ -35,11 +35,13 @@ the frame it cut, counted. As the kernel's documentation asks, the reader then q
 device's state once that frame ends (SYN_REPORT): the keys only buttons read
 (daq.profiles.framing_input.button_keys), with EVIOCGKEY (`active_keys()`), follow as a frame
 of their states, stamped when asked. A button whose release was lost is released then (a button's
-event comes only when its state changes, so a key still held says nothing). The kernel drops this
-reader's queued key events when it answers (its state includes them), so the reader first reads
-what is queued; a key event that comes in the microseconds between that read and the query is
-folded into the state it reports. Lost relative steps stay lost; an absolute axis says its
-position again when it moves.
+event comes only when its state changes, so a key still held says nothing). The kernel drops all
+of this reader's queued key events when it answers (its state includes them), so the reader
+first reads what is queued (up to DRAIN_READS reads); key events that come between that read and
+the query are gone as events: a button's state is what the query reports (a click there is
+lost), and a key a channel reads would lose its step uncounted (no bundled profile reads a key
+with a channel). Lost relative steps stay lost; an absolute axis says its position again when
+it moves.
 """
 
 from __future__ import annotations
@@ -439,7 +441,7 @@ class _EvdevReader:
         while not stop.is_set():
             if not poller.poll() or stop.is_set():
                 continue
-            if self._read_some() and self._resync:
+            if self._read_some() and self._resync and not self._dropped:
                 self._restore_keys()
 
     def _read_some(self) -> bool:
@@ -485,8 +487,8 @@ class _EvdevReader:
                 break
             if self._dropped:
                 return  # another cut frame: its end asks again
-        if self._stop.is_set():
-            return
+        if self._stop.is_set() or self._dropped:
+            return  # gone, or inside another cut frame (its end asks)
         self._resync = False
         try:
             down = set(self._device.active_keys())

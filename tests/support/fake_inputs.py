@@ -379,7 +379,7 @@ class FakeInputDevice:
         with dial.lock:
             if dial.generation != self._generation:
                 raise OSError(errno.ENODEV, "No such device")
-            for frame in dial.events:
+            for frame in dial.events:  # (the kernel removes a frame left empty; this keeps its SYN_REPORT)
                 frame.events = [e for e in frame.events if e[0] != 1]  # EV_KEY
             return sorted(dial.keys_down)
 
