@@ -6,6 +6,7 @@ path on top; and a station refusing to start without the extra."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import logging
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from daq.profiles.decode import make_decoder
 from daq.profiles.framing_input import pack_absinfo, pack_events
 from daq.profiles.input_codes import EV_ABS, EV_KEY, EV_REL, EV_SYN
 from daq.profiles.loader import ProfileRegistry
-from daq.reading import ButtonEvent, Chunk, Discarded, Reading
+from daq.reading import ButtonEvent, Chunk, Decoded, Discarded, Reading
 from daq.station.payloads import meta_payload
 from daq.station.station import Station
 from daq.transports import evdev_input, hid_enum, make_transport
@@ -96,6 +97,23 @@ def us(ns: int) -> int:
     return ns // 1000 * 1000
 
 
+@contextlib.asynccontextmanager
+async def opened_powermate() -> AsyncIterator[EvdevTransport]:
+    """The PowerMate's transport, open, closed after."""
+    t = transport_for("griffin-powermate-evdev")
+    await t.open()
+    try:
+        yield t
+    finally:
+        await t.close()
+
+
+def powermate_decoded(chunks: list[Chunk]) -> list[Decoded]:
+    """What the PowerMate's decoder makes of `chunks`, as the daemon would (not synced)."""
+    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
+    return [item for chunk in chunks for item in decoder.feed(chunk)]
+
+
 def test_events_packed_exactly_and_stamped_with_the_kernel_time(evdev: FakeEvdevModule) -> None:
     dial = powermate()
     evdev.dials.append(dial)
@@ -133,12 +151,9 @@ def test_after_syn_dropped_the_keys_are_asked_for_so_a_lost_release_is_not_a_stu
     (EVIOCGKEY), so the release is said; a key still held says nothing new."""
     dial = powermate()
     evdev.dials.append(dial)
-    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
 
     async def main() -> list[Chunk]:
-        t = transport_for("griffin-powermate-evdev")
-        await t.open()
-        try:
+        async with opened_powermate() as t:
             dial.push((EV_KEY, BTN_0, 1), SYN)
             chunks = await read_n(t, 1)
             dial.overflow((EV_KEY, BTN_0, 0), SYN)  # the release, lost on the way
@@ -147,15 +162,12 @@ def test_after_syn_dropped_the_keys_are_asked_for_so_a_lost_release_is_not_a_stu
             assert ended <= chunks[-1].mono_ns <= time.monotonic_ns()  # stamped when asked, after the frame's end
             dial.overflow((EV_REL, REL_DIAL, 1), SYN)  # nothing about the button lost this time
             dial.push(SYN)
-            chunks += await read_n(t, 3)
-            return chunks
-        finally:
-            await t.close()
+            return chunks + await read_n(t, 3)
 
     chunks = run(main())
     assert chunks[3].data == pack_events([(EV_KEY, BTN_0, 0), SYN])  # the state asked for
     assert chunks[6].data == pack_events([(EV_KEY, BTN_0, 0), SYN])
-    out = [item for chunk in chunks for item in decoder.feed(chunk)]
+    out = powermate_decoded(chunks)
     assert [i for i in out if isinstance(i, ButtonEvent)] == [
         ButtonEvent("press", True, chunks[0].mono_ns),
         ButtonEvent("press", False, chunks[3].mono_ns),  # not stuck down
@@ -170,23 +182,18 @@ def test_key_events_queued_when_the_state_is_asked_are_read_first_not_flushed(ev
     reader asked at once. It reads what is queued first."""
     dial = powermate()
     evdev.dials.append(dial)
-    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
 
     def click() -> None:  # right after the reader took the cut frame's end
         dial.push((EV_KEY, BTN_0, 1), SYN)
         dial.push((EV_KEY, BTN_0, 0), SYN)
 
     async def main() -> list[Chunk]:
-        t = transport_for("griffin-powermate-evdev")
-        await t.open()
-        try:
+        async with opened_powermate() as t:
             dial.overflow((EV_REL, REL_DIAL, 1), SYN)
             chunks = await read_n(t, 1)
             dial.after_read = click
             dial.push((EV_REL, REL_DIAL, 2), SYN)  # the end of the cut frame
             return chunks + await read_n(t, 4)
-        finally:
-            await t.close()
 
     chunks = run(main())
     assert [c.data for c in chunks[2:]] == [
@@ -194,7 +201,7 @@ def test_key_events_queued_when_the_state_is_asked_are_read_first_not_flushed(ev
         pack_events([(EV_KEY, BTN_0, 0), SYN]),
         pack_events([(EV_KEY, BTN_0, 0), SYN]),  # then the state asked for
     ]
-    out = [item for chunk in chunks for item in decoder.feed(chunk)]
+    out = powermate_decoded(chunks)
     assert [i.pressed for i in out if isinstance(i, ButtonEvent)] == [True, False]
 
 
@@ -203,16 +210,13 @@ def test_a_second_drop_in_the_read_that_ends_a_cut_frame_waits_for_its_own_end(e
     would end the decoder's discard early and the rest of that frame would be read as readings."""
     dial = powermate()
     evdev.dials.append(dial)
-    decoder = make_decoder(REGISTRY.get("griffin-powermate-evdev").profile)
 
     def end_and_drop_again() -> None:  # both in the reader's next read
         dial.push((EV_REL, REL_DIAL, 5), SYN)
         dial.overflow((EV_REL, REL_DIAL, 1), SYN)
 
     async def main() -> list[Chunk]:
-        t = transport_for("griffin-powermate-evdev")
-        await t.open()
-        try:
+        async with opened_powermate() as t:
             dial.after_read = end_and_drop_again
             dial.overflow((EV_REL, REL_DIAL, 1), SYN)
             chunks = await read_n(t, 3)  # the drop; then the frame's end and the second drop
@@ -220,12 +224,10 @@ def test_a_second_drop_in_the_read_that_ends_a_cut_frame_waits_for_its_own_end(e
             chunks += await read_n(t, 2)  # it, then the state asked for
             dial.push((EV_REL, REL_DIAL, 3), SYN)
             return chunks + await read_n(t, 1)
-        finally:
-            await t.close()
 
     chunks = run(main())
     assert chunks[4].data == pack_events([(EV_KEY, BTN_0, 0), SYN])
-    out = [item for chunk in chunks for item in decoder.feed(chunk)]
+    out = powermate_decoded(chunks)
     assert [i.raw for i in out if isinstance(i, Reading)] == [3]  # the 5 and the 2 were in cut frames
     assert sum(d.count for d in out if isinstance(d, Discarded)) == 4
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -656,6 +656,18 @@ def test_an_inbox_delivers_every_chunk_in_order_then_raises_the_end() -> None:
     run(main())
 
 
+def sink_failing_at(bad: bytes, why: str, got: list[bytes]) -> Callable[[list[Chunk]], None]:
+    """A sink that keeps each chunk's bytes in `got` and raises ValueError(`why`) at the chunk `bad`."""
+
+    def sink(chunks: list[Chunk]) -> None:
+        for chunk in chunks:
+            if chunk.data == bad:
+                raise ValueError(why)
+            got.append(chunk.data)
+
+    return sink
+
+
 def test_an_inbox_sink_that_raises_ends_the_delivery_with_its_exception() -> None:
     """The sink's exception is raised in the task awaiting deliver_to (the DeviceReader, whose
     supervisor restarts it), not in the callback that put the chunk; what comes after is kept."""
@@ -663,14 +675,7 @@ def test_an_inbox_sink_that_raises_ends_the_delivery_with_its_exception() -> Non
     async def main() -> None:
         inbox = Inbox()
         got: list[bytes] = []
-
-        def sink(chunks: list[Chunk]) -> None:
-            for chunk in chunks:
-                if chunk.data == b"bad":
-                    raise ValueError("a bug in the decoder")
-                got.append(chunk.data)
-
-        task = asyncio.create_task(inbox.deliver_to(sink))
+        task = asyncio.create_task(inbox.deliver_to(sink_failing_at(b"bad", "a bug in the decoder", got)))
         await asyncio.sleep(0)
         inbox.put(Chunk(b"ok", 1))
         inbox.put(Chunk(b"bad", 2))  # does not raise here
@@ -708,14 +713,7 @@ def test_at_its_end_a_cancelled_delivery_hands_over_what_came_and_counts_what_it
     async def main() -> None:
         inbox = Inbox()
         got: list[bytes] = []
-
-        def sink(chunks: list[Chunk]) -> None:
-            for chunk in chunks:
-                if chunk.data == b"2\n":
-                    raise ValueError("a bug below the reader")
-                got.append(chunk.data)
-
-        task = asyncio.create_task(inbox.deliver_to(sink))
+        task = asyncio.create_task(inbox.deliver_to(sink_failing_at(b"2\n", "a bug below the reader", got)))
         await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

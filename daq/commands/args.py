@@ -23,11 +23,15 @@ Handler = Callable[[argparse.Namespace], int]
 PAGE_LIBRARIES = ("aiohttp", "multidict", "yarl")  # what the watch extra installs for the pages
 
 
-def add_command(sub: Subcommands, name: str, doc: str | None, func: Handler, *, help: str) -> argparse.ArgumentParser:
-    """The subcommand `name`, described by `doc` (its module's docstring) past the first paragraph."""
+def add_command(
+    sub: Subcommands, name: str, doc: str | None, func: Handler | None, *, help: str
+) -> argparse.ArgumentParser:
+    """The subcommand `name`, described by `doc` (its module's docstring) past the first paragraph.
+    `func` None: a command of verbs, each of which sets its own handler."""
     head, _, body = (doc or "").partition("\n\n")
     parser = sub.add_parser(name, help=help, description=body.strip() or head.strip() or None)
-    parser.set_defaults(func=func)
+    if func is not None:
+        parser.set_defaults(func=func)
     return parser
 
 

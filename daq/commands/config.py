@@ -26,16 +26,12 @@ def config_files_dir() -> Path:
 
 
 def register(sub: Subcommands) -> None:
-    parser = add_command(sub, "config", __doc__, _usage, help="the example configs that ship with dialdaq")
+    parser = add_command(sub, "config", __doc__, None, help="the example configs that ship with dialdaq")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     example = verbs.add_parser("example", help=f"print the example station config ({EXAMPLE})")
     example.set_defaults(func=handle_example)
     files = verbs.add_parser("files", help="print the folder of the shipped configs and list it")
     files.set_defaults(func=handle_files)
-
-
-def _usage(args: argparse.Namespace) -> int:  # argparse requires a verb, so this is not reached
-    return 2
 
 
 def handle_example(args: argparse.Namespace) -> int:

@@ -63,8 +63,8 @@ def replay(capture: Capture, profile: Profile) -> Replayed:
         if "gone" in record:  # what the decoder held is discarded and counted, as the device reader does
             held = decoder.reset()
             if held:
-                gone = {"t_ns": t_mono + offset, "discarded": HELD_WHEN_GONE, "text": printable_text(held)}
-                out.items.append({**gone, "_mono": t_mono})
+                text = printable_text(held)
+                out.items.append({"t_ns": t_mono + offset, "discarded": HELD_WHEN_GONE, "text": text, "_mono": t_mono})
             continue
         if "mark" in record:
             out.marks[str(record["mark"])] = t_mono

@@ -133,14 +133,15 @@ class Inbox:
         process's last rounds, sent as it let go of the port; a thread's last reads) goes to its sink
         first: decoded into samples, not counted as lost."""
         sink, self._final_sink = self._final_sink, None
-        while sink is not None and self._chunks:
-            chunk = self._chunks.pop(0)
+        if sink is not None:
+            taken = 0
             try:
-                sink([chunk])
+                for chunk in self._chunks:
+                    sink([chunk])
+                    taken += 1
             except Exception:  # a bug below the reader: this one and the rest are counted below, as unread
-                self._chunks.insert(0, chunk)
                 log.exception("%s: handing over the last %s at close failed", describe, unit)
-                break
+            del self._chunks[:taken]
         chunks, size = self.unread()
         if chunks:
             log.warning("%s: closed with %d %s (%d bytes) read but not decoded", describe, chunks, unit, size)
